@@ -1,0 +1,52 @@
+// swift-tools-version: 6.1
+import PackageDescription
+import class Foundation.ProcessInfo
+
+// Release builds target the CPU they are built on (AVX-512 or AVX2 FMA on x86-64,
+// NEON/dot-product on ARM) unless EMBER_PORTABLE=1 asks for the baseline ISA.
+// See docs/ARCHITECTURE.md, "Build flags".
+let environment = ProcessInfo.processInfo.environment
+let portable = environment["EMBER_PORTABLE"] == "1"
+let targetCPU = environment["EMBER_TARGET_CPU"] ?? "native"
+let computeFlags: [SwiftSetting] = portable
+    ? [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+    : [.unsafeFlags(["-target-cpu", targetCPU, "-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "Ember",
+    platforms: [.macOS(.v14), .iOS(.v17)],
+    products: [
+        .library(name: "Ember", targets: ["Ember"]),
+        .library(name: "EmberLM", targets: ["EmberLM"]),
+        .library(name: "EmberGGUF", targets: ["EmberGGUF"]),
+        .executable(name: "ember", targets: ["EmberCommand"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Vocabulary shared by every module: tensor element types, byte counts.
+        .target(name: "EmberCore"),
+        // GGUF reader (memory-mapped, validated) and writer.
+        .target(name: "EmberGGUF", dependencies: ["EmberCore"]),
+        // Quantized block formats, SIMD kernels beside scalar references, the thread pool.
+        .target(name: "EmberKernels", dependencies: ["EmberCore"], swiftSettings: computeFlags),
+        // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
+        .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
+        // Chat templates, architectures, KV cache, sampler, generator.
+        .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
+        // The facade an app embeds: model catalog, generation wired to budgets.
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
+        // The `ember` command-line program.
+        .executableTarget(
+            name: "EmberCommand",
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Simulator/Command"),
+
+        .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
+        .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
+        .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `ember` command: Ember's models, inference and phone simulator from the command line.
+@main
+struct EmberCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ember",
+        abstract: "Run small language models under a phone's memory, heat and battery budgets.",
+        subcommands: []
+    )
+}

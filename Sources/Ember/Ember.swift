@@ -1,0 +1,1 @@
+// The Ember module. See docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The EmberGGUF module. See docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The EmberKernels module. See docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The EmberLM module. See docs/ARCHITECTURE.md.

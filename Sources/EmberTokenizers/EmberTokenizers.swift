@@ -1,0 +1,1 @@
+// The EmberTokenizers module. See docs/ARCHITECTURE.md.
