@@ -4,7 +4,9 @@
 /// characters outside the vocabulary fall back to `<0xNN>` byte tokens.
 struct SentencePieceTokenizer: Tokenizer {
     let vocabulary: TokenizerVocabulary
-    let tokenIDs: [String: Int32]
+    /// Token text → id, keyed by UTF-8 bytes: Swift's `String` equality is canonical (`é` equals
+    /// `e` + U+0301), but the vocabulary distinguishes them.
+    let tokenIDs: [[UInt8]: Int32]
     let scores: [Float]
     let special: SpecialTokenMatcher
     let endOfGenerationIDs: Set<Int32>
@@ -13,16 +15,19 @@ struct SentencePieceTokenizer: Tokenizer {
 
     init(_ vocabulary: TokenizerVocabulary) throws(TokenizerError) {
         self.vocabulary = vocabulary
-        var ids: [String: Int32] = [:]
+        var ids: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(vocabulary.tokens.count)
-        for (index, token) in vocabulary.tokens.enumerated() where ids[token] == nil { ids[token] = Int32(index) }
+        for (index, token) in vocabulary.tokens.enumerated() {
+            let key = Array(token.utf8)
+            if ids[key] == nil { ids[key] = Int32(index) }
+        }
         tokenIDs = ids
         scores = vocabulary.scores ?? [Float](repeating: 0, count: vocabulary.tokens.count)
         special = SpecialTokenMatcher(tokens: vocabulary.tokens, types: vocabulary.tokenTypes)
         endOfGenerationIDs = endOfGenerationSet(vocabulary)
         let hexDigits = Array("0123456789ABCDEF")
         byteTokens = (0..<256).map { byte in
-            ids["<0x\(hexDigits[byte >> 4])\(hexDigits[byte & 15])>"]
+            ids[Array("<0x\(hexDigits[byte >> 4])\(hexDigits[byte & 15])>".utf8)]
         }
     }
 
@@ -36,7 +41,7 @@ struct SentencePieceTokenizer: Tokenizer {
         return vocabulary.tokens[Int(id)]
     }
 
-    func id(forTokenText text: String) -> Int32? { tokenIDs[text] }
+    func id(forTokenText text: String) -> Int32? { tokenIDs[Array(text.utf8)] }
 
     func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
         var output: [Int32] = []
@@ -92,14 +97,14 @@ struct SentencePieceTokenizer: Tokenizer {
         symbols[symbols.count - 1].next = -1
 
         var queue = Heap<Bigram>()
-        func slice(_ start: Int, _ length: Int) -> String {
-            String(decoding: bytes[start..<(start + length)], as: UTF8.self)
+        func slice(_ start: Int, _ length: Int) -> [UInt8] {
+            Array(bytes[start..<(start + length)])
         }
         func tryAdd(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }
             let candidate = slice(symbols[left].start, symbols[left].length + symbols[right].length)
             guard let id = tokenIDs[candidate] else { return }
-            queue.insert(Bigram(left: left, right: right, score: scores[Int(id)], length: candidate.utf8.count))
+            queue.insert(Bigram(left: left, right: right, score: scores[Int(id)], length: candidate.count))
         }
         for index in 1..<symbols.count { tryAdd(index - 1, index) }
 

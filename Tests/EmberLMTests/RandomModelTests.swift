@@ -1,7 +1,7 @@
 import EmberCore
 import EmberGGUF
 import EmberKernels
-@testable import EmberLM
+import EmberLM
 import Foundation
 import Testing
 
