@@ -32,6 +32,9 @@ extension ModelsCommand {
 
         @OptionGroup var cache: ModelCacheOptions
 
+        @Flag(name: .shortAndLong, help: "Print nothing for models that are already cached.")
+        var quiet = false
+
         func validate() throws {
             guard !names.isEmpty else {
                 throw ValidationError("Name a model to fetch (\(ModelsCommand.knownNames)) or all.")
@@ -53,7 +56,7 @@ extension ModelsCommand {
                 }
                 let path = ModelCatalog.path(of: entry, in: cache.cacheDirectory)
                 switch outcome {
-                case .alreadyPresent: print("\(entry.name): already cached at \(path)")
+                case .alreadyPresent: if !quiet { print("\(entry.name): already cached at \(path)") }
                 case .installed: print("\(entry.name): fetched to \(path)")
                 }
             }

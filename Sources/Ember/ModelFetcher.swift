@@ -161,6 +161,7 @@ public struct ModelFetcher: Sendable {
         } catch {
             throw ModelCatalogError(.fileSystem, "cannot create the model cache \(cacheDirectory): \(error.localizedDescription)")
         }
+        removeAbandonedScratchDirectories(of: entry, in: cacheDirectory)
         // Scratch space on the same file system as the cache, so the final rename is atomic.
         let scratch = (cacheDirectory as NSString).appendingPathComponent(
             ".fetch-\(entry.name)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
@@ -210,5 +211,17 @@ public struct ModelFetcher: Sendable {
         FileChecksum.recordSHA256(hex, ofFileAt: finalPath)
         progress(.installed(entry, path: finalPath))
         return .installed
+    }
+
+    /// Deletes `.fetch-NAME-PID-…` directories left by fetches whose process no longer runs (killed midway).
+    private func removeAbandonedScratchDirectories(of entry: ModelEntry, in cacheDirectory: String) {
+        let prefix = ".fetch-\(entry.name)-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: cacheDirectory)) ?? []
+        for name in names where name.hasPrefix(prefix) {
+            guard let processIdentifier = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }) else { continue }
+            if kill(processIdentifier, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (cacheDirectory as NSString).appendingPathComponent(name))
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ struct ModelFetcherTests {
         #expect(cache.contents().isEmpty)
     }
 
-    @Test func damagedCachedFileIsReplacedAndAFailedReplacementKeepsNoPartialFile() throws {
+    @Test func damagedCachedFileIsReplaced() throws {
         let sources = try TemporaryDirectory()
         let cache = try TemporaryDirectory()
         defer { sources.remove(); cache.remove() }
@@ -107,5 +107,24 @@ struct ModelFetcherTests {
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_000_000)], ofItemAtPath: file)
         #expect(FileChecksum.cachedSHA256(ofFileAt: file) == nil)
         #expect(try FileChecksum.sha256(ofFileAt: file) == SHA256.hexString(SHA256.hash(changed)))
+    }
+}
+
+struct AbandonedScratchTests {
+    @Test func scratchOfADeadFetchIsRemovedAndALiveOneIsKept() throws {
+        let sources = try TemporaryDirectory()
+        let cache = try TemporaryDirectory()
+        defer { sources.remove(); cache.remove() }
+        let bytes = patternBytes(count: 10, seed: 8)
+        let entry = fakeEntry(pieces: [try sources.write("piece", bytes)], expected: bytes)
+        // No process has this identifier (above Linux's and Darwin's limits).
+        let dead = cache.file(".fetch-tiny-999999999-0000")
+        let live = cache.file(".fetch-tiny-\(ProcessInfo.processInfo.processIdentifier)-1111")
+        for directory in [dead, live] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try ModelFetcher().fetch(entry, into: cache.path)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live))
     }
 }
