@@ -85,9 +85,9 @@ extension ModelsCommand {
             }
             if json {
                 let objects = rows.map { row in
-                    "  {\"name\": \(JSON.string(row.entry.name)), \"file\": \(JSON.string(row.entry.fileName)), "
-                        + "\"bytes\": \(row.entry.byteCount), \"sha256\": \(JSON.string(row.entry.sha256)), "
-                        + "\"status\": \(JSON.string(row.status.rawValue)), \"path\": \(JSON.string(row.path))}"
+                    "  {\"name\": \(JSONText.string(row.entry.name)), \"file\": \(JSONText.string(row.entry.fileName)), "
+                        + "\"bytes\": \(row.entry.byteCount), \"sha256\": \(JSONText.string(row.entry.sha256)), "
+                        + "\"status\": \(JSONText.string(row.status.rawValue)), \"path\": \(JSONText.string(row.path))}"
                 }
                 print("[\n" + objects.joined(separator: ",\n") + "\n]")
                 return
@@ -120,31 +120,11 @@ extension ModelsCommand {
 
         func run() throws {
             let path = try ModelCatalog.resolve(name, cacheDirectory: cache.cacheDirectory)
-            print(json ? "{\"path\": \(JSON.string(path))}" : path)
+            print(json ? "{\"path\": \(JSONText.string(path))}" : path)
         }
     }
 
     static var knownNames: String { ModelCatalog.entries.map(\.name).joined(separator: ", ") }
-}
-
-/// Minimal JSON text for the few values the `models` commands print.
-enum JSON {
-    /// `text` as a JSON string literal, quotes included.
-    static func string(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
 }
 
 /// Renders fetch progress on standard error: one rewritten line on a terminal, a line per step otherwise.

@@ -1,0 +1,139 @@
+import ArgumentParser
+import EmberCore
+import EmberLM
+import Foundation
+
+/// `ember generate`: stream a model's continuation of a prompt or a chat turn.
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt, streaming it as it is produced.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: "The prompt text (special-token text such as <|im_start|> is matched).")
+    var prompt: String?
+
+    @Option(name: .long, help: "The prompt as comma-separated token ids.")
+    var promptIds: String?
+
+    @Flag(name: .long, help: "Wrap the prompt as a user turn in the model's chat template.")
+    var chat = false
+
+    @Option(name: .long, help: "A system prompt for --chat.")
+    var system: String?
+
+    @Option(name: .long, help: "Stop after this many generated tokens.")
+    var maxTokens: Int = 128
+
+    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0.8
+
+    @Option(name: .long, help: "Keep the K most likely tokens (0 = all).")
+    var topK: Int = 40
+
+    @Option(name: .long, help: "Nucleus sampling threshold (1 = off).")
+    var topP: Float = 0.95
+
+    @Option(name: .long, help: "Drop tokens below P × the top probability (0 = off).")
+    var minP: Float = 0.05
+
+    @Option(name: .long, help: "Penalty for repeating recent tokens (1 = off).")
+    var repeatPenalty: Float = 1.0
+
+    @Option(name: .long, help: "Frequency penalty (0 = off).")
+    var frequencyPenalty: Float = 0
+
+    @Option(name: .long, help: "Presence penalty (0 = off).")
+    var presencePenalty: Float = 0
+
+    @Option(name: .long, help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Context length in tokens.")
+    var context: Int = 2048
+
+    @Flag(name: .long, help: "Keep generating through end-of-generation tokens.")
+    var ignoreEos = false
+
+    @Flag(name: .long, help: "Print one JSON object with ids, text and stats instead of streaming text.")
+    var json = false
+
+    func validate() throws {
+        if (prompt == nil) == (promptIds == nil) {
+            throw ValidationError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3.")
+        }
+        if chat, promptIds != nil { throw ValidationError("--chat needs --prompt text, not --prompt-ids.") }
+        if let promptIds { _ = try parseTokenIDs(promptIds, option: "--prompt-ids") }
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative.") }
+        guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must not be negative.") }
+        guard (0...1).contains(topP), (0...1).contains(minP) else {
+            throw ValidationError("--top-p and --min-p must be between 0 and 1.")
+        }
+    }
+
+    func run() async throws {
+        let model = try modelOptions.load()
+        let request = GenerationRequest(
+            prompt: try makePrompt(),
+            maxTokens: maxTokens,
+            sampling: SamplingParameters(
+                temperature: temperature, topK: topK, topP: topP, minP: minP,
+                repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty,
+                presencePenalty: presencePenalty, seed: seed),
+            ignoreEndOfGeneration: ignoreEos)
+        let generator = Generator(model: model, contextLength: min(context, max(model.configuration.trainedContextLength, 16)),
+                                  threadCount: modelOptions.threadCount)
+        var ids: [Int32] = []
+        var text = ""
+        var statistics: GenerationStatistics?
+        var reason = StopReason.maxTokens
+        for try await event in generator.generate(request) {
+            switch event {
+            case .promptProcessed:
+                break
+            case .token(let id, let piece):
+                if id >= 0 { ids.append(id) }
+                text += piece
+                if !json {
+                    FileHandle.standardOutput.write(Data(piece.utf8))
+                }
+            case .finished(let stopReason, let stats):
+                statistics = stats
+                reason = stopReason
+            }
+        }
+        guard let statistics else { return }
+        if json {
+            let stats = [
+                "\"prompt_tokens\":\(statistics.promptTokens)",
+                "\"generated_tokens\":\(statistics.generatedTokens)",
+                "\"ttft_ms\":\(JSONText.number(statistics.timeToFirstTokenMilliseconds))",
+                "\"prefill_tok_s\":\(JSONText.number(statistics.prefillTokensPerSecond))",
+                "\"decode_tok_s\":\(JSONText.number(statistics.decodeTokensPerSecond))",
+                "\"peak_rss_bytes\":\(statistics.peakResidentBytes)",
+                "\"stop_reason\":\(JSONText.string(reason.rawValue))",
+            ].joined(separator: ",")
+            print("{\"ids\":\(JSONText.ids(ids)),\"text\":\(JSONText.string(text)),\"stats\":{\(stats)}}")
+        } else {
+            print("")
+            printError(String(format: "[%d prompt tokens, %d generated; first token %.0f ms; prefill %.1f tok/s; decode %.1f tok/s; peak RSS %@; stop: %@]",
+                              statistics.promptTokens, statistics.generatedTokens, statistics.timeToFirstTokenMilliseconds,
+                              statistics.prefillTokensPerSecond, statistics.decodeTokensPerSecond,
+                              ByteCount.format(statistics.peakResidentBytes), reason.rawValue))
+        }
+    }
+
+    private func makePrompt() throws -> Prompt {
+        if let promptIds { return .ids(try parseTokenIDs(promptIds, option: "--prompt-ids")) }
+        let text = prompt ?? ""
+        if chat {
+            var messages: [ChatMessage] = []
+            if let system { messages.append(ChatMessage(role: .system, content: system)) }
+            messages.append(ChatMessage(role: .user, content: text))
+            return .chat(messages)
+        }
+        return .text(text)
+    }
+}

@@ -1,1 +1,0 @@
-// The Ember module. See docs/ARCHITECTURE.md.

@@ -1,1 +1,0 @@
-// The EmberGGUF module. See docs/ARCHITECTURE.md.

@@ -1,0 +1,35 @@
+/// Why a GGUF file was rejected: what is wrong, in which field, at which byte.
+public struct GGUFError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case io
+        case badMagic
+        case unsupportedVersion
+        case truncated
+        case invalidValue
+        case overflow
+        case invalidUTF8
+        case unknownType
+        case outOfBounds
+        case overlap
+        case misaligned
+        case duplicate
+    }
+
+    public let kind: Kind
+    /// The field being read, e.g. `tensor 'blk.0.attn_q.weight' dimension 1`.
+    public let field: String
+    /// Absolute byte offset in the file where the field starts.
+    public let offset: Int
+    public let message: String
+
+    public init(_ kind: Kind, field: String, offset: Int, _ message: String) {
+        self.kind = kind
+        self.field = field
+        self.offset = offset
+        self.message = message
+    }
+
+    public var description: String {
+        "GGUF: \(field) at byte \(offset): \(message)"
+    }
+}

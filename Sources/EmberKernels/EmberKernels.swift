@@ -1,1 +1,0 @@
-// The EmberKernels module. See docs/ARCHITECTURE.md.

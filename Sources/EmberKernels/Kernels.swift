@@ -1,0 +1,189 @@
+import EmberCore
+
+/// Quantized block formats and the kernels over them: dequantization, quantization of
+/// activations, dot products and matrix multiplication.
+///
+/// Each function has a `…Reference` twin in plain scalar code (`ReferenceKernels`), the
+/// specification the vectorized version is tested against.
+public enum Kernels {
+    /// Types Ember multiplies by.
+    public static let matrixTypes: Set<TensorType> = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    public static func supportsMatrixMultiply(_ type: TensorType) -> Bool { matrixTypes.contains(type) }
+
+    /// The type activations are quantized to before a dot product with weights of `weightType`, as
+    /// llama.cpp does: integer products for quantized weights, half precision for F16.
+    public static func activationType(for weightType: TensorType) -> TensorType {
+        switch weightType {
+        case .q4_0, .q5_0, .q8_0: return .q8_0
+        case .q4_1, .q5_1: return .q8_1
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: return .q8_K
+        case .f16: return .f16
+        default: return .f32
+        }
+    }
+
+    // MARK: Dequantize
+
+    public static func dequantize(_ type: TensorType, source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        switch type {
+        case .q8_0: VectorKernels.dequantizeQ8_0(source, destination, count / 32)
+        case .q4_1: VectorKernels.dequantizeQ4_1(source, destination, count / 32)
+        case .f16: VectorKernels.halfToFloat(source, destination, count)
+        default: ReferenceKernels.dequantize(type, source, destination, count)
+        }
+    }
+
+    public static func dequantizeReference(_ type: TensorType, source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        ReferenceKernels.dequantize(type, source, destination, count)
+    }
+
+    // MARK: Quantize
+
+    public static func quantize(_ source: UnsafePointer<Float>, count: Int, as type: TensorType, into destination: UnsafeMutableRawPointer) {
+        switch type {
+        case .q8_0: VectorKernels.quantizeQ8(source, destination, count / 32, withSum: false)
+        case .q8_1: VectorKernels.quantizeQ8(source, destination, count / 32, withSum: true)
+        default: ReferenceKernels.quantize(source, count, type, destination)
+        }
+    }
+
+    public static func quantizeReference(_ source: UnsafePointer<Float>, count: Int, as type: TensorType, into destination: UnsafeMutableRawPointer) {
+        ReferenceKernels.quantize(source, count, type, destination)
+    }
+
+    // MARK: Dot products
+
+    /// Dot product of one weight row of `weightType` with one activation row already quantized to
+    /// `activationType(for: weightType)`.
+    public static func dot(_ weightType: TensorType, weights: UnsafeRawPointer, activation: UnsafeRawPointer, count: Int) -> Float {
+        dotKernel(for: weightType)(weights, activation, count)
+    }
+
+    public static func dotReference(_ weightType: TensorType, weights: UnsafeRawPointer, activation: UnsafeRawPointer, count: Int) -> Float {
+        ReferenceKernels.dot(weightType, weights, activation, count)
+    }
+
+    typealias DotKernel = (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
+
+    static func dotKernel(for type: TensorType) -> DotKernel {
+        switch type {
+        case .q4_0: return { VectorKernels.dotQ4_0(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q4_1: return { VectorKernels.dotQ4_1(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q8_0: return { VectorKernels.dotQ8_0(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .f32: return { VectorKernels.dotF32($0, $1, $2) }
+        case .f16: return { VectorKernels.dotF16($0, $1, $2) }
+        default: return { ReferenceKernels.dot(type, $0, $1, $2) }
+        }
+    }
+
+    // MARK: Matrix multiplication
+
+    /// Bytes of scratch `matmul` needs to hold `tokens` quantized activation rows.
+    public static func matmulScratchBytes(type: TensorType, columns: Int, tokens: Int) -> Int {
+        let activation = activationType(for: type)
+        return (activation.byteCount(elements: columns) ?? 0) * tokens
+    }
+
+    /// `output[t * rows + r] = dot(weight row r, input row t)` for every token t and row r.
+    ///
+    /// The input rows are quantized once into `scratch`; rows of the weight matrix are split across
+    /// the pool, and each weight row is used for every token while it is in cache.
+    public static func matmul(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
+                              input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
+                              scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+        let activationType = activationType(for: type)
+        let activationRowBytes = activationType.byteCount(elements: columns)!
+        let weightRowBytes = type.byteCount(elements: columns)!
+        if tokens > 1 {
+            pool.parallelFor(tokens) { range, _ in
+                for token in range {
+                    quantize(input + token * columns, count: columns, as: activationType,
+                             into: scratch + token * activationRowBytes)
+                }
+            }
+        } else {
+            quantize(input, count: columns, as: activationType, into: scratch)
+        }
+        let activations = UnsafeRawPointer(scratch)
+        switch type {
+        case .q4_0: multiplyRows(Q4_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q4_1: multiplyRows(Q4_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q8_0: multiplyRows(Q8_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .f32: multiplyRows(F32Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .f16: multiplyRows(F16Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        default:
+            let kernel = dotKernel(for: type)
+            pool.parallelFor(rows) { range, _ in
+                for row in range {
+                    let weightRow = weights + row * weightRowBytes
+                    for token in 0..<tokens {
+                        output[token * rows + row] = kernel(weightRow, activations + token * activationRowBytes, columns)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The row loop of `matmul`, specialized for one kernel so the dot product inlines.
+    @inline(__always)
+    static func multiplyRows<Kernel: RowDot>(_ kernel: Kernel.Type, _ weights: UnsafeRawPointer, _ weightRowBytes: Int, _ rows: Int,
+                                            _ columns: Int, _ activations: UnsafeRawPointer, _ activationRowBytes: Int,
+                                            _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool) {
+        pool.parallelFor(rows) { range, _ in
+            // Blocks of rows × all tokens: each weight row is read once and used for every token.
+            for row in range {
+                let weightRow = weights + row * weightRowBytes
+                for token in 0..<tokens {
+                    output[token * rows + row] = Kernel.dot(weightRow, activations + token * activationRowBytes, columns)
+                }
+            }
+        }
+    }
+
+    // MARK: Half precision
+
+    public static func float16ToFloat(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        VectorKernels.halfToFloat(UnsafeRawPointer(source), destination, count)
+    }
+
+    public static func floatToFloat16(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
+        for i in 0..<count { destination[i] = Float16(source[i]).bitPattern }
+    }
+}
+
+/// A dot product of one weight row with one quantized activation row, as a type so generic code
+/// specializes and inlines it.
+protocol RowDot {
+    static func dot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float
+}
+
+enum Q4_0Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ4_0(weights: w, activation: a, blocks: n / 32)
+    }
+}
+
+enum Q4_1Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ4_1(weights: w, activation: a, blocks: n / 32)
+    }
+}
+
+enum Q8_0Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ8_0(weights: w, activation: a, blocks: n / 32)
+    }
+}
+
+enum F32Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotF32(w, a, n)
+    }
+}
+
+enum F16Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotF16(w, a, n)
+    }
+}

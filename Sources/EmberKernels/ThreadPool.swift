@@ -1,0 +1,129 @@
+import Foundation
+import Synchronization
+
+/// A persistent pool of worker threads for data-parallel loops.
+///
+/// Threads start once. A call publishes the loop body and bumps a generation counter; workers
+/// spin briefly on the counter (a token's many matrix products arrive microseconds apart) and
+/// only then sleep on a condition, so a call costs a few microseconds and allocates nothing.
+/// The calling thread takes part as thread 0. Workers stop when the pool is released.
+///
+/// Call `parallelFor` from one thread at a time (the owner of a model's inference state).
+public final class ThreadPool: @unchecked Sendable {
+    public let threadCount: Int
+    private let shared: Shared
+
+    /// Starts `threadCount - 1` workers; the caller of `parallelFor` is the remaining one.
+    public init(threadCount: Int) {
+        self.threadCount = max(1, threadCount)
+        shared = Shared(threadCount: self.threadCount)
+        for index in 1..<self.threadCount {
+            let shared = self.shared
+            let thread = Thread { shared.workerLoop(index: index) }
+            thread.name = "ember.pool.\(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    deinit {
+        shared.stop()
+    }
+
+    /// Runs `body(range, thread)` over `0..<count` split into one contiguous range per thread;
+    /// returns when every range is done.
+    public func parallelFor(_ count: Int, _ body: (_ range: Range<Int>, _ thread: Int) -> Void) {
+        guard count > 0 else { return }
+        if threadCount == 1 || count == 1 {
+            body(0..<count, 0)
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            shared.run(count: count, body: escapable)
+        }
+    }
+
+    /// The part of `0..<count` that thread `index` of `threads` runs.
+    @inline(__always)
+    static func range(of index: Int, threads: Int, count: Int) -> Range<Int> {
+        let base = count / threads
+        let extra = count % threads
+        let start = index * base + min(index, extra)
+        return start..<(start + base + (index < extra ? 1 : 0))
+    }
+
+    /// State the workers share with the pool.
+    ///
+    /// `@unchecked Sendable`: `body` and `count` are written by the caller before the generation
+    /// counter is bumped (sequentially consistent) and read by workers only after they observe the
+    /// new generation; the caller waits for `pending` to reach zero before clearing them, so the
+    /// body never outlives the call that lent it.
+    private final class Shared: @unchecked Sendable {
+        let threadCount: Int
+        let generation = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
+        let sleepers = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        let condition = NSCondition()
+        var body: ((Range<Int>, Int) -> Void)?
+        var count = 0
+        let spinIterations = 100_000
+
+        init(threadCount: Int) { self.threadCount = threadCount }
+
+        func run(count: Int, body: @escaping (Range<Int>, Int) -> Void) {
+            self.body = body
+            self.count = count
+            pending.store(threadCount - 1, ordering: .sequentiallyConsistent)
+            wake()
+            body(ThreadPool.range(of: 0, threads: threadCount, count: count), 0)
+            while pending.load(ordering: .acquiring) > 0 {}
+            self.body = nil
+        }
+
+        /// Bumps the generation and wakes sleeping workers. Dekker-style: the generation store and
+        /// the sleeper load here, and the sleeper store and generation load in `workerLoop`, are all
+        /// sequentially consistent, so a worker either sees the new generation or is woken.
+        private func wake() {
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                condition.lock()
+                condition.broadcast()
+                condition.unlock()
+            }
+        }
+
+        func stop() {
+            stopping.store(true, ordering: .sequentiallyConsistent)
+            wake()
+        }
+
+        func workerLoop(index: Int) {
+            var seen = 0
+            while true {
+                var current = generation.load(ordering: .acquiring)
+                var spins = 0
+                while current == seen, spins < spinIterations {
+                    spins += 1
+                    current = generation.load(ordering: .acquiring)
+                }
+                if current == seen {
+                    condition.lock()
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen {
+                        condition.wait()
+                    }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    condition.unlock()
+                    current = generation.load(ordering: .acquiring)
+                }
+                seen = current
+                if stopping.load(ordering: .acquiring) { return }
+                if let body {
+                    body(ThreadPool.range(of: index, threads: threadCount, count: count), index)
+                }
+                pending.subtract(1, ordering: .releasing)
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+/// Vectorized kernels written with Swift's SIMD types, which LLVM lowers to AVX-512/AVX2 on x86-64
+/// and NEON on ARM. Each has a scalar twin in `ReferenceKernels`; tests hold them together.
+enum VectorKernels {
+    // MARK: Conversions
+
+    @inline(__always)
+    static func halfToFloat(_ source: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ count: Int) {
+        var i = 0
+        while i + 16 <= count {
+            let halves = source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<Float16>.self)
+            UnsafeMutableRawPointer(output + i).storeBytes(of: SIMD16<Float>(halves), as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
+            output[i] = loadHalf(source, 2 * i)
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func dequantizeQ8_0(_ source: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ blocks: Int) {
+        for b in 0..<blocks {
+            let block = source + b * 34
+            let d = loadHalf(block, 0)
+            let quants = block.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+            let values = SIMD32<Float>(SIMD32<Int32>(truncatingIfNeeded: quants)) * d
+            UnsafeMutableRawPointer(output + b * 32).storeBytes(of: values, as: SIMD32<Float>.self)
+        }
+    }
+
+    @inline(__always)
+    static func dequantizeQ4_1(_ source: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ blocks: Int) {
+        for b in 0..<blocks {
+            let block = source + b * 20
+            let d = loadHalf(block, 0), m = loadHalf(block, 2)
+            let packed = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+            let low = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: packed & 0x0F)) * d + m
+            let high = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: packed &>> 4)) * d + m
+            let out = UnsafeMutableRawPointer(output + b * 32)
+            out.storeBytes(of: low, as: SIMD16<Float>.self)
+            out.storeBytes(of: high, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    }
+
+    // MARK: Quantization of activations
+
+    /// Q8_0 (and Q8_1 with `withSum`): d = max|x| / 127, q = round-half-even(x · 127 / max|x|),
+    /// s = d · Σq stored as half — as ggml's x86 path computes them.
+    @inline(__always)
+    static func quantizeQ8(_ source: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, _ blocks: Int, withSum: Bool) {
+        let blockBytes = withSum ? 36 : 34
+        let quantOffset = withSum ? 4 : 2
+        for b in 0..<blocks {
+            let x = source + b * 32
+            var amax: Float = 0
+            for j in 0..<32 { amax = max(amax, abs(x[j])) }
+            let d = amax / 127
+            let inverse: Float = amax != 0 ? 127 / amax : 0
+            let block = output + b * blockBytes
+            let quants = (block + quantOffset).assumingMemoryBound(to: Int8.self)
+            var sum: Int32 = 0
+            for j in 0..<32 {
+                let q = Int32((x[j] * inverse).rounded(.toNearestOrEven))
+                quants[j] = Int8(truncatingIfNeeded: q)
+                sum &+= q
+            }
+            storeHalf(d, block, 0)
+            if withSum { storeHalf(d * Float(sum), block, 2) }
+        }
+    }
+
+    // MARK: Dot products
+    //
+    // Integer inner loops use wrapping arithmetic over typed pointers: without overflow traps LLVM
+    // vectorizes them (sign-extend, multiply-add, horizontal add). Swift's SIMD conversions between
+    // integer widths are lowered lane by lane, so they are avoided here.
+
+    @inline(__always)
+    static func dotQ4_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 18, a = activation + b * 34
+            let packed = (w + 2).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 2).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<16 {
+                let byte = packed[j]
+                isum &+= (Int32(byte & 0x0F) &- 8) &* Int32(quants[j])
+                isum &+= (Int32(byte >> 4) &- 8) &* Int32(quants[j + 16])
+            }
+            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func dotQ4_1(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 20, a = activation + b * 36
+            let packed = (w + 4).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<16 {
+                let byte = packed[j]
+                isum &+= Int32(byte & 0x0F) &* Int32(quants[j])
+                isum &+= Int32(byte >> 4) &* Int32(quants[j + 16])
+            }
+            sum += loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func dotQ8_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 34, a = activation + b * 34
+            let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
+            let quants = (a + 2).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
+            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        var accumulator = SIMD16<Float>.zero
+        var i = 0
+        while i + 16 <= count {
+            let w = weights.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            let a = activation.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            accumulator.addProduct(w, a)
+            i += 16
+        }
+        var sum = accumulator.sum()
+        while i < count {
+            sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+            i += 1
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func dotF16(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        var accumulator = SIMD16<Float>.zero
+        var i = 0
+        while i + 16 <= count {
+            let w = SIMD16<Float>(weights.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<Float16>.self))
+            let a = SIMD16<Float>(activation.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<Float16>.self))
+            accumulator.addProduct(w, a)
+            i += 16
+        }
+        var sum = accumulator.sum()
+        while i < count {
+            sum += loadHalf(weights, 2 * i) * loadHalf(activation, 2 * i)
+            i += 1
+        }
+        return sum
+    }
+}

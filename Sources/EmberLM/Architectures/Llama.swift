@@ -1,0 +1,20 @@
+import EmberGGUF
+
+/// The llama architecture (SmolLM2, Llama 2/3, Mistral-class): RMSNorm, RoPE on adjacent pairs,
+/// grouped-query attention, SwiGLU feed-forward, output optionally tied to the embeddings.
+public enum LlamaArchitecture: ArchitectureDefinition {
+    public static let names = ["llama", "mistral"]
+
+    public static func traits(configuration: ModelConfiguration, gguf: GGUFFile) throws(LanguageModelError) -> ArchitectureTraits {
+        let layer = ArchitectureTraits.LayerAttention(slidingWindow: nil, ropeFrequencyBase: configuration.ropeFrequencyBase)
+        return ArchitectureTraits(
+            activation: .swiGLU,
+            rotaryLayout: .adjacentPairs,
+            embeddingScale: nil,
+            hasQueryKeyNorms: false,
+            hasPostNorms: false,
+            attentionScale: 1 / Float(configuration.keyLength).squareRoot(),
+            layers: Array(repeating: layer, count: configuration.layerCount),
+            defaultChatTemplate: .chatML)
+    }
+}

@@ -1,1 +1,0 @@
-// The EmberLM module. See docs/ARCHITECTURE.md.

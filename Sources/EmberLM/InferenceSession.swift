@@ -1,0 +1,327 @@
+import EmberCore
+import EmberKernels
+
+/// Which positions of an evaluated batch need logits.
+public enum LogitSelection: Sendable, Equatable {
+    /// Only the last token (generation).
+    case last
+    /// Every token (teacher forcing, perplexity).
+    case all
+    /// None (the prompt of a conversation whose logits are not needed).
+    case none
+    /// Every token from this index of the evaluated list on (perplexity scores the second half).
+    case from(Int)
+}
+
+/// One model's KV cache, scratch buffers and thread pool: the state of one sequence.
+///
+/// Not thread-safe: one owner thread calls `evaluate`. Scratch is allocated once for
+/// `batchSize` tokens, so evaluating allocates nothing.
+public final class InferenceSession {
+    public let model: TransformerModel
+    public let cache: KeyValueCache
+    public let batchSize: Int
+    public let pool: ThreadPool
+    /// Rows of logits computed at once.
+    let logitGroupSize = 16
+
+    private let configuration: ModelConfiguration
+    private let hiddenState: UnsafeMutablePointer<Float>      // batch × embedding
+    private let normalized: UnsafeMutablePointer<Float>       // batch × max(embedding, heads × value length)
+    private let queries: UnsafeMutablePointer<Float>          // batch × heads × key length
+    private let keys: UnsafeMutablePointer<Float>             // batch × kv heads × key length
+    private let values: UnsafeMutablePointer<Float>           // batch × kv heads × value length
+    private let attentionOutput: UnsafeMutablePointer<Float>  // batch × heads × value length
+    private let projected: UnsafeMutablePointer<Float>        // batch × embedding
+    private let gate: UnsafeMutablePointer<Float>             // batch × feed-forward
+    private let up: UnsafeMutablePointer<Float>               // batch × feed-forward
+    private let logits: UnsafeMutablePointer<Float>           // logit group × vocabulary
+    private let scores: UnsafeMutablePointer<Float>           // threads × capacity
+    private let queryHalf: UnsafeMutablePointer<Float>        // threads × key length
+    private let rotaryTables: UnsafeMutablePointer<Float>     // 2 × rope dimensions
+    private let matmulScratch: UnsafeMutableRawPointer
+    private let matmulScratchBytes: Int
+    private let rotary: [RotaryEmbedding]
+
+    /// Creates a session for up to `contextLength` positions, evaluating at most `batchSize` tokens
+    /// per step on `threadCount` threads.
+    public init(model: TransformerModel, contextLength: Int, batchSize: Int = 512, threadCount: Int) {
+        let configuration = model.configuration
+        self.model = model
+        self.configuration = configuration
+        self.batchSize = max(1, min(batchSize, contextLength))
+        self.pool = ThreadPool(threadCount: max(1, threadCount))
+        cache = KeyValueCache(
+            layerCount: configuration.layerCount, capacity: contextLength,
+            keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
+            valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
+
+        let batch = self.batchSize
+        let embedding = configuration.embeddingLength
+        let attentionWidth = configuration.headCount * configuration.valueLength
+        hiddenState = .allocate(capacity: batch * embedding)
+        normalized = .allocate(capacity: batch * max(embedding, attentionWidth))
+        queries = .allocate(capacity: batch * configuration.headCount * configuration.keyLength)
+        keys = .allocate(capacity: batch * cache.keyWidth)
+        values = .allocate(capacity: batch * cache.valueWidth)
+        attentionOutput = .allocate(capacity: batch * attentionWidth)
+        projected = .allocate(capacity: batch * embedding)
+        gate = .allocate(capacity: batch * configuration.feedForwardLength)
+        up = .allocate(capacity: batch * configuration.feedForwardLength)
+        logits = .allocate(capacity: logitGroupSize * configuration.vocabularySize)
+        scores = .allocate(capacity: pool.threadCount * contextLength)
+        queryHalf = .allocate(capacity: pool.threadCount * configuration.keyLength)
+        rotaryTables = .allocate(capacity: 2 * pool.threadCount * configuration.ropeDimensionCount)
+        var scratchBytes = 0
+        for matrix in model.matrices {
+            let tokens = matrix.name == model.output.name ? logitGroupSize : batch
+            scratchBytes = max(scratchBytes, Kernels.matmulScratchBytes(type: matrix.type, columns: matrix.columns, tokens: tokens))
+        }
+        matmulScratchBytes = scratchBytes
+        matmulScratch = .allocate(byteCount: max(scratchBytes, 64), alignment: 64)
+        rotary = model.traits.layers.map {
+            RotaryEmbedding(dimensionCount: configuration.ropeDimensionCount, base: $0.ropeFrequencyBase,
+                            layout: model.traits.rotaryLayout)
+        }
+    }
+
+    deinit {
+        for pointer in [hiddenState, normalized, queries, keys, values, attentionOutput, projected, gate, up, logits,
+                        scores, queryHalf, rotaryTables] {
+            pointer.deallocate()
+        }
+        matmulScratch.deallocate()
+    }
+
+    /// Bytes of scratch and activations this session allocated (the KV cache aside).
+    public var scratchByteCount: Int {
+        let c = configuration
+        let batch = batchSize
+        let floats = batch * c.embeddingLength * 2
+            + batch * max(c.embeddingLength, c.headCount * c.valueLength)
+            + batch * c.headCount * c.keyLength + batch * (cache.keyWidth + cache.valueWidth)
+            + batch * c.headCount * c.valueLength + 2 * batch * c.feedForwardLength
+            + logitGroupSize * c.vocabularySize + pool.threadCount * (cache.capacity + c.keyLength + 2 * c.ropeDimensionCount)
+        return floats * MemoryLayout<Float>.size + matmulScratchBytes
+    }
+
+    /// Number of positions in the cache.
+    public var position: Int { cache.count }
+
+    /// Forgets the sequence.
+    public func reset() { cache.clear() }
+
+    /// Runs `tokens` through the model after the cached positions, in batches of `batchSize`,
+    /// and calls `body(index, logits)` for the selected indexes of `tokens` in order.
+    public func evaluate(_ tokens: [Int32], logits selection: LogitSelection,
+                         _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void = { _, _ in }) throws {
+        guard !tokens.isEmpty else { return }
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw LanguageModelError(.contextFull,
+                "context is full: \(cache.count) + \(tokens.count) tokens exceed the context of \(cache.capacity)")
+        }
+        let vocabulary = configuration.vocabularySize
+        for token in tokens where token < 0 || Int(token) >= vocabulary {
+            throw LanguageModelError(.invalidInput, "token id \(token) is outside the vocabulary (0..<\(vocabulary))")
+        }
+        var start = 0
+        while start < tokens.count {
+            let count = min(batchSize, tokens.count - start)
+            tokens[start..<(start + count)].withUnsafeBufferPointer { batch in
+                forward(batch)
+            }
+            let wanted: Range<Int>
+            switch selection {
+            case .none: wanted = 0..<0
+            case .all: wanted = 0..<count
+            case .last: wanted = (start + count == tokens.count) ? (count - 1)..<count : 0..<0
+            case .from(let first): wanted = min(max(first - start, 0), count)..<count
+            }
+            var row = wanted.lowerBound
+            while row < wanted.upperBound {
+                let group = min(logitGroupSize, wanted.upperBound - row)
+                computeLogits(hiddenRows: normalized + row * configuration.embeddingLength, count: group)
+                for index in 0..<group {
+                    try body(start + row + index, UnsafeBufferPointer(start: logits + index * vocabulary, count: vocabulary))
+                }
+                row += group
+            }
+            start += count
+        }
+    }
+
+    /// The transformer over one batch at positions `cache.count ..< cache.count + tokens.count`.
+    /// Leaves the final-normed hidden states in `normalized` and advances the cache.
+    private func forward(_ tokens: UnsafeBufferPointer<Int32>) {
+        let c = configuration
+        let traits = model.traits
+        let count = tokens.count
+        let embedding = c.embeddingLength
+        let firstPosition = cache.count
+
+        // Embeddings.
+        let embeddingMatrix = model.tokenEmbedding
+        for (index, token) in tokens.enumerated() {
+            Kernels.dequantize(embeddingMatrix.type, source: embeddingMatrix.data + Int(token) * embeddingMatrix.rowBytes,
+                               into: hiddenState + index * embedding, count: embedding)
+        }
+        if let scale = traits.embeddingScale {
+            Operations.scale(hiddenState, by: scale, count: count * embedding)
+        }
+
+        for (layerIndex, layer) in model.layers.enumerated() {
+            // Attention block.
+            for row in 0..<count {
+                Operations.rmsNorm(hiddenState + row * embedding, weight: layer.attentionNorm,
+                                   output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+            }
+            multiply(layer.query, input: normalized, tokens: count, output: queries)
+            multiply(layer.key, input: normalized, tokens: count, output: keys)
+            multiply(layer.value, input: normalized, tokens: count, output: values)
+            if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
+                normalizeHeads(queries, weight: queryNorm, heads: count * c.headCount)
+                normalizeHeads(keys, weight: keyNorm, heads: count * c.keyValueHeadCount)
+            }
+            applyRotary(layer: layerIndex, tokens: count, firstPosition: firstPosition)
+            storeKeysAndValues(layer: layerIndex, tokens: count, firstPosition: firstPosition)
+            attend(layer: layerIndex, tokens: count, firstPosition: firstPosition)
+            multiply(layer.attentionOutput, input: attentionOutput, tokens: count, output: projected)
+            if let postNorm = layer.postAttentionNorm {
+                for row in 0..<count {
+                    let vector = projected + row * embedding
+                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                }
+            }
+            Operations.add(projected, into: hiddenState, count: count * embedding)
+
+            // Feed-forward block.
+            for row in 0..<count {
+                Operations.rmsNorm(hiddenState + row * embedding, weight: layer.feedForwardNorm,
+                                   output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+            }
+            multiply(layer.gate, input: normalized, tokens: count, output: gate)
+            multiply(layer.up, input: normalized, tokens: count, output: up)
+            switch traits.activation {
+            case .swiGLU: Operations.swiGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+            case .geGLU: Operations.geGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+            }
+            multiply(layer.down, input: gate, tokens: count, output: projected)
+            if let postNorm = layer.postFeedForwardNorm {
+                for row in 0..<count {
+                    let vector = projected + row * embedding
+                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                }
+            }
+            Operations.add(projected, into: hiddenState, count: count * embedding)
+        }
+
+        model.outputNorm.withUnsafeBufferPointer { weight in
+            for row in 0..<count {
+                Operations.rmsNorm(hiddenState + row * embedding, weight: weight.baseAddress,
+                                   output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+            }
+        }
+        cache.count += count
+    }
+
+    @inline(__always)
+    private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>) {
+        Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
+                       input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+    }
+
+    private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
+        multiply(model.output, input: hiddenRows, tokens: count, output: logits)
+    }
+
+    /// RMS-normalizes `heads` consecutive head vectors of key length with a shared weight.
+    private func normalizeHeads(_ vectors: UnsafeMutablePointer<Float>, weight: [Float], heads: Int) {
+        let length = configuration.keyLength
+        weight.withUnsafeBufferPointer { weight in
+            for head in 0..<heads {
+                let vector = vectors + head * length
+                Operations.rmsNorm(vector, weight: weight.baseAddress, output: vector, count: length, epsilon: configuration.normEpsilon)
+            }
+        }
+    }
+
+    private func applyRotary(layer: Int, tokens: Int, firstPosition: Int) {
+        let c = configuration
+        let rotary = self.rotary[layer]
+        let cosines = rotaryTables
+        let sines = rotaryTables + c.ropeDimensionCount
+        for token in 0..<tokens {
+            let position = firstPosition + token
+            rotary.apply(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
+                         position: position, cosines: cosines, sines: sines)
+            rotary.apply(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
+                         position: position, cosines: cosines, sines: sines)
+        }
+    }
+
+    private func storeKeysAndValues(layer: Int, tokens: Int, firstPosition: Int) {
+        for token in 0..<tokens {
+            let keyRow = cache.keyRow(layer: layer, position: firstPosition + token)
+            let keySource = keys + token * cache.keyWidth
+            for i in 0..<cache.keyWidth { keyRow[i] = Float16(keySource[i]) }
+            let valueRow = cache.valueRow(layer: layer, position: firstPosition + token)
+            let valueSource = values + token * cache.valueWidth
+            for i in 0..<cache.valueWidth { valueRow[i] = Float16(valueSource[i]) }
+        }
+    }
+
+    /// Scaled dot-product attention of every query head of every token over the cached positions it
+    /// may see (causal, and within the sliding window where the layer has one). Like llama.cpp without
+    /// flash attention, the query and the softmax weights are rounded to half precision before
+    /// their products with the half-precision cache.
+    private func attend(layer: Int, tokens: Int, firstPosition: Int) {
+        let c = configuration
+        let headCount = c.headCount
+        let keyLength = c.keyLength
+        let valueLength = c.valueLength
+        let group = c.headCount / c.keyValueHeadCount
+        let window = model.traits.layers[layer].slidingWindow
+        let scale = model.traits.attentionScale
+        let cache = self.cache
+        let queries = self.queries
+        let output = attentionOutput
+        let scores = self.scores
+        let queryHalf = self.queryHalf
+        let capacity = cache.capacity
+        let keyWidth = cache.keyWidth
+        let valueWidth = cache.valueWidth
+
+        pool.parallelFor(tokens * headCount) { range, thread in
+            let threadScores = scores + thread * capacity
+            let query = queryHalf + thread * keyLength
+            for task in range {
+                let token = task / headCount
+                let head = task % headCount
+                let keyValueHead = head / group
+                let position = firstPosition + token
+                let first = window.map { max(0, position - $0 + 1) } ?? 0
+                let source = queries + (token * headCount + head) * keyLength
+                for i in 0..<keyLength { query[i] = Float(Float16(source[i])) }
+
+                let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * keyLength
+                for visible in first...position {
+                    let key = keyBase + visible * keyWidth
+                    var sum: Float = 0
+                    for i in 0..<keyLength { sum += query[i] * Float(key[i]) }
+                    threadScores[visible - first] = sum * scale
+                }
+                let visibleCount = position - first + 1
+                Operations.softmax(threadScores, count: visibleCount)
+
+                let out = output + (token * headCount + head) * valueLength
+                for i in 0..<valueLength { out[i] = 0 }
+                let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
+                for visible in first...position {
+                    let weight = Float(Float16(threadScores[visible - first]))
+                    let value = valueBase + visible * valueWidth
+                    for i in 0..<valueLength { out[i] += weight * Float(value[i]) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import EmberCore
+import EmberGGUF
+import EmberTokenizers
+
+/// A model ready to run: weights, tokenizer and chat template from one GGUF file.
+/// Immutable and shareable; generation state lives in a `Generator` or an `InferenceSession`.
+public final class LanguageModel: Sendable {
+    public let path: String
+    public let transformer: TransformerModel
+    public let tokenizer: any Tokenizer
+    public let chatTemplate: ChatTemplate?
+    /// Milliseconds spent opening, validating and binding the file and building the tokenizer.
+    public let loadMilliseconds: Double
+
+    public var configuration: ModelConfiguration { transformer.configuration }
+
+    /// Opens the GGUF file at `path` (memory-mapped) and prepares it for inference.
+    public init(path: String) throws {
+        let start = MonotonicClock.nanoseconds()
+        let file = try GGUFFile(path: path)
+        self.path = path
+        transformer = try TransformerModel(file: file)
+        tokenizer = try makeTokenizer(gguf: file)
+        chatTemplate = ChatTemplate(gguf: file, fallback: transformer.traits.defaultChatTemplate)
+        loadMilliseconds = MonotonicClock.milliseconds(since: start)
+    }
+
+    /// Tokenizes a prompt: plain text with BOS as the file says and special-token text matched,
+    /// or a conversation rendered through the chat template.
+    public func tokenize(_ prompt: Prompt) throws(LanguageModelError) -> [Int32] {
+        switch prompt {
+        case .ids(let ids):
+            return ids
+        case .text(let text):
+            return tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+        case .chat(let messages):
+            guard let chatTemplate else {
+                throw LanguageModelError(.invalidInput, "this model file has no chat template Ember recognises; use a plain prompt")
+            }
+            return tokenizer.encode(chatTemplate.render(messages), addSpecial: true, parseSpecial: true)
+        }
+    }
+}
+
+/// What to generate from.
+public enum Prompt: Sendable, Equatable {
+    case text(String)
+    case ids([Int32])
+    case chat([ChatMessage])
+}

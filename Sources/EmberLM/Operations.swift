@@ -1,0 +1,137 @@
+import Foundation
+
+/// Element-wise and row-wise operations of the transformer, written as plain loops that the
+/// compiler vectorizes. Each follows ggml's arithmetic (accumulation width, order of rounding)
+/// so results track llama.cpp's.
+enum Operations {
+    /// `output[i] = input[i] / sqrt(mean(input²) + epsilon) * weight[i]`; the sum of squares in
+    /// double precision as ggml does.
+    @inline(__always)
+    static func rmsNorm(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                        count: Int, epsilon: Float) {
+        var sum: Double = 0
+        var partial = SIMD8<Float>.zero
+        var index = 0
+        // Accumulate in blocks of 8 floats, widening each block to double so long rows keep precision.
+        while index + 8 <= count {
+            let vector = UnsafeRawPointer(input + index).loadUnaligned(as: SIMD8<Float>.self)
+            partial = vector * vector
+            sum += Double(partial.sum())
+            index += 8
+        }
+        while index < count {
+            sum += Double(input[index] * input[index])
+            index += 1
+        }
+        let scale = 1 / (Float(sum / Double(count)) + epsilon).squareRoot()
+        if let weight {
+            for i in 0..<count { output[i] = input[i] * scale * weight[i] }
+        } else {
+            for i in 0..<count { output[i] = input[i] * scale }
+        }
+    }
+
+    /// `values[i] += addend[i]`.
+    @inline(__always)
+    static func add(_ addend: UnsafePointer<Float>, into values: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { values[i] += addend[i] }
+    }
+
+    /// `values[i] *= factor`.
+    @inline(__always)
+    static func scale(_ values: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+        for i in 0..<count { values[i] *= factor }
+    }
+
+    /// SwiGLU: `gate[i] = silu(gate[i]) * up[i]`, silu(x) = x / (1 + e^(-x)).
+    @inline(__always)
+    static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = gate[i]
+            gate[i] = x / (1 + expf(-x)) * up[i]
+        }
+    }
+
+    /// GeGLU with the tanh approximation of GELU: `gate[i] = gelu(gate[i]) * up[i]`.
+    @inline(__always)
+    static func geGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            gate[i] = gelu(gate[i]) * up[i]
+        }
+    }
+
+    /// GELU, tanh approximation, as ggml computes it.
+    @inline(__always)
+    static func gelu(_ x: Float) -> Float {
+        let coefficientA: Float = 0.044715
+        let sqrtTwoOverPi: Float = 0.79788456080286535587989211986876
+        return 0.5 * x * (1 + tanhf(sqrtTwoOverPi * x * (1 + coefficientA * x * x)))
+    }
+
+    /// Rounds each value to half precision and back, as ggml does when it converts an operand to F16.
+    @inline(__always)
+    static func roundToHalf(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { values[i] = Float(Float16(values[i])) }
+    }
+
+    /// Softmax in place over `count` values (`scale` applied first); the sum in double as ggml does.
+    @inline(__always)
+    static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        var maximum = -Float.infinity
+        for i in 0..<count where values[i] > maximum { maximum = values[i] }
+        var sum: Double = 0
+        for i in 0..<count {
+            let e = expf(values[i] - maximum)
+            values[i] = e
+            sum += Double(e)
+        }
+        let inverse = Float(1 / sum)
+        for i in 0..<count { values[i] *= inverse }
+    }
+}
+
+/// How rotary position embedding pairs the dimensions of a head.
+public enum RotaryLayout: Sendable, Equatable {
+    /// Adjacent pairs `(x[2i], x[2i+1])` — llama.cpp's "normal" RoPE (llama, mistral).
+    case adjacentPairs
+    /// Pairs `(x[i], x[i + n/2])` — llama.cpp's "NeoX" RoPE (gemma, qwen, phi3).
+    case splitHalves
+}
+
+/// Cosine and sine tables of rotary position embedding for one frequency base.
+struct RotaryEmbedding: Sendable {
+    let dimensionCount: Int
+    let base: Float
+    let layout: RotaryLayout
+
+    /// Rotates `headCount` heads of `headLength` floats at `position` in place.
+    /// Angles follow ggml: theta_i = position * base^(-2i/n), stepped multiplicatively in single precision.
+    func apply(_ heads: UnsafeMutablePointer<Float>, headCount: Int, headLength: Int, position: Int,
+               cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
+        let pairCount = dimensionCount / 2
+        let thetaScale = powf(base, -2 / Float(dimensionCount))
+        var theta = Float(position)
+        for pair in 0..<pairCount {
+            cosines[pair] = cosf(theta)
+            sines[pair] = sinf(theta)
+            theta *= thetaScale
+        }
+        for head in 0..<headCount {
+            let vector = heads + head * headLength
+            switch layout {
+            case .adjacentPairs:
+                for pair in 0..<pairCount {
+                    let x0 = vector[2 * pair], x1 = vector[2 * pair + 1]
+                    vector[2 * pair] = x0 * cosines[pair] - x1 * sines[pair]
+                    vector[2 * pair + 1] = x0 * sines[pair] + x1 * cosines[pair]
+                }
+            case .splitHalves:
+                for pair in 0..<pairCount {
+                    let x0 = vector[pair], x1 = vector[pair + pairCount]
+                    vector[pair] = x0 * cosines[pair] - x1 * sines[pair]
+                    vector[pair + pairCount] = x0 * sines[pair] + x1 * cosines[pair]
+                }
+            }
+        }
+    }
+}

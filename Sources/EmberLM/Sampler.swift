@@ -1,0 +1,199 @@
+import Foundation
+
+/// A source of random numbers a sampler draws from; inject a seeded one for reproducible output.
+public protocol RandomSource: Sendable {
+    /// A uniformly distributed value in [0, 1).
+    mutating func nextUnitValue() -> Double
+}
+
+/// SplitMix64: a small, fast, seedable generator (Steele, Lea & Flood 2014).
+public struct SeededRandomSource: RandomSource, RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public mutating func nextUnitValue() -> Double {
+        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+}
+
+/// Settings of the sampler chain. `temperature <= 0` means greedy (argmax).
+public struct SamplingParameters: Sendable, Equatable {
+    public var temperature: Float
+    /// Keep the `topK` most likely tokens (0 = all).
+    public var topK: Int
+    /// Keep the smallest set of tokens whose probability reaches `topP` (1 = all).
+    public var topP: Float
+    /// Drop tokens less likely than `minP` × the most likely one (0 = none).
+    public var minP: Float
+    /// Divide positive logits of recently seen tokens by this (multiply negative ones); 1 = off.
+    public var repetitionPenalty: Float
+    /// Subtract `frequencyPenalty × count` from the logits of seen tokens.
+    public var frequencyPenalty: Float
+    /// Subtract `presencePenalty` from the logits of seen tokens.
+    public var presencePenalty: Float
+    /// How many of the last tokens the penalties look at.
+    public var penaltyWindow: Int
+    public var seed: UInt64
+
+    public init(temperature: Float = 0.8, topK: Int = 40, topP: Float = 0.95, minP: Float = 0.05,
+                repetitionPenalty: Float = 1, frequencyPenalty: Float = 0, presencePenalty: Float = 0,
+                penaltyWindow: Int = 64, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
+        self.penaltyWindow = penaltyWindow
+        self.seed = seed
+    }
+
+    /// Always the most likely token.
+    public static let greedy = SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0)
+}
+
+/// A candidate token and its logit, then its probability once the chain has normalized.
+public struct TokenCandidate: Sendable, Equatable {
+    public var id: Int32
+    public var logit: Float
+    public var probability: Float
+}
+
+/// The sampler chain in llama.cpp's default order: penalties → top-k → top-p → min-p →
+/// temperature → draw. Each step is a plain function over the candidate list so each can be tested.
+public struct Sampler: Sendable {
+    public var parameters: SamplingParameters
+    private var random: SeededRandomSource
+    private var history: [Int32] = []
+
+    public init(parameters: SamplingParameters, random: SeededRandomSource? = nil) {
+        self.parameters = parameters
+        self.random = random ?? SeededRandomSource(seed: parameters.seed)
+    }
+
+    /// Records a token (of the prompt or generated) for the penalties.
+    public mutating func accept(_ token: Int32) {
+        history.append(token)
+        if history.count > max(parameters.penaltyWindow, 0) * 2 + 64 {
+            history.removeFirst(history.count - max(parameters.penaltyWindow, 0))
+        }
+    }
+
+    /// Chooses the next token from raw logits.
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
+        if parameters.temperature <= 0, !hasPenalties {
+            return Sampler.argmax(logits)
+        }
+        var candidates = logits.enumerated().map { TokenCandidate(id: Int32($0.offset), logit: $0.element, probability: 0) }
+        applyPenalties(&candidates)
+        if parameters.temperature <= 0 {
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }!.id
+        }
+        Sampler.topK(&candidates, parameters.topK)
+        Sampler.topP(&candidates, parameters.topP)
+        Sampler.minP(&candidates, parameters.minP)
+        Sampler.applyTemperature(&candidates, parameters.temperature)
+        return Sampler.draw(candidates, unit: random.nextUnitValue())
+    }
+
+    private var hasPenalties: Bool {
+        parameters.repetitionPenalty != 1 || parameters.frequencyPenalty != 0 || parameters.presencePenalty != 0
+    }
+
+    private func applyPenalties(_ candidates: inout [TokenCandidate]) {
+        guard hasPenalties, parameters.penaltyWindow > 0 else { return }
+        var counts: [Int32: Int] = [:]
+        for token in history.suffix(parameters.penaltyWindow) { counts[token, default: 0] += 1 }
+        for (token, count) in counts where Int(token) < candidates.count {
+            var logit = candidates[Int(token)].logit
+            if logit <= 0 { logit *= parameters.repetitionPenalty } else { logit /= parameters.repetitionPenalty }
+            logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
+            candidates[Int(token)].logit = logit
+        }
+    }
+
+    /// Index of the largest value; ties go to the lower index, as llama.cpp's greedy sampler does.
+    public static func argmax(_ values: UnsafeBufferPointer<Float>) -> Int32 {
+        var best = 0
+        var bestValue = -Float.infinity
+        for (index, value) in values.enumerated() where value > bestValue {
+            best = index
+            bestValue = value
+        }
+        return Int32(best)
+    }
+
+    /// Keeps the `k` highest logits, sorted descending (k ≤ 0 keeps all, sorted).
+    static func topK(_ candidates: inout [TokenCandidate], _ k: Int) {
+        let keep = k <= 0 ? candidates.count : min(k, candidates.count)
+        if keep < candidates.count {
+            // Partial selection: a threshold pass keeps this O(n) for large vocabularies.
+            let threshold = candidates.map(\.logit).sorted(by: >)[keep - 1]
+            candidates = candidates.filter { $0.logit >= threshold }
+        }
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if candidates.count > keep { candidates.removeLast(candidates.count - keep) }
+    }
+
+    /// Softmax over the candidates' logits (sorted descending) into `probability`.
+    static func normalize(_ candidates: inout [TokenCandidate]) {
+        guard let maximum = candidates.map(\.logit).max() else { return }
+        var sum: Float = 0
+        for index in candidates.indices {
+            let value = expf(candidates[index].logit - maximum)
+            candidates[index].probability = value
+            sum += value
+        }
+        for index in candidates.indices { candidates[index].probability /= sum }
+    }
+
+    /// Keeps the most likely candidates until their probabilities reach `p` (at least one).
+    static func topP(_ candidates: inout [TokenCandidate], _ p: Float) {
+        guard p < 1, !candidates.isEmpty else { return }
+        normalize(&candidates)
+        var cumulative: Float = 0
+        var keep = candidates.count
+        for (index, candidate) in candidates.enumerated() {
+            cumulative += candidate.probability
+            if cumulative >= p {
+                keep = index + 1
+                break
+            }
+        }
+        candidates.removeLast(candidates.count - keep)
+    }
+
+    /// Drops candidates whose probability is below `p` × the top probability (at least one kept).
+    static func minP(_ candidates: inout [TokenCandidate], _ p: Float) {
+        guard p > 0, let top = candidates.first?.logit else { return }
+        // p_i / p_max = exp(l_i - l_max) ≥ p  ⇔  l_i ≥ l_max + ln p.
+        let threshold = top + logf(p)
+        let kept = candidates.filter { $0.logit >= threshold }
+        candidates = kept.isEmpty ? [candidates[0]] : kept
+    }
+
+    static func applyTemperature(_ candidates: inout [TokenCandidate], _ temperature: Float) {
+        for index in candidates.indices { candidates[index].logit /= temperature }
+        normalize(&candidates)
+    }
+
+    /// Draws from normalized candidates with a uniform `unit` in [0, 1).
+    static func draw(_ candidates: [TokenCandidate], unit: Double) -> Int32 {
+        var cumulative: Double = 0
+        for candidate in candidates {
+            cumulative += Double(candidate.probability)
+            if unit < cumulative { return candidate.id }
+        }
+        return candidates.last!.id
+    }
+}

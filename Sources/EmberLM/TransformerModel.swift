@@ -1,0 +1,146 @@
+import EmberCore
+import EmberGGUF
+import EmberKernels
+
+/// A weight matrix inside the mapped model file: `rows` rows of `columns` elements of `type`.
+///
+/// `@unchecked Sendable`: `data` points into an immutable read-only mapping owned by the
+/// `GGUFFile` that the enclosing `TransformerModel` keeps alive.
+public struct WeightMatrix: @unchecked Sendable {
+    public let name: String
+    public let data: UnsafeRawPointer
+    public let type: TensorType
+    public let rows: Int
+    public let columns: Int
+    public var rowBytes: Int { type.byteCount(elements: columns) ?? 0 }
+    public var byteCount: Int { rowBytes * rows }
+}
+
+/// The weights of one transformer block.
+struct LayerWeights: Sendable {
+    var attentionNorm: [Float]
+    var query: WeightMatrix
+    var key: WeightMatrix
+    var value: WeightMatrix
+    var attentionOutput: WeightMatrix
+    var queryNorm: [Float]?
+    var keyNorm: [Float]?
+    var postAttentionNorm: [Float]?
+    var feedForwardNorm: [Float]
+    var gate: WeightMatrix
+    var up: WeightMatrix
+    var down: WeightMatrix
+    var postFeedForwardNorm: [Float]?
+}
+
+/// A decoder-only transformer loaded from a GGUF file: configuration, architecture traits and
+/// weights that stay in the file's memory mapping. Immutable; share it between sessions.
+public final class TransformerModel: Sendable {
+    public let file: GGUFFile
+    public let configuration: ModelConfiguration
+    public let traits: ArchitectureTraits
+    let tokenEmbedding: WeightMatrix
+    let output: WeightMatrix
+    let outputNorm: [Float]
+    let layers: [LayerWeights]
+
+    /// Loads the model in `file`, checking that every tensor the architecture needs is present
+    /// with the shape the configuration implies.
+    public init(file: GGUFFile) throws(LanguageModelError) {
+        let configuration = try ModelConfiguration(gguf: file)
+        guard let definition = ArchitectureRegistry.definition(for: configuration.architecture) else {
+            throw LanguageModelError(.unsupportedArchitecture,
+                "architecture '\(configuration.architecture)' is not supported (supported: \(ArchitectureRegistry.supportedNames.joined(separator: ", ")))")
+        }
+        self.file = file
+        self.configuration = configuration
+        self.traits = try definition.traits(configuration: configuration, gguf: file)
+        guard traits.layers.count == configuration.layerCount else {
+            throw LanguageModelError(.missingMetadata, "architecture traits describe \(traits.layers.count) layers, the file has \(configuration.layerCount)")
+        }
+
+        let loader = WeightLoader(file: file)
+        let embedding = configuration.embeddingLength
+        let headsWidth = configuration.headCount * configuration.keyLength
+        let keyWidth = configuration.keyValueHeadCount * configuration.keyLength
+        let valueWidth = configuration.keyValueHeadCount * configuration.valueLength
+        let feedForward = configuration.feedForwardLength
+
+        tokenEmbedding = try loader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
+        if file.tensor(named: "output.weight") != nil {
+            output = try loader.matrix("output.weight", rows: configuration.vocabularySize, columns: embedding)
+        } else {
+            output = tokenEmbedding
+        }
+        outputNorm = try loader.vector("output_norm.weight", count: embedding)
+
+        var layers: [LayerWeights] = []
+        layers.reserveCapacity(configuration.layerCount)
+        for index in 0..<configuration.layerCount {
+            let prefix = "blk.\(index)."
+            let hasNorms = traits.hasQueryKeyNorms
+            let hasPost = traits.hasPostNorms
+            layers.append(LayerWeights(
+                attentionNorm: try loader.vector(prefix + "attn_norm.weight", count: embedding),
+                query: try loader.matrix(prefix + "attn_q.weight", rows: headsWidth, columns: embedding),
+                key: try loader.matrix(prefix + "attn_k.weight", rows: keyWidth, columns: embedding),
+                value: try loader.matrix(prefix + "attn_v.weight", rows: valueWidth, columns: embedding),
+                attentionOutput: try loader.matrix(prefix + "attn_output.weight", rows: embedding,
+                                                   columns: configuration.headCount * configuration.valueLength),
+                queryNorm: hasNorms ? try loader.vector(prefix + "attn_q_norm.weight", count: configuration.keyLength) : nil,
+                keyNorm: hasNorms ? try loader.vector(prefix + "attn_k_norm.weight", count: configuration.keyLength) : nil,
+                postAttentionNorm: hasPost ? try loader.vector(prefix + "post_attention_norm.weight", count: embedding) : nil,
+                feedForwardNorm: try loader.vector(prefix + "ffn_norm.weight", count: embedding),
+                gate: try loader.matrix(prefix + "ffn_gate.weight", rows: feedForward, columns: embedding),
+                up: try loader.matrix(prefix + "ffn_up.weight", rows: feedForward, columns: embedding),
+                down: try loader.matrix(prefix + "ffn_down.weight", rows: embedding, columns: feedForward),
+                postFeedForwardNorm: hasPost ? try loader.vector(prefix + "post_ffw_norm.weight", count: embedding) : nil))
+        }
+        self.layers = layers
+    }
+
+    /// Every weight matrix the forward pass multiplies by, in order of use.
+    var matrices: [WeightMatrix] {
+        layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput, $0.gate, $0.up, $0.down] } + [output]
+    }
+
+    /// Bytes of weights read to produce one token (every matrix once, the embedding row aside).
+    public var weightBytesPerToken: Int {
+        matrices.reduce(0) { $0 + $1.byteCount }
+    }
+}
+
+/// Binds named tensors of a GGUF file to weights, checking types and shapes.
+private struct WeightLoader {
+    let file: GGUFFile
+
+    func matrix(_ name: String, rows: Int, columns: Int) throws(LanguageModelError) -> WeightMatrix {
+        guard let tensor = file.tensor(named: name) else {
+            throw LanguageModelError(.missingTensor, "model file has no tensor '\(name)'")
+        }
+        guard tensor.dimensions.count == 2, tensor.dimensions[0] == columns, tensor.dimensions[1] == rows else {
+            throw LanguageModelError(.tensorShape, "tensor '\(name)' has shape \(tensor.dimensions), expected [\(columns), \(rows)]")
+        }
+        guard Kernels.supportsMatrixMultiply(tensor.type) else {
+            throw LanguageModelError(.unsupportedTensorType, "tensor '\(name)' has type \(tensor.type), which Ember cannot multiply yet")
+        }
+        return WeightMatrix(name: name, data: file.tensorData(tensor), type: tensor.type, rows: rows, columns: columns)
+    }
+
+    func vector(_ name: String, count: Int) throws(LanguageModelError) -> [Float] {
+        guard let tensor = file.tensor(named: name) else {
+            throw LanguageModelError(.missingTensor, "model file has no tensor '\(name)'")
+        }
+        guard tensor.elementCount == count else {
+            throw LanguageModelError(.tensorShape, "tensor '\(name)' has \(tensor.elementCount) elements, expected \(count)")
+        }
+        guard Kernels.supportsMatrixMultiply(tensor.type) || tensor.type == .f32 else {
+            throw LanguageModelError(.unsupportedTensorType, "tensor '\(name)' has type \(tensor.type), which Ember cannot read")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBufferPointer { buffer in
+            Kernels.dequantize(tensor.type, source: file.tensorData(tensor), into: buffer.baseAddress!, count: count)
+        }
+        return values
+    }
+}

@@ -1,1 +1,0 @@
-// The EmberTokenizers module. See docs/ARCHITECTURE.md.
