@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
         .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
+        .testTarget(name: "EmberTests", dependencies: ["Ember"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,29 @@
+# Ember: `make demo` and `make test` work on a fresh Debian machine (see README.md).
+SHELL := /bin/bash
+
+# Swift may live outside PATH on a fresh machine.
+ifeq ($(shell command -v swift),)
+export PATH := $(PATH):/opt/swift/usr/bin
+endif
+
+EMBER = .build/release/ember
+PROMPT = Give me three tips for a long battery life on a phone.
+
+.PHONY: bootstrap demo test build clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+# Builds everything, fetches the models, then lets SmolLM2 answer one chat prompt.
+demo: bootstrap
+	$(EMBER) generate --model smollm2 --chat --max-tokens 64 --prompt "$(PROMPT)"
+
+# Every test, in release, with the real models required (a missing model fails the run).
+test: bootstrap
+	EMBER_REQUIRE_MODELS=1 swift test -c release
+
+build:
+	swift build -c release
+
+clean:
+	rm -rf .build
