@@ -39,8 +39,8 @@ enum Samples {
         writer.set("test.ints", .array(.int32([1, -2, 3])))
         writer.set("test.bools", .array(.bool([true, false])))
         writer.set("test.nested", .array(.array([.uint8([1, 2]), .string(["x"]), .array([.int64([7])])])))
-        writer.addTensor(name: "a", dimensions: [4, 2], type: .f32, data: [UInt8](repeating: 1, count: 32))
-        writer.addTensor(name: "b", dimensions: [32], type: .q8_0, data: [UInt8](repeating: 2, count: 34))
+        writer.addTensor(name: "tensor.a", dimensions: [4, 2], type: .f32, data: [UInt8](repeating: 1, count: 32))
+        writer.addTensor(name: "tensor.b", dimensions: [32], type: .q8_0, data: [UInt8](repeating: 2, count: 34))
         return writer
     }
 }
@@ -71,10 +71,10 @@ struct GGUFReaderTests {
         #expect(file.metadata["test.bools"] == .array(.bool([true, false])))
         #expect(file.metadata["test.nested"] == .array(.array([.uint8([1, 2]), .string(["x"]), .array([.int64([7])])])))
         #expect(file.metadataKeys.first == (alignment == 32 ? "general.architecture" : "general.alignment"))
-        let a = try #require(file.tensor(named: "a"))
+        let a = try #require(file.tensor(named: "tensor.a"))
         #expect(a.dimensions == [4, 2] && a.type == .f32 && a.byteCount == 32)
         #expect(a.rowLength == 4 && a.rowCount == 2)
-        let b = try #require(file.tensor(named: "b"))
+        let b = try #require(file.tensor(named: "tensor.b"))
         #expect(b.type == .q8_0 && b.byteCount == 34)
         #expect(b.offset % alignment == 0)
         #expect(file.dataOffset % alignment == 0)
@@ -155,7 +155,8 @@ struct GGUFReaderTests {
         Self.expectRejection(Self.patch(bytes, at: 4, UInt32(1)), .unsupportedVersion, "version 1")
         Self.expectRejection(Self.patch(bytes, at: 4, UInt32(99)), .unsupportedVersion, "version 99")
         Self.expectRejection(Array(bytes[..<3]), .truncated, "truncated magic")
-        Self.expectRejection(Array(bytes[..<40]), .truncated, "truncated metadata")
+        Self.expectRejection(Array(bytes[..<300]), .truncated, "truncated metadata")
+        Self.expectRejection(Array(bytes[..<40]), .overflow, "counts larger than the bytes left")
         Self.expectRejection(Self.patch(bytes, at: 8, UInt64.max), .overflow, "huge tensor count")
         Self.expectRejection(Self.patch(bytes, at: 16, UInt64(1) << 60), .overflow, "huge metadata count")
         // The first key's length field sits at byte 24.
@@ -170,9 +171,9 @@ struct GGUFReaderTests {
     @Test("Broken tensor tables are rejected")
     func brokenTensors() throws {
         let bytes = Self.image()
-        let a = Self.tensorInfoOffset(bytes, "a")
+        let a = Self.tensorInfoOffset(bytes, "tensor.a")
         try #require(a > 0)
-        let dimensionCount = a + 8 + 1
+        let dimensionCount = a + 8 + 8
         let firstDimension = dimensionCount + 4
         let type = firstDimension + 16
         let offset = type + 4
@@ -184,15 +185,15 @@ struct GGUFReaderTests {
         Self.expectRejection(Self.patch(bytes, at: offset, UInt64(3)), .misaligned, "misaligned offset")
         Self.expectRejection(Self.patch(bytes, at: offset, UInt64(1) << 50), .outOfBounds, "offset outside the file")
         // Make tensor "a" start where "b" starts: the two overlap.
-        let b = Self.tensorInfoOffset(bytes, "b")
-        let bOffset = b + 8 + 1 + 4 + 8 + 4
+        let b = Self.tensorInfoOffset(bytes, "tensor.b")
+        let bOffset = b + 8 + 8 + 4 + 8 + 4
         let bDataOffset = bytes[bOffset..<(bOffset + 8)].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
         Self.expectRejection(Self.patch(bytes, at: offset, bDataOffset), .overlap, "overlapping tensors")
         // Rows that are not whole blocks: give the Q8_0 tensor 16 elements.
-        Self.expectRejection(Self.patch(bytes, at: b + 8 + 1 + 4, UInt64(16)), .invalidValue, "partial quant block")
+        Self.expectRejection(Self.patch(bytes, at: b + 8 + 8 + 4, UInt64(16)), .invalidValue, "partial quant block")
         // Duplicate names.
         var renamed = bytes
-        renamed[b + 8] = UInt8(ascii: "a")
+        renamed[b + 8 + 7] = UInt8(ascii: "a")
         Self.expectRejection(renamed, .duplicate, "duplicate tensor name")
         // Truncated data section.
         Self.expectRejection(Array(bytes[..<(bytes.count - 40)]), .outOfBounds, "truncated data")
