@@ -44,6 +44,7 @@ public enum Kernels {
         switch type {
         case .q8_0: VectorKernels.quantizeQ8(source, destination, count / 32, withSum: false)
         case .q8_1: VectorKernels.quantizeQ8(source, destination, count / 32, withSum: true)
+        case .q8_K: VectorKernels.quantizeQ8_K(source, destination, count / 256)
         default: ReferenceKernels.quantize(source, count, type, destination)
         }
     }
@@ -71,6 +72,9 @@ public enum Kernels {
         case .q4_0: return { VectorKernels.dotQ4_0(weights: $0, activation: $1, blocks: $2 / 32) }
         case .q4_1: return { VectorKernels.dotQ4_1(weights: $0, activation: $1, blocks: $2 / 32) }
         case .q8_0: return { VectorKernels.dotQ8_0(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q5_0: return { VectorKernels.dotQ5_0(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q4_K: return { VectorKernels.dotQ4_K(weights: $0, activation: $1, blocks: $2 / 256) }
+        case .q6_K: return { VectorKernels.dotQ6_K(weights: $0, activation: $1, blocks: $2 / 256) }
         case .f32: return { VectorKernels.dotF32($0, $1, $2) }
         case .f16: return { VectorKernels.dotF16($0, $1, $2) }
         default: return { ReferenceKernels.dot(type, $0, $1, $2) }
@@ -109,6 +113,9 @@ public enum Kernels {
         switch type {
         case .q4_0: multiplyRows(Q4_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q4_1: multiplyRows(Q4_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q5_0: multiplyRows(Q5_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q4_K: multiplyRows(Q4_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q6_K: multiplyRows(Q6_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q8_0: multiplyRows(Q8_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .f32: multiplyRows(F32Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .f16: multiplyRows(F16Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
@@ -185,5 +192,23 @@ enum F32Dot: RowDot {
 enum F16Dot: RowDot {
     @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
         VectorKernels.dotF16(w, a, n)
+    }
+}
+
+enum Q5_0Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ5_0(weights: w, activation: a, blocks: n / 32)
+    }
+}
+
+enum Q4_KDot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ4_K(weights: w, activation: a, blocks: n / 256)
+    }
+}
+
+enum Q6_KDot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ6_K(weights: w, activation: a, blocks: n / 256)
     }
 }

@@ -126,6 +126,126 @@ enum VectorKernels {
     }
 
     @inline(__always)
+    static func dotQ5_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 22, a = activation + b * 34
+            let high = w.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+            let packed = (w + 6).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 2).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<16 {
+                let byte = packed[j]
+                let low = Int32(byte & 0x0F) | Int32((high >> UInt32(j)) & 1) << 4
+                let top = Int32(byte >> 4) | Int32((high >> UInt32(j + 16)) & 1) << 4
+                isum &+= (low &- 16) &* Int32(quants[j])
+                isum &+= (top &- 16) &* Int32(quants[j + 16])
+            }
+            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+        }
+        return sum
+    }
+
+    /// Q4_K · Q8_K: per 32-element sub-block an integer sum times its 6-bit scale, minus the
+    /// sub-block's 6-bit min times the activation sums (`bsums`), as ggml computes it.
+    @inline(__always)
+    static func dotQ4_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 144, a = activation + b * 292
+            let scales = w + 4
+            let packed = (w + 16).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
+            let blockSums = (a + 260).assumingMemoryBound(to: Int16.self)
+            var isum: Int32 = 0
+            var minimumSum: Int32 = 0
+            for group in 0..<4 {
+                let (scale0, min0) = ReferenceKernels.scaleAndMinK4(2 * group, scales)
+                let (scale1, min1) = ReferenceKernels.scaleAndMinK4(2 * group + 1, scales)
+                var low: Int32 = 0, high: Int32 = 0
+                for l in 0..<32 {
+                    let byte = packed[group * 32 + l]
+                    low &+= Int32(byte & 0x0F) &* Int32(quants[group * 64 + l])
+                    high &+= Int32(byte >> 4) &* Int32(quants[group * 64 + 32 + l])
+                }
+                isum &+= low &* Int32(scale0) &+ high &* Int32(scale1)
+                minimumSum &+= Int32(min0) &* (Int32(blockSums[4 * group]) &+ Int32(blockSums[4 * group + 1]))
+                minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
+            }
+            let d = a.loadUnaligned(as: Float.self)
+            sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+        }
+        return sum
+    }
+
+    /// Q6_K · Q8_K: 16-element groups, each an integer sum times its 8-bit scale.
+    @inline(__always)
+    static func dotQ6_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 210, a = activation + b * 292
+            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
+            let scales = (w + 192).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for half in 0..<2 {
+                let low = (w + half * 64).assumingMemoryBound(to: UInt8.self)
+                let high = (w + 128 + half * 32).assumingMemoryBound(to: UInt8.self)
+                let y = quants + half * 128
+                let scale = scales + half * 8
+                for group in 0..<2 {
+                    var s0: Int32 = 0, s1: Int32 = 0, s2: Int32 = 0, s3: Int32 = 0
+                    for k in 0..<16 {
+                        let l = group * 16 + k
+                        let ql0 = low[l], ql1 = low[l + 32], qh = high[l]
+                        s0 &+= (Int32((ql0 & 0x0F) | ((qh & 3) << 4)) &- 32) &* Int32(y[l])
+                        s1 &+= (Int32((ql1 & 0x0F) | (((qh >> 2) & 3) << 4)) &- 32) &* Int32(y[l + 32])
+                        s2 &+= (Int32((ql0 >> 4) | (((qh >> 4) & 3) << 4)) &- 32) &* Int32(y[l + 64])
+                        s3 &+= (Int32((ql1 >> 4) | (((qh >> 6) & 3) << 4)) &- 32) &* Int32(y[l + 96])
+                    }
+                    isum &+= s0 &* Int32(scale[group]) &+ s1 &* Int32(scale[group + 2])
+                    isum &+= s2 &* Int32(scale[group + 4]) &+ s3 &* Int32(scale[group + 6])
+                }
+            }
+            sum += a.loadUnaligned(as: Float.self) * loadHalf(w, 208) * Float(isum)
+        }
+        return sum
+    }
+
+    /// Q8_K quantization of activations (ggml's `quantize_row_q8_K`): scale from the signed
+    /// value of largest magnitude, round half to even, sums of each 16 quants.
+    @inline(__always)
+    static func quantizeQ8_K(_ source: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, _ blocks: Int) {
+        for b in 0..<blocks {
+            let x = source + b * 256, block = output + b * 292
+            var amax: Float = 0, signedMax: Float = 0
+            for j in 0..<256 {
+                let magnitude = abs(x[j])
+                if magnitude > amax {
+                    amax = magnitude
+                    signedMax = x[j]
+                }
+            }
+            let quants = (block + 4).assumingMemoryBound(to: Int8.self)
+            let sums = (block + 260).assumingMemoryBound(to: Int16.self)
+            if amax == 0 {
+                block.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
+                continue
+            }
+            let inverseScale = -127 / signedMax
+            for group in 0..<16 {
+                var sum: Int32 = 0
+                for j in 0..<16 {
+                    let q = min(127, Int32((inverseScale * x[group * 16 + j]).rounded(.toNearestOrEven)))
+                    quants[group * 16 + j] = Int8(truncatingIfNeeded: q)
+                    sum &+= q
+                }
+                sums[group] = Int16(truncatingIfNeeded: sum)
+            }
+            block.storeBytes(of: 1 / inverseScale, as: Float.self)
+        }
+    }
+
+    @inline(__always)
     static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
         var accumulator = SIMD16<Float>.zero
         var i = 0

@@ -1,0 +1,212 @@
+import EmberCore
+import EmberKernels
+import Testing
+
+struct KernelRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func floats(_ count: Int, scale: Float = 1) -> [Float] { (0..<count).map { _ in unit() * scale } }
+}
+
+/// Random but valid blocks of `type`: quantized from random floats where Ember has a quantizer,
+/// otherwise random bytes with small finite half-precision scales.
+func randomBlocks(_ type: TensorType, elements: Int, random: inout KernelRandom) -> [UInt8] {
+    let byteCount = type.byteCount(elements: elements)!
+    var bytes = [UInt8](repeating: 0, count: byteCount)
+    switch type {
+    case .f32, .f16, .q4_0, .q4_1, .q5_0, .q8_0:
+        let values = random.floats(elements, scale: 2)
+        values.withUnsafeBufferPointer { source in
+            bytes.withUnsafeMutableBytes { Kernels.quantizeReference(source.baseAddress!, count: elements, as: type, into: $0.baseAddress!) }
+        }
+    default:
+        for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: random.next()) }
+        let blocks = elements / type.blockSize
+        func half(_ value: Float, _ offset: Int) {
+            let bits = Float16(value).bitPattern
+            bytes[offset] = UInt8(bits & 0xFF)
+            bytes[offset + 1] = UInt8(bits >> 8)
+        }
+        for b in 0..<blocks {
+            let base = b * type.bytesPerBlock
+            switch type {
+            case .q5_1: half(0.01 + 0.02 * abs(random.unit()), base); half(random.unit() * 0.1, base + 2)
+            case .q4_K, .q5_K: half(0.01 + 0.02 * abs(random.unit()), base); half(0.01 * abs(random.unit()), base + 2)
+            case .q6_K: half(0.01 + 0.02 * abs(random.unit()), base + 208)
+            default: break
+            }
+        }
+    }
+    return bytes
+}
+
+@Suite("Kernels: SIMD versions agree with the scalar references")
+struct KernelTests {
+    static let weightTypes: [TensorType] = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    @Test("Dequantization is exact", arguments: weightTypes)
+    func dequantize(type: TensorType) {
+        var random = KernelRandom(state: UInt64(type.rawValue) &+ 1)
+        let count = 1024
+        let blocks = randomBlocks(type, elements: count, random: &random)
+        var fast = [Float](repeating: 0, count: count), reference = [Float](repeating: 1, count: count)
+        blocks.withUnsafeBytes { raw in
+            fast.withUnsafeMutableBufferPointer { Kernels.dequantize(type, source: raw.baseAddress!, into: $0.baseAddress!, count: count) }
+            reference.withUnsafeMutableBufferPointer { Kernels.dequantizeReference(type, source: raw.baseAddress!, into: $0.baseAddress!, count: count) }
+        }
+        #expect(fast == reference)
+        #expect(reference.allSatisfy { $0.isFinite })
+    }
+
+    @Test("Activation quantization matches the reference", arguments: [TensorType.q8_0, .q8_1, .q8_K, .f16])
+    func quantizeActivations(type: TensorType) {
+        var random = KernelRandom(state: 99 &+ UInt64(type.rawValue))
+        let count = 2048
+        var values = random.floats(count, scale: 3)
+        values[7] = 0
+        values[300..<556] = ArraySlice(repeating: 0, count: 256)  // an all-zero block
+        var fast = [UInt8](repeating: 0, count: type.byteCount(elements: count)!)
+        var reference = [UInt8](repeating: 1, count: fast.count)
+        values.withUnsafeBufferPointer { source in
+            fast.withUnsafeMutableBytes { Kernels.quantize(source.baseAddress!, count: count, as: type, into: $0.baseAddress!) }
+            reference.withUnsafeMutableBytes { Kernels.quantizeReference(source.baseAddress!, count: count, as: type, into: $0.baseAddress!) }
+        }
+        #expect(fast == reference)
+    }
+
+    @Test("Dot products agree with the reference and with dequantized arithmetic", arguments: weightTypes)
+    func dot(type: TensorType) {
+        var random = KernelRandom(state: 1234 &+ UInt64(type.rawValue))
+        let count = 1536
+        let weights = randomBlocks(type, elements: count, random: &random)
+        let input = random.floats(count)
+        let activationType = Kernels.activationType(for: type)
+        var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: count)!)
+        input.withUnsafeBufferPointer { source in
+            activation.withUnsafeMutableBytes { Kernels.quantizeReference(source.baseAddress!, count: count, as: activationType, into: $0.baseAddress!) }
+        }
+        var dequantized = [Float](repeating: 0, count: count)
+        weights.withUnsafeBytes { raw in
+            dequantized.withUnsafeMutableBufferPointer { Kernels.dequantizeReference(type, source: raw.baseAddress!, into: $0.baseAddress!, count: count) }
+        }
+        let (fast, reference) = weights.withUnsafeBytes { w in
+            activation.withUnsafeBytes { a in
+                (Kernels.dot(type, weights: w.baseAddress!, activation: a.baseAddress!, count: count),
+                 Kernels.dotReference(type, weights: w.baseAddress!, activation: a.baseAddress!, count: count))
+            }
+        }
+        let exact = zip(dequantized, input).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let magnitude = zip(dequantized, input).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+        #expect(abs(Double(fast - reference)) <= 1e-4 * max(magnitude, 1), "\(type): SIMD \(fast) vs reference \(reference)")
+        // Activation quantization to 8 bits costs about 1% of the magnitude; F32 none.
+        let tolerance = activationType == .f32 ? 1e-4 : 0.02
+        #expect(abs(Double(fast) - exact) <= tolerance * max(magnitude, 1), "\(type): \(fast) vs exact \(exact)")
+    }
+
+    @Test("Matrix multiplication equals row-by-row dot products", arguments: [TensorType.q4_0, .q4_1, .q8_0, .q5_0, .q4_K, .q6_K, .f16, .f32], [1, 2, 3])
+    func matmul(type: TensorType, threads: Int) {
+        var random = KernelRandom(state: 77 &+ UInt64(threads))
+        let rows = 37, columns = 512, tokens = 5
+        let weights = randomBlocks(type, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: threads)
+        var output = [Float](repeating: .nan, count: rows * tokens)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: type, columns: columns, tokens: tokens), alignment: 64)
+        defer { scratch.deallocate() }
+        weights.withUnsafeBytes { w in
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(weights: w.baseAddress!, type: type, rows: rows, columns: columns, input: x.baseAddress!,
+                                   tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
+                }
+            }
+        }
+        let activationType = Kernels.activationType(for: type)
+        let rowBytes = type.byteCount(elements: columns)!
+        for token in 0..<tokens {
+            var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: columns)!)
+            input.withUnsafeBufferPointer { x in
+                activation.withUnsafeMutableBytes {
+                    Kernels.quantizeReference(x.baseAddress! + token * columns, count: columns, as: activationType, into: $0.baseAddress!)
+                }
+            }
+            for row in 0..<rows {
+                let expected = weights.withUnsafeBytes { w in
+                    activation.withUnsafeBytes { a in
+                        Kernels.dotReference(type, weights: w.baseAddress! + row * rowBytes, activation: a.baseAddress!, count: columns)
+                    }
+                }
+                let got = output[token * rows + row]
+                #expect(abs(got - expected) <= 1e-3 * max(abs(expected), 1), "\(type) row \(row) token \(token)")
+            }
+        }
+    }
+
+    @Test("Weight quantizers round-trip within their step", arguments: [TensorType.q4_0, .q4_1, .q5_0, .q8_0, .f16])
+    func weightRoundTrip(type: TensorType) {
+        var random = KernelRandom(state: 5)
+        let count = 4096
+        let values = random.floats(count)
+        var blocks = [UInt8](repeating: 0, count: type.byteCount(elements: count)!)
+        var back = [Float](repeating: 0, count: count)
+        values.withUnsafeBufferPointer { source in
+            blocks.withUnsafeMutableBytes { Kernels.quantizeReference(source.baseAddress!, count: count, as: type, into: $0.baseAddress!) }
+        }
+        blocks.withUnsafeBytes { raw in
+            back.withUnsafeMutableBufferPointer { Kernels.dequantize(type, source: raw.baseAddress!, into: $0.baseAddress!, count: count) }
+        }
+        // Largest error per element: half a step where values round into range, a whole step for
+        // the symmetric formats whose scale is set by the value of largest magnitude (its mirror
+        // end is clamped), as in ggml.
+        let bound: Float = switch type {
+        case .q4_0: 1.0 / 8
+        case .q5_0: 1.0 / 16
+        case .q4_1: 0.51 * 2.0 / 15
+        case .q8_0: 0.51 / 127
+        default: 1e-3
+        }
+        let worst = zip(values, back).map { abs($0 - $1) }.max()!
+        #expect(worst <= bound + 2e-3, "\(type): worst error \(worst)")
+    }
+}
+
+@Suite("Thread pool")
+struct ThreadPoolTests {
+    @Test("Every index runs exactly once, call after call", arguments: [1, 2, 3, 4])
+    func coverage(threads: Int) {
+        let pool = ThreadPool(threadCount: threads)
+        for count in [1, 2, 3, 7, 64, 1000] {
+            for _ in 0..<50 {
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: count)
+                hits.initialize(repeating: 0, count: count)
+                pool.parallelFor(count) { range, thread in
+                    precondition(thread >= 0 && thread < threads)
+                    for index in range { hits[index] += 1 }
+                }
+                #expect((0..<count).allSatisfy { hits[$0] == 1 })
+                hits.deallocate()
+            }
+        }
+    }
+
+    @Test("Pools start and stop without leaking running work")
+    func lifecycle() {
+        for _ in 0..<20 {
+            let pool = ThreadPool(threadCount: 2)
+            var total = 0
+            let counter = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+            counter.initialize(repeating: 0, count: 2)
+            pool.parallelFor(100) { range, thread in counter[thread] += range.count }
+            total = counter[0] + counter[1]
+            counter.deallocate()
+            #expect(total == 100)
+        }
+    }
+}
