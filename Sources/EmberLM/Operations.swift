@@ -53,10 +53,23 @@ enum Operations {
     }
 
     /// GeGLU with the tanh approximation of GELU: `gate[i] = gelu(gate[i]) * up[i]`.
+    ///
+    /// Like ggml's CPU backend (`GGML_GELU_FP16`), GELU is evaluated at the input rounded to half
+    /// precision and its result rounded to half precision (ggml reads it from a 65,536-entry
+    /// table); below -10 it is 0 and above 10 the identity.
     @inline(__always)
     static func geGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
         for i in 0..<count {
-            gate[i] = gelu(gate[i]) * up[i]
+            let x = gate[i]
+            let activated: Float
+            if x <= -10 {
+                activated = 0
+            } else if x >= 10 {
+                activated = x
+            } else {
+                activated = Float(Float16(gelu(Float(Float16(x)))))
+            }
+            gate[i] = activated * up[i]
         }
     }
 
