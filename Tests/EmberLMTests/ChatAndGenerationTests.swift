@@ -1,0 +1,110 @@
+import EmberGGUF
+import EmberLM
+import Foundation
+import Testing
+
+@Suite("Chat templates")
+struct ChatTemplateTests {
+    @Test("ChatML with the default system prompt embedded in SmolLM2's template")
+    func chatML() throws {
+        let file = try GGUFFile(path: TestSupport.modelPath("smollm2"))
+        let template = try #require(ChatTemplate(gguf: file, fallback: nil))
+        #expect(template.family == .chatML)
+        #expect(template.defaultSystemPrompt == "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        let text = template.render([ChatMessage(role: .user, content: "Hi")])
+        #expect(text == "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        let withSystem = template.render([ChatMessage(role: .system, content: "Be brief."), ChatMessage(role: .user, content: "Hi")])
+        #expect(withSystem.hasPrefix("<|im_start|>system\nBe brief.<|im_end|>\n"))
+    }
+
+    @Test("Gemma turns fold the system prompt into the first user turn")
+    func gemma() {
+        let template = ChatTemplate(family: .gemma)
+        let text = template.render([
+            ChatMessage(role: .system, content: "Be brief."), ChatMessage(role: .user, content: "Hi"),
+            ChatMessage(role: .assistant, content: "Hello!"), ChatMessage(role: .user, content: "Bye"),
+        ])
+        #expect(text == "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
+    }
+
+    @Test("Templates are recognised from Jinja source")
+    func recognition() {
+        #expect(ChatTemplate(jinjaSource: "{{ '<start_of_turn>' + role }}")?.family == .gemma)
+        #expect(ChatTemplate(jinjaSource: "{% for m in messages %}{{'<|im_start|>' + m['role']}}{% endfor %}")?.family == .chatML)
+        #expect(ChatTemplate(jinjaSource: "[INST] {{ content }} [/INST]") == nil)
+    }
+}
+
+@Suite("Streaming generation", .serialized)
+struct GenerationTests {
+    @Test("Events arrive in order and the statistics add up")
+    func events() async throws {
+        let model = try LanguageModel(path: TestSupport.modelPath("smollm2"))
+        let generator = Generator(model: model, contextLength: 256, threadCount: 2)
+        var sawPrompt = false, tokens = 0, text = ""
+        var finish: (StopReason, GenerationStatistics)?
+        for try await event in generator.generate(GenerationRequest(prompt: .text("The capital of France is"), maxTokens: 8, sampling: .greedy)) {
+            switch event {
+            case .promptProcessed(let count, _):
+                #expect(!sawPrompt && tokens == 0)
+                sawPrompt = true
+                #expect(count == 5)
+            case .token(let id, let piece):
+                #expect(sawPrompt && finish == nil)
+                if id >= 0 { tokens += 1 }
+                text += piece
+            case .finished(let reason, let statistics):
+                finish = (reason, statistics)
+            }
+        }
+        let (reason, statistics) = try #require(finish)
+        #expect(reason == .maxTokens)
+        #expect(statistics.generatedTokens == 8 && tokens == 8)
+        #expect(statistics.promptTokens == 5)
+        #expect(statistics.decodeTokensPerSecond > 0 && statistics.peakResidentBytes > 0)
+        #expect(text.hasPrefix(" Paris."))
+    }
+
+    @Test("A follow-up prompt reuses the cached prefix")
+    func prefixReuse() async throws {
+        let model = try LanguageModel(path: TestSupport.modelPath("smollm2"))
+        let generator = Generator(model: model, contextLength: 256, threadCount: 1)
+        for try await _ in generator.generate(GenerationRequest(prompt: .text("One two three four"), maxTokens: 1, sampling: .greedy)) {}
+        var evaluated = -1
+        for try await event in generator.generate(GenerationRequest(prompt: .text("One two three four five"), maxTokens: 1, sampling: .greedy)) {
+            if case .promptProcessed(let count, _) = event { evaluated = count }
+        }
+        #expect(evaluated == 1)
+    }
+
+    @Test("Cancelling the consumer stops generation before the next step")
+    func cancellation() async throws {
+        let model = try LanguageModel(path: TestSupport.modelPath("smollm2"))
+        let generator = Generator(model: model, contextLength: 2048, threadCount: 1)
+        let task = Task {
+            var count = 0
+            for try await event in generator.generate(GenerationRequest(prompt: .text("Count:"), maxTokens: 1500, sampling: .greedy, ignoreEndOfGeneration: true)) {
+                if case .token = event { count += 1 }
+                if count == 3 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+            return count
+        }
+        let count = try await task.value
+        #expect(count < 100, "generation went on after cancellation (\(count) tokens)")
+        // The generator is free again: a new request completes.
+        var finished = false
+        for try await event in generator.generate(GenerationRequest(prompt: .text("Hello"), maxTokens: 2, sampling: .greedy)) {
+            if case .finished = event { finished = true }
+        }
+        #expect(finished)
+    }
+
+    @Test("A prompt longer than the context is refused with a clear error")
+    func contextRefusal() async throws {
+        let model = try LanguageModel(path: TestSupport.modelPath("smollm2"))
+        let generator = Generator(model: model, contextLength: 16, threadCount: 1)
+        await #expect(throws: LanguageModelError.self) {
+            for try await _ in generator.generate(GenerationRequest(prompt: .text(String(repeating: "word ", count: 40)), maxTokens: 4)) {}
+        }
+    }
+}
