@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
         .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
     ],

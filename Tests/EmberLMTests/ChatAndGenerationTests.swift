@@ -27,6 +27,15 @@ struct ChatTemplateTests {
         #expect(text == "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
     }
 
+    @Test("Gemma 3's file has no template: the architecture's Gemma turns are used, with special ids")
+    func gemmaFallback() throws {
+        let model = try LanguageModel(path: TestSupport.modelPath("gemma3"))
+        #expect(model.chatTemplate?.family == .gemma)
+        let ids = try model.tokenize(.chat([ChatMessage(role: .user, content: "hi")]))
+        // <bos> <start_of_turn> user \n hi <end_of_turn> \n <start_of_turn> model \n
+        #expect(ids == [2, 105, 2364, 107, 2202, 106, 107, 105, 4368, 107])
+    }
+
     @Test("Templates are recognised from Jinja source")
     func recognition() {
         #expect(ChatTemplate(jinjaSource: "{{ '<start_of_turn>' + role }}")?.family == .gemma)

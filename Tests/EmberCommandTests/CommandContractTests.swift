@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+
+/// The `ember` commands and JSON fields the issues spell out, run as a user runs them.
+@Suite("ember command contracts", .serialized)
+struct CommandContractTests {
+    /// The `ember` binary built beside this test bundle.
+    static var executable: URL {
+        var directory = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("ember")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/release/ember")
+    }
+
+    struct Output {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+        var json: [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(standardOutput.utf8))) as? [String: Any]
+        }
+    }
+
+    static func run(_ arguments: [String], input: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let output = Pipe(), error = Pipe(), inputPipe = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = inputPipe
+        try process.run()
+        if let input { inputPipe.fileHandleForWriting.write(Data(input.utf8)) }
+        try inputPipe.fileHandleForWriting.close()
+        let outData = output.fileHandleForReading.readDataToEndOfFile()
+        let errData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
+                      standardError: String(decoding: errData, as: UTF8.self))
+    }
+
+    @Test("tokenize: text on stdin → {\"ids\":[…]}, BOS as the file says, special text matched only when asked")
+    func tokenize() throws {
+        let plain = try Self.run(["tokenize", "--model", "smollm2"], input: "<|im_start|>Hello")
+        #expect(plain.status == 0)
+        let ids = try #require(plain.json?["ids"] as? [Int])
+        #expect(!ids.contains(1))
+        let special = try Self.run(["tokenize", "--model", "smollm2", "--parse-special"], input: "<|im_start|>Hello")
+        #expect(special.json?["ids"] as? [Int] == [1, 19556])
+        let gemma = try Self.run(["tokenize", "--model", "gemma3"], input: "Hello")
+        #expect(gemma.json?["ids"] as? [Int] == [2, 9259])
+        let noSpecial = try Self.run(["tokenize", "--model", "gemma3", "--no-special"], input: "Hello")
+        #expect(noSpecial.json?["ids"] as? [Int] == [9259])
+    }
+
+    @Test("logits: one top-k list per input position")
+    func logits() throws {
+        let result = try Self.run(["logits", "--model", "smollm2", "--ids", "504,3575,282,4649,314", "--top", "3"])
+        #expect(result.status == 0)
+        let top = try #require(result.json?["top"] as? [[[Double]]])
+        #expect(top.count == 5)
+        #expect(top.allSatisfy { $0.count == 3 })
+        #expect(Int(top[4][0][0]) == 7042, "after 'The capital of France is' comes ' Paris'")
+    }
+
+    @Test("generate --json: ids, text and every stats field")
+    func generate() throws {
+        let result = try Self.run(["generate", "--model", "smollm2", "--prompt", "The capital of France is",
+                                   "--temperature", "0", "--max-tokens", "6", "--ignore-eos", "--json", "--threads", "2"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let json = try #require(result.json)
+        #expect(json["ids"] as? [Int] == [7042, 30, 198, 198, 504, 1797])
+        #expect(json["text"] as? String == " Paris.\n\nThe United")
+        let stats = try #require(json["stats"] as? [String: Any])
+        for key in ["prompt_tokens", "generated_tokens", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_rss_bytes"] {
+            #expect(stats[key] is NSNumber, "stats.\(key) missing")
+        }
+        #expect(stats["prompt_tokens"] as? Int == 5)
+        #expect(stats["generated_tokens"] as? Int == 6)
+    }
+
+    @Test("generate --chat answers through the chat template")
+    func chat() throws {
+        let result = try Self.run(["generate", "--model", "smollm2", "--chat", "--prompt", "What is 2+2?",
+                                   "--temperature", "0", "--max-tokens", "24", "--json"])
+        #expect(result.status == 0)
+        let text = try #require(result.json?["text"] as? String)
+        #expect(text.contains("4"), "SmolLM2 answered: \(text)")
+        let stats = try #require(result.json?["stats"] as? [String: Any])
+        #expect(stats["stop_reason"] as? String == "endOfGeneration", "the answer should end at <|im_end|>")
+    }
+
+    @Test("perplexity --json: {\"ppl\", \"chunks\"}")
+    func perplexity() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ember-ppl-\(UUID()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let text = try String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)
+        try String(text.prefix(4000)).write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try Self.run(["perplexity", "--model", "smollm2", "--file", path, "--context", "128", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let json = try #require(result.json)
+        let ppl = try #require(json["ppl"] as? Double)
+        #expect(ppl > 1 && ppl < 100)
+        #expect((json["chunks"] as? Int ?? 0) >= 5)
+    }
+
+    @Test("models path --json → {\"path\": …}")
+    func modelsPath() throws {
+        let result = try Self.run(["models", "path", "smollm2", "--json"])
+        #expect(result.status == 0)
+        let path = try #require(result.json?["path"] as? String)
+        #expect(path.hasSuffix("SmolLM2-135M-Instruct.Q4_1.gguf"))
+    }
+
+    @Test("Errors are one clear line on stderr and a non-zero exit", arguments: [
+        ["generate", "--model", "/nonexistent.gguf", "--prompt", "x"],
+        ["generate", "--model", "smollm2"],
+        ["logits", "--model", "smollm2", "--ids", "1,banana"],
+        ["logits", "--model", "smollm2", "--ids", "99999999"],
+        ["perplexity", "--model", "smollm2", "--file", "/nonexistent.txt"],
+        ["generate", "--model", "/etc/hostname", "--prompt", "x"],
+    ])
+    func errors(arguments: [String]) throws {
+        let result = try Self.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.standardOutput.isEmpty)
+        let lines = result.standardError.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See") }
+        #expect(lines.count == 1, "stderr: \(result.standardError)")
+    }
+}
