@@ -73,6 +73,8 @@ public enum Kernels {
         case .q4_1: return { VectorKernels.dotQ4_1(weights: $0, activation: $1, blocks: $2 / 32) }
         case .q8_0: return { VectorKernels.dotQ8_0(weights: $0, activation: $1, blocks: $2 / 32) }
         case .q5_0: return { VectorKernels.dotQ5_0(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q5_1: return { VectorKernels.dotQ5_1(weights: $0, activation: $1, blocks: $2 / 32) }
+        case .q5_K: return { VectorKernels.dotQ5_K(weights: $0, activation: $1, blocks: $2 / 256) }
         case .q4_K: return { VectorKernels.dotQ4_K(weights: $0, activation: $1, blocks: $2 / 256) }
         case .q6_K: return { VectorKernels.dotQ6_K(weights: $0, activation: $1, blocks: $2 / 256) }
         case .f32: return { VectorKernels.dotF32($0, $1, $2) }
@@ -114,6 +116,8 @@ public enum Kernels {
         case .q4_0: multiplyRows(Q4_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q4_1: multiplyRows(Q4_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q5_0: multiplyRows(Q5_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q5_1: multiplyRows(Q5_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .q5_K: multiplyRows(Q5_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q4_K: multiplyRows(Q4_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q6_K: multiplyRows(Q6_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q8_0: multiplyRows(Q8_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
@@ -137,13 +141,20 @@ public enum Kernels {
     static func multiplyRows<Kernel: RowDot>(_ kernel: Kernel.Type, _ weights: UnsafeRawPointer, _ weightRowBytes: Int, _ rows: Int,
                                             _ columns: Int, _ activations: UnsafeRawPointer, _ activationRowBytes: Int,
                                             _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool) {
+        // Tiles of tokens × the thread's rows: a tile's activation rows stay in L1 while the thread
+        // walks its weight rows, and each weight row is fetched once per tile rather than once per token.
+        let tokenTile = 16
         pool.parallelFor(rows) { range, _ in
-            // Blocks of rows × all tokens: each weight row is read once and used for every token.
-            for row in range {
-                let weightRow = weights + row * weightRowBytes
-                for token in 0..<tokens {
-                    output[token * rows + row] = Kernel.dot(weightRow, activations + token * activationRowBytes, columns)
+            var firstToken = 0
+            while firstToken < tokens {
+                let lastToken = min(firstToken + tokenTile, tokens)
+                for row in range {
+                    let weightRow = weights + row * weightRowBytes
+                    for token in firstToken..<lastToken {
+                        output[token * rows + row] = Kernel.dot(weightRow, activations + token * activationRowBytes, columns)
+                    }
                 }
+                firstToken = lastToken
             }
         }
     }
@@ -210,5 +221,17 @@ enum Q4_KDot: RowDot {
 enum Q6_KDot: RowDot {
     @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
         VectorKernels.dotQ6_K(weights: w, activation: a, blocks: n / 256)
+    }
+}
+
+enum Q5_1Dot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ5_1(weights: w, activation: a, blocks: n / 32)
+    }
+}
+
+enum Q5_KDot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotQ5_K(weights: w, activation: a, blocks: n / 256)
     }
 }

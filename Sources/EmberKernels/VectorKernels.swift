@@ -146,6 +146,62 @@ enum VectorKernels {
         return sum
     }
 
+    @inline(__always)
+    static func dotQ5_1(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 24, a = activation + b * 36
+            let high = w.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+            let packed = (w + 8).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<16 {
+                let byte = packed[j]
+                let low = Int32(byte & 0x0F) | Int32((high >> UInt32(j)) & 1) << 4
+                let top = Int32(byte >> 4) | Int32((high >> UInt32(j + 16)) & 1) << 4
+                isum &+= low &* Int32(quants[j])
+                isum &+= top &* Int32(quants[j + 16])
+            }
+            sum += loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
+        }
+        return sum
+    }
+
+    /// Q5_K · Q8_K: as Q4_K with a fifth bit per quant from `qh`.
+    @inline(__always)
+    static func dotQ5_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
+        var sum: Float = 0
+        for b in 0..<blocks {
+            let w = weights + b * 176, a = activation + b * 292
+            let scales = w + 4
+            let highBits = (w + 16).assumingMemoryBound(to: UInt8.self)
+            let packed = (w + 48).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
+            let blockSums = (a + 260).assumingMemoryBound(to: Int16.self)
+            var isum: Int32 = 0
+            var minimumSum: Int32 = 0
+            for group in 0..<4 {
+                let (scale0, min0) = ReferenceKernels.scaleAndMinK4(2 * group, scales)
+                let (scale1, min1) = ReferenceKernels.scaleAndMinK4(2 * group + 1, scales)
+                let shift0 = UInt8(2 * group), shift1 = UInt8(2 * group + 1)
+                var low: Int32 = 0, high: Int32 = 0
+                for l in 0..<32 {
+                    let byte = packed[group * 32 + l], h = highBits[l]
+                    let q0 = Int32(byte & 0x0F) | Int32((h >> shift0) & 1) << 4
+                    let q1 = Int32(byte >> 4) | Int32((h >> shift1) & 1) << 4
+                    low &+= q0 &* Int32(quants[group * 64 + l])
+                    high &+= q1 &* Int32(quants[group * 64 + 32 + l])
+                }
+                isum &+= low &* Int32(scale0) &+ high &* Int32(scale1)
+                minimumSum &+= Int32(min0) &* (Int32(blockSums[4 * group]) &+ Int32(blockSums[4 * group + 1]))
+                minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
+            }
+            let d = a.loadUnaligned(as: Float.self)
+            sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+        }
+        return sum
+    }
+
     /// Q4_K · Q8_K: per 32-element sub-block an integer sum times its 6-bit scale, minus the
     /// sub-block's 6-bit min times the activation sums (`bsums`), as ggml computes it.
     @inline(__always)

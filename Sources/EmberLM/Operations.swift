@@ -31,6 +31,24 @@ enum Operations {
         }
     }
 
+    /// Σ a[i]·b[i] in 16 single-precision lanes (the order of additions differs from a scalar loop).
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var accumulator = SIMD16<Float>.zero
+        var i = 0
+        while i + 16 <= count {
+            accumulator.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self),
+                                   UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self))
+            i += 16
+        }
+        var sum = accumulator.sum()
+        while i < count {
+            sum += a[i] * b[i]
+            i += 1
+        }
+        return sum
+    }
+
     /// `values[i] += addend[i]`.
     @inline(__always)
     static func add(_ addend: UnsafePointer<Float>, into values: UnsafeMutablePointer<Float>, count: Int) {

@@ -110,7 +110,7 @@ struct KernelTests {
         #expect(abs(Double(fast) - exact) <= tolerance * max(magnitude, 1), "\(type): \(fast) vs exact \(exact)")
     }
 
-    @Test("Matrix multiplication equals row-by-row dot products", arguments: [TensorType.q4_0, .q4_1, .q8_0, .q5_0, .q4_K, .q6_K, .f16, .f32], [1, 2, 3])
+    @Test("Matrix multiplication equals row-by-row dot products", arguments: [TensorType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .f32], [1, 2, 3])
     func matmul(type: TensorType, threads: Int) {
         var random = KernelRandom(state: 77 &+ UInt64(threads))
         let rows = 37, columns = 512, tokens = 5
