@@ -75,10 +75,30 @@ enum VectorKernels {
     // vectorizes them (sign-extend, multiply-add, horizontal add). Swift's SIMD conversions between
     // integer widths are lowered lane by lane, so they are avoided here.
 
+    /// Sums `term(b)` over `blocks` with four independent accumulators, so consecutive blocks'
+    /// floating-point additions do not wait on each other (a dependency chain through one scalar
+    /// accumulator, four cycles per block, otherwise bounds the kernel).
+    @inline(__always)
+    static func sumBlocks(_ blocks: Int, _ term: (Int) -> Float) -> Float {
+        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+        var b = 0
+        while b + 4 <= blocks {
+            s0 += term(b)
+            s1 += term(b + 1)
+            s2 += term(b + 2)
+            s3 += term(b + 3)
+            b += 4
+        }
+        while b < blocks {
+            s0 += term(b)
+            b += 1
+        }
+        return (s0 + s1) + (s2 + s3)
+    }
+
     @inline(__always)
     static func dotQ4_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 18, a = activation + b * 34
             let packed = (w + 2).assumingMemoryBound(to: UInt8.self)
             let quants = (a + 2).assumingMemoryBound(to: Int8.self)
@@ -88,15 +108,13 @@ enum VectorKernels {
                 isum &+= (Int32(byte & 0x0F) &- 8) &* Int32(quants[j])
                 isum &+= (Int32(byte >> 4) &- 8) &* Int32(quants[j + 16])
             }
-            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+            return Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
         }
-        return sum
     }
 
     @inline(__always)
     static func dotQ4_1(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 20, a = activation + b * 36
             let packed = (w + 4).assumingMemoryBound(to: UInt8.self)
             let quants = (a + 4).assumingMemoryBound(to: Int8.self)
@@ -106,29 +124,25 @@ enum VectorKernels {
                 isum &+= Int32(byte & 0x0F) &* Int32(quants[j])
                 isum &+= Int32(byte >> 4) &* Int32(quants[j + 16])
             }
-            sum += loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
+            return loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
         }
-        return sum
     }
 
     @inline(__always)
     static func dotQ8_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 34, a = activation + b * 34
             let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
             let quants = (a + 2).assumingMemoryBound(to: Int8.self)
             var isum: Int32 = 0
             for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
-            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+            return Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
         }
-        return sum
     }
 
     @inline(__always)
     static func dotQ5_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 22, a = activation + b * 34
             let high = w.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
             let packed = (w + 6).assumingMemoryBound(to: UInt8.self)
@@ -141,15 +155,13 @@ enum VectorKernels {
                 isum &+= (low &- 16) &* Int32(quants[j])
                 isum &+= (top &- 16) &* Int32(quants[j + 16])
             }
-            sum += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+            return Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
         }
-        return sum
     }
 
     @inline(__always)
     static func dotQ5_1(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 24, a = activation + b * 36
             let high = w.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
             let packed = (w + 8).assumingMemoryBound(to: UInt8.self)
@@ -162,16 +174,14 @@ enum VectorKernels {
                 isum &+= low &* Int32(quants[j])
                 isum &+= top &* Int32(quants[j + 16])
             }
-            sum += loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
+            return loadHalf(w, 0) * loadHalf(a, 0) * Float(isum) + loadHalf(w, 2) * loadHalf(a, 2)
         }
-        return sum
     }
 
     /// Q5_K · Q8_K: as Q4_K with a fifth bit per quant from `qh`.
     @inline(__always)
     static func dotQ5_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 176, a = activation + b * 292
             let scales = w + 4
             let highBits = (w + 16).assumingMemoryBound(to: UInt8.self)
@@ -197,17 +207,15 @@ enum VectorKernels {
                 minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
             }
             let d = a.loadUnaligned(as: Float.self)
-            sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+            return d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
         }
-        return sum
     }
 
     /// Q4_K · Q8_K: per 32-element sub-block an integer sum times its 6-bit scale, minus the
     /// sub-block's 6-bit min times the activation sums (`bsums`), as ggml computes it.
     @inline(__always)
     static func dotQ4_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 144, a = activation + b * 292
             let scales = w + 4
             let packed = (w + 16).assumingMemoryBound(to: UInt8.self)
@@ -229,16 +237,14 @@ enum VectorKernels {
                 minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
             }
             let d = a.loadUnaligned(as: Float.self)
-            sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+            return d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
         }
-        return sum
     }
 
     /// Q6_K · Q8_K: 16-element groups, each an integer sum times its 8-bit scale.
     @inline(__always)
     static func dotQ6_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
+        sumBlocks(blocks) { b in
             let w = weights + b * 210, a = activation + b * 292
             let quants = (a + 4).assumingMemoryBound(to: Int8.self)
             let scales = (w + 192).assumingMemoryBound(to: Int8.self)
@@ -262,9 +268,8 @@ enum VectorKernels {
                     isum &+= s2 &* Int32(scale[group + 4]) &+ s3 &* Int32(scale[group + 6])
                 }
             }
-            sum += a.loadUnaligned(as: Float.self) * loadHalf(w, 208) * Float(isum)
+            return a.loadUnaligned(as: Float.self) * loadHalf(w, 208) * Float(isum)
         }
-        return sum
     }
 
     /// Q8_K quantization of activations (ggml's `quantize_row_q8_K`): scale from the signed
