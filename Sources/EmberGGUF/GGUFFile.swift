@@ -119,6 +119,20 @@ public final class GGUFFile: @unchecked Sendable {
         try body(UnsafeRawBufferPointer(start: tensorData(tensor), count: tensor.byteCount))
     }
 
+    /// Tells the kernel that bytes of the mapping will not be read soon (`madvise(MADV_DONTNEED)` on
+    /// the whole pages inside `pointer ..< pointer + byteCount`), so a copy made elsewhere does not
+    /// count twice in the resident set. Reading them again faults the pages back in from the file.
+    public func releaseResidentPages(_ pointer: UnsafeRawPointer, byteCount: Int) {
+        guard case .mapped(let base, let size) = storage else { return }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = pointer - UnsafeRawPointer(base)
+        guard start >= 0, start + byteCount <= size else { return }
+        let firstPage = (start + pageSize - 1) / pageSize * pageSize
+        let endPage = (start + byteCount) / pageSize * pageSize
+        guard endPage > firstPage else { return }
+        madvise(base + firstPage, endPage - firstPage, MADV_DONTNEED)
+    }
+
     // MARK: Typed metadata
 
     public func string(_ key: String) -> String? {

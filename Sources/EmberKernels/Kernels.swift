@@ -159,6 +159,34 @@ public enum Kernels {
         }
     }
 
+    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`).
+    public static func matmul(interleaved weights: InterleavedWeights, input: UnsafePointer<Float>, tokens: Int,
+                              output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+        let columns = weights.columns
+        let activationType = activationType(for: weights.type)
+        let activationRowBytes = activationType.byteCount(elements: columns)!
+        if tokens > 1 {
+            pool.parallelFor(tokens) { range, _ in
+                for token in range {
+                    quantize(input + token * columns, count: columns, as: activationType, into: scratch + token * activationRowBytes)
+                }
+            }
+        } else {
+            quantize(input, count: columns, as: activationType, into: scratch)
+        }
+        let groups = weights.rows / InterleavedWeights.rowGroup
+        pool.parallelFor(groups) { range, _ in
+            switch weights.type {
+            case .q4_1:
+                weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                     tokens: tokens, output: output)
+            default:
+                weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                     tokens: tokens, output: output)
+            }
+        }
+    }
+
     // MARK: Half precision
 
     public static func float16ToFloat(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {

@@ -226,6 +226,10 @@ public final class InferenceSession {
 
     @inline(__always)
     private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>) {
+        if let interleaved = matrix.interleaved {
+            Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+            return
+        }
         Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
                        input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
     }

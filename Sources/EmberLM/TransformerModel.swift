@@ -1,6 +1,7 @@
 import EmberCore
 import EmberGGUF
 import EmberKernels
+import Foundation
 
 /// A weight matrix inside the mapped model file: `rows` rows of `columns` elements of `type`.
 ///
@@ -12,6 +13,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let type: TensorType
     public let rows: Int
     public let columns: Int
+    /// The same weights rearranged for the kernels, when the type has such a layout.
+    public var interleaved: InterleavedWeights?
     public var rowBytes: Int { type.byteCount(elements: columns) ?? 0 }
     public var byteCount: Int { rowBytes * rows }
 }
@@ -113,6 +116,10 @@ public final class TransformerModel: Sendable {
 /// Binds named tensors of a GGUF file to weights, checking types and shapes.
 private struct WeightLoader {
     let file: GGUFFile
+    /// Rearrange weights for the kernels (`InterleavedWeights`); `EMBER_INTERLEAVE=0` keeps the file's layout.
+    var interleave = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0"
+    /// Threads that rearrange weights while loading.
+    var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
 
     func matrix(_ name: String, rows: Int, columns: Int) throws(LanguageModelError) -> WeightMatrix {
         guard let tensor = file.tensor(named: name) else {
@@ -124,7 +131,13 @@ private struct WeightLoader {
         guard Kernels.supportsMatrixMultiply(tensor.type) else {
             throw LanguageModelError(.unsupportedTensorType, "tensor '\(name)' has type \(tensor.type), which Ember cannot multiply yet")
         }
-        return WeightMatrix(name: name, data: file.tensorData(tensor), type: tensor.type, rows: rows, columns: columns)
+        let data = file.tensorData(tensor)
+        let interleaved = interleave
+            ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool) { pointer, count in
+                file.releaseResidentPages(pointer, byteCount: count)
+            }
+            : nil
+        return WeightMatrix(name: name, data: data, type: tensor.type, rows: rows, columns: columns, interleaved: interleaved)
     }
 
     func vector(_ name: String, count: Int) throws(LanguageModelError) -> [Float] {

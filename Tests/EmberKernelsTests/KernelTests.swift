@@ -210,3 +210,55 @@ struct ThreadPoolTests {
         }
     }
 }
+
+@Suite("Interleaved weights")
+struct InterleavedWeightTests {
+    @Test("Interleaved matmul equals row-by-row reference dot products", arguments: [(TensorType.q4_1, 1, 1), (.q4_1, 3, 2), (.q4_1, 1, 2), (.q8_0, 1, 1), (.q8_0, 3, 2), (.q8_0, 1, 2)])
+    func interleavedMatmul(type: TensorType, tokens: Int, threads: Int) throws {
+        var random = KernelRandom(state: 4242 &+ UInt64(tokens))
+        let rows = 96, columns = 576
+        let weights = randomBlocks(type, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: threads)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        var released = 0
+        _ = weights.withUnsafeBytes {
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns) { _, count in released += count }
+        }
+        #expect(released == weights.count, "every source byte is handed back once")
+        var output = [Float](repeating: .nan, count: rows * tokens)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: type, columns: columns, tokens: tokens), alignment: 64)
+        defer { scratch.deallocate() }
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
+            }
+        }
+        let activationType = Kernels.activationType(for: type)
+        let rowBytes = type.byteCount(elements: columns)!
+        for token in 0..<tokens {
+            var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: columns)!)
+            input.withUnsafeBufferPointer { x in
+                activation.withUnsafeMutableBytes {
+                    Kernels.quantizeReference(x.baseAddress! + token * columns, count: columns, as: activationType, into: $0.baseAddress!)
+                }
+            }
+            for row in 0..<rows {
+                let expected = weights.withUnsafeBytes { w in
+                    activation.withUnsafeBytes { a in
+                        Kernels.dotReference(type, weights: w.baseAddress! + row * rowBytes, activation: a.baseAddress!, count: columns)
+                    }
+                }
+                #expect(abs(output[token * rows + row] - expected) <= 1e-3 * max(abs(expected), 1), "\(type) row \(row) token \(token)")
+            }
+        }
+    }
+
+    @Test("Unsupported shapes keep the file's layout")
+    func unsupported() {
+        #expect(!InterleavedWeights.supports(.q4_1, rows: 33, columns: 64))
+        #expect(!InterleavedWeights.supports(.q6_K, rows: 64, columns: 256))
+    }
+}

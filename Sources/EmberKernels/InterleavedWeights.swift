@@ -1,0 +1,191 @@
+import EmberCore
+
+/// Weights rearranged at load time so one vector instruction works on many rows at once.
+///
+/// A row-major quantized matrix makes a dot product reduce each 32-element block horizontally,
+/// which costs more than the multiplications for small models. Interleaving `rowGroup` rows block
+/// by block lets the kernel keep one lane per row: per block it loads the byte at position j of all
+/// the group's rows, multiplies by the one activation value they share, and never reduces across
+/// lanes until the row ends. Same bytes as the file (half-precision scales kept), so the same
+/// bandwidth per token.
+///
+/// Layout for Q4_1, per group of 32 rows and per block: 32 `d` halves, 32 `m` halves, then for
+/// j in 0..<16 the 32 rows' packed byte j (low nibble = element j, high nibble = element j + 16).
+///
+/// `@unchecked Sendable`: the buffer is written once in `init` and only read afterwards.
+public final class InterleavedWeights: @unchecked Sendable {
+    public static let rowGroup = 32
+    public let type: TensorType
+    public let rows: Int
+    public let columns: Int
+    let storage: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    /// Bytes of one group's block.
+    static func groupBlockBytes(_ type: TensorType) -> Int {
+        switch type {
+        case .q4_1: return rowGroup * 20
+        case .q8_0: return rowGroup * 34
+        default: return 0
+        }
+    }
+
+    /// Whether `type` and `rows` can be interleaved.
+    public static func supports(_ type: TensorType, rows: Int, columns: Int) -> Bool {
+        (type == .q4_1 || type == .q8_0) && rows % rowGroup == 0 && columns % 32 == 0
+    }
+
+    /// Rearranges a row-major matrix of `type`; nil when the layout is not supported.
+    ///
+    /// Works in chunks of rows and calls `release` with each chunk's source bytes once copied, so
+    /// the caller can drop them from memory and the peak stays near one copy.
+    public init?(type: TensorType, data: UnsafeRawPointer, rows: Int, columns: Int, pool: ThreadPool? = nil,
+                 release: (UnsafeRawPointer, Int) -> Void = { _, _ in }) {
+        guard Self.supports(type, rows: rows, columns: columns) else { return nil }
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        let blocks = columns / 32
+        let groupBlock = Self.groupBlockBytes(type)
+        byteCount = rows / Self.rowGroup * blocks * groupBlock
+        storage = .allocate(byteCount: byteCount, alignment: 64)
+        let rowBytes = type.byteCount(elements: columns)!
+        let storage = self.storage
+        let groups = rows / Self.rowGroup
+        let blockBytes = type.bytesPerBlock
+        let quantOffset = type == .q4_1 ? 4 : 2
+        let quantBytes = type == .q4_1 ? 16 : 32
+        let quantStart = type == .q4_1 ? 128 : 64
+        let work = { (range: Range<Int>, _: Int) in
+            for group in range {
+                for block in 0..<blocks {
+                    let destination = storage + (group * blocks + block) * groupBlock
+                    for lane in 0..<Self.rowGroup {
+                        let source = data + (group * Self.rowGroup + lane) * rowBytes + block * blockBytes
+                        destination.storeBytes(of: source.loadUnaligned(as: UInt16.self), toByteOffset: 2 * lane, as: UInt16.self)
+                        if type == .q4_1 {
+                            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: 2, as: UInt16.self),
+                                                   toByteOffset: 64 + 2 * lane, as: UInt16.self)
+                        }
+                        for j in 0..<quantBytes {
+                            destination.storeBytes(of: source.load(fromByteOffset: quantOffset + j, as: UInt8.self),
+                                                   toByteOffset: quantStart + j * Self.rowGroup + lane, as: UInt8.self)
+                        }
+                    }
+                }
+            }
+        }
+        let chunkGroups = 64
+        var firstGroup = 0
+        while firstGroup < groups {
+            let lastGroup = min(firstGroup + chunkGroups, groups)
+            let count = lastGroup - firstGroup
+            if let pool {
+                pool.parallelFor(count) { range, thread in
+                    work((firstGroup + range.lowerBound)..<(firstGroup + range.upperBound), thread)
+                }
+            } else {
+                work(firstGroup..<lastGroup, 0)
+            }
+            release(data + firstGroup * Self.rowGroup * rowBytes, count * Self.rowGroup * rowBytes)
+            firstGroup = lastGroup
+        }
+    }
+
+    deinit { storage.deallocate() }
+
+    /// `output[t * rows + r]` for the rows of groups `groupRange` and every token, from activations
+    /// quantized to Q8_1 (`activationRowBytes` apart).
+    func multiplyQ4_1(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                      output: UnsafeMutablePointer<Float>) {
+        let blocks = columns / 32
+        let groupBlock = 640
+        let lanes = Self.rowGroup
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
+            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let partial = raw.assumingMemoryBound(to: Int16.self)            // 32 × Int16
+            let integer = (raw + 64).assumingMemoryBound(to: Int32.self)      // 32 × Int32
+            let accumulator = (raw + 192).assumingMemoryBound(to: Float.self) // 32 × Float
+            let minimums = (raw + 320).assumingMemoryBound(to: Float.self)    // 32 × Float (ends at 448 ≤ 512)
+            for group in groupRange {
+                for token in 0..<tokens {
+                    let activationRow = activations + token * activationRowBytes
+                    for lane in 0..<lanes {
+                        accumulator[lane] = 0
+                        minimums[lane] = 0
+                    }
+                    for block in 0..<blocks {
+                        let source = storage + (group * blocks + block) * groupBlock
+                        let activation = activationRow + block * 36
+                        let quants = (activation + 4).assumingMemoryBound(to: Int8.self)
+                        let packed = (source + 128).assumingMemoryBound(to: UInt8.self)
+                        for lane in 0..<lanes { integer[lane] = 0 }
+                        // Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in Int16.
+                        for half in 0..<2 {
+                            for lane in 0..<lanes { partial[lane] = 0 }
+                            for j in (half * 8)..<(half * 8 + 8) {
+                                let low = Int16(quants[j]), high = Int16(quants[j + 16])
+                                let bytes = packed + j * lanes
+                                for lane in 0..<lanes {
+                                    let byte = bytes[lane]
+                                    partial[lane] &+= Int16(byte & 0x0F) &* low &+ Int16(byte >> 4) &* high
+                                }
+                            }
+                            for lane in 0..<lanes { integer[lane] &+= Int32(partial[lane]) }
+                        }
+                        let activationScale = loadHalf(activation, 0)
+                        let activationSum = loadHalf(activation, 2)
+                        let halves = source.assumingMemoryBound(to: Float16.self)
+                        for lane in 0..<lanes {
+                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
+                            minimums[lane] += Float(halves[lanes + lane]) * activationSum
+                        }
+                    }
+                    let destination = output + token * rows + group * lanes
+                    for lane in 0..<lanes { destination[lane] = accumulator[lane] + minimums[lane] }
+                }
+            }
+        }
+    }
+
+    /// `output[t * rows + r]` for Q8_0 weights and Q8_0 activations.
+    func multiplyQ8_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                      output: UnsafeMutablePointer<Float>) {
+        let blocks = columns / 32
+        let groupBlock = 1088
+        let lanes = Self.rowGroup
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
+            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
+            let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
+            for group in groupRange {
+                for token in 0..<tokens {
+                    let activationRow = activations + token * activationRowBytes
+                    for lane in 0..<lanes { accumulator[lane] = 0 }
+                    for block in 0..<blocks {
+                        let source = storage + (group * blocks + block) * groupBlock
+                        let activation = activationRow + block * 34
+                        let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
+                        let weights = (source + 64).assumingMemoryBound(to: Int8.self)
+                        for lane in 0..<lanes { integer[lane] = 0 }
+                        // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
+                        for j in stride(from: 0, to: 32, by: 2) {
+                            let first = Int16(quants[j]), second = Int16(quants[j + 1])
+                            let row0 = weights + j * lanes, row1 = weights + (j + 1) * lanes
+                            for lane in 0..<lanes {
+                                integer[lane] &+= Int32(Int16(row0[lane]) &* first &+ Int16(row1[lane]) &* second)
+                            }
+                        }
+                        let activationScale = loadHalf(activation, 0)
+                        let halves = source.assumingMemoryBound(to: Float16.self)
+                        for lane in 0..<lanes {
+                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
+                        }
+                    }
+                    let destination = output + token * rows + group * lanes
+                    for lane in 0..<lanes { destination[lane] = accumulator[lane] }
+                }
+            }
+        }
+    }
+}
