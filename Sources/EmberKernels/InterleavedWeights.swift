@@ -26,13 +26,14 @@ public final class InterleavedWeights: @unchecked Sendable {
         switch type {
         case .q4_1: return rowGroup * 20
         case .q8_0: return rowGroup * 34
+        case .q5_0: return rowGroup * 22
         default: return 0
         }
     }
 
     /// Whether `type` and `rows` can be interleaved.
     public static func supports(_ type: TensorType, rows: Int, columns: Int) -> Bool {
-        (type == .q4_1 || type == .q8_0) && rows % rowGroup == 0 && columns % 32 == 0
+        [.q4_1, .q8_0, .q5_0].contains(type) && rows % rowGroup == 0 && columns % 32 == 0
     }
 
     /// Rearranges a row-major matrix of `type`; nil when the layout is not supported.
@@ -53,9 +54,11 @@ public final class InterleavedWeights: @unchecked Sendable {
         let storage = self.storage
         let groups = rows / Self.rowGroup
         let blockBytes = type.bytesPerBlock
-        let quantOffset = type == .q4_1 ? 4 : 2
-        let quantBytes = type == .q4_1 ? 16 : 32
-        let quantStart = type == .q4_1 ? 128 : 64
+        // Where the packed quants sit in a source block, how many bytes they take, and where the
+        // group's quants start in the interleaved block (after the scales and, for Q5_0, high bits).
+        let quantOffset = type == .q4_1 ? 4 : (type == .q5_0 ? 6 : 2)
+        let quantBytes = type == .q8_0 ? 32 : 16
+        let quantStart = type == .q4_1 ? 128 : (type == .q5_0 ? 192 : 64)
         let work = { (range: Range<Int>, _: Int) in
             for group in range {
                 for block in 0..<blocks {
@@ -66,6 +69,9 @@ public final class InterleavedWeights: @unchecked Sendable {
                         if type == .q4_1 {
                             destination.storeBytes(of: source.loadUnaligned(fromByteOffset: 2, as: UInt16.self),
                                                    toByteOffset: 64 + 2 * lane, as: UInt16.self)
+                        } else if type == .q5_0 {
+                            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: 2, as: UInt32.self),
+                                                   toByteOffset: 64 + 4 * lane, as: UInt32.self)
                         }
                         for j in 0..<quantBytes {
                             destination.storeBytes(of: source.load(fromByteOffset: quantOffset + j, as: UInt8.self),
@@ -175,6 +181,57 @@ public final class InterleavedWeights: @unchecked Sendable {
                             for lane in 0..<lanes {
                                 integer[lane] &+= Int32(Int16(row0[lane]) &* first &+ Int16(row1[lane]) &* second)
                             }
+                        }
+                        let activationScale = loadHalf(activation, 0)
+                        let halves = source.assumingMemoryBound(to: Float16.self)
+                        for lane in 0..<lanes {
+                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
+                        }
+                    }
+                    let destination = output + token * rows + group * lanes
+                    for lane in 0..<lanes { destination[lane] = accumulator[lane] }
+                }
+            }
+        }
+    }
+
+    /// `output[t * rows + r]` for Q5_0 weights and Q8_0 activations. Per group block: 32 `d`
+    /// halves, 32 high-bit words, then the 32 rows' packed byte j for j in 0..<16.
+    func multiplyQ5_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                      output: UnsafeMutablePointer<Float>) {
+        let blocks = columns / 32
+        let groupBlock = 704
+        let lanes = Self.rowGroup
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
+            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let partial = raw.assumingMemoryBound(to: Int16.self)             // 32 × Int16
+            let integer = (raw + 64).assumingMemoryBound(to: Int32.self)      // 32 × Int32
+            let accumulator = (raw + 192).assumingMemoryBound(to: Float.self) // 32 × Float
+            for group in groupRange {
+                for token in 0..<tokens {
+                    let activationRow = activations + token * activationRowBytes
+                    for lane in 0..<lanes { accumulator[lane] = 0 }
+                    for block in 0..<blocks {
+                        let source = storage + (group * blocks + block) * groupBlock
+                        let activation = activationRow + block * 34
+                        let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
+                        let highBits = (source + 64).assumingMemoryBound(to: UInt32.self)
+                        let packed = (source + 192).assumingMemoryBound(to: UInt8.self)
+                        for lane in 0..<lanes { integer[lane] = 0 }
+                        // Eight byte positions at a time: 16 products of at most 16 · 127 fit in Int16.
+                        for half in 0..<2 {
+                            for lane in 0..<lanes { partial[lane] = 0 }
+                            for j in (half * 8)..<(half * 8 + 8) {
+                                let low = Int16(quants[j]), high = Int16(quants[j + 16])
+                                let bytes = packed + j * lanes
+                                for lane in 0..<lanes {
+                                    let byte = bytes[lane], bits = highBits[lane]
+                                    let q0 = Int16(byte & 0x0F) | Int16(truncatingIfNeeded: (bits >> UInt32(j)) & 1) << 4
+                                    let q1 = Int16(byte >> 4) | Int16(truncatingIfNeeded: (bits >> UInt32(j + 16)) & 1) << 4
+                                    partial[lane] &+= (q0 &- 16) &* low &+ (q1 &- 16) &* high
+                                }
+                            }
+                            for lane in 0..<lanes { integer[lane] &+= Int32(partial[lane]) }
                         }
                         let activationScale = loadHalf(activation, 0)
                         let halves = source.assumingMemoryBound(to: Float16.self)

@@ -213,7 +213,7 @@ struct ThreadPoolTests {
 
 @Suite("Interleaved weights")
 struct InterleavedWeightTests {
-    @Test("Interleaved matmul equals row-by-row reference dot products", arguments: [(TensorType.q4_1, 1, 1), (.q4_1, 3, 2), (.q4_1, 1, 2), (.q8_0, 1, 1), (.q8_0, 3, 2), (.q8_0, 1, 2)])
+    @Test("Interleaved matmul equals row-by-row reference dot products", arguments: [(TensorType.q4_1, 1, 1), (.q4_1, 3, 2), (.q4_1, 1, 2), (.q8_0, 1, 1), (.q8_0, 3, 2), (.q8_0, 1, 2), (.q5_0, 1, 1), (.q5_0, 3, 2)])
     func interleavedMatmul(type: TensorType, tokens: Int, threads: Int) throws {
         var random = KernelRandom(state: 4242 &+ UInt64(tokens))
         let rows = 96, columns = 576
