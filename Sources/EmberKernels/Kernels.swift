@@ -180,9 +180,6 @@ public enum Kernels {
             case .q4_1:
                 weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, output: output)
-            case .q5_0:
-                weights.multiplyQ5_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, output: output)
             default:
                 weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, output: output)

@@ -262,3 +262,41 @@ struct InterleavedWeightTests {
         #expect(!InterleavedWeights.supports(.q6_K, rows: 64, columns: 256))
     }
 }
+
+@Suite("Interleaved K-quants")
+struct InterleavedKQuantTests {
+    @Test("Q4_K rewritten as Q4_1 blocks keeps the dot products within activation rounding", arguments: [1, 2])
+    func q4K(threads: Int) throws {
+        var random = KernelRandom(state: 808)
+        let rows = 64, columns = 512, tokens = 2
+        let weights = randomBlocks(.q4_K, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: threads)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q4_K, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q4_1, columns: columns, tokens: tokens), alignment: 64)
+        defer { scratch.deallocate() }
+        var output = [Float](repeating: .nan, count: rows * tokens)
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
+            }
+        }
+        var dequantized = [Float](repeating: 0, count: rows * columns)
+        weights.withUnsafeBytes { w in
+            dequantized.withUnsafeMutableBufferPointer { Kernels.dequantizeReference(.q4_K, source: w.baseAddress!, into: $0.baseAddress!, count: rows * columns) }
+        }
+        for token in 0..<tokens {
+            for row in 0..<rows {
+                var exact = 0.0, magnitude = 0.0
+                for column in 0..<columns {
+                    let product = Double(dequantized[row * columns + column]) * Double(input[token * columns + column])
+                    exact += product
+                    magnitude += abs(product)
+                }
+                #expect(abs(Double(output[token * rows + row]) - exact) <= 0.02 * max(magnitude, 1e-3), "row \(row) token \(token)")
+            }
+        }
+    }
+}
