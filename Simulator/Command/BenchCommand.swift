@@ -1,0 +1,108 @@
+import ArgumentParser
+import EmberCore
+import EmberLM
+import Foundation
+
+/// `ember bench`: llama-bench's measurement — prompt processing of random tokens in one batch, and
+/// generation of single-token steps without sampling — as mean ± sd over repetitions after a warm-up.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prompt processing and generation speed the way llama-bench does.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: "Tokens of the prompt-processing test (one batch).")
+    var promptTokens: Int = 512
+
+    @Option(name: .long, help: "Tokens of the generation test (one step each).")
+    var genTokens: Int = 128
+
+    @Option(name: .long, help: "Measured repetitions of each test, after one warm-up run.")
+    var repetitions: Int = 5
+
+    @Option(name: .long, help: "Seed of the random prompt tokens.")
+    var seed: UInt64 = 1
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard promptTokens >= 0, genTokens >= 0, promptTokens + genTokens > 0 else {
+            throw ValidationError("--prompt-tokens and --gen-tokens must not be negative, and one must be positive.")
+        }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1.") }
+    }
+
+    struct Summary {
+        var mean: Double
+        var standardDeviation: Double
+
+        init(_ samples: [Double]) {
+            let average = samples.reduce(0, +) / Double(max(samples.count, 1))
+            let squares = samples.reduce(0) { $0 + ($1 - average) * ($1 - average) }
+            mean = average
+            standardDeviation = samples.count > 1 ? (squares / Double(samples.count - 1)).squareRoot() : 0
+        }
+
+        var json: String { "{\"mean\":\(JSONText.number(mean)),\"sd\":\(JSONText.number(standardDeviation))}" }
+        var text: String { String(format: "%.1f ± %.1f", mean, standardDeviation) }
+    }
+
+    func run() throws {
+        let model = try modelOptions.load()
+        let threads = modelOptions.threadCount
+        let vocabulary = model.configuration.vocabularySize
+        var random = SeededRandomSource(seed: seed)
+        let prompt = (0..<promptTokens).map { _ in Int32(random.next() % UInt64(vocabulary)) }
+        let session = InferenceSession(model: model.transformer, contextLength: max(promptTokens, genTokens, 16) + 1,
+                                       batchSize: max(1, min(promptTokens, 512)), threadCount: threads)
+
+        // First token after load: the time a user waits before anything happens.
+        let firstStart = MonotonicClock.nanoseconds()
+        try session.evaluate([model.tokenizer.bosID ?? 1], logits: .last)
+        let firstTokenMilliseconds = MonotonicClock.milliseconds(since: firstStart)
+
+        func promptProcessing() throws -> Double {
+            session.reset()
+            let start = MonotonicClock.nanoseconds()
+            try session.evaluate(prompt, logits: .last)
+            return Double(promptTokens) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        }
+        func generation() throws -> Double {
+            session.reset()
+            var token = prompt.first ?? 1
+            let start = MonotonicClock.nanoseconds()
+            for _ in 0..<genTokens {
+                try session.evaluate([token], logits: .last) { _, logits in token = Sampler.argmax(logits) }
+            }
+            return Double(genTokens) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        }
+
+        var promptSamples: [Double] = []
+        var generationSamples: [Double] = []
+        if promptTokens > 0 {
+            _ = try promptProcessing()
+            for _ in 0..<repetitions { promptSamples.append(try promptProcessing()) }
+        }
+        if genTokens > 0 {
+            _ = try generation()
+            for _ in 0..<repetitions { generationSamples.append(try generation()) }
+        }
+        let pp = Summary(promptSamples), tg = Summary(generationSamples)
+        let peak = ProcessMemory.peakResidentBytes()
+        if json {
+            print("{\"pp_tok_s\":\(pp.json),\"tg_tok_s\":\(tg.json),\"load_ms\":\(JSONText.number(model.loadMilliseconds)),"
+                + "\"peak_rss_bytes\":\(peak),\"first_token_ms\":\(JSONText.number(firstTokenMilliseconds)),"
+                + "\"model\":\(JSONText.string(model.configuration.name)),\"threads\":\(threads),"
+                + "\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
+                + "\"weight_bytes_per_token\":\(model.transformer.weightBytesPerToken)}")
+        } else {
+            print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads)")
+            print(String(format: "load %.1f ms, first token %.1f ms, peak RSS %@", model.loadMilliseconds, firstTokenMilliseconds,
+                         ByteCount.format(peak)))
+            if promptTokens > 0 { print("pp\(promptTokens): \(pp.text) tokens/s") }
+            if genTokens > 0 { print("tg\(genTokens): \(tg.text) tokens/s") }
+        }
+    }
+}
