@@ -47,6 +47,30 @@ func randomBlocks(_ type: TensorType, elements: Int, random: inout KernelRandom)
     return bytes
 }
 
+
+/// `rows × tokens` outputs computed row by row with the scalar reference kernels.
+func referenceMatmul(_ type: TensorType, weights: [UInt8], rows: Int, columns: Int, input: [Float], tokens: Int) -> [Float] {
+    let activationType = Kernels.activationType(for: type)
+    let rowBytes = type.byteCount(elements: columns)!
+    var output = [Float](repeating: 0, count: rows * tokens)
+    for token in 0..<tokens {
+        var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: columns)!)
+        input.withUnsafeBufferPointer { x in
+            activation.withUnsafeMutableBytes {
+                Kernels.quantizeReference(x.baseAddress! + token * columns, count: columns, as: activationType, into: $0.baseAddress!)
+            }
+        }
+        for row in 0..<rows {
+            output[token * rows + row] = weights.withUnsafeBytes { w in
+                activation.withUnsafeBytes { a in
+                    Kernels.dotReference(type, weights: w.baseAddress! + row * rowBytes, activation: a.baseAddress!, count: columns)
+                }
+            }
+        }
+    }
+    return output
+}
+
 @Suite("Kernels: SIMD versions agree with the scalar references")
 struct KernelTests {
     static let weightTypes: [TensorType] = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
@@ -128,21 +152,10 @@ struct KernelTests {
                 }
             }
         }
-        let activationType = Kernels.activationType(for: type)
-        let rowBytes = type.byteCount(elements: columns)!
+        let reference = referenceMatmul(type, weights: weights, rows: rows, columns: columns, input: input, tokens: tokens)
         for token in 0..<tokens {
-            var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: columns)!)
-            input.withUnsafeBufferPointer { x in
-                activation.withUnsafeMutableBytes {
-                    Kernels.quantizeReference(x.baseAddress! + token * columns, count: columns, as: activationType, into: $0.baseAddress!)
-                }
-            }
             for row in 0..<rows {
-                let expected = weights.withUnsafeBytes { w in
-                    activation.withUnsafeBytes { a in
-                        Kernels.dotReference(type, weights: w.baseAddress! + row * rowBytes, activation: a.baseAddress!, count: columns)
-                    }
-                }
+                let expected = reference[token * rows + row]
                 let got = output[token * rows + row]
                 #expect(abs(got - expected) <= 1e-3 * max(abs(expected), 1), "\(type) row \(row) token \(token)")
             }
@@ -236,21 +249,10 @@ struct InterleavedWeightTests {
                 Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
             }
         }
-        let activationType = Kernels.activationType(for: type)
-        let rowBytes = type.byteCount(elements: columns)!
+        let reference = referenceMatmul(type, weights: weights, rows: rows, columns: columns, input: input, tokens: tokens)
         for token in 0..<tokens {
-            var activation = [UInt8](repeating: 0, count: activationType.byteCount(elements: columns)!)
-            input.withUnsafeBufferPointer { x in
-                activation.withUnsafeMutableBytes {
-                    Kernels.quantizeReference(x.baseAddress! + token * columns, count: columns, as: activationType, into: $0.baseAddress!)
-                }
-            }
             for row in 0..<rows {
-                let expected = weights.withUnsafeBytes { w in
-                    activation.withUnsafeBytes { a in
-                        Kernels.dotReference(type, weights: w.baseAddress! + row * rowBytes, activation: a.baseAddress!, count: columns)
-                    }
-                }
+                let expected = reference[token * rows + row]
                 #expect(abs(output[token * rows + row] - expected) <= 1e-3 * max(abs(expected), 1), "\(type) row \(row) token \(token)")
             }
         }
