@@ -117,24 +117,29 @@ public final class InterleavedWeights: @unchecked Sendable {
             Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
             return
         }
+        let hasMinimum = type == .q4_1
         let work = { (range: Range<Int>, _: Int) in
+            let lanes = Self.rowGroup
             for group in range {
+                let groupRows = data + group * lanes * rowBytes
                 for block in 0..<blocks {
                     let destination = storage + (group * blocks + block) * groupBlock
-                    for lane in 0..<Self.rowGroup {
-                        let source = data + (group * Self.rowGroup + lane) * rowBytes + block * blockBytes
-                        destination.storeBytes(of: source.loadUnaligned(as: UInt16.self), toByteOffset: 2 * lane, as: UInt16.self)
-                        if type == .q4_1 {
-                            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: 2, as: UInt16.self),
-                                                   toByteOffset: 64 + 2 * lane, as: UInt16.self)
-                        } else if type == .q5_0 {
-                            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: 2, as: UInt32.self),
-                                                   toByteOffset: 64 + 4 * lane, as: UInt32.self)
+                    let sources = groupRows + block * blockBytes
+                    let scales = destination.assumingMemoryBound(to: UInt16.self)
+                    for lane in 0..<lanes {
+                        scales[lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes, as: UInt16.self)
+                    }
+                    if hasMinimum {
+                        for lane in 0..<lanes {
+                            scales[lanes + lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes + 2, as: UInt16.self)
                         }
-                        for j in 0..<quantBytes {
-                            destination.storeBytes(of: source.load(fromByteOffset: quantOffset + j, as: UInt8.self),
-                                                   toByteOffset: quantStart + j * Self.rowGroup + lane, as: UInt8.self)
-                        }
+                    }
+                    // Byte j of every lane's block, written contiguously.
+                    let quants = (destination + quantStart).assumingMemoryBound(to: UInt8.self)
+                    let sourceBytes = (sources + quantOffset).assumingMemoryBound(to: UInt8.self)
+                    for j in 0..<quantBytes {
+                        let out = quants + j * lanes
+                        for lane in 0..<lanes { out[lane] = sourceBytes[lane * rowBytes + j] }
                     }
                 }
             }
