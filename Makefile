@@ -9,7 +9,7 @@ endif
 EMBER = .build/release/ember
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build clean
+.PHONY: bootstrap demo test build bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -24,6 +24,10 @@ test: bootstrap
 
 build:
 	swift build -c release
+
+# Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
+bench: bootstrap
+	scripts/bench.sh
 
 clean:
 	rm -rf .build

@@ -14,6 +14,17 @@ def first(*names):
     raise AttributeError(f"llama_cpp has none of {names}")
 
 
+def peak_rss_bytes():
+    """VmHWM: the peak of this process since exec (ru_maxrss would include a forking parent's)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
@@ -85,7 +96,7 @@ def main():
         "pp_tok_s": measure(pp) if args.prompt_tokens else {"mean": 0, "sd": 0},
         "tg_tok_s": measure(tg) if args.gen_tokens else {"mean": 0, "sd": 0},
         "load_ms": load_ms,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "first_token_ms": first_token_ms,
         "threads": args.threads,
     }

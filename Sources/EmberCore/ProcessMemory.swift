@@ -6,9 +6,13 @@ import Darwin
 
 /// The process's memory as the operating system counts it.
 public enum ProcessMemory {
-    /// Peak resident set size of this process in bytes (`getrusage(RUSAGE_SELF).ru_maxrss`;
-    /// kilobytes on Linux, bytes on Darwin).
+    /// Peak resident set size of this process in bytes: `VmHWM` of `/proc/self/status` on Linux
+    /// (it starts afresh at `exec`, unlike `ru_maxrss`, which keeps the parent's peak when a large
+    /// process forks and execs a small one), else `getrusage(RUSAGE_SELF).ru_maxrss`.
     public static func peakResidentBytes() -> Int {
+        #if os(Linux)
+        if let peak = statusField("VmHWM:") { return peak }
+        #endif
         var usage = rusage()
         #if canImport(Glibc)
         let who = __rusage_who_t(RUSAGE_SELF.rawValue)
@@ -22,6 +26,24 @@ public enum ProcessMemory {
         return Int(usage.ru_maxrss) * 1024
         #endif
     }
+
+    #if os(Linux)
+    /// A `kB` field of `/proc/self/status`, in bytes.
+    static func statusField(_ name: String) -> Int? {
+        let descriptor = open("/proc/self/status", O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let digits = line.dropFirst(name.count).filter { $0.isNumber }
+            return Int(digits).map { $0 * 1024 }
+        }
+        return nil
+    }
+    #endif
 
     /// Current resident set size in bytes (`/proc/self/statm` on Linux), or nil where unavailable.
     public static func currentResidentBytes() -> Int? {

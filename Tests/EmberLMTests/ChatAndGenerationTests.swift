@@ -36,6 +36,21 @@ struct ChatTemplateTests {
         #expect(ids == [2, 105, 2364, 107, 2202, 106, 107, 105, 4368, 107])
     }
 
+    @Test("A Gemma chat turn continues exactly as llama.cpp continues it")
+    func gemmaChatMatchesLlamaCpp() async throws {
+        struct Fixture: Decodable { var prompt: String; var max_tokens: Int; var text: String }
+        let fixture = try JSONDecoder().decode(Fixture.self, from: TestSupport.fixture("llamacpp-gemma3-chat.json"))
+        let model = try LanguageModel(path: TestSupport.modelPath("gemma3"))
+        #expect(model.chatTemplate?.render([ChatMessage(role: .user, content: "What is 2+2?")]) == fixture.prompt)
+        let generator = Generator(model: model, contextLength: 512, threadCount: 2)
+        var text = ""
+        for try await event in generator.generate(GenerationRequest(prompt: .chat([ChatMessage(role: .user, content: "What is 2+2?")]),
+                                                                    maxTokens: fixture.max_tokens, sampling: .greedy)) {
+            if case .token(_, let piece) = event { text += piece }
+        }
+        #expect(text == fixture.text)
+    }
+
     @Test("Templates are recognised from Jinja source")
     func recognition() {
         #expect(ChatTemplate(jinjaSource: "{{ '<start_of_turn>' + role }}")?.family == .gemma)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Same-run comparison of Ember and llama.cpp (through llama-cpp-python) on the catalog models.
+
+For each model and thread count the two engines run alternately, each in its own process, with
+llama-bench's method (pp of random tokens in one batch, tg of single-token steps, warm-up, mean ±
+sd). Writes BENCHMARKS.md. Run through `make bench`, which prepares the venv."""
+import datetime, json, os, platform, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMBER = os.path.join(ROOT, ".build", "release", "ember")
+PYTHON = sys.argv[1] if len(sys.argv) > 1 else sys.executable
+REPETITIONS = int(os.environ.get("EMBER_BENCH_REPETITIONS", "5"))
+ROUNDS = int(os.environ.get("EMBER_BENCH_ROUNDS", "2"))
+
+
+def run_json(command):
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def ember(model_path, threads):
+    return run_json([EMBER, "bench", "--model", model_path, "--threads", str(threads),
+                     "--repetitions", str(REPETITIONS), "--json"])
+
+
+def llamacpp(model_path, threads):
+    return run_json([PYTHON, os.path.join(ROOT, "scripts", "bench_llamacpp.py"), "--model", model_path,
+                     "--threads", str(threads), "--repetitions", str(REPETITIONS)])
+
+
+def model_path(name):
+    return subprocess.run([EMBER, "models", "path", name], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def bandwidth_gb_s():
+    """STREAM-style triad a = b + s·c on 64 Mi doubles with numpy (one thread), best of 5."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    n = 64 * 1024 * 1024
+    b = numpy.ones(n); c = numpy.ones(n); a = numpy.empty(n)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        numpy.multiply(c, 3.0, out=a)
+        numpy.add(a, b, out=a)
+        seconds = time.perf_counter() - start
+        best = max(best, 5 * 8 * n / seconds / 1e9)  # bytes moved: read c, write a, read a, read b, write a
+    return best
+
+
+def combine(samples):
+    """Pools the means of alternating rounds: mean of means, largest sd."""
+    means = [s["mean"] for s in samples]
+    return {"mean": sum(means) / len(means), "sd": max(s["sd"] for s in samples)}
+
+
+def main():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    interesting = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni") if f in flags]
+    import importlib.metadata
+    try:
+        llama_version = subprocess.run([PYTHON, "-c", "import importlib.metadata as m; print(m.version('llama_cpp_python'))"],
+                                       check=True, capture_output=True, text=True).stdout.strip()
+    except subprocess.CalledProcessError:
+        llama_version = "unknown"
+    rows = []
+    for name in ("smollm2", "gemma3"):
+        path = model_path(name)
+        for threads in (1, 2):
+            runs = {"ember": [], "llama.cpp": []}
+            for _ in range(ROUNDS):
+                runs["ember"].append(ember(path, threads))
+                runs["llama.cpp"].append(llamacpp(path, threads))
+            result = {"model": name, "threads": threads}
+            for engine, samples in runs.items():
+                result[engine] = {
+                    "pp": combine([s["pp_tok_s"] for s in samples]),
+                    "tg": combine([s["tg_tok_s"] for s in samples]),
+                    "load_ms": min(s["load_ms"] for s in samples),
+                    "first_token_ms": min(s["first_token_ms"] for s in samples),
+                    "peak_rss_bytes": max(s["peak_rss_bytes"] for s in samples),
+                }
+            result["weight_bytes_per_token"] = runs["ember"][0].get("weight_bytes_per_token")
+            rows.append(result)
+            print(json.dumps(result), flush=True)
+
+    bandwidth = bandwidth_gb_s()  # after the runs: its large arrays must not be in the children's memory
+    lines = [
+        "# Benchmarks: Ember and llama.cpp, same run",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `make bench` on {cpu} "
+        f"({os.cpu_count()} cores; {', '.join(interesting)}). llama.cpp: llama-cpp-python {llama_version}, built here "
+        "with GGML_NATIVE=ON. Each configuration alternates the engines, each in its own process, "
+        f"{ROUNDS} rounds × {REPETITIONS} repetitions after a warm-up; flash attention off; mean ± sd (largest sd of the rounds).",
+        "",
+        "| model | threads | test | Ember tok/s | llama.cpp tok/s | Ember / llama.cpp |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for test, label in (("pp", "pp512"), ("tg", "tg128")):
+            e, l = row["ember"][test], row["llama.cpp"][test]
+            lines.append(f"| {row['model']} | {row['threads']} | {label} | {e['mean']:.1f} ± {e['sd']:.1f} | "
+                         f"{l['mean']:.1f} ± {l['sd']:.1f} | **{e['mean'] / l['mean']:.2f}×** |")
+    lines += ["", "| model | threads | engine | load ms | first token ms | load + first token ms | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for engine in ("ember", "llama.cpp"):
+            r = row[engine]
+            lines.append(f"| {row['model']} | {row['threads']} | {engine} | {r['load_ms']:.0f} | {r['first_token_ms']:.1f} | "
+                         f"{r['load_ms'] + r['first_token_ms']:.0f} | {r['peak_rss_bytes'] / 2**20:.0f} |")
+    if bandwidth:
+        lines += ["", f"Memory bandwidth (numpy triad, one thread): {bandwidth:.1f} GB/s. Decode reads every weight once per token, "
+                  "so the one-thread roofline is bandwidth / weight bytes per token:", "",
+                  "| model | weight MB per token | roofline tok/s (1 thread) | Ember tg128, 1 thread | fraction |", "|---|---|---|---|---|"]
+        for row in rows:
+            if row["threads"] != 1 or not row["weight_bytes_per_token"]:
+                continue
+            roof = bandwidth * 1e9 / row["weight_bytes_per_token"]
+            tg = row["ember"]["tg"]["mean"]
+            lines.append(f"| {row['model']} | {row['weight_bytes_per_token'] / 1e6:.1f} | {roof:.0f} | {tg:.1f} | {tg / roof:.0%} |")
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("wrote BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
