@@ -72,22 +72,24 @@ enum Operations {
 
     /// GeGLU with the tanh approximation of GELU: `gate[i] = gelu(gate[i]) * up[i]`.
     ///
-    /// Like ggml's CPU backend (`GGML_GELU_FP16`), GELU is evaluated at the input rounded to half
-    /// precision and its result rounded to half precision (ggml reads it from a 65,536-entry
-    /// table); below -10 it is 0 and above 10 the identity.
+    /// Like ggml's CPU backend (`GGML_GELU_FP16`), GELU is read from a table indexed by the input
+    /// rounded to half precision, holding results rounded to half precision; below -10 it is 0 and
+    /// above 10 the identity.
     @inline(__always)
     static func geGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let x = gate[i]
-            let activated: Float
-            if x <= -10 {
-                activated = 0
-            } else if x >= 10 {
-                activated = x
-            } else {
-                activated = Float(Float16(gelu(Float(Float16(x)))))
+        GELUTable.shared.values.withUnsafeBufferPointer { table in
+            for i in 0..<count {
+                let x = gate[i]
+                let activated: Float
+                if x <= -10 {
+                    activated = 0
+                } else if x >= 10 {
+                    activated = x
+                } else {
+                    activated = table[Int(Float16(x).bitPattern)]
+                }
+                gate[i] = activated * up[i]
             }
-            gate[i] = activated * up[i]
         }
     }
 
@@ -163,6 +165,19 @@ struct RotaryEmbedding: Sendable {
                     vector[pair + pairCount] = x0 * sines[pair] + x1 * cosines[pair]
                 }
             }
+        }
+    }
+}
+
+/// GELU of every half-precision value, rounded to half precision (stored widened to Float).
+final class GELUTable: Sendable {
+    static let shared = GELUTable()
+    let values: [Float]
+
+    private init() {
+        values = (0..<65536).map { bits in
+            let x = Float(Float16(bitPattern: UInt16(bits)))
+            return x.isFinite ? Float(Float16(Operations.gelu(x))) : 0
         }
     }
 }
