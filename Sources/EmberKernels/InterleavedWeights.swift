@@ -233,55 +233,8 @@ public final class InterleavedWeights: @unchecked Sendable {
             let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
             let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
             let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
-            let secondInteger = (raw + 256).assumingMemoryBound(to: Int32.self)     // 32 × Int32
-            let secondAccumulator = (raw + 384).assumingMemoryBound(to: Float.self) // 32 × Float
             for group in groupRange {
-                // Two tokens per pass share each widened weight vector (prompt processing).
-                var token = 0
-                while token + 2 <= tokens {
-                    let firstRow = activations + token * activationRowBytes
-                    let secondRow = firstRow + activationRowBytes
-                    for lane in 0..<lanes {
-                        accumulator[lane] = 0
-                        secondAccumulator[lane] = 0
-                    }
-                    for block in 0..<blocks {
-                        let source = storage + (group * blocks + block) * groupBlock
-                        let firstActivation = firstRow + block * 34, secondActivation = secondRow + block * 34
-                        let firstQuants = (firstActivation + 2).assumingMemoryBound(to: Int8.self)
-                        let secondQuants = (secondActivation + 2).assumingMemoryBound(to: Int8.self)
-                        let weights = (source + 64).assumingMemoryBound(to: Int8.self)
-                        for lane in 0..<lanes {
-                            integer[lane] = 0
-                            secondInteger[lane] = 0
-                        }
-                        for j in stride(from: 0, to: 32, by: 2) {
-                            let a0 = Int16(firstQuants[j]), a1 = Int16(firstQuants[j + 1])
-                            let b0 = Int16(secondQuants[j]), b1 = Int16(secondQuants[j + 1])
-                            let row0 = weights + j * lanes, row1 = weights + (j + 1) * lanes
-                            for lane in 0..<lanes {
-                                let w0 = Int16(row0[lane]), w1 = Int16(row1[lane])
-                                integer[lane] &+= Int32(w0 &* a0 &+ w1 &* a1)
-                                secondInteger[lane] &+= Int32(w0 &* b0 &+ w1 &* b1)
-                            }
-                        }
-                        let firstScale = loadHalf(firstActivation, 0), secondScale = loadHalf(secondActivation, 0)
-                        let halves = source.assumingMemoryBound(to: Float16.self)
-                        for lane in 0..<lanes {
-                            let d = Float(halves[lane])
-                            accumulator[lane] += Float(integer[lane]) * (d * firstScale)
-                            secondAccumulator[lane] += Float(secondInteger[lane]) * (d * secondScale)
-                        }
-                    }
-                    let first = output + token * rows + group * lanes
-                    let second = first + rows
-                    for lane in 0..<lanes {
-                        first[lane] = accumulator[lane]
-                        second[lane] = secondAccumulator[lane]
-                    }
-                    token += 2
-                }
-                while token < tokens {
+                for token in 0..<tokens {
                     let activationRow = activations + token * activationRowBytes
                     for lane in 0..<lanes { accumulator[lane] = 0 }
                     for block in 0..<blocks {
@@ -306,7 +259,6 @@ public final class InterleavedWeights: @unchecked Sendable {
                     }
                     let destination = output + token * rows + group * lanes
                     for lane in 0..<lanes { destination[lane] = accumulator[lane] }
-                    token += 1
                 }
             }
         }
