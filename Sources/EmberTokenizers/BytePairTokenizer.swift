@@ -1,7 +1,7 @@
 /// Byte-level BPE (`tokenizer.ggml.model` = gpt2), as llama.cpp's `llm_tokenizer_bpe` runs it:
 /// text is split by the pre-tokenizer, each piece's bytes mapped to GPT-2's printable characters,
 /// then merged by rank.
-struct BytePairTokenizer: Tokenizer {
+struct BytePairTokenizer: VocabularyBackedTokenizer {
     let vocabulary: TokenizerVocabulary
     let tokenIDs: [String: Int32]
     let mergeRanks: [String: Int]
@@ -52,15 +52,6 @@ struct BytePairTokenizer: Tokenizer {
         return table
     }
 
-    var vocabularySize: Int { vocabulary.tokens.count }
-    var bosID: Int32? { vocabulary.bosID }
-    var eosID: Int32? { vocabulary.eosID }
-    var addsBOS: Bool { vocabulary.addBOS && vocabulary.bosID != nil }
-
-    func tokenText(_ id: Int32) -> String {
-        guard id >= 0, Int(id) < vocabulary.tokens.count else { return "" }
-        return vocabulary.tokens[Int(id)]
-    }
 
     func id(forTokenText text: String) -> Int32? { tokenIDs[text] }
 

@@ -2,7 +2,7 @@
 /// `llm_tokenizer_spm` runs it: spaces become ▁, the text starts as single characters, and the
 /// adjacent pair whose concatenation is the best-scoring vocabulary entry is merged until none is;
 /// characters outside the vocabulary fall back to `<0xNN>` byte tokens.
-struct SentencePieceTokenizer: Tokenizer {
+struct SentencePieceTokenizer: VocabularyBackedTokenizer {
     let vocabulary: TokenizerVocabulary
     /// Token text → id, keyed by UTF-8 bytes: Swift's `String` equality is canonical (`é` equals
     /// `e` + U+0301), but the vocabulary distinguishes them.
@@ -31,15 +31,6 @@ struct SentencePieceTokenizer: Tokenizer {
         }
     }
 
-    var vocabularySize: Int { vocabulary.tokens.count }
-    var bosID: Int32? { vocabulary.bosID }
-    var eosID: Int32? { vocabulary.eosID }
-    var addsBOS: Bool { vocabulary.addBOS && vocabulary.bosID != nil }
-
-    func tokenText(_ id: Int32) -> String {
-        guard id >= 0, Int(id) < vocabulary.tokens.count else { return "" }
-        return vocabulary.tokens[Int(id)]
-    }
 
     func id(forTokenText text: String) -> Int32? { tokenIDs[Array(text.utf8)] }
 

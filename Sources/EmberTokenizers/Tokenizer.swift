@@ -31,6 +31,23 @@ extension Tokenizer {
     }
 }
 
+/// A tokenizer whose facts about the vocabulary come straight from its `TokenizerVocabulary`.
+protocol VocabularyBackedTokenizer: Tokenizer {
+    var vocabulary: TokenizerVocabulary { get }
+}
+
+extension VocabularyBackedTokenizer {
+    var vocabularySize: Int { vocabulary.tokens.count }
+    var bosID: Int32? { vocabulary.bosID }
+    var eosID: Int32? { vocabulary.eosID }
+    var addsBOS: Bool { vocabulary.addBOS && vocabulary.bosID != nil }
+
+    func tokenText(_ id: Int32) -> String {
+        guard id >= 0, Int(id) < vocabulary.tokens.count else { return "" }
+        return vocabulary.tokens[Int(id)]
+    }
+}
+
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 public enum TokenType: Int32, Sendable {
     case undefined = 0
