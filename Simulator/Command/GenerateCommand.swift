@@ -117,7 +117,8 @@ struct GenerateCommand: AsyncParsableCommand {
             ].joined(separator: ",")
             print("{\"ids\":\(JSONText.ids(ids)),\"text\":\(JSONText.string(text)),\"stats\":{\(stats)}}")
         } else {
-            print("")
+            // Through the same unbuffered handle as the streamed text, so the line ends before the stats.
+            FileHandle.standardOutput.write(Data("\n".utf8))
             printError(String(format: "[%d prompt tokens, %d generated; first token %.0f ms; prefill %.1f tok/s; decode %.1f tok/s; peak RSS %@; stop: %@]",
                               statistics.promptTokens, statistics.generatedTokens, statistics.timeToFirstTokenMilliseconds,
                               statistics.prefillTokensPerSecond, statistics.decodeTokensPerSecond,
