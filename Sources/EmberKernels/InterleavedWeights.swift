@@ -6,11 +6,14 @@ import EmberCore
 /// which costs more than the multiplications for small models. Interleaving `rowGroup` rows block
 /// by block lets the kernel keep one lane per row: per block it loads the byte at position j of all
 /// the group's rows, multiplies by the one activation value they share, and never reduces across
-/// lanes until the row ends. Same bytes as the file (half-precision scales kept), so the same
-/// bandwidth per token.
+/// lanes until the row ends.
 ///
-/// Layout for Q4_1, per group of 32 rows and per block: 32 `d` halves, 32 `m` halves, then for
-/// j in 0..<16 the 32 rows' packed byte j (low nibble = element j, high nibble = element j + 16).
+/// Layouts, per group of 32 rows and per 32-element block:
+/// - Q4_1 (and Q4_K, rewritten as Q4_1 sub-blocks, 11 % larger than the file): 32 `d` halves,
+///   32 `m` halves, then for j in 0..<16 the 32 rows' packed byte j (low nibble = element j,
+///   high nibble = element j + 16). Same bytes as the file for Q4_1.
+/// - Q8_0 (and Q5_0, decoded to signed bytes, 55 % larger than the file): 32 `d` halves, then for
+///   j in 0..<32 the 32 rows' byte j.
 ///
 /// `@unchecked Sendable`: the buffer is written once in `init` and only read afterwards.
 public final class InterleavedWeights: @unchecked Sendable {

@@ -29,8 +29,7 @@ public enum Perplexity {
         }
         let session = InferenceSession(model: model.transformer, contextLength: contextLength, batchSize: batchSize,
                                        threadCount: threadCount)
-        let addsBOS = model.tokenizer.bosID != nil
-            && model.tokenizer.encode("", addSpecial: true, parseSpecial: false).first == model.tokenizer.bosID
+        let addsBOS = model.tokenizer.addsBOS
         let first = contextLength / 2
         var sum: Double = 0
         var sumOfSquares: Double = 0
