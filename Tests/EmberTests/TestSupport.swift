@@ -64,7 +64,7 @@ final class CountingSource: ModelPartSource, @unchecked Sendable {
 struct FailingSource: ModelPartSource {
     func provide(_ part: ModelPart, scratchDirectory: String) throws(ModelCatalogError) -> String {
         let partial = (scratchDirectory as NSString).appendingPathComponent("partial-piece")
-        FileManager.default.createFile(atPath: partial, contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: partial, contents: Data([1, 2, 3]))
         throw ModelCatalogError(.downloadFailed, "connection reset")
     }
 }
