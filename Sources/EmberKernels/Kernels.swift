@@ -67,18 +67,20 @@ public enum Kernels {
 
     typealias DotKernel = (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
 
+    /// The vectorized dot product for `type`: the `RowDot` kernel `matmul` specializes on, so the
+    /// mapping from type to kernel and its block size is written once; the scalar reference otherwise.
     static func dotKernel(for type: TensorType) -> DotKernel {
         switch type {
-        case .q4_0: return { VectorKernels.dotQ4_0(weights: $0, activation: $1, blocks: $2 / 32) }
-        case .q4_1: return { VectorKernels.dotQ4_1(weights: $0, activation: $1, blocks: $2 / 32) }
-        case .q8_0: return { VectorKernels.dotQ8_0(weights: $0, activation: $1, blocks: $2 / 32) }
-        case .q5_0: return { VectorKernels.dotQ5_0(weights: $0, activation: $1, blocks: $2 / 32) }
-        case .q5_1: return { VectorKernels.dotQ5_1(weights: $0, activation: $1, blocks: $2 / 32) }
-        case .q5_K: return { VectorKernels.dotQ5_K(weights: $0, activation: $1, blocks: $2 / 256) }
-        case .q4_K: return { VectorKernels.dotQ4_K(weights: $0, activation: $1, blocks: $2 / 256) }
-        case .q6_K: return { VectorKernels.dotQ6_K(weights: $0, activation: $1, blocks: $2 / 256) }
-        case .f32: return { VectorKernels.dotF32($0, $1, $2) }
-        case .f16: return { VectorKernels.dotF16($0, $1, $2) }
+        case .q4_0: return Q4_0Dot.dot
+        case .q4_1: return Q4_1Dot.dot
+        case .q8_0: return Q8_0Dot.dot
+        case .q5_0: return Q5_0Dot.dot
+        case .q5_1: return Q5_1Dot.dot
+        case .q4_K: return Q4_KDot.dot
+        case .q5_K: return Q5_KDot.dot
+        case .q6_K: return Q6_KDot.dot
+        case .f32: return F32Dot.dot
+        case .f16: return F16Dot.dot
         default: return { ReferenceKernels.dot(type, $0, $1, $2) }
         }
     }
