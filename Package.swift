@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // Chat templates, architectures, KV cache, sampler, generator.
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
+        // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
+        .target(name: "EmberDevice", dependencies: ["EmberCore"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
         // The `ember` command-line program.
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
+        .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
     ],
     swiftLanguageModes: [.v6]
 )

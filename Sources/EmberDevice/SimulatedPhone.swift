@@ -1,0 +1,178 @@
+/// What the app and the scheduler can read about heat: the platform's thermal status and headroom.
+///
+/// On Android: `PowerManager.getCurrentThermalStatus()` and `getThermalHeadroom(forecastSeconds)`;
+/// on iOS: `ProcessInfo.thermalState` (see ThermalStatus). The simulator implements it from the
+/// device model; an app port implements it from those APIs.
+public protocol ThermalSource {
+    var thermalStatus: ThermalStatus { get }
+    /// 0 when cool, 1.0 at SEVERE, extrapolated `forecastSeconds` ahead (0…60).
+    func thermalHeadroom(forecastSeconds: Double) -> Double
+}
+
+/// What the app can read about power: battery level, charger, battery saver / Low Power Mode.
+///
+/// Android: `BatteryManager` (`BATTERY_PROPERTY_CAPACITY`, `isCharging()`), `PowerManager.isPowerSaveMode()`;
+/// iOS: `UIDevice.batteryLevel`, `batteryState`, `ProcessInfo.isLowPowerModeEnabled`.
+public protocol PowerSource {
+    var batteryPercent: Double { get }
+    var isCharging: Bool { get }
+    var isPowerSaveMode: Bool { get }
+}
+
+/// One stretch of simulated time with constant power, reported to observers (the timeline).
+public struct PhoneSegment: Sendable, Equatable {
+    public var start: Double
+    public var end: Double
+    /// Everything the phone draws (SoC, screen, rest of the board, battery losses).
+    public var totalWatts: Double
+    public var socWatts: Double
+    public var level: Int
+    public var busy: Bool
+}
+
+/// A phone on a virtual clock: thermal network, battery, governor and CPU model advanced together
+/// by the work the model really does.
+public struct SimulatedPhone: ThermalSource, PowerSource {
+    public let profile: DeviceProfile
+    public let processor: ProcessorModel
+    public private(set) var time: Double = 0
+    public private(set) var thermal: ThermalNetwork
+    public private(set) var battery: BatteryModel
+    public private(set) var governor: ThermalGovernor
+    public var ambientCelsius: Double
+    public var pluggedIn: Bool
+    public var screenOn: Bool
+    /// Low Power Mode / battery saver forced on or off by the user (nil: the OS's automatic rule).
+    public var powerSaveOverride: Bool?
+    /// Threads the last work used; the governor sizes its level for them.
+    public private(set) var threads: Int
+    /// The throttle level in force (0 = top clocks).
+    public private(set) var level = 0
+    /// When the CPU last finished work.
+    public private(set) var lastBusyEnd: Double = -.infinity
+    private var nextPoll: Double = 0
+    private var previousPoll: (time: Double, skin: Double)?
+    private var skinSlope = 0.0
+
+    /// Receives each segment after it is simulated.
+    public var observer: ((PhoneSegment) -> Void)?
+
+    public init(profile: DeviceProfile, ambientCelsius: Double, socCelsius: Double, skinCelsius: Double,
+                batteryPercent: Double, pluggedIn: Bool = false, screenOn: Bool = true) {
+        self.profile = profile
+        processor = ProcessorModel(profile: profile)
+        thermal = ThermalNetwork(thermal: profile.thermal, socCelsius: socCelsius, skinCelsius: skinCelsius)
+        battery = BatteryModel(profile: profile.battery, stateOfChargePercent: batteryPercent)
+        governor = ThermalGovernor(profile: profile)
+        self.ambientCelsius = ambientCelsius
+        self.pluggedIn = pluggedIn
+        self.screenOn = screenOn
+        threads = profile.cpu.defaultThreads
+    }
+
+    // MARK: What the app sees
+
+    public var thermalStatus: ThermalStatus { ThermalStatus.from(skinCelsius: thermal.skinCelsius, profile: profile) }
+
+    public func thermalHeadroom(forecastSeconds: Double) -> Double {
+        let base = profile.thermal.headroomBaseCelsius
+        let severe = ThermalStatus.severeThreshold(profile)
+        let forecast = thermal.skinCelsius + skinSlope * min(60, max(0, forecastSeconds))
+        return max(0, (forecast - base) / (severe - base))
+    }
+
+    public var batteryPercent: Double { battery.stateOfChargePercent }
+    public var isCharging: Bool { pluggedIn && battery.stateOfChargePercent < 100 }
+    public var isPowerSaveMode: Bool {
+        if let powerSaveOverride { return powerSaveOverride }
+        return !pluggedIn && battery.stateOfChargePercent <= profile.battery.powerSavePercent
+    }
+    public var isShutDown: Bool { battery.brownedOut || thermalStatus == .shutdown }
+
+    /// The deepest level battery saver allows, or 0.
+    var powerSaveLevel: Int {
+        isPowerSaveMode ? processor.level(atMostFraction: profile.battery.powerSaveFrequencyFraction) : 0
+    }
+
+    // MARK: Advancing time
+
+    /// Runs `work` on `threads` from now; returns its seconds and the SoC energy it used.
+    @discardableResult
+    public mutating func perform(_ work: WorkCost, threads: Int) -> (seconds: Double, socJoules: Double) {
+        self.threads = threads
+        var seconds = 0.0, joules = 0.0
+        // Clocks that dropped during a long idle gap take `ramp_up_ms` to climb back: the first
+        // work after the gap runs at about half speed for that long.
+        let gap = time - lastBusyEnd
+        if gap * 1000 > profile.cpu.idleThresholdMilliseconds, profile.cpu.rampUpMilliseconds > 0 {
+            let rampSeconds = profile.cpu.rampUpMilliseconds / 1000 / 2
+            let deepest = processor.deepestLevel
+            let watts = processor.busyCoreWatts(level: (level + deepest) / 2, threads: threads, socCelsius: thermal.socCelsius)
+            advance(seconds: rampSeconds, socWatts: watts, busy: true)
+            seconds += rampSeconds
+            joules += watts * rampSeconds
+        }
+        var remaining = 1.0  // fraction of the work still to do
+        while remaining > 1e-12 {
+            updateLevel()
+            let full = processor.seconds(for: work, level: level, threads: threads)
+            let watts = processor.busySocWatts(for: work, level: level, threads: threads, socCelsius: thermal.socCelsius)
+            let untilPoll = max(1e-9, nextPoll - time)
+            let span = min(full * remaining, untilPoll)
+            advance(seconds: span, socWatts: watts, busy: true)
+            seconds += span
+            joules += watts * span
+            remaining -= full > 0 ? span / full : remaining
+        }
+        lastBusyEnd = time
+        return (seconds, joules)
+    }
+
+    /// Lets `seconds` pass with the CPU idle.
+    public mutating func idle(seconds: Double) {
+        var remaining = seconds
+        while remaining > 1e-12 {
+            updateLevel()
+            let span = min(remaining, max(1e-9, nextPoll - time), 1.0)
+            advance(seconds: span, socWatts: processor.idleSocWatts, busy: false)
+            remaining -= span
+        }
+    }
+
+    /// Runs the governor's poll when due and recomputes the throttle level.
+    private mutating func updateLevel() {
+        if time >= nextPoll - 1e-12 {
+            governor.poll(skinCelsius: thermal.skinCelsius, socCelsius: thermal.socCelsius)
+            if let previous = previousPoll, time > previous.time {
+                skinSlope = (thermal.skinCelsius - previous.skin) / (time - previous.time)
+            }
+            if previousPoll == nil || time - previousPoll!.time >= 10 {
+                previousPoll = (time, thermal.skinCelsius)
+            }
+            nextPoll = time + profile.thermal.governor.pollSeconds
+        }
+        let processor = self.processor, threads = self.threads, soc = thermal.socCelsius
+        let governed = governor.level(processor: processor) { candidate in
+            processor.busyCoreWatts(level: candidate, threads: threads, socCelsius: soc)
+                + processor.dramWatts(bytesPerSecond: processor.bandwidth(level: candidate, threads: threads))
+        }
+        level = max(governed, powerSaveLevel)
+    }
+
+    /// Integrates heat and charge over `seconds` at constant power.
+    private mutating func advance(seconds: Double, socWatts: Double, busy: Bool) {
+        guard seconds > 0 else { return }
+        let power = profile.power
+        let board = screenOn || busy ? power.awakeWatts + (screenOn ? power.screenWatts : 0) : power.sleepWatts
+        let soc = screenOn || busy ? socWatts : 0
+        let load = soc + board
+        let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, pluggedIn: pluggedIn)
+        let batteryHeat = battery.heatWatts
+        thermal.advance(seconds: seconds, socWatts: soc, skinWatts: board + batteryHeat + chargerHeat,
+                        ambientCelsius: ambientCelsius)
+        let segment = PhoneSegment(start: time, end: time + seconds, totalWatts: load + batteryHeat,
+                                   socWatts: soc, level: level, busy: busy)
+        time += seconds
+        observer?(segment)
+    }
+}
