@@ -37,12 +37,14 @@ let package = Package(
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
         // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
         .target(name: "EmberDevice", dependencies: ["EmberCore"]),
+        // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
+        .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
+        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -51,21 +51,20 @@ public struct BatteryModel: Sendable {
             + (profile.rcResistanceOhms > 0 ? polarisationVolts * polarisationVolts / profile.rcResistanceOhms : 0)
     }
 
-    /// Power the charger delivers to the phone at this state of charge (constant-current, then a
-    /// linear taper to zero at 100 %).
-    public func chargerInputWatts(pluggedIn: Bool) -> Double {
-        guard pluggedIn else { return 0 }
+    /// Power a charger rated `ratedWatts` delivers at this state of charge (constant-current,
+    /// then a linear taper to zero at 100 %); 0 when `ratedWatts` is 0 (unplugged).
+    public func chargerInputWatts(ratedWatts: Double) -> Double {
         let taper = profile.taperStartPercent
-        if stateOfChargePercent <= taper || taper >= 100 { return profile.chargerWatts }
-        return profile.chargerWatts * max(0, (100 - stateOfChargePercent) / (100 - taper))
+        if stateOfChargePercent <= taper || taper >= 100 { return ratedWatts }
+        return ratedWatts * max(0, (100 - stateOfChargePercent) / (100 - taper))
     }
 
-    /// Draws `loadWatts` for `seconds` while the charger, if plugged in, supplies its power;
-    /// returns the heat the charger's losses put into the case.
+    /// Draws `loadWatts` for `seconds` while a charger rated `chargerRatedWatts` (0: unplugged)
+    /// supplies its power; returns the heat the charger's losses put into the case.
     @discardableResult
-    public mutating func advance(seconds: Double, loadWatts: Double, pluggedIn: Bool) -> Double {
+    public mutating func advance(seconds: Double, loadWatts: Double, chargerRatedWatts: Double = 0) -> Double {
         guard seconds > 0 else { return 0 }
-        let chargerWatts = chargerInputWatts(pluggedIn: pluggedIn)
+        let chargerWatts = chargerInputWatts(ratedWatts: chargerRatedWatts)
         let deliveredWatts = chargerWatts * profile.chargeEfficiency
         let netWatts = loadWatts - deliveredWatts  // drawn from the cell; negative charges it
         let open = openCircuitVolts

@@ -28,6 +28,12 @@ public struct PhoneSegment: Sendable, Equatable {
     public var socWatts: Double
     public var level: Int
     public var busy: Bool
+    /// State at the end of the segment.
+    public var socCelsius: Double
+    public var skinCelsius: Double
+    public var batteryPercent: Double
+    public var batteryVolts: Double
+    public var status: ThermalStatus
 }
 
 /// A phone on a virtual clock: thermal network, battery, governor and CPU model advanced together
@@ -41,6 +47,8 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     public private(set) var governor: ThermalGovernor
     public var ambientCelsius: Double
     public var pluggedIn: Bool
+    /// The plugged-in charger's rating, when it differs from the profile's.
+    public var chargerWatts: Double?
     public var screenOn: Bool
     /// Low Power Mode / battery saver forced on or off by the user (nil: the OS's automatic rule).
     public var powerSaveOverride: Bool?
@@ -166,12 +174,16 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         let board = screenOn || busy ? power.awakeWatts + (screenOn ? power.screenWatts : 0) : power.sleepWatts
         let soc = screenOn || busy ? socWatts : 0
         let load = soc + board
-        let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, pluggedIn: pluggedIn)
+        let rated = pluggedIn ? (chargerWatts ?? profile.battery.chargerWatts) : 0
+        let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, chargerRatedWatts: rated)
         let batteryHeat = battery.heatWatts
         thermal.advance(seconds: seconds, socWatts: soc, skinWatts: board + batteryHeat + chargerHeat,
                         ambientCelsius: ambientCelsius)
         let segment = PhoneSegment(start: time, end: time + seconds, totalWatts: load + batteryHeat,
-                                   socWatts: soc, level: level, busy: busy)
+                                   socWatts: soc, level: level, busy: busy,
+                                   socCelsius: thermal.socCelsius, skinCelsius: thermal.skinCelsius,
+                                   batteryPercent: battery.stateOfChargePercent, batteryVolts: battery.terminalVolts,
+                                   status: thermalStatus)
         time += seconds
         observer?(segment)
     }
