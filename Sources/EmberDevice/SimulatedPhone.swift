@@ -97,6 +97,16 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     }
     public var isShutDown: Bool { battery.brownedOut || thermalStatus == .shutdown }
 
+    /// Charging thermal mitigation: the charger's power is halved from LIGHT and quartered from
+    /// MODERATE, as the Android thermal HAL's battery-charging cooling device does.
+    var chargeThermalDerating: Double {
+        switch thermalStatus {
+        case .none: 1
+        case .light: 0.5
+        default: 0.25
+        }
+    }
+
     /// The deepest level battery saver allows, or 0.
     var powerSaveLevel: Int {
         isPowerSaveMode ? processor.level(atMostFraction: profile.battery.powerSaveFrequencyFraction) : 0
@@ -174,7 +184,7 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         let board = screenOn || busy ? power.awakeWatts + (screenOn ? power.screenWatts : 0) : power.sleepWatts
         let soc = screenOn || busy ? socWatts : 0
         let load = soc + board
-        let rated = pluggedIn ? (chargerWatts ?? profile.battery.chargerWatts) : 0
+        let rated = pluggedIn ? (chargerWatts ?? profile.battery.chargerWatts) * chargeThermalDerating : 0
         let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, chargerRatedWatts: rated)
         let batteryHeat = battery.heatWatts
         thermal.advance(seconds: seconds, socWatts: soc, skinWatts: board + batteryHeat + chargerHeat,

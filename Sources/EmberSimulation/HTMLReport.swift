@@ -81,7 +81,7 @@ public enum HTMLReport {
     static func chart(_ results: [SimulationResult], height: Double, thresholds: [(label: String, value: Double)] = [],
                       step: Bool = false, marks: Bool = false, yLabels: [String]? = nil,
                       value: (TimelineSample) -> Double) -> String {
-        let width = 1060.0, left = 52.0, right = 14.0, top = 10.0, bottom = 24.0
+        let width = 1060.0, left = 52.0, right = 30.0, top = 10.0, bottom = 24.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let duration = results.map(\.simulatedSeconds).max() ?? 1
         let series = results.map { downsample($0.recorder.samples, to: 900, value: value) }
@@ -144,10 +144,16 @@ public enum HTMLReport {
             if marks {
                 let result = results[index]
                 let offset = Double(index) * 9
+                // Many requests (back-to-back generation, note batches) get thin ticks instead of triangles.
+                let dense = result.requests.count > 80
                 for request in result.requests {
                     let xx = f(x(request.arrival))
                     let filled = request.requestClass == .interactive
-                    svg += "<path d=\"M\(xx) \(f(top + plotHeight - 1 - offset))l-4 -7h8z\" fill=\"\(filled ? color : "none")\" stroke=\"\(color)\"><title>\(escape(request.label)) arrives at \(format(request.arrival, 1)) s</title></path>"
+                    if dense {
+                        svg += "<line x1=\"\(xx)\" x2=\"\(xx)\" y1=\"\(f(top + plotHeight - offset))\" y2=\"\(f(top + plotHeight - 5 - offset))\" stroke=\"\(color)\" stroke-opacity=\"\(filled ? 0.8 : 0.4)\"/>"
+                    } else {
+                        svg += "<path d=\"M\(xx) \(f(top + plotHeight - 1 - offset))l-4 -7h8z\" fill=\"\(filled ? color : "none")\" stroke=\"\(color)\"><title>\(escape(request.label)) arrives at \(format(request.arrival, 1)) s</title></path>"
+                    }
                     if request.missedDeadline, let deadline = request.deadline, deadline <= result.simulatedSeconds {
                         let dx = f(x(min(request.finishedTime ?? deadline, result.simulatedSeconds)))
                         svg += "<text x=\"\(dx)\" y=\"\(f(top + 12 + offset))\" fill=\"#e03131\" text-anchor=\"middle\">✕<title>\(escape(request.label)) missed its deadline</title></text>"

@@ -116,7 +116,8 @@ func format(_ value: Double, _ digits: Int) -> String {
     guard value.isFinite else { return "0" }
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
+    var rounded = (value * scale).rounded() / scale
+    if rounded == 0 { rounded = 0 }  // no "-0"
     var text = String(rounded)
     if text.hasSuffix(".0") { text.removeLast(2) }
     if text.contains("e") { text = String(format: "%.\(digits)f", rounded) }

@@ -39,6 +39,9 @@ public final class LanguageModelEngine: TokenEngine {
     let contextLength: Int
     let threadCount: Int
     private var states: [Int: RequestState] = [:]
+    /// Sessions of finished requests, kept for the next ones (allocating a KV cache and scratch
+    /// per request would dominate short replies).
+    private var freeSessions: [InferenceSession] = []
 
     private struct RequestState {
         var session: InferenceSession
@@ -59,7 +62,9 @@ public final class LanguageModelEngine: TokenEngine {
         var tokens = try model.tokenize(model.chatTemplate != nil ? .chat([.init(role: .user, content: text)]) : .text(text))
         let limit = contextLength - request.maxTokens - 1
         if tokens.count > limit { tokens = Array(tokens.suffix(max(1, limit))) }
-        let session = InferenceSession(model: model.transformer, contextLength: contextLength, threadCount: threadCount)
+        let session = freeSessions.popLast()
+            ?? InferenceSession(model: model.transformer, contextLength: contextLength, threadCount: threadCount)
+        session.reset()
         var parameters = sampling
         parameters.seed = sampling.seed &+ UInt64(request.id)
         var sampler = Sampler(parameters: parameters)
@@ -88,8 +93,9 @@ public final class LanguageModelEngine: TokenEngine {
     }
 
     public func end(_ request: SimulatedRequest) -> String {
-        defer { states[request.id] = nil }
-        return states[request.id]?.detokenizer.finish() ?? ""
+        guard var state = states.removeValue(forKey: request.id) else { return "" }
+        freeSessions.append(state.session)
+        return state.detokenizer.finish()
     }
 }
 
