@@ -14,9 +14,10 @@ PROMPT = Give me three tips for a long battery life on a phone.
 bootstrap:
 	@scripts/bootstrap.sh
 
-# Builds everything, fetches the models, then lets SmolLM2 answer one chat prompt.
+# Builds everything, fetches the models, then simulates two hours of phone use on a flagship
+# Android profile with SmolLM2 writing every reply: prints the summary, writes the report.
 demo: bootstrap
-	$(EMBER) generate --model smollm2 --chat --max-tokens 64 --prompt "$(PROMPT)"
+	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --real-tokens --report sim-report.html --timeline sim-timeline.csv
 
 # Every test, in release, with the real models required (a missing model fails the run).
 test: bootstrap

@@ -90,7 +90,7 @@ struct SimRunCommand: ParsableCommand {
     var profile: String = "flagship-android"
 
     @Option(name: .long, help: "A scenario name in Simulator/Scenarios/ or a JSON path.")
-    var scenario: String = "sustained-decode"
+    var scenario: String = "day-in-the-life"
 
     @Option(name: .long, help: "Scheduling policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var policy: PolicyName = .race
