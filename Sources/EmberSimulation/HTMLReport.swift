@@ -36,16 +36,16 @@ public enum HTMLReport {
         let thresholds = profile.thermal.statusThresholdsCelsius.sorted { $0.value < $1.value }
             .filter { $0.value <= severe + 3 }.map { (label: $0.key, value: $0.value) }
         html += "<h2>Skin temperature (°C) and thermal status thresholds</h2>"
-        html += chart(results, height: 230, thresholds: thresholds) { $0.skinCelsius }
+        html += chart(results, height: 250, thresholds: thresholds, events: true) { $0.skinCelsius }
         html += "<h2>SoC junction temperature (°C)</h2>"
         html += chart(results, height: 170, thresholds: [(label: "junction limit", value: profile.thermal.socLimitCelsius)]) { $0.socCelsius }
-        html += "<h2>Tokens per second (marks: ▲ interactive request, △ background request, ✕ missed deadline)</h2>"
-        html += chart(results, height: 200, marks: true) { $0.tokensPerSecond }
+        html += "<h2>Tokens per second, peak per pixel (marks: ▲ interactive request, △ background request, ✕ missed deadline)</h2>"
+        html += chart(results, height: 200, marks: true, peak: true) { $0.tokensPerSecond }
         html += "<h2>Throttle level (0 = top clocks; deeper = slower) and Android thermal status</h2>"
         html += chart(results, height: 130, step: true) { Double($0.throttleLevel) }
         html += chart(results, height: 110, step: true, yLabels: ThermalStatus.allCases.prefix(5).map(\.name)) { Double($0.status.rawValue) }
         html += "<h2>Power (W, whole phone)</h2>"
-        html += chart(results, height: 170) { $0.powerWatts }
+        html += chart(results, height: 170, peak: true) { $0.powerWatts }
         html += "<h2>Battery (%)</h2>"
         html += chart(results, height: 170) { $0.batteryPercent }
         html += "<h2>Summary</h2>" + summaryTable(results)
@@ -79,12 +79,12 @@ public enum HTMLReport {
 
     /// A line chart of `value` over time for every run.
     static func chart(_ results: [SimulationResult], height: Double, thresholds: [(label: String, value: Double)] = [],
-                      step: Bool = false, marks: Bool = false, yLabels: [String]? = nil,
-                      value: (TimelineSample) -> Double) -> String {
+                      step: Bool = false, marks: Bool = false, events: Bool = false, peak: Bool = false,
+                      yLabels: [String]? = nil, value: (TimelineSample) -> Double) -> String {
         let width = 1060.0, left = 52.0, right = 30.0, top = 10.0, bottom = 24.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let duration = results.map(\.simulatedSeconds).max() ?? 1
-        let series = results.map { downsample($0.recorder.samples, to: 900, value: value) }
+        let series = results.map { downsample($0.recorder.samples, to: 1000, peak: peak, value: value) }
         var low = series.flatMap { $0.map(\.1) }.min() ?? 0
         var high = series.flatMap { $0.map(\.1) }.max() ?? 1
         for threshold in thresholds { low = min(low, threshold.value); high = max(high, threshold.value) }
@@ -123,6 +123,16 @@ public enum HTMLReport {
             let color = thresholds.count == 1 ? "#e03131" : thresholdColors[min(index, thresholdColors.count - 1)]
             svg += "<line x1=\"\(left)\" x2=\"\(left + plotWidth)\" y1=\"\(f(yy))\" y2=\"\(f(yy))\" stroke=\"\(color)\" stroke-dasharray=\"5 4\"/>"
             svg += "<text x=\"\(left + plotWidth - 4)\" y=\"\(f(yy - 3))\" text-anchor=\"end\" fill=\"\(color)\">\(escape(threshold.label)) \(format(threshold.value, 1))</text>"
+        }
+        if events, let result = results.first {
+            var row = 0
+            for mark in result.recorder.marks where mark.kind == .event {
+                let xx = f(x(mark.time))
+                let yy = f(top + 11 + Double(row % 3) * 12)
+                svg += "<line x1=\"\(xx)\" x2=\"\(xx)\" y1=\"\(top)\" y2=\"\(top + plotHeight)\" stroke=\"#868e96\" stroke-dasharray=\"2 3\"/>"
+                svg += "<text x=\"\(f(x(mark.time) + 3))\" y=\"\(yy)\" fill=\"#495057\">\(escape(mark.label))</text>"
+                row += 1
+            }
         }
         for (index, points) in series.enumerated() {
             let color = palette[index % palette.count]
@@ -165,13 +175,15 @@ public enum HTMLReport {
         return svg
     }
 
-    /// At most `count` points: bucket averages.
-    static func downsample(_ samples: [TimelineSample], to count: Int, value: (TimelineSample) -> Double) -> [(Double, Double)] {
+    /// At most `count` points: bucket averages, or bucket maxima when `peak`.
+    static func downsample(_ samples: [TimelineSample], to count: Int, peak: Bool = false,
+                           value: (TimelineSample) -> Double) -> [(Double, Double)] {
         guard samples.count > count else { return samples.map { ($0.time, value($0)) } }
         let bucket = Int((Double(samples.count) / Double(count)).rounded(.up))
         return stride(from: 0, to: samples.count, by: bucket).map { start in
             let slice = samples[start..<min(samples.count, start + bucket)]
-            return (slice.last!.time, slice.reduce(0) { $0 + value($1) } / Double(slice.count))
+            let values = slice.map(value)
+            return (slice.last!.time, peak ? values.max()! : values.reduce(0, +) / Double(values.count))
         }
     }
 
