@@ -37,14 +37,16 @@ let package = Package(
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
         // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
         .target(name: "EmberDevice", dependencies: ["EmberCore"]),
+        // Requests, priorities, deadlines and the policies that pace them (race, adaptive).
+        .target(name: "EmberScheduler", dependencies: ["EmberCore", "EmberLM"]),
         // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
-        .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
+        .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -54,7 +56,8 @@ let package = Package(
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
-        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice"]),
+        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
+        .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,6 +4,7 @@ import EmberCore
 import EmberDevice
 import EmberGGUF
 import EmberLM
+import EmberScheduler
 import EmberSimulation
 import Foundation
 
@@ -12,15 +13,21 @@ struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
         abstract: "Simulate a phone's heat, battery and speed while it runs a model through a scenario.",
-        subcommands: [SimRunCommand.self, SimSweepCommand.self],
+        subcommands: [SimRunCommand.self, SimCompareCommand.self, SimMatrixCommand.self, SimSweepCommand.self],
         defaultSubcommand: SimRunCommand.self)
 }
 
 /// Scheduling policies the simulator can run.
 enum PolicyName: String, CaseIterable, ExpressibleByArgument {
     case race
+    case adaptive
 
-    func make() -> RacePolicy { RacePolicy() }
+    func make() -> any SchedulingPolicy {
+        switch self {
+        case .race: RacePolicy()
+        case .adaptive: AdaptivePolicy()
+        }
+    }
 }
 
 /// Options shared by the simulator's commands.
@@ -190,12 +197,7 @@ struct SimSweepCommand: ParsableCommand {
     func run() throws {
         let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
         let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
-        let policyList = try policies.split(separator: ",").map { name in
-            guard let policy = PolicyName(rawValue: String(name)) else {
-                throw ValidationError("unknown policy '\(name)'; known: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return policy
-        }
+        let policyList = try parsePolicies(policies)
         let workload = try options.workload()
         let interval = options.sampleInterval
         var combinations: [(DeviceProfile, Scenario, PolicyName)] = []

@@ -45,6 +45,16 @@ public struct BatteryModel: Sendable {
         return last.volts
     }
 
+    /// Terminal voltage if `loadWatts` were drawn now (0 when the cell cannot deliver it).
+    public func predictedTerminalVolts(loadWatts: Double) -> Double {
+        let available = openCircuitVolts - polarisationVolts
+        let resistance = profile.internalResistanceOhms
+        let discriminant = available * available - 4 * resistance * loadWatts
+        guard discriminant >= 0 else { return 0 }
+        let current = (available - discriminant.squareRoot()) / (2 * resistance)
+        return available - current * resistance
+    }
+
     /// Heat dissipated in the cell at the last step's current (R0 and R1), in watts.
     public var heatWatts: Double {
         currentAmps * currentAmps * profile.internalResistanceOhms

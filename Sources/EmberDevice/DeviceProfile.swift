@@ -1,3 +1,4 @@
+import EmberCore
 /// A phone or tablet described by numbers: memory, CPU clusters and their operating points,
 /// power, a two-node thermal network, thermal thresholds and the battery.
 ///
@@ -53,17 +54,18 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         public var defaultThreads: Int
         /// SoC power outside the cores while awake: interconnect, caches, memory controller.
         public var uncorePowerWatts: Double
-        /// After this long idle, the governor has dropped the clocks to their lowest step.
-        public var idleThresholdMilliseconds: Double
-        /// Time schedutil takes to bring the clocks back to the top once work resumes.
-        public var rampUpMilliseconds: Double
+        /// Half-life of the scheduler's utilisation average (Linux PELT): after an idle gap the
+        /// clocks have dropped and climb back at this pace.
+        public var utilizationHalfLifeMilliseconds: Double
+        /// schedutil's margin: it asks for `headroom × maximum frequency × utilisation`.
+        public var frequencyHeadroom: Double
 
         enum CodingKeys: String, CodingKey {
             case clusters
             case defaultThreads = "default_threads"
             case uncorePowerWatts = "uncore_power_w"
-            case idleThresholdMilliseconds = "idle_threshold_ms"
-            case rampUpMilliseconds = "ramp_up_ms"
+            case utilizationHalfLifeMilliseconds = "utilization_half_life_ms"
+            case frequencyHeadroom = "frequency_headroom"
         }
     }
 
@@ -249,8 +251,8 @@ extension DeviceProfile {
         let totalCores = cpu.clusters.reduce(0) { $0 + $1.cores }
         try check.range(Double(cpu.defaultThreads), "cpu.default_threads", 1...Double(totalCores), unit: "threads, at most the cores")
         try check.range(cpu.uncorePowerWatts, "cpu.uncore_power_w", 0...10, unit: "watts")
-        try check.range(cpu.idleThresholdMilliseconds, "cpu.idle_threshold_ms", 0...10_000, unit: "milliseconds")
-        try check.range(cpu.rampUpMilliseconds, "cpu.ramp_up_ms", 0...10_000, unit: "milliseconds")
+        try check.range(cpu.utilizationHalfLifeMilliseconds, "cpu.utilization_half_life_ms", 1...1000, unit: "milliseconds")
+        try check.range(cpu.frequencyHeadroom, "cpu.frequency_headroom", 1...2, unit: "a factor")
         try check.range(power.screenWatts, "power.screen_w", 0...20, unit: "watts")
         try check.range(power.awakeWatts, "power.awake_w", 0...20, unit: "watts")
         try check.range(power.sleepWatts, "power.sleep_w", 0...5, unit: "watts")

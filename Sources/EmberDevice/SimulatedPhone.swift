@@ -1,23 +1,4 @@
-/// What the app and the scheduler can read about heat: the platform's thermal status and headroom.
-///
-/// On Android: `PowerManager.getCurrentThermalStatus()` and `getThermalHeadroom(forecastSeconds)`;
-/// on iOS: `ProcessInfo.thermalState` (see ThermalStatus). The simulator implements it from the
-/// device model; an app port implements it from those APIs.
-public protocol ThermalSource {
-    var thermalStatus: ThermalStatus { get }
-    /// 0 when cool, 1.0 at SEVERE, extrapolated `forecastSeconds` ahead (0…60).
-    func thermalHeadroom(forecastSeconds: Double) -> Double
-}
-
-/// What the app can read about power: battery level, charger, battery saver / Low Power Mode.
-///
-/// Android: `BatteryManager` (`BATTERY_PROPERTY_CAPACITY`, `isCharging()`), `PowerManager.isPowerSaveMode()`;
-/// iOS: `UIDevice.batteryLevel`, `batteryState`, `ProcessInfo.isLowPowerModeEnabled`.
-public protocol PowerSource {
-    var batteryPercent: Double { get }
-    var isCharging: Bool { get }
-    var isPowerSaveMode: Bool { get }
-}
+import EmberCore
 
 /// One stretch of simulated time with constant power, reported to observers (the timeline).
 public struct PhoneSegment: Sendable, Equatable {
@@ -56,8 +37,8 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     public private(set) var threads: Int
     /// The throttle level in force (0 = top clocks).
     public private(set) var level = 0
-    /// When the CPU last finished work.
-    public private(set) var lastBusyEnd: Double = -.infinity
+    /// The scheduler's utilisation average (PELT), 0…1; schedutil sets the clocks from it.
+    public private(set) var utilization = 0.0
     private var nextPoll: Double = 0
     private var previousPoll: (time: Double, skin: Double)?
     private var skinSlope = 0.0
@@ -115,34 +96,42 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     // MARK: Advancing time
 
     /// Runs `work` on `threads` from now; returns its seconds and the SoC energy it used.
+    ///
+    /// The clocks follow schedutil: after idle gaps the utilisation average has decayed, so work
+    /// starts at a lower frequency and speeds up as utilisation climbs back. `boost` asks for top
+    /// clocks at once (Android ADPF, uclamp.min); `targetSeconds` is an ADPF target duration: the
+    /// lowest clocks that finish the work in time.
     @discardableResult
-    public mutating func perform(_ work: WorkCost, threads: Int) -> (seconds: Double, socJoules: Double) {
+    public mutating func perform(_ work: WorkCost, threads: Int, boost: Bool = false,
+                                 targetSeconds: Double? = nil) -> (seconds: Double, socJoules: Double) {
         self.threads = threads
+        if boost || targetSeconds != nil { utilization = 1 }
         var seconds = 0.0, joules = 0.0
-        // Clocks that dropped during a long idle gap take `ramp_up_ms` to climb back: the first
-        // work after the gap runs at about half speed for that long.
-        let gap = time - lastBusyEnd
-        if gap * 1000 > profile.cpu.idleThresholdMilliseconds, profile.cpu.rampUpMilliseconds > 0 {
-            let rampSeconds = profile.cpu.rampUpMilliseconds / 1000 / 2
-            let deepest = processor.deepestLevel
-            let watts = processor.busyCoreWatts(level: (level + deepest) / 2, threads: threads, socCelsius: thermal.socCelsius)
-            advance(seconds: rampSeconds, socWatts: watts, busy: true)
-            seconds += rampSeconds
-            joules += watts * rampSeconds
-        }
         var remaining = 1.0  // fraction of the work still to do
         while remaining > 1e-12 {
             updateLevel()
+            if let targetSeconds {
+                // The deepest level that still finishes the rest in the time left, never above the caps.
+                let timeLeft = max(1e-6, targetSeconds - seconds)
+                var hinted = level
+                for candidate in level...processor.deepestLevel
+                where processor.seconds(for: work, level: candidate, threads: threads) * remaining <= timeLeft {
+                    hinted = candidate
+                }
+                level = hinted
+                limitForBattery(work: work)
+            }
             let full = processor.seconds(for: work, level: level, threads: threads)
             let watts = processor.busySocWatts(for: work, level: level, threads: threads, socCelsius: thermal.socCelsius)
             let untilPoll = max(1e-9, nextPoll - time)
-            let span = min(full * remaining, untilPoll)
+            // While utilisation is still climbing, re-pick the clocks every few milliseconds.
+            let untilRamp = utilization < 0.8 ? 0.004 : .infinity
+            let span = min(full * remaining, untilPoll, untilRamp)
             advance(seconds: span, socWatts: watts, busy: true)
             seconds += span
             joules += watts * span
             remaining -= full > 0 ? span / full : remaining
         }
-        lastBusyEnd = time
         return (seconds, joules)
     }
 
@@ -151,7 +140,7 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         var remaining = seconds
         while remaining > 1e-12 {
             updateLevel()
-            let span = min(remaining, max(1e-9, nextPoll - time), 1.0)
+            let span = min(remaining, max(1e-9, nextPoll - time), utilization > 0.01 ? 0.02 : 1.0)
             advance(seconds: span, socWatts: processor.idleSocWatts, busy: false)
             remaining -= span
         }
@@ -174,12 +163,39 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
             processor.busyCoreWatts(level: candidate, threads: threads, socCelsius: soc)
                 + processor.dramWatts(bytesPerSecond: processor.bandwidth(level: candidate, threads: threads))
         }
-        level = max(governed, powerSaveLevel)
+        level = max(governed, powerSaveLevel, schedutilLevel)
+        limitForBattery(work: nil)
+    }
+
+    /// Peak power management (Qualcomm BCL, Apple's performance management): when the cell could
+    /// not hold the brown-out voltage at this level's power, the clocks go down until it can.
+    private mutating func limitForBattery(work: WorkCost?) {
+        let margin = 0.1
+        while level < processor.deepestLevel {
+            let soc = processor.busyCoreWatts(level: level, threads: threads, socCelsius: thermal.socCelsius)
+                + processor.dramWatts(bytesPerSecond: processor.bandwidth(level: level, threads: threads))
+            let load = soc + profile.power.awakeWatts + (screenOn ? profile.power.screenWatts : 0)
+            if battery.predictedTerminalVolts(loadWatts: load) >= profile.battery.brownoutVolts + margin { return }
+            level += 1
+        }
+    }
+
+    /// The level schedutil asks for: the lowest frequency at or above headroom × f_max × utilisation.
+    var schedutilLevel: Int {
+        let target = min(1, profile.cpu.frequencyHeadroom * utilization)
+        let top = processor.leadFrequency(level: 0)
+        var chosen = 0
+        for candidate in 0...processor.deepestLevel where processor.leadFrequency(level: candidate) >= target * top - 1e-9 {
+            chosen = candidate
+        }
+        return chosen
     }
 
     /// Integrates heat and charge over `seconds` at constant power.
     private mutating func advance(seconds: Double, socWatts: Double, busy: Bool) {
         guard seconds > 0 else { return }
+        let halfLife = profile.cpu.utilizationHalfLifeMilliseconds / 1000
+        utilization += ((busy ? 1 : 0) - utilization) * (1 - pow(0.5, seconds / halfLife))
         let power = profile.power
         let board = screenOn || busy ? power.awakeWatts + (screenOn ? power.screenWatts : 0) : power.sleepWatts
         let soc = screenOn || busy ? socWatts : 0
@@ -198,3 +214,9 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         observer?(segment)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

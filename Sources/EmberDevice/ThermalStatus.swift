@@ -1,34 +1,9 @@
-/// The thermal state an app can see, on Android's scale (`PowerManager.THERMAL_STATUS_*`).
-///
-/// iOS's `ProcessInfo.ThermalState` maps onto it: nominal → none, fair → light,
-/// serious → severe, critical → critical.
-public enum ThermalStatus: Int, Sendable, Comparable, CaseIterable, Codable {
-    case none = 0
-    case light = 1
-    case moderate = 2
-    case severe = 3
-    case critical = 4
-    case emergency = 5
-    case shutdown = 6
+import EmberCore
 
-    public static func < (left: ThermalStatus, right: ThermalStatus) -> Bool { left.rawValue < right.rawValue }
-
+extension ThermalStatus {
     /// Status names in a profile's `status_thresholds_c`, in ascending order.
     static let androidNames = ["light", "moderate", "severe", "critical", "emergency", "shutdown"]
     static let iosNames = ["fair", "serious", "critical"]
-
-    /// The Android name (`SEVERE` is `severe`).
-    public var name: String {
-        switch self {
-        case .none: "none"
-        case .light: "light"
-        case .moderate: "moderate"
-        case .severe: "severe"
-        case .critical: "critical"
-        case .emergency: "emergency"
-        case .shutdown: "shutdown"
-        }
-    }
 
     /// The status a profile's thresholds give for a skin temperature.
     public static func from(skinCelsius: Double, profile: DeviceProfile) -> ThermalStatus {

@@ -1,3 +1,4 @@
+import EmberCore
 import EmberDevice
 
 /// One self-contained HTML page with SVG plots over time and the summary; several runs (policies)

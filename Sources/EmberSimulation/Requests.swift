@@ -1,8 +1,4 @@
-/// How urgent a request is: interactive work has a person waiting; background work has a deadline.
-public enum RequestClass: String, Sendable, Codable, Equatable {
-    case interactive
-    case background
-}
+import EmberScheduler
 
 /// One piece of model work in a simulation, and how far it got.
 public struct SimulatedRequest: Sendable, Equatable {
@@ -48,54 +44,14 @@ public struct SimulatedRequest: Sendable, Equatable {
     }
 }
 
-/// What a policy sees when it picks the next step.
-public struct SchedulingContext {
-    public let time: Double
-    /// Requests that have arrived and are not finished, in arrival order.
-    public let pending: [SimulatedRequest]
-    public let thermalStatus: EmberDeviceThermalStatus
-    public let thermalHeadroom: Double
-    public let batteryPercent: Double
-    public let isCharging: Bool
-    public let isPowerSaveMode: Bool
-    public let defaultThreads: Int
-}
-
-/// What to do next on the one model owner.
-public enum SchedulingDecision: Equatable, Sendable {
-    /// Run one step (a prompt chunk or a token) of request `id` on `threads`.
-    case run(id: Int, threads: Int)
-    /// Leave the CPU idle until `until` (or the next arrival or event, whichever is first).
-    case idle(until: Double)
-}
-
-/// Picks the next step from the pending requests and the phone's state.
-public protocol SchedulingPolicy {
-    var name: String { get }
-    mutating func decide(_ context: SchedulingContext) -> SchedulingDecision
-}
-
-/// Today's behaviour: run whatever is pending, interactive first, as fast as possible.
-public struct RacePolicy: SchedulingPolicy {
-    public init() {}
-    public var name: String { "race" }
-
-    public func decide(_ context: SchedulingContext) -> SchedulingDecision {
-        guard let next = Self.mostUrgent(context.pending) else { return .idle(until: .infinity) }
-        return .run(id: next.id, threads: context.defaultThreads)
+extension SimulatedRequest {
+    /// What a scheduling policy sees of it.
+    var snapshot: RequestSnapshot {
+        RequestSnapshot(id: id, requestClass: requestClass, priority: priority, arrival: arrival, deadline: deadline,
+                        promptTokens: promptTokenCount ?? promptTokens, prefilledTokens: prefilledTokens,
+                        generatedTokens: generatedTokens, maxTokens: kindMaxTokens)
     }
 
-    /// Interactive before background; then higher priority; then earlier deadline; then arrival.
-    public static func mostUrgent(_ pending: [SimulatedRequest]) -> SimulatedRequest? {
-        pending.min { left, right in
-            if left.requestClass != right.requestClass { return left.requestClass == .interactive }
-            if left.priority != right.priority { return left.priority > right.priority }
-            let leftDeadline = left.deadline ?? .infinity, rightDeadline = right.deadline ?? .infinity
-            if leftDeadline != rightDeadline { return leftDeadline < rightDeadline }
-            return left.id < right.id
-        }
-    }
+    /// The most tokens the reply can have.
+    var kindMaxTokens: Int { maxTokens }
 }
-
-import EmberDevice
-public typealias EmberDeviceThermalStatus = ThermalStatus

@@ -1,4 +1,6 @@
+import EmberCore
 import EmberDevice
+import EmberScheduler
 
 /// Everything a run produced: requests with their text and timings, the timeline, the totals.
 public struct SimulationResult {
@@ -15,6 +17,10 @@ public struct SimulationResult {
     public let batteryEndPercent: Double
     public let memoryPressureEvents: Int
     public let shutdownReason: String?
+    /// Seconds the policy left the CPU idle, by reason.
+    public let idleSeconds: [IdleReason: Double]
+    /// The part of `inferenceJoules` spent on prompts.
+    public let prefillJoules: Double
     /// Filled in by the caller: "cost-model" or "real-tokens".
     public var mode = "cost-model"
     /// Host seconds the run took.
@@ -55,8 +61,12 @@ public struct SimulationResult {
             ("requests_total", .integer(requests.count)),
             ("prompt_tokens_processed", .integer(requests.reduce(0) { $0 + $1.prefilledTokens })),
             ("inference_energy_j", .number(inferenceJoules, 1)),
+            ("prefill_energy_j", .number(prefillJoules, 1)),
             ("device_joules_per_token", .number(tokens > 0 ? recorder.energyJoules / Double(tokens) : 0, 4)),
             ("memory_pressure_events", .integer(memoryPressureEvents)),
+            ("pacing_s", .number(idleSeconds[.pacing] ?? 0, 1)),
+            ("deferred_s", .number((idleSeconds[.thermalDeferral] ?? 0) + (idleSeconds[.batteryDeferral] ?? 0), 1)),
+            ("thermal_pause_s", .number(idleSeconds[.thermalPause] ?? 0, 1)),
             ("shutdown", .string(shutdownReason ?? "none")),
             ("wall_s", .number(wallSeconds, 2)),
         ]

@@ -1,4 +1,6 @@
+import EmberCore
 import EmberDevice
+import EmberScheduler
 
 /// Runs a scenario on a simulated phone on a virtual clock: the policy picks each step, the token
 /// engine produces the tokens, the device model charges their time, heat and charge.
@@ -25,10 +27,12 @@ public struct SimulationRunner {
         let recorder = TimelineRecorder(interval: sampleInterval)
         phone.observer = { recorder.record($0) }
         var inferenceJoules = 0.0
+        var prefillJoules = 0.0
         var schedule = EventSchedule(scenario: scenario)
         var requests: [SimulatedRequest] = []
         var pendingIDs: [Int] = []
         var memoryPressureEvents = 0
+        var idleSeconds: [IdleReason: Double] = [:]
         var shutdownReason: String?
         let duration = scenario.durationSeconds
         let prefillChunk = max(1, min(workload.batchSize, 128))
@@ -62,25 +66,37 @@ public struct SimulationRunner {
             }
             recorder.context = { [phone] in (phone.thermalHeadroom(forecastSeconds: 0), phone.pluggedIn, phone.screenOn) }
 
-            let context = SchedulingContext(
-                time: phone.time, pending: pendingIDs.map { requests[$0] },
-                thermalStatus: phone.thermalStatus, thermalHeadroom: phone.thermalHeadroom(forecastSeconds: 10),
-                batteryPercent: phone.batteryPercent, isCharging: phone.isCharging,
-                isPowerSaveMode: phone.isPowerSaveMode, defaultThreads: profile.cpu.defaultThreads)
+            var context = SchedulingContext(time: phone.time, pending: pendingIDs.map { requests[$0].snapshot },
+                                            thermal: phone, power: phone, maximumThreads: profile.cpu.defaultThreads,
+                                            availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores },
+                                            prefillChunkTokens: prefillChunk)
+            context.isScreenOn = phone.screenOn
             switch policy.decide(context) {
-            case .idle(let until):
+            case .idle(let until, let reason):
                 let wake = min(until, schedule.nextTime, duration)
-                phone.idle(seconds: max(wake - phone.time, 1e-3))
-            case .run(let id, let threads):
+                let span = max(wake - phone.time, 1e-3)
+                phone.idle(seconds: span)
+                idleSeconds[reason, default: 0] += span
+            case .run(let id, let threads, let hint, let chunkLimit):
+                var boost = false
+                var target: Double?
+                switch hint {
+                case .none: break
+                case .boost: boost = true
+                case .target(let seconds): target = seconds
+                }
                 var request = requests[id]
                 if request.started == nil {
                     request.started = phone.time
                     request.promptTokenCount = try engine.begin(request)
                 }
                 if !request.isPrefilled {
-                    let count = min(prefillChunk, request.promptTokenCount! - request.prefilledTokens)
+                    let count = min(max(1, chunkLimit ?? prefillChunk), prefillChunk, request.promptTokenCount! - request.prefilledTokens)
                     let cost = workload.prefillCost(tokens: count, position: request.prefilledTokens)
-                    inferenceJoules += phone.perform(cost, threads: threads).socJoules
+                    let step = phone.perform(cost, threads: threads, boost: boost, targetSeconds: target)
+                    inferenceJoules += step.socJoules
+                    prefillJoules += step.socJoules
+                    policy.record(StepOutcome(id: id, kind: .prefill, threads: threads, tokens: count, seconds: step.seconds))
                     request.prefilledTokens += count
                     if request.isPrefilled {
                         // The last prompt chunk's logits give the first token.
@@ -88,7 +104,9 @@ public struct SimulationRunner {
                     }
                 } else {
                     let position = request.promptTokenCount! + request.generatedTokens
-                    inferenceJoules += phone.perform(workload.decodeCost(position: position), threads: threads).socJoules
+                    let step = phone.perform(workload.decodeCost(position: position), threads: threads, boost: boost, targetSeconds: target)
+                    inferenceJoules += step.socJoules
+                    policy.record(StepOutcome(id: id, kind: .decode, threads: threads, tokens: 1, seconds: step.seconds))
                     emitToken(&request, &engine, time: phone.time, recorder: recorder, onToken: onToken)
                 }
                 if request.isFinished {
@@ -107,7 +125,7 @@ public struct SimulationRunner {
             simulatedSeconds: phone.time, requests: requests, recorder: recorder,
             inferenceJoules: inferenceJoules, batteryStartPercent: start.batteryPercent,
             batteryEndPercent: phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
-            shutdownReason: shutdownReason)
+            shutdownReason: shutdownReason, idleSeconds: idleSeconds, prefillJoules: prefillJoules)
     }
 
     private func emitToken(_ request: inout SimulatedRequest, _ engine: inout some TokenEngine, time: Double,

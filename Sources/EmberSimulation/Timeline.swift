@@ -1,3 +1,4 @@
+import EmberCore
 import EmberDevice
 
 /// The simulation sampled at a fixed interval: what the report plots and the CSV holds.

@@ -1,3 +1,4 @@
+import EmberCore
 @testable import EmberDevice
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import EmberCore
 import EmberDevice
 import Testing
 
