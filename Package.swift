@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
-        .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore"]),
+        .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
     ],
     swiftLanguageModes: [.v6]
 )
