@@ -9,7 +9,7 @@ endif
 EMBER = .build/release/ember
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean
+.PHONY: bootstrap demo test build bench clean policy-table
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -32,3 +32,7 @@ bench: bootstrap
 
 clean:
 	rm -rf .build
+
+# Race against adaptive on every reference scenario × profile: the table in docs/SCHEDULER.md.
+policy-table: build
+	$(EMBER) sim matrix
