@@ -55,6 +55,15 @@ public final class TokenScheduler: @unchecked Sendable {
     private var nextID = 0
     private var stopped = false
     private var freeSessions: [InferenceSession] = []
+    /// A memory warning not yet handled by the worker.
+    private var pressure = MemoryPressure.none
+    private var released = 0
+    /// Bytes released by memory warnings so far (KV caches and scratch).
+    public var releasedBytes: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return released
+    }
 
     private final class Entry {
         let id: Int
@@ -110,6 +119,19 @@ public final class TokenScheduler: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Answers a platform memory warning (Android `onTrimMemory`, iOS `didReceiveMemoryWarning`):
+    /// every level drops the KV caches kept for reuse; `critical` also stops background
+    /// generations in flight (they finish with `memoryPressure`) and frees their caches, while
+    /// interactive ones continue. Returns the bytes released.
+    @discardableResult
+    public func handleMemoryPressure(_ level: MemoryPressure) -> Int {
+        condition.lock()
+        pressure = max(pressure, level)
+        condition.broadcast()
+        condition.unlock()
+        return 0
+    }
+
     /// Queues `request`; its events arrive on the stream. Dropping the stream cancels it.
     public func submit(_ request: ScheduledRequest) -> AsyncThrowingStream<ScheduledEvent, Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ScheduledEvent.self)
@@ -143,6 +165,21 @@ public final class TokenScheduler: @unchecked Sendable {
                 return
             }
             for entry in entries.values where entry.cancelled { finish(entry, reason: .cancelled, locked: true) }
+            let level = pressure
+            pressure = .none
+            if level != .none {
+                var freed = freeSessions.reduce(0) { $0 + $1.cache.byteCount + $1.scratchByteCount }
+                freeSessions.removeAll()
+                if level == .critical {
+                    for entry in entries.values where entry.request.requestClass == .background {
+                        if let session = entry.session { freed += session.cache.byteCount + session.scratchByteCount }
+                        entry.session = nil
+                        finish(entry, reason: .memoryPressure, locked: true)
+                    }
+                    freeSessions.removeAll()
+                }
+                released += freed
+            }
             let started = entries.values.filter { $0.session != nil }
             let startable = entries.values.filter { $0.session == nil }.sorted { $0.id < $1.id }
                 .prefix(max(0, maximumSessions - started.count))
@@ -257,4 +294,15 @@ public final class TokenScheduler: @unchecked Sendable {
             entry.session = nil
         }
     }
+}
+
+/// A platform memory warning, by severity.
+public enum MemoryPressure: Int, Sendable, Comparable, CaseIterable {
+    case none = 0
+    /// Android `TRIM_MEMORY_UI_HIDDEN`/`BACKGROUND`, iOS app in background: drop reusable caches.
+    case moderate = 1
+    /// Android `TRIM_MEMORY_RUNNING_CRITICAL`, iOS memory warning: keep only interactive work.
+    case critical = 2
+
+    public static func < (left: MemoryPressure, right: MemoryPressure) -> Bool { left.rawValue < right.rawValue }
 }

@@ -94,4 +94,34 @@ func modelPath() throws -> String {
         }
         #expect(finished)
     }
+
+    @Test func criticalMemoryPressureStopsBackgroundWorkAndKeepsInteractive() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        let scheduler = TokenScheduler(model: model, policy: RacePolicy(), thermal: platform, power: platform, threadCount: 1)
+        let background = scheduler.submit(ScheduledRequest(prompt: .text("Once upon a time"), maxTokens: 400, sampling: .greedy,
+                                                           requestClass: .background))
+        var iterator = background.makeAsyncIterator()
+        var backgroundTokens = 0
+        while backgroundTokens < 3, let event = try await iterator.next() {
+            if case .token = event { backgroundTokens += 1 }
+        }
+        let chat = scheduler.submit(ScheduledRequest(prompt: .text("Hello"), maxTokens: 40, sampling: .greedy))
+        var chatReason: StopReason?
+        var chatTokens = 0
+        for try await event in chat {
+            if case .token = event {
+                chatTokens += 1
+                if chatTokens == 5 { scheduler.handleMemoryPressure(.critical) }
+            }
+            if case .finished(let reason, _) = event { chatReason = reason }
+        }
+        #expect(chatReason == .maxTokens || chatReason == .endOfGeneration)
+        var backgroundReason: StopReason?
+        while let event = try await iterator.next() {
+            if case .finished(let reason, _) = event { backgroundReason = reason }
+        }
+        #expect(backgroundReason == .memoryPressure)
+        #expect(scheduler.releasedBytes > 0)
+    }
 }
