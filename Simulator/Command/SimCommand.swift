@@ -126,9 +126,15 @@ struct SimRunCommand: ParsableCommand {
     @Option(name: .long, help: "Host threads that compute real tokens (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Memory budget (default: the profile's app memory limit).")
+    var memoryBudget: String?
+
     @OptionGroup var options: SimulationOptions
 
     func validate() throws {
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget takes a size like 160MiB, not '\(memoryBudget)'.")
+        }
         if realTokens && costModel { throw ValidationError("choose one of --real-tokens and --cost-model.") }
         if realTokens && options.modelSpec != nil { throw ValidationError("--model-spec has no weights; --real-tokens needs --model.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
@@ -143,10 +149,20 @@ struct SimRunCommand: ParsableCommand {
         let start = MonotonicClock.nanoseconds()
         var policy = self.policy.make()
         var result: SimulationResult
+        // The model must fit the app's memory limit on this phone (or the given budget): plan it first.
+        let limit = memoryBudget.flatMap(ByteCount.parse) ?? deviceProfile.appMemoryLimitBytes
+        var plan: MemoryPlan?
+        if options.modelSpec == nil {
+            let file = try GGUFFile(path: ModelCatalog.resolve(options.model))
+            plan = try MemoryPlan.fit(file: file, budgetBytes: limit, context: 2048, threadCount: threads ?? defaultThreadCount(),
+                                      allowStreaming: true)
+        }
         if realTokens {
-            let model = try LanguageModel(path: ModelCatalog.resolve(options.model))
+            let model = try LanguageModel(path: ModelCatalog.resolve(options.model),
+                                          options: LoadOptions(streamWeights: plan?.streamWeights ?? false))
             let sampling = temperature == 0 ? SamplingParameters.greedy : SamplingParameters(temperature: temperature, seed: seed)
-            var engine = LanguageModelEngine(model: model, sampling: sampling, threadCount: threads ?? defaultThreadCount())
+            var engine = LanguageModelEngine(model: model, sampling: sampling, contextLength: plan?.context ?? 2048,
+                                             threadCount: threads ?? defaultThreadCount())
             result = try runner.run(policy: &policy, engine: &engine)
             result.mode = "real-tokens"
         } else {
@@ -154,6 +170,9 @@ struct SimRunCommand: ParsableCommand {
             result = try runner.run(policy: &policy, engine: &engine)
         }
         result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        result.memoryPlanBytes = plan?.totalBytes
+        result.memoryLimitBytes = limit
+        result.streamWeights = plan?.streamWeights ?? false
         if let timeline {
             try write(result.recorder.csv(), to: timeline)
         }

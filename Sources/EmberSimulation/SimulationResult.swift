@@ -21,6 +21,12 @@ public struct SimulationResult {
     public let idleSeconds: [IdleReason: Double]
     /// The part of `inferenceJoules` spent on prompts.
     public let prefillJoules: Double
+    /// Bytes memory warnings released (real-token mode).
+    public let memoryReleasedBytes: Int
+    /// The memory plan's total and the app's limit on the profile (nil for named model shapes).
+    public var memoryPlanBytes: Int?
+    public var memoryLimitBytes: Int?
+    public var streamWeights = false
     /// Filled in by the caller: "cost-model" or "real-tokens".
     public var mode = "cost-model"
     /// Host seconds the run took.
@@ -64,6 +70,10 @@ public struct SimulationResult {
             ("prefill_energy_j", .number(prefillJoules, 1)),
             ("device_joules_per_token", .number(tokens > 0 ? recorder.energyJoules / Double(tokens) : 0, 4)),
             ("memory_pressure_events", .integer(memoryPressureEvents)),
+            ("memory_released_bytes", .integer(memoryReleasedBytes)),
+            ("memory_plan_bytes", .integer(memoryPlanBytes ?? 0)),
+            ("memory_limit_bytes", .integer(memoryLimitBytes ?? 0)),
+            ("stream_weights", .string(streamWeights ? "yes" : "no")),
             ("pacing_s", .number(idleSeconds[.pacing] ?? 0, 1)),
             ("deferred_s", .number((idleSeconds[.thermalDeferral] ?? 0) + (idleSeconds[.batteryDeferral] ?? 0), 1)),
             ("thermal_pause_s", .number(idleSeconds[.thermalPause] ?? 0, 1)),

@@ -32,6 +32,7 @@ public struct SimulationRunner {
         var requests: [SimulatedRequest] = []
         var pendingIDs: [Int] = []
         var memoryPressureEvents = 0
+        var memoryReleasedBytes = 0
         var idleSeconds: [IdleReason: Double] = [:]
         var shutdownReason: String?
         let duration = scenario.durationSeconds
@@ -55,7 +56,9 @@ public struct SimulationRunner {
                     case .ambient: phone.ambientCelsius = change.event.celsius ?? phone.ambientCelsius
                     case .screen: phone.screenOn = change.event.on ?? phone.screenOn
                     case .lowPowerMode: phone.powerSaveOverride = change.event.on
-                    case .memoryPressure: memoryPressureEvents += 1
+                    case .memoryPressure:
+                        memoryPressureEvents += 1
+                        memoryReleasedBytes += engine.memoryPressure()
                     default: break
                     }
                 }
@@ -125,7 +128,8 @@ public struct SimulationRunner {
             simulatedSeconds: phone.time, requests: requests, recorder: recorder,
             inferenceJoules: inferenceJoules, batteryStartPercent: start.batteryPercent,
             batteryEndPercent: phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
-            shutdownReason: shutdownReason, idleSeconds: idleSeconds, prefillJoules: prefillJoules)
+            shutdownReason: shutdownReason, idleSeconds: idleSeconds, prefillJoules: prefillJoules,
+            memoryReleasedBytes: memoryReleasedBytes)
     }
 
     private func emitToken(_ request: inout SimulatedRequest, _ engine: inout some TokenEngine, time: Double,

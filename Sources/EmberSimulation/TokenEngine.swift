@@ -13,6 +13,12 @@ public protocol TokenEngine {
     /// Releases what `request` held (its KV cache); returns text held back until the end (an
     /// incomplete character), usually empty.
     mutating func end(_ request: SimulatedRequest) -> String
+    /// A memory warning: drop what can be rebuilt; returns the bytes released.
+    mutating func memoryPressure() -> Int
+}
+
+extension TokenEngine {
+    public mutating func memoryPressure() -> Int { 0 }
 }
 
 /// Counts only: prompts of `prompt_tokens` (or about four characters a token), replies of
@@ -90,6 +96,12 @@ public final class LanguageModelEngine: TokenEngine {
         state.sampler = sampler
         states[request.id] = state
         return text
+    }
+
+    /// Drops the KV caches kept for reuse.
+    public func memoryPressure() -> Int {
+        defer { freeSessions.removeAll() }
+        return freeSessions.reduce(0) { $0 + $1.cache.byteCount + $1.scratchByteCount }
     }
 
     public func end(_ request: SimulatedRequest) -> String {
