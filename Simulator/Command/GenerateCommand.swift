@@ -85,7 +85,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 presencePenalty: presencePenalty, seed: seed),
             ignoreEndOfGeneration: ignoreEos)
         let generator = Generator(model: model, contextLength: min(plan.context, max(model.configuration.trainedContextLength, 16)),
-                                  threadCount: modelOptions.threadCount, batchSize: plan.batchSize)
+                                  threadCount: modelOptions.threadCount, batchSize: plan.batchSize, keyValueType: plan.keyValueType)
         var ids: [Int32] = []
         var text = ""
         var statistics: GenerationStatistics?
@@ -116,6 +116,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 "\"peak_rss_bytes\":\(statistics.peakResidentBytes)",
                 "\"planned_bytes\":\(plan.totalBytes)",
                 "\"context\":\(plan.context)",
+                "\"kv_type\":\"\(plan.keyValueType.rawValue)\"",
                 "\"stop_reason\":\(JSONText.string(reason.rawValue))",
             ].joined(separator: ",")
             print("{\"ids\":\(JSONText.ids(ids)),\"text\":\(JSONText.string(text)),\"stats\":{\(stats)}}")

@@ -18,6 +18,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .long, help: "Stream weights from the file layer by layer instead of keeping them resident.")
     var streamWeights = false
 
+    @Option(name: .long, help: "KV cache type: f16, q8_0 or q4_0 (default f16; a budget may choose a quantized one).")
+    var kvType: KeyValueType?
+
     func validate() throws {
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
@@ -47,13 +50,14 @@ struct ModelOptions: ParsableArguments {
         if let budget = budgetBytes {
             plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
                                       threadCount: threadCount, allowStreaming: streamWeights, requireStreaming: streamWeights,
+                                      keyValueTypes: kvType.map { [$0] } ?? [.f16, .q8_0, .q4_0],
                                       minimumContext: contextAdjustable ? min(256, context) : context)
-            if plan.context != context || plan.batchSize != batchSize {
-                printError("memory plan: context \(plan.context) (asked \(context)), \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
+            if plan.context != context || plan.batchSize != batchSize || plan.keyValueType != (kvType ?? .f16) {
+                printError("memory plan: context \(plan.context) (asked \(context)), \(plan.keyValueType.rawValue) KV cache, \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
             }
         } else {
             plan = try MemoryPlan.make(file: file, context: context, batchSize: batchSize, threadCount: threadCount,
-                                       streamWeights: streamWeights)
+                                       streamWeights: streamWeights, keyValueType: kvType ?? .f16)
         }
         let model = try LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
         return (model, plan)
@@ -117,3 +121,5 @@ enum JSONText {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+extension KeyValueType: ExpressibleByArgument {}

@@ -30,9 +30,10 @@ struct PerplexityCommand: ParsableCommand {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("'\(file)' is not UTF-8 text.")
         }
-        let model = try modelOptions.load()
+        let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: context, contextAdjustable: false)
         let result = try Perplexity.measure(model: model, text: text, contextLength: context,
-                                            threadCount: modelOptions.threadCount) { chunk, chunks, running in
+                                            threadCount: modelOptions.threadCount, batchSize: plan.batchSize,
+                                            keyValueType: plan.keyValueType) { chunk, chunks, running in
             if !json { printError(String(format: "[%d/%d] running perplexity %.4f", chunk, chunks, running)) }
         }
         if json {

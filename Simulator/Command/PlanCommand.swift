@@ -25,6 +25,9 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .long, help: "Plan with weights streamed layer by layer.")
     var streamWeights = false
 
+    @Option(name: .long, help: "KV cache type: f16, q8_0 or q4_0 (default: f16, or what fits the budget).")
+    var kvType: KeyValueType?
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -43,26 +46,28 @@ struct PlanCommand: ParsableCommand {
         if let budget = memoryBudget.flatMap(ByteCount.parse) {
             do {
                 plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, threadCount: threadCount,
-                                          allowStreaming: true, requireStreaming: streamWeights)
+                                          allowStreaming: true, requireStreaming: streamWeights,
+                                          keyValueTypes: kvType.map { [$0] } ?? [.f16, .q8_0, .q4_0])
             } catch {
                 refusal = error.description
                 plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount,
-                                           streamWeights: streamWeights, budgetBytes: budget)
+                                           streamWeights: streamWeights, keyValueType: kvType ?? .f16, budgetBytes: budget)
             }
         } else {
-            plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount, streamWeights: streamWeights)
+            plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount, streamWeights: streamWeights,
+                                       keyValueType: kvType ?? .f16)
         }
         if json {
             print("{\"weights_bytes\":\(plan.weightsBytes),\"kv_cache_bytes\":\(plan.keyValueCacheBytes),"
                   + "\"scratch_bytes\":\(plan.scratchBytes),\"overhead_bytes\":\(plan.overheadBytes),"
                   + "\"total_bytes\":\(plan.totalBytes),\"budget_bytes\":\(plan.budgetBytes.map(String.init) ?? "null"),"
-                  + "\"fits\":\(refusal == nil && plan.fits),\"context\":\(plan.context),\"kv_type\":\(JSONText.string(plan.keyValueType)),"
+                  + "\"fits\":\(refusal == nil && plan.fits),\"context\":\(plan.context),\"kv_type\":\(JSONText.string(plan.keyValueType.rawValue)),"
                   + "\"stream_weights\":\(plan.streamWeights),\"batch_size\":\(plan.batchSize)"
                   + (refusal.map { ",\"reason\":\(JSONText.string($0))" } ?? "") + "}")
         } else {
             func line(_ label: String, _ bytes: Int) { print(label.padding(toLength: 30, withPad: " ", startingAt: 0) + ByteCount.format(bytes)) }
             line("weights", plan.weightsBytes)
-            line("KV cache (\(plan.keyValueType), \(plan.context))", plan.keyValueCacheBytes)
+            line("KV cache (\(plan.keyValueType.rawValue), \(plan.context))", plan.keyValueCacheBytes)
             line("scratch (\(plan.batchSize)-token steps)", plan.scratchBytes)
             line("runtime and tokenizer", plan.overheadBytes)
             line("total", plan.totalBytes)

@@ -29,6 +29,7 @@ public enum Kernels {
         switch type {
         case .q8_0: VectorKernels.dequantizeQ8_0(source, destination, count / 32)
         case .q4_1: VectorKernels.dequantizeQ4_1(source, destination, count / 32)
+        case .q4_0: VectorKernels.dequantizeQ4_0(source, destination, count / 32)
         case .f16: VectorKernels.halfToFloat(source, destination, count)
         default: ReferenceKernels.dequantize(type, source, destination, count)
         }

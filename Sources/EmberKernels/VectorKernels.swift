@@ -17,14 +17,31 @@ enum VectorKernels {
         }
     }
 
+    // Dequantization loops run over typed pointers (LLVM widens and vectorizes them); Swift's SIMD
+    // conversions between integer widths would be lowered lane by lane.
+
     @inline(__always)
     static func dequantizeQ8_0(_ source: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ blocks: Int) {
         for b in 0..<blocks {
             let block = source + b * 34
             let d = loadHalf(block, 0)
-            let quants = block.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
-            let values = SIMD32<Float>(SIMD32<Int32>(truncatingIfNeeded: quants)) * d
-            UnsafeMutableRawPointer(output + b * 32).storeBytes(of: values, as: SIMD32<Float>.self)
+            let quants = (block + 2).assumingMemoryBound(to: Int8.self)
+            let out = output + b * 32
+            for j in 0..<32 { out[j] = Float(quants[j]) * d }
+        }
+    }
+
+    @inline(__always)
+    static func dequantizeQ4_0(_ source: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ blocks: Int) {
+        for b in 0..<blocks {
+            let block = source + b * 18
+            let d = loadHalf(block, 0)
+            let packed = (block + 2).assumingMemoryBound(to: UInt8.self)
+            let out = output + b * 32
+            for j in 0..<16 {
+                out[j] = Float(Int32(packed[j] & 0x0F) &- 8) * d
+                out[j + 16] = Float(Int32(packed[j] >> 4) &- 8) * d
+            }
         }
     }
 
@@ -33,12 +50,12 @@ enum VectorKernels {
         for b in 0..<blocks {
             let block = source + b * 20
             let d = loadHalf(block, 0), m = loadHalf(block, 2)
-            let packed = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-            let low = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: packed & 0x0F)) * d + m
-            let high = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: packed &>> 4)) * d + m
-            let out = UnsafeMutableRawPointer(output + b * 32)
-            out.storeBytes(of: low, as: SIMD16<Float>.self)
-            out.storeBytes(of: high, toByteOffset: 64, as: SIMD16<Float>.self)
+            let packed = (block + 4).assumingMemoryBound(to: UInt8.self)
+            let out = output + b * 32
+            for j in 0..<16 {
+                out[j] = Float(packed[j] & 0x0F) * d + m
+                out[j + 16] = Float(packed[j] >> 4) * d + m
+            }
         }
     }
 

@@ -63,10 +63,11 @@ public final class Generator: @unchecked Sendable {
     private let worker: WorkerThread
     private var cachedTokens: [Int32] = []
 
-    public init(model: LanguageModel, contextLength: Int, threadCount: Int, batchSize: Int = 512) {
+    public init(model: LanguageModel, contextLength: Int, threadCount: Int, batchSize: Int = 512,
+                keyValueType: KeyValueType = .f16) {
         self.model = model
         session = InferenceSession(model: model.transformer, contextLength: contextLength, batchSize: batchSize,
-                                   threadCount: threadCount)
+                                   threadCount: threadCount, keyValueType: keyValueType)
         worker = WorkerThread(name: "ember.generator")
     }
 

@@ -47,7 +47,8 @@ public final class InferenceSession {
 
     /// Creates a session for up to `contextLength` positions, evaluating at most `batchSize` tokens
     /// per step on `threadCount` threads.
-    public init(model: TransformerModel, contextLength: Int, batchSize: Int = 512, threadCount: Int) {
+    public init(model: TransformerModel, contextLength: Int, batchSize: Int = 512, threadCount: Int,
+                keyValueType: KeyValueType = .f16) {
         let configuration = model.configuration
         self.model = model
         self.configuration = configuration
@@ -56,7 +57,7 @@ public final class InferenceSession {
         cache = KeyValueCache(
             layerCount: configuration.layerCount, capacity: contextLength,
             keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
-            valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
+            valueWidth: configuration.keyValueHeadCount * configuration.valueLength, type: keyValueType)
 
         let batch = self.batchSize
         let embedding = configuration.embeddingLength
@@ -73,7 +74,7 @@ public final class InferenceSession {
         logits = .allocate(capacity: logitGroupSize * configuration.vocabularySize)
         sliceLogits = .allocate(capacity: model.options.streamWeights ? logitGroupSize * max(1024, (4 << 20) / max(1, model.output.rowBytes)) : 1)
         scores = .allocate(capacity: pool.threadCount * contextLength)
-        queryHalf = .allocate(capacity: pool.threadCount * 2 * configuration.keyLength)
+        queryHalf = .allocate(capacity: pool.threadCount * (2 * configuration.keyLength + configuration.valueLength))
         rotaryTables = .allocate(capacity: 2 * pool.threadCount * configuration.ropeDimensionCount)
         var scratchBytes = 0
         for matrix in model.matrices {
@@ -112,7 +113,7 @@ public final class InferenceSession {
             + batch * max(c.embeddingLength, c.headCount * c.valueLength)
             + batch * c.headCount * c.keyLength + batch * (keyWidth + valueWidth)
             + batch * c.headCount * c.valueLength + 2 * batch * c.feedForwardLength
-            + logitGroupSize * c.vocabularySize + threadCount * (contextLength + 2 * c.keyLength + 2 * c.ropeDimensionCount)
+            + logitGroupSize * c.vocabularySize + threadCount * (contextLength + 2 * c.keyLength + c.valueLength + 2 * c.ropeDimensionCount)
         var matmulBytes = 64
         for tensor in file.tensors where tensor.dimensions.count == 2 && tensor.rowCount > 1 {
             let isOutput = tensor.name == "output.weight" || (tensor.name == "token_embd.weight" && file.tensor(named: "output.weight") == nil)
@@ -332,6 +333,16 @@ public final class InferenceSession {
     }
 
     private func storeKeysAndValues(layer: Int, tokens: Int, firstPosition: Int) {
+        if cache.type != .f16 {
+            let type = cache.type.tensorType
+            for token in 0..<tokens {
+                Kernels.quantize(keys + token * cache.keyWidth, count: cache.keyWidth, as: type,
+                                 into: cache.keyBytes(layer: layer, position: firstPosition + token))
+                Kernels.quantize(values + token * cache.valueWidth, count: cache.valueWidth, as: type,
+                                 into: cache.valueBytes(layer: layer, position: firstPosition + token))
+            }
+            return
+        }
         for token in 0..<tokens {
             let keyRow = cache.keyRow(layer: layer, position: firstPosition + token)
             let keySource = keys + token * cache.keyWidth
@@ -363,10 +374,14 @@ public final class InferenceSession {
         let keyWidth = cache.keyWidth
         let valueWidth = cache.valueWidth
 
+        let quantized = cache.type != .f16
+        let elementType = cache.type.tensorType
+        let keyHeadBytes = cache.type.rowBytes(keyLength), valueHeadBytes = cache.type.rowBytes(valueLength)
         pool.parallelFor(tokens * headCount) { range, thread in
             let threadScores = scores + thread * capacity
-            let query = queryHalf + thread * 2 * keyLength
+            let query = queryHalf + thread * (2 * keyLength + valueLength)
             let keyFloats = query + keyLength
+            let valueFloats = keyFloats + keyLength
             for task in range {
                 let token = task / headCount
                 let head = task % headCount
@@ -376,6 +391,24 @@ public final class InferenceSession {
                 let source = queries + (token * headCount + head) * keyLength
                 for i in 0..<keyLength { query[i] = Float(Float16(source[i])) }
 
+                if quantized {
+                    for visible in first...position {
+                        let key = cache.keyBytes(layer: layer, position: visible) + keyValueHead * keyHeadBytes
+                        Kernels.dequantize(elementType, source: key, into: keyFloats, count: keyLength)
+                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
+                    }
+                    let visibleCount = position - first + 1
+                    Operations.softmax(threadScores, count: visibleCount)
+                    let out = output + (token * headCount + head) * valueLength
+                    for i in 0..<valueLength { out[i] = 0 }
+                    for visible in first...position {
+                        let weight = Float(Float16(threadScores[visible - first]))
+                        let value = cache.valueBytes(layer: layer, position: visible) + keyValueHead * valueHeadBytes
+                        Kernels.dequantize(elementType, source: value, into: valueFloats, count: valueLength)
+                        for i in 0..<valueLength { out[i] += weight * valueFloats[i] }
+                    }
+                    continue
+                }
                 let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * keyLength
                 for visible in first...position {
                     let key = keyBase + visible * keyWidth

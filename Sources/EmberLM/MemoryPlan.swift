@@ -15,7 +15,7 @@ public struct MemoryPlan: Sendable, Equatable {
     public var budgetBytes: Int?
     public var context: Int
     public var batchSize: Int
-    public var keyValueType: String = "f16"
+    public var keyValueType: KeyValueType = .f16
     public var streamWeights: Bool
 
     public var totalBytes: Int { weightsBytes + keyValueCacheBytes + scratchBytes + overheadBytes }
@@ -29,7 +29,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// The plan for `file` at `context` positions, `batchSize` tokens per step and `threadCount` threads.
     public static func make(file: GGUFFile, context: Int, batchSize: Int = 512, threadCount: Int,
                             streamWeights: Bool = false, interleave: Bool = LoadOptions().interleave,
-                            budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
+                            keyValueType: KeyValueType = .f16, budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
         let configuration = try ModelConfiguration(gguf: file)
         let hasOutput = file.tensor(named: "output.weight") != nil
         var weights = 0
@@ -61,7 +61,7 @@ public struct MemoryPlan: Sendable, Equatable {
         let keyValue = KeyValueCache.byteCount(
             layerCount: configuration.layerCount, capacity: context,
             keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
-            valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
+            valueWidth: configuration.keyValueHeadCount * configuration.valueLength, type: keyValueType)
         let scratch = InferenceSession.scratchByteCount(
             configuration: configuration, file: file, contextLength: context, batchSize: batchSize,
             threadCount: threadCount, streamWeights: streamWeights)
@@ -69,7 +69,7 @@ public struct MemoryPlan: Sendable, Equatable {
             + threadCount * (1 << 20) / 4
         return MemoryPlan(weightsBytes: weights, keyValueCacheBytes: keyValue, scratchBytes: scratch,
                           overheadBytes: overhead, budgetBytes: budgetBytes, context: context, batchSize: batchSize,
-                          streamWeights: streamWeights)
+                          keyValueType: keyValueType, streamWeights: streamWeights)
     }
 
     /// Bytes of `tensor` once rearranged for the kernels (see `InterleavedWeights`).
@@ -85,32 +85,38 @@ public struct MemoryPlan: Sendable, Equatable {
     /// The largest plan within `budgetBytes`: the requested one if it fits; otherwise smaller steps
     /// (batch 64), then shorter contexts down to `minimumContext`, then — if `allowStreaming` —
     /// weight streaming. Throws one line saying what would fit when nothing does.
+    ///
+    /// With `keyValueTypes` of more than one type, quantized caches are tried at the requested
+    /// context before the context shrinks.
     public static func fit(file: GGUFFile, budgetBytes: Int, context: Int, batchSize: Int = 512, threadCount: Int,
-                           allowStreaming: Bool, requireStreaming: Bool = false,
+                           allowStreaming: Bool, requireStreaming: Bool = false, keyValueTypes: [KeyValueType] = [.f16],
                            minimumContext: Int = 256) throws(LanguageModelError) -> MemoryPlan {
-        var candidates: [(context: Int, batch: Int, stream: Bool)] = []
+        var candidates: [(context: Int, batch: Int, stream: Bool, kv: KeyValueType)] = []
+        func add(_ candidate: (context: Int, batch: Int, stream: Bool, kv: KeyValueType)) {
+            if !candidates.contains(where: { $0 == candidate }) { candidates.append(candidate) }
+        }
         for stream in requireStreaming ? [true] : (allowStreaming ? [false, true] : [false]) {
-            var length = context
-            for batch in [batchSize, min(batchSize, 64), min(batchSize, 16)] where !candidates.contains(where: { $0 == (length, batch, stream) }) {
-                candidates.append((length, batch, stream))
+            for kv in keyValueTypes {
+                for batch in [batchSize, min(batchSize, 64), min(batchSize, 16)] { add((context, batch, stream, kv)) }
             }
+            var length = context
             while length / 2 >= min(minimumContext, context) && length > minimumContext {
                 length /= 2
-                candidates.append((length, min(batchSize, 16), stream))
+                for kv in keyValueTypes { add((length, min(batchSize, 16), stream, kv)) }
             }
         }
         var smallest: MemoryPlan?
         for candidate in candidates {
             let plan = try make(file: file, context: candidate.context, batchSize: candidate.batch, threadCount: threadCount,
-                                streamWeights: candidate.stream, budgetBytes: budgetBytes)
+                                streamWeights: candidate.stream, keyValueType: candidate.kv, budgetBytes: budgetBytes)
             if plan.fits { return plan }
             if smallest == nil || plan.totalBytes < smallest!.totalBytes { smallest = plan }
         }
         let needed = smallest!
-        var hint = "the smallest plan (context \(needed.context)\(needed.streamWeights ? ", streamed weights" : "")) needs \(ByteCount.format(needed.totalBytes))"
+        var hint = "the smallest plan (context \(needed.context), \(needed.keyValueType.rawValue) KV cache\(needed.streamWeights ? ", streamed weights" : "")) needs \(ByteCount.format(needed.totalBytes))"
         if !allowStreaming {
             let streamed = try make(file: file, context: minimumContext, batchSize: 16, threadCount: threadCount,
-                                    streamWeights: true, budgetBytes: budgetBytes)
+                                    streamWeights: true, keyValueType: keyValueTypes.last ?? .f16, budgetBytes: budgetBytes)
             hint += streamed.fits ? "; --stream-weights would fit (\(ByteCount.format(streamed.totalBytes)))"
                                   : "; even --stream-weights needs \(ByteCount.format(streamed.totalBytes))"
         }

@@ -17,7 +17,7 @@ public struct PerplexityResult: Sendable, Equatable, Codable {
 /// replaced by BOS where the model adds one), and only the second half of its positions is scored.
 public enum Perplexity {
     public static func measure(model: LanguageModel, text: String, contextLength: Int, threadCount: Int,
-                               batchSize: Int = 512,
+                               batchSize: Int = 512, keyValueType: KeyValueType = .f16,
                                progress: (_ chunk: Int, _ chunks: Int, _ runningPerplexity: Double) -> Void = { _, _, _ in })
         throws -> PerplexityResult
     {
@@ -28,7 +28,7 @@ public enum Perplexity {
                 "the text has \(tokens.count) tokens, fewer than one chunk of \(contextLength); use a smaller --context or a longer file")
         }
         let session = InferenceSession(model: model.transformer, contextLength: contextLength, batchSize: batchSize,
-                                       threadCount: threadCount)
+                                       threadCount: threadCount, keyValueType: keyValueType)
         let addsBOS = model.tokenizer.addsBOS
         let first = contextLength / 2
         var sum: Double = 0
