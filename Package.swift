@@ -37,10 +37,14 @@ let package = Package(
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
+        // libzstd, the system library (apt libzstd-dev).
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // The compressed, seekable, checksummed model container (docs/FORMAT.md).
+        .target(name: "EmberStorage", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "CZstd"], swiftSettings: computeFlags),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -49,6 +53,7 @@ let package = Package(
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
+        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore"], swiftSettings: computeFlags),
     ],
     swiftLanguageModes: [.v6]
 )

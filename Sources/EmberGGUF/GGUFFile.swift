@@ -77,6 +77,20 @@ public final class GGUFFile: @unchecked Sendable {
         }
     }
 
+    /// Parses a GGUF image in a buffer the file takes over: `buffer` must come from
+    /// `UnsafeMutableRawBufferPointer.allocate` and hold at least `byteCount` bytes; it is deallocated
+    /// with the file, or at once when parsing fails. Used to load a model decoded from a container
+    /// without copying it.
+    public convenience init(adopting buffer: UnsafeMutableRawBufferPointer, byteCount: Int) throws(GGUFError) {
+        precondition(byteCount <= buffer.count, "the buffer holds \(buffer.count) bytes, not \(byteCount)")
+        do {
+            try self.init(storage: .heap(buffer.baseAddress!), size: byteCount)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
     private init(storage: Storage, size: Int) throws(GGUFError) {
         var parser = GGUFParser(base: storage.pointer, size: size)
         let header = try parser.parse()
