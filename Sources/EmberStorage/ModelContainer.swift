@@ -223,11 +223,13 @@ public final class ModelContainer: @unchecked Sendable {
             return StorageError(code, "\(path): \(StorageError.place(chunk: index, tensor: tensor)) is damaged: \(message); fetch the container again",
                                 chunk: index, tensor: tensor)
         }
+        let checksum: UInt64
         if chunk.layout == 0 {
             let frame = chunk.frames.lowerBound
             if let problem = decoder.decodeFrame(file.slice(frameOffsets[frame]..<(frameOffsets[frame] + frameCompressedSizes[frame])), into: destination) {
                 throw failure(.decodeFailed, "zstd cannot decode it (\(problem))")
             }
+            checksum = XXH3.hash(UnsafeRawBufferPointer(destination))
         } else {
             let layout = layouts[chunk.layout - 1]
             let scratch = decoder.scratch(byteCount: chunk.byteCount)
@@ -240,9 +242,9 @@ public final class ModelContainer: @unchecked Sendable {
                 }
                 written += size
             }
-            layout.ungroup(scratch, blockCount: chunk.byteCount / layout.blockByteCount, into: destination.baseAddress!)
+            checksum = layout.ungroupAndHash(scratch, blockCount: chunk.byteCount / layout.blockByteCount, into: destination.baseAddress!)
         }
-        guard XXH3.hash(UnsafeRawBufferPointer(destination)) == chunk.contentChecksum else {
+        guard checksum == chunk.contentChecksum else {
             throw failure(.checksumMismatch, "its decoded bytes do not match their checksum")
         }
     }

@@ -137,24 +137,54 @@ public struct StreamLayout: Sendable, Hashable, CustomStringConvertible {
     /// Rebuilds `blockCount` blocks at `destination` from their streams at `source`, stream after
     /// stream — the inverse of ``group(_:blockCount:into:)``.
     func ungroup(_ source: UnsafeRawPointer, blockCount: Int, into destination: UnsafeMutableRawPointer) {
+        ungroup(source, blockCount: blockCount, blocks: 0..<blockCount, into: destination)
+    }
+
+    /// Rebuilds blocks `blocks` of the `blockCount` whose streams are at `source`.
+    @inline(__always)
+    func ungroup(_ source: UnsafeRawPointer, blockCount: Int, blocks: Range<Int>, into destination: UnsafeMutableRawPointer) {
         switch kernel {
-        case .planes2: Ungroup.planes2(source, blockCount, destination)
-        case .planes4: Ungroup.planes4(source, blockCount, destination)
-        case .q4_0: Ungroup.q4_0(source, blockCount, destination)
-        case .q4_1: Ungroup.q4_1(source, blockCount, destination)
-        case .q5_0: Ungroup.q5_0(source, blockCount, destination)
-        case .q8_0: Ungroup.q8_0(source, blockCount, destination)
-        case .q4_K: Ungroup.q4_K(source, blockCount, destination)
-        case .q6_K: Ungroup.q6_K(source, blockCount, destination)
-        case .generic: ungroupGeneric(source, blockCount: blockCount, into: destination)
+        case .planes2: Ungroup.planes2(source, blockCount, blocks, destination)
+        case .planes4: Ungroup.planes4(source, blockCount, blocks, destination)
+        case .q4_0: Ungroup.q4_0(source, blockCount, blocks, destination)
+        case .q4_1: Ungroup.q4_1(source, blockCount, blocks, destination)
+        case .q5_0: Ungroup.q5_0(source, blockCount, blocks, destination)
+        case .q8_0: Ungroup.q8_0(source, blockCount, blocks, destination)
+        case .q4_K: Ungroup.q4_K(source, blockCount, blocks, destination)
+        case .q6_K: Ungroup.q6_K(source, blockCount, blocks, destination)
+        case .generic: ungroupGeneric(source, blockCount: blockCount, blocks: blocks, into: destination)
         }
+    }
+
+    /// Rebuilds the blocks and returns the XXH3-64 of the rebuilt bytes, hashing each few kilobytes
+    /// right after they are written, while they are still in the L1 cache.
+    func ungroupAndHash(_ source: UnsafeRawPointer, blockCount: Int, into destination: UnsafeMutableRawPointer) -> UInt64 {
+        let byteCount = blockCount * blockByteCount
+        guard byteCount > 240 else {
+            ungroup(source, blockCount: blockCount, into: destination)
+            return XXH3.hash(UnsafeRawBufferPointer(start: destination, count: byteCount))
+        }
+        var hasher = XXH3.LongHasher(length: byteCount)
+        let step = max(1, 8192 / blockByteCount)
+        var start = 0
+        while start < blockCount {
+            let end = min(start + step, blockCount)
+            ungroup(source, blockCount: blockCount, blocks: start..<end, into: destination)
+            hasher.consume(destination, available: end * blockByteCount)
+            start = end
+        }
+        return hasher.finish(destination)
     }
 
     /// The reference for every specialised kernel: one run of one block at a time.
     func ungroupGeneric(_ source: UnsafeRawPointer, blockCount: Int, into destination: UnsafeMutableRawPointer) {
+        ungroupGeneric(source, blockCount: blockCount, blocks: 0..<blockCount, into: destination)
+    }
+
+    func ungroupGeneric(_ source: UnsafeRawPointer, blockCount: Int, blocks: Range<Int>, into destination: UnsafeMutableRawPointer) {
         var input = source
         for run in runs {
-            for block in 0..<blockCount {
+            for block in blocks {
                 (destination + block * blockByteCount + run.start).copyMemory(from: input + block * run.length, byteCount: run.length)
             }
             input += run.length * blockCount
@@ -186,26 +216,26 @@ enum Ungroup {
         UInt32(pointer.load(fromByteOffset: index, as: UInt8.self))
     }
 
-    static func planes2(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func planes2(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let low = source, high = source + count
-        var index = 0
-        while index + 16 <= count {
+        var index = blocks.lowerBound
+        while index + 16 <= blocks.upperBound {
             let lows = SIMD16<UInt16>(truncatingIfNeeded: low.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self))
             let highs = SIMD16<UInt16>(truncatingIfNeeded: high.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self))
             destination.storeBytes(of: (lows | highs &<< 8).littleEndianVector, toByteOffset: index * 2, as: SIMD16<UInt16>.self)
             index += 16
         }
-        while index < count {
+        while index < blocks.upperBound {
             let value = UInt16(byte(low, index) | byte(high, index) << 8)
             destination.storeBytes(of: value.littleEndian, toByteOffset: index * 2, as: UInt16.self)
             index += 1
         }
     }
 
-    static func planes4(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func planes4(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let plane0 = source, plane1 = source + count, plane2 = source + 2 * count, plane3 = source + 3 * count
-        var index = 0
-        while index + 16 <= count {
+        var index = blocks.lowerBound
+        while index + 16 <= blocks.upperBound {
             let b0 = SIMD16<UInt32>(truncatingIfNeeded: plane0.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self))
             let b1 = SIMD16<UInt32>(truncatingIfNeeded: plane1.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self))
             let b2 = SIMD16<UInt32>(truncatingIfNeeded: plane2.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self))
@@ -214,7 +244,7 @@ enum Ungroup {
             destination.storeBytes(of: words.littleEndianVector, toByteOffset: index * 4, as: SIMD16<UInt32>.self)
             index += 16
         }
-        while index < count {
+        while index < blocks.upperBound {
             let value = byte(plane0, index) | byte(plane1, index) << 8 | byte(plane2, index) << 16 | byte(plane3, index) << 24
             destination.storeBytes(of: value.littleEndian, toByteOffset: index * 4, as: UInt32.self)
             index += 1
@@ -222,9 +252,9 @@ enum Ungroup {
     }
 
     /// `d.lo d.hi qs[16]` → 18-byte blocks.
-    static func q4_0(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q4_0(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let low = source, high = source + count, payload = source + 2 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 18
             output.storeBytes(of: UInt16(byte(low, block) | byte(high, block) << 8).littleEndian, as: UInt16.self)
             output.storeBytes(of: payload.loadUnaligned(fromByteOffset: block * 16, as: SIMD16<UInt8>.self),
@@ -233,10 +263,10 @@ enum Ungroup {
     }
 
     /// `d.lo d.hi m.lo m.hi qs[16]` → 20-byte blocks.
-    static func q4_1(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q4_1(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let dLow = source, dHigh = source + count, mLow = source + 2 * count, mHigh = source + 3 * count
         let payload = source + 4 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 20
             let scales = byte(dLow, block) | byte(dHigh, block) << 8 | byte(mLow, block) << 16 | byte(mHigh, block) << 24
             output.storeBytes(of: scales.littleEndian, as: UInt32.self)
@@ -246,9 +276,9 @@ enum Ungroup {
     }
 
     /// `d.lo d.hi qh[4] qs[16]` → 22-byte blocks.
-    static func q5_0(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q5_0(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let low = source, high = source + count, highBits = source + 2 * count, payload = source + 6 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 22
             output.storeBytes(of: UInt16(byte(low, block) | byte(high, block) << 8).littleEndian, as: UInt16.self)
             output.storeBytes(of: highBits.loadUnaligned(fromByteOffset: block * 4, as: UInt32.self), toByteOffset: 2, as: UInt32.self)
@@ -258,9 +288,9 @@ enum Ungroup {
     }
 
     /// `d.lo d.hi qs[32]` → 34-byte blocks.
-    static func q8_0(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q8_0(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let low = source, high = source + count, payload = source + 2 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 34
             output.storeBytes(of: UInt16(byte(low, block) | byte(high, block) << 8).littleEndian, as: UInt16.self)
             output.storeBytes(of: payload.loadUnaligned(fromByteOffset: block * 32, as: SIMD32<UInt8>.self),
@@ -269,10 +299,10 @@ enum Ungroup {
     }
 
     /// `d.lo d.hi dmin.lo dmin.hi scales[12] qs[128]` → 144-byte blocks.
-    static func q4_K(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q4_K(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let dLow = source, dHigh = source + count, minLow = source + 2 * count, minHigh = source + 3 * count
         let scales = source + 4 * count, payload = source + 16 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 144
             let halves = byte(dLow, block) | byte(dHigh, block) << 8 | byte(minLow, block) << 16 | byte(minHigh, block) << 24
             output.storeBytes(of: halves.littleEndian, as: UInt32.self)
@@ -285,10 +315,10 @@ enum Ungroup {
     }
 
     /// `ql[128] qh[64] scales[16] d.lo d.hi` → 210-byte blocks.
-    static func q6_K(_ source: UnsafeRawPointer, _ count: Int, _ destination: UnsafeMutableRawPointer) {
+    static func q6_K(_ source: UnsafeRawPointer, _ count: Int, _ blocks: Range<Int>, _ destination: UnsafeMutableRawPointer) {
         let low = source, high = source + 128 * count, scales = source + 192 * count
         let dLow = source + 208 * count, dHigh = source + 209 * count
-        for block in 0..<count {
+        for block in blocks {
             let output = destination + block * 210
             let lowInput = low + block * 128
             output.storeBytes(of: lowInput.loadUnaligned(as: SIMD64<UInt8>.self), as: SIMD64<UInt8>.self)

@@ -215,33 +215,66 @@ public enum XXH3 {
     }
 
     static func hashLong(_ input: UnsafeRawPointer, _ length: Int) -> UInt64 {
-        var accumulators = SIMD8<UInt64>(prime32_3, prime64_1, prime64_2, prime64_3,
-                                         prime64_4, prime32_2, prime64_5, prime32_1)
-        let keys = longKeys
-        let blockCount = (length - 1) / blockLength
-        keys.stripe.withUnsafeBufferPointer { stripeKeys in
-            for block in 0..<blockCount {
-                let start = input + block * blockLength
-                for stripe in 0..<stripesPerBlock {
+        var hasher = LongHasher(length: length)
+        return hasher.finish(input)
+    }
+
+    /// The long-input hash (more than 240 bytes) of a buffer being filled front to back: ``consume``
+    /// hashes the whole 1024-byte blocks already written while they are still in cache, ``finish``
+    /// the rest. The result equals ``hash(_:)`` of the finished buffer.
+    struct LongHasher {
+        let length: Int
+        /// Full blocks the one-shot loop processes: `(length - 1) / 1024`.
+        let blockCount: Int
+        private(set) var blocksDone = 0
+        private var accumulators = SIMD8<UInt64>(prime32_3, prime64_1, prime64_2, prime64_3,
+                                                 prime64_4, prime32_2, prime64_5, prime32_1)
+
+        init(length: Int) {
+            precondition(length > 240, "the long hash is for inputs over 240 bytes")
+            self.length = length
+            blockCount = (length - 1) / blockLength
+        }
+
+        /// Hashes the blocks inside the first `available` bytes at `input` not hashed yet.
+        @inline(__always)
+        mutating func consume(_ input: UnsafeRawPointer, available: Int) {
+            let target = min(blockCount, available / blockLength)
+            guard target > blocksDone else { return }
+            let keys = longKeys
+            keys.stripe.withUnsafeBufferPointer { stripeKeys in
+                for block in blocksDone..<target {
+                    let start = input + block * blockLength
+                    for stripe in 0..<stripesPerBlock {
+                        accumulate(&accumulators, start + stripe * stripeLength, key: stripeKeys[stripe])
+                    }
+                    accumulators ^= accumulators &>> 47
+                    accumulators ^= keys.scramble
+                    accumulators &*= prime32_1
+                }
+            }
+            blocksDone = target
+        }
+
+        /// The hash of all `length` bytes at `input`.
+        mutating func finish(_ input: UnsafeRawPointer) -> UInt64 {
+            consume(input, available: length)
+            let keys = longKeys
+            keys.stripe.withUnsafeBufferPointer { stripeKeys in
+                let start = input + blockCount * blockLength
+                let stripes = ((length - 1) - blockCount * blockLength) / stripeLength
+                for stripe in 0..<stripes {
                     accumulate(&accumulators, start + stripe * stripeLength, key: stripeKeys[stripe])
                 }
-                accumulators ^= accumulators &>> 47
-                accumulators ^= keys.scramble
-                accumulators &*= prime32_1
+                accumulate(&accumulators, input + length - stripeLength, key: keys.last)
             }
-            let start = input + blockCount * blockLength
-            let stripes = ((length - 1) - blockCount * blockLength) / stripeLength
-            for stripe in 0..<stripes {
-                accumulate(&accumulators, start + stripe * stripeLength, key: stripeKeys[stripe])
+            var result = UInt64(length) &* prime64_1
+            for pair in 0..<4 {
+                result &+= multiplyFold(accumulators[2 * pair] ^ secretWord(11 + 16 * pair),
+                                        accumulators[2 * pair + 1] ^ secretWord(11 + 16 * pair + 8))
             }
-            accumulate(&accumulators, input + length - stripeLength, key: keys.last)
+            return avalanche(result)
         }
-        var result = UInt64(length) &* prime64_1
-        for pair in 0..<4 {
-            result &+= multiplyFold(accumulators[2 * pair] ^ secretWord(11 + 16 * pair),
-                                    accumulators[2 * pair + 1] ^ secretWord(11 + 16 * pair + 8))
-        }
-        return avalanche(result)
     }
 }
 

@@ -36,7 +36,7 @@ struct StreamLayoutTests {
         }
         #expect(layout.blockByteCount == type.bytesPerBlock)
         var random = TestRandom(seed: UInt64(type.rawValue) + 7)
-        for blocks in [1, 2, 15, 16, 17, 33, 100] {
+        for blocks in [1, 2, 15, 16, 17, 33, 100, 1000, 3001] {
             let original = random.bytes(blocks * layout.blockByteCount)
             var grouped = [UInt8](repeating: 0, count: original.count)
             var fast = [UInt8](repeating: 0, count: original.count)
@@ -49,6 +49,11 @@ struct StreamLayoutTests {
                 generic.withUnsafeMutableBytes { layout.ungroupGeneric(source.baseAddress!, blockCount: blocks, into: $0.baseAddress!) }
             }
             #expect(fast == original, "\(type) kernel \(layout.kernel), \(blocks) blocks")
+            var fused = [UInt8](repeating: 0, count: original.count)
+            let checksum = grouped.withUnsafeBytes { source in
+                fused.withUnsafeMutableBytes { layout.ungroupAndHash(source.baseAddress!, blockCount: blocks, into: $0.baseAddress!) }
+            }
+            #expect(fused == original && checksum == XXH3.hash(original), "\(type) ungroup and hash, \(blocks) blocks")
             #expect(generic == original, "\(type) generic, \(blocks) blocks")
         }
     }
