@@ -241,6 +241,14 @@ extension ContainerHeader {
         let tensorCount = try reader.count(UInt32.self, "tensor count")
         let chunkCount = try reader.count(UInt32.self, "chunk count")
         let frameCount = try reader.count(UInt32.self, "frame count")
+        let reserved32 = try reader.read(UInt32.self, "reserved")
+        let reserved64 = try reader.read(UInt64.self, "reserved")
+        guard flags == 0 else {
+            throw StorageError(.unsupportedVersion, "\(path) sets header flags \(flags) that this Ember does not know; it was written by a newer version")
+        }
+        guard reserved32 == 0, reserved64 == 0 else {
+            throw reader.failure("reserved header fields are not zero", at: 108)
+        }
         return ContainerHeader(
             formatVersion: formatVersion, minimumReaderVersion: minimumReaderVersion, flags: flags,
             containerByteCount: containerByteCount, ggufByteCount: ggufByteCount, ggufSHA256: sha,

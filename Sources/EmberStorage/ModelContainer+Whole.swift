@@ -134,6 +134,13 @@ extension ModelContainer {
         } catch {
             damagedChunks.append(error)
         }
+        if damagedChunks.isEmpty {
+            do throws(StorageError) {
+                _ = try ggufHeader()
+            } catch {
+                damagedChunks.append(error)
+            }
+        }
         let digest = damagedChunks.isEmpty ? hasher.finalize() : nil
         return VerificationReport(chunkCount: chunks.count, tensorCount: tensors.count, ggufByteCount: header.ggufByteCount,
                                   containerByteCount: header.containerByteCount, damagedChunks: damagedChunks,

@@ -337,11 +337,42 @@ public final class ModelContainer: @unchecked Sendable {
         return bytes
     }
 
-    /// The GGUF's header: its bytes before the first tensor (metadata and tensor table).
+    /// The GGUF's header bytes: everything before its first tensor (metadata and tensor table).
     public func ggufHeaderBytes() throws(StorageError) -> [UInt8] {
         let remainder = try remainderBytes()
         guard let first = remainderPieces.first, first.ggufOffset == 0 else { return [] }
         return Array(remainder[0..<first.byteCount])
+    }
+
+    /// The GGUF's metadata and tensor table, decoded from the container's header chunks only, and
+    /// checked against the index: the same tensors, types, offsets and sizes.
+    public func ggufHeader() throws(StorageError) -> GGUFFileHeader {
+        let bytes = try ggufHeaderBytes()
+        return try checkedHeader(bytes)
+    }
+
+    /// Parses GGUF header bytes and checks that the index describes the same tensors.
+    func checkedHeader(_ bytes: [UInt8]) throws(StorageError) -> GGUFFileHeader {
+        let header: GGUFFileHeader
+        do {
+            header = try bytes.withUnsafeBytes { buffer throws(GGUFError) in
+                try GGUFFile.parseHeader(buffer, fileSize: self.header.ggufByteCount)
+            }
+        } catch {
+            throw StorageError(.malformed, "\(path): the GGUF header it holds cannot be read: \(error)")
+        }
+        let fromGGUF = header.tensors.sorted { $0.offset < $1.offset }
+        guard fromGGUF.count == tensors.count else {
+            throw StorageError(.malformed, "\(path): its index lists \(tensors.count) tensors, the GGUF header \(fromGGUF.count)")
+        }
+        for (info, tensor) in zip(fromGGUF, tensors) {
+            guard info.name == tensor.name, info.type == tensor.type, header.dataOffset + info.offset == tensor.ggufOffset,
+                  info.byteCount == tensor.byteCount
+            else {
+                throw StorageError(.malformed, "\(path): its index says tensor '\(tensor.name)' is \(tensor.type) at byte \(tensor.ggufOffset), the GGUF header says '\(info.name)' is \(info.type) at byte \(header.dataOffset + info.offset)")
+            }
+        }
+        return header
     }
 
     /// Copies the remainder bytes `remainder` (the whole remainder, in order) into their GGUF places in `image`.

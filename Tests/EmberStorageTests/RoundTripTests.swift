@@ -102,6 +102,11 @@ struct RoundTripTests {
             }
         }
         #expect(try container.ggufHeaderBytes() == Array(gguf[0..<original.dataOffset]))
+        let header = try container.ggufHeader()
+        #expect(header.metadataKeys == original.metadataKeys)
+        #expect(header.metadata == original.metadata)
+        #expect(header.tensors == original.tensors)
+        #expect(header.dataOffset == original.dataOffset)
 
         try container.reconstructGGUF(to: directory.file("rebuilt.gguf"))
         #expect(try readFile(directory.file("rebuilt.gguf")) == gguf)
