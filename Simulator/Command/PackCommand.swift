@@ -29,6 +29,9 @@ struct PackCommand: ParsableCommand {
     @Option(name: .long, help: "Original bytes per chunk, e.g. 1MiB or 256KiB.")
     var chunkSize: String = "1MiB"
 
+    @Option(name: .long, help: "Store a stream raw when zstd saves less than this percentage of it (it would decode slowly for little gain).")
+    var rawBelow: Double = ContainerWriter.defaultRawBelowGain * 100
+
     @Option(name: .long, help: "Compression threads (default: all cores).")
     var threads: Int?
 
@@ -46,11 +49,13 @@ struct PackCommand: ParsableCommand {
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
         }
+        guard rawBelow >= 0, rawBelow <= 100 else { throw ValidationError("--raw-below is a percentage from 0 to 100, not \(rawBelow).") }
     }
 
     func run() throws {
         let path = try ModelCatalog.resolve(model!)
-        let writer = ContainerWriter(level: level, chunkByteCount: ByteCount.parse(chunkSize)!, threads: threads ?? defaultThreadCount())
+        let writer = ContainerWriter(level: level, chunkByteCount: ByteCount.parse(chunkSize)!, threads: threads ?? defaultThreadCount(),
+                                     rawBelowGain: rawBelow / 100)
         let bar = ProgressBar("packing")
         let start = MonotonicClock.nanoseconds()
         let summary = try writer.pack(ggufPath: path, to: output!) { done, total in bar.update(done, total) }

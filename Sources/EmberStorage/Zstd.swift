@@ -81,6 +81,38 @@ public final class ChunkDecoder: @unchecked Sendable {
 }
 
 enum Zstd {
+    /// Appends `input` as one zstd frame of raw blocks (RFC 8878: single-segment frame header with
+    /// the content size, then blocks of at most 128 KiB stored as they are). zstd decodes such a
+    /// frame by copying. Returns the frame's size.
+    static func appendRawFrame(_ input: UnsafeRawBufferPointer, to frames: inout [UInt8]) -> Int {
+        let start = frames.count
+        let size = input.count
+        func append<T: FixedWidthInteger>(_ value: T, bytes: Int) {
+            for index in 0..<bytes { frames.append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
+        }
+        append(UInt32(0xFD2F_B528), bytes: 4)
+        if size < 256 {
+            frames.append(0x20)  // single segment, 1-byte content size
+            append(size, bytes: 1)
+        } else if size < 65_536 + 256 {
+            frames.append(0x60)  // single segment, 2-byte content size (minus 256)
+            append(size - 256, bytes: 2)
+        } else {
+            frames.append(0xA0)  // single segment, 4-byte content size
+            append(size, bytes: 4)
+        }
+        let maximumBlock = 128 << 10
+        var offset = 0
+        repeat {
+            let length = min(maximumBlock, size - offset)
+            let last = offset + length == size ? 1 : 0
+            append(UInt32(last | (length << 3)), bytes: 3)  // block type 0: raw
+            if length > 0 { frames.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[offset..<(offset + length)])) }
+            offset += length
+        } while offset < size
+        return frames.count - start
+    }
+
     /// `ZSTD_getErrorName` as a Swift string.
     static func errorName(_ code: Int) -> String {
         String(cString: ZSTD_getErrorName(code))

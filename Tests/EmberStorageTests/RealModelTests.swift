@@ -40,6 +40,12 @@ struct RealModelTests {
               + "\(container.chunks.count) chunks, packed in \(String(format: "%.1f", packSeconds)) s, "
               + "decode \(String(format: "%.0f", speed.megabytesPerSecond)) MB/s per core")
 
+        #if !DEBUG
+        // A regression guard, not the measurement: other test suites run beside this one. The
+        // figure to report comes from `ember inspect FILE --bench --json` on an idle core.
+        #expect(speed.megabytesPerSecond > 800, "\(model.alias): decode fell to \(speed.megabytesPerSecond) MB/s per core")
+        #endif
+
         // Every tensor equals the GGUF's bytes.
         let gguf = try GGUFFile(path: ggufPath)
         for info in gguf.tensors {

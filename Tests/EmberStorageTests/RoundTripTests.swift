@@ -25,6 +25,25 @@ struct XXH3Tests {
     }
 }
 
+@Suite("Raw zstd frames")
+struct RawFrameTests {
+    @Test("A hand-built frame of raw blocks decodes with libzstd at every header size and block count",
+          arguments: [1, 255, 256, 65_791, 65_792, 131_072, 131_073, 300_000])
+    func rawFrame(size: Int) throws {
+        var random = TestRandom(seed: UInt64(size))
+        let bytes = random.bytes(size)
+        var frame: [UInt8] = []
+        let frameSize = bytes.withUnsafeBytes { Zstd.appendRawFrame($0, to: &frame) }
+        #expect(frameSize == frame.count)
+        #expect(frame.count == size + 3 * ((size + 131_071) / 131_072) + (size < 256 ? 6 : size < 65_792 ? 7 : 9))
+        let decoder = try ChunkDecoder()
+        var decoded = [UInt8](repeating: 0, count: size)
+        let problem = frame.withUnsafeBytes { source in decoded.withUnsafeMutableBytes { decoder.decodeFrame(source, into: $0) } }
+        #expect(problem == nil)
+        #expect(decoded == bytes)
+    }
+}
+
 @Suite("Stream layouts")
 struct StreamLayoutTests {
     @Test("Every built-in layout covers its block; specialised kernels equal the generic loop",
