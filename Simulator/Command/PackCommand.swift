@@ -9,68 +9,74 @@ import Foundation
 struct PackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pack",
-        abstract: "Compress a GGUF model into an Ember container (.ggz).",
+        abstract: "Compress a GGUF model into an Ember container (.ggz); diff and rebuild updates.",
         discussion: """
             Tensors are cut into chunks of whole quant blocks; each chunk's blocks are split into byte \
             streams (scales apart from quants) and each stream becomes one zstd frame. `ember unpack` \
-            gives back the GGUF byte for byte.
+            gives back the GGUF byte for byte. `ember pack --model M --output FILE` runs `pack create`.
             """,
-        subcommands: [Diff.self, Rebuild.self])
+        subcommands: [Create.self, Diff.self, Rebuild.self],
+        defaultSubcommand: Create.self)
+}
 
-    @Option(name: .long, help: "A model alias (smollm2, gemma3) or the path of a GGUF file.")
-    var model: String?
+extension PackCommand {
+    /// `ember pack [create] --model M --output FILE`.
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compress a GGUF model into a container (the default of `ember pack`).")
 
-    @Option(name: .shortAndLong, help: "The container file to write.")
-    var output: String?
+        @Option(name: .long, help: "A model alias (smollm2, gemma3) or the path of a GGUF file.")
+        var model: String
 
-    @Option(name: .long, help: "zstd level of metadata and scale streams, 1-19 (quant payloads use at most \(ContainerWriter.payloadLevelLimit)).")
-    var level: Int = ContainerWriter.defaultLevel
+        @Option(name: .shortAndLong, help: "The container file to write.")
+        var output: String
 
-    @Option(name: .long, help: "Original bytes per chunk, e.g. 1MiB or 256KiB.")
-    var chunkSize: String = "1MiB"
+        @Option(name: .long, help: "zstd level of metadata and scale streams, 1-19 (quant payloads use at most \(ContainerWriter.payloadLevelLimit)).")
+        var level: Int = ContainerWriter.defaultLevel
 
-    @Option(name: .long, help: "Store a stream raw when zstd saves less than this percentage of it (it would decode slowly for little gain).")
-    var rawBelow: Double = ContainerWriter.defaultRawBelowGain * 100
+        @Option(name: .long, help: "Original bytes per chunk, e.g. 1MiB or 256KiB.")
+        var chunkSize: String = "1MiB"
 
-    @Option(name: .long, help: "Compression threads (default: all cores).")
-    var threads: Int?
+        @Option(name: .long, help: "Store a stream raw when zstd saves less than this percentage of it (it would decode slowly for little gain).")
+        var rawBelow: Double = ContainerWriter.defaultRawBelowGain * 100
 
-    @Flag(name: .long, help: "Print one JSON object instead of a summary line.")
-    var json = false
+        @Option(name: .long, help: "Compression threads (default: all cores).")
+        var threads: Int?
 
-    func validate() throws {
-        guard model != nil, output != nil else {
-            throw ValidationError("pack needs --model M (an alias or a GGUF path) and --output FILE.")
+        @Flag(name: .long, help: "Print one JSON object instead of a summary line.")
+        var json = false
+
+        func validate() throws {
+            guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19, not \(level).") }
+            guard let bytes = ByteCount.parse(chunkSize), bytes >= 1, bytes <= ContainerFormat.maximumChunkByteCount else {
+                throw ValidationError("--chunk-size takes a size from 1 byte to 64MiB, like 1MiB or 256KiB; '\(chunkSize)' is not one.")
+            }
+            if let threads, threads < 1 || threads > 256 {
+                throw ValidationError("--threads must be between 1 and 256, not \(threads).")
+            }
+            guard rawBelow >= 0, rawBelow <= 100 else { throw ValidationError("--raw-below is a percentage from 0 to 100, not \(rawBelow).") }
         }
-        guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19, not \(level).") }
-        guard let bytes = ByteCount.parse(chunkSize), bytes >= 1, bytes <= ContainerFormat.maximumChunkByteCount else {
-            throw ValidationError("--chunk-size takes a size from 1 byte to 64MiB, like 1MiB or 256KiB; '\(chunkSize)' is not one.")
-        }
-        if let threads, threads < 1 || threads > 256 {
-            throw ValidationError("--threads must be between 1 and 256, not \(threads).")
-        }
-        guard rawBelow >= 0, rawBelow <= 100 else { throw ValidationError("--raw-below is a percentage from 0 to 100, not \(rawBelow).") }
-    }
 
-    func run() throws {
-        let path = try ModelCatalog.resolve(model!)
-        let writer = ContainerWriter(level: level, chunkByteCount: ByteCount.parse(chunkSize)!, threads: threads ?? defaultThreadCount(),
-                                     rawBelowGain: rawBelow / 100)
-        let bar = ProgressBar("packing")
-        let start = MonotonicClock.nanoseconds()
-        let summary = try writer.pack(ggufPath: path, to: output!) { done, total in bar.update(done, total) }
-        bar.finish()
-        let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        let ratio = Double(summary.containerByteCount) / Double(summary.ggufByteCount)
-        if json {
-            print("{\"output\":\(JSONText.string(output!)),\"original_bytes\":\(summary.ggufByteCount),"
-                  + "\"container_bytes\":\(summary.containerByteCount),\"ratio\":\(String(format: "%.6f", ratio)),"
-                  + "\"tensors\":\(summary.tensorCount),\"chunks\":\(summary.chunkCount),"
-                  + "\"sha256\":\(JSONText.string(SHA256.hexString(summary.ggufSHA256))),\"seconds\":\(String(format: "%.2f", seconds))}")
-        } else {
-            print("\(output!): \(megabytes(summary.ggufByteCount)) → \(megabytes(summary.containerByteCount)) "
-                  + "(\(String(format: "%.2f", ratio * 100)) % of the GGUF), \(summary.tensorCount) tensors in \(summary.chunkCount) chunks, "
-                  + String(format: "%.1f s", seconds))
+        func run() throws {
+            let path = try ModelCatalog.resolve(model)
+            let writer = ContainerWriter(level: level, chunkByteCount: ByteCount.parse(chunkSize)!, threads: threads ?? defaultThreadCount(),
+                                         rawBelowGain: rawBelow / 100)
+            let bar = ProgressBar("packing")
+            let start = MonotonicClock.nanoseconds()
+            let summary = try writer.pack(ggufPath: path, to: output) { done, total in bar.update(done, total) }
+            bar.finish()
+            let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+            let ratio = Double(summary.containerByteCount) / Double(summary.ggufByteCount)
+            if json {
+                print("{\"output\":\(JSONText.string(output)),\"original_bytes\":\(summary.ggufByteCount),"
+                      + "\"container_bytes\":\(summary.containerByteCount),\"ratio\":\(String(format: "%.6f", ratio)),"
+                      + "\"tensors\":\(summary.tensorCount),\"chunks\":\(summary.chunkCount),"
+                      + "\"sha256\":\(JSONText.string(SHA256.hexString(summary.ggufSHA256))),\"seconds\":\(String(format: "%.2f", seconds))}")
+            } else {
+                print("\(output): \(megabytes(summary.ggufByteCount)) → \(megabytes(summary.containerByteCount)) "
+                      + "(\(String(format: "%.2f", ratio * 100)) % of the GGUF), \(summary.tensorCount) tensors in \(summary.chunkCount) chunks, "
+                      + String(format: "%.1f s", seconds))
+            }
         }
     }
 }

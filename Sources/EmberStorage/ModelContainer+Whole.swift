@@ -1,4 +1,5 @@
 import EmberCore
+import EmberKernels
 
 /// What ``ModelContainer/verify(threads:progress:)`` found.
 public struct VerificationReport: Sendable {
@@ -68,6 +69,7 @@ extension ModelContainer {
         }
 
         let tensorChunks = chunks.indices.filter { chunks[$0].tensor != nil }
+        let pool = threads > 1 ? ThreadPool(threadCount: threads) : nil
         let batchBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ModelContainer.batchByteCount + ContainerFormat.maximumChunkByteCount, alignment: 64)
         defer { batchBuffer.deallocate() }
         var position = 0
@@ -84,7 +86,8 @@ extension ModelContainer {
                 batch.append(index)
                 position += 1
             }
-            let failures = decodeChunks(batch, threads: threads, stopAtFirstFailure: damaged == nil, checkStoredBytes: checkStoredBytes) { index in
+            let failures = decodeChunks(batch, threads: threads, stopAtFirstFailure: damaged == nil, checkStoredBytes: checkStoredBytes,
+                                        pool: pool) { index in
                 UnsafeMutableRawBufferPointer(rebasing: batchBuffer[offsets[index]!..<(offsets[index]! + chunks[index].byteCount)])
             }
             try report(failures)

@@ -267,9 +267,9 @@ public final class ModelContainer: @unchecked Sendable {
 
     /// Decodes `indices` on `threads` threads (pulling chunks from a shared counter, so uneven chunks
     /// balance) and returns the failures by chunk index.
-    func decodeChunks(_ indices: [Int], threads: Int, stopAtFirstFailure: Bool, checkStoredBytes: Bool,
+    func decodeChunks(_ indices: [Int], threads: Int, stopAtFirstFailure: Bool, checkStoredBytes: Bool, pool: ThreadPool? = nil,
                       destination: (Int) -> UnsafeMutableRawBufferPointer) -> [Int: StorageError] {
-        let threadCount = max(1, min(threads, indices.count))
+        let threadCount = max(1, min(pool?.threadCount ?? threads, indices.count))
         let next = Atomic<Int>(0)
         let failures = Mutex<[Int: StorageError]>([:])
         func work(_ decoder: ChunkDecoder) {
@@ -289,7 +289,7 @@ public final class ModelContainer: @unchecked Sendable {
         if threadCount == 1 {
             withDecoder(work)
         } else {
-            ThreadPool(threadCount: threadCount).parallelFor(threadCount) { _, _ in withDecoder(work) }
+            (pool ?? ThreadPool(threadCount: threadCount)).parallelFor(threadCount) { _, _ in withDecoder(work) }
         }
         return failures.withLock { $0 }
     }
