@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
-        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberLM"], swiftSettings: computeFlags),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,9 @@
 import EmberCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The chunks of a new container that an old one lacks: what an update must download.
 ///
@@ -46,7 +51,7 @@ public struct ContainerDiff: Sendable {
         changed = []
         reused = [:]
         for (index, chunk) in new.chunks.enumerated() {
-            if let match = oldChunks[key(chunk)], old.storedBytes(ofChunk: match).elementsEqual(new.storedBytes(ofChunk: index)) {
+            if let match = oldChunks[key(chunk)], Self.sameBytes(old.storedBytes(ofChunk: match), new.storedBytes(ofChunk: index)) {
                 reused[index] = match
             } else {
                 changed.append(Chunk(index: index, tensor: new.tensorName(ofChunk: index), byteCount: chunk.byteCount,
@@ -58,6 +63,10 @@ public struct ContainerDiff: Sendable {
         let frameBytes = changed.reduce(0) { $0 + $1.compressedByteCount }
         patchByteCount = ContainerPatch.fixedByteCount + new.header.indexOffset + new.header.indexFrameByteCount
             + new.seekTableBytes.count + changed.count * 12 + frameBytes
+    }
+
+    static func sameBytes(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
+        left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
     }
 
     /// Names of the tensors with at least one changed chunk, in order.

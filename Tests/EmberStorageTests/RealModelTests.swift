@@ -1,5 +1,6 @@
 import EmberCore
 import EmberGGUF
+import EmberLM
 import Foundation
 import Testing
 @testable import EmberStorage
@@ -53,6 +54,22 @@ struct RealModelTests {
             let same = decoded.withUnsafeBytes { memcmp($0.baseAddress!, gguf.tensorData(info), info.byteCount) == 0 }
             #expect(same, "\(model.alias): tensor \(info.name)")
         }
+
+        // A model loaded straight from the container generates exactly the GGUF's tokens.
+        let prompt: [Int32] = [1, 504, 3575, 282, 4649, 314]
+        func greedy(_ file: GGUFFile) throws -> [Int32] {
+            let session = InferenceSession(model: try TransformerModel(file: file), contextLength: 64, batchSize: 16, threadCount: 2)
+            var tokens: [Int32] = []
+            var next: Int32 = 0
+            try session.evaluate(prompt, logits: .last) { _, logits in next = Sampler.argmax(logits) }
+            for _ in 0..<8 {
+                tokens.append(next)
+                try session.evaluate([next], logits: .last) { _, logits in next = Sampler.argmax(logits) }
+            }
+            return tokens
+        }
+        let fromContainer = try greedy(container.loadGGUF(threads: 2))
+        #expect(fromContainer == (try greedy(gguf)), "\(model.alias): tokens from the container differ")
 
         // Unpack: the same SHA-256 as the catalog's file, and the same bytes.
         let rebuilt = directory.file("rebuilt.gguf")
