@@ -43,10 +43,14 @@ let package = Package(
         .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
+        // libzstd, the system library (apt libzstd-dev).
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // The compressed, seekable, checksummed model container (docs/FORMAT.md).
+        .target(name: "EmberStorage", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "CZstd"], swiftSettings: computeFlags),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -58,6 +62,7 @@ let package = Package(
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
+        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberLM"], swiftSettings: computeFlags),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import EmberCore
 import Foundation
 
 /// One piece of a model file; a model's pieces, concatenated in order, make its GGUF file.

@@ -5,6 +5,17 @@ import Glibc
 import Darwin
 #endif
 
+/// A GGUF header parsed on its own (``GGUFFile/parseHeader(_:fileSize:)``).
+public struct GGUFFileHeader: Sendable {
+    public let version: UInt32
+    public let metadataKeys: [String]
+    public let metadata: [String: GGUFValue]
+    public let tensors: [GGUFTensorInfo]
+    public let alignment: Int
+    /// Where tensor data starts; tensor offsets count from here.
+    public let dataOffset: Int
+}
+
 /// A GGUF model file (versions 2 and 3): its metadata, tensor table and memory-mapped data.
 ///
 /// Every field is validated while parsing; a broken or hostile file is rejected with a
@@ -77,6 +88,20 @@ public final class GGUFFile: @unchecked Sendable {
         }
     }
 
+    /// Parses a GGUF image in a buffer the file takes over: `buffer` must come from
+    /// `UnsafeMutableRawBufferPointer.allocate` and hold at least `byteCount` bytes; it is deallocated
+    /// with the file, or at once when parsing fails. Used to load a model decoded from a container
+    /// without copying it.
+    public convenience init(adopting buffer: UnsafeMutableRawBufferPointer, byteCount: Int) throws(GGUFError) {
+        precondition(byteCount <= buffer.count, "the buffer holds \(buffer.count) bytes, not \(byteCount)")
+        do {
+            try self.init(storage: .heap(buffer.baseAddress!), size: byteCount)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
     private init(storage: Storage, size: Int) throws(GGUFError) {
         var parser = GGUFParser(base: storage.pointer, size: size)
         let header = try parser.parse()
@@ -99,6 +124,19 @@ public final class GGUFFile: @unchecked Sendable {
         case .mapped(let base, let size): munmap(base, size)
         case .heap(let base): base.deallocate()
         }
+    }
+
+    /// Parses only a GGUF header — metadata and tensor table — from `header`, the file's first bytes
+    /// (at least up to its data section), checking tensor ranges against `fileSize`, the whole
+    /// file's size. For files whose tensor data is elsewhere (a compressed container).
+    public static func parseHeader(_ header: UnsafeRawBufferPointer, fileSize: Int) throws(GGUFError) -> GGUFFileHeader {
+        guard let base = header.baseAddress else {
+            throw GGUFError(.truncated, field: "header", offset: 0, "the header is empty")
+        }
+        var parser = GGUFParser(base: base, size: header.count, fileSize: fileSize)
+        let parsed = try parser.parse()
+        return GGUFFileHeader(version: parsed.version, metadataKeys: parsed.keys, metadata: parsed.metadata,
+                              tensors: parsed.tensors, alignment: parsed.alignment, dataOffset: parsed.dataOffset)
     }
 
     /// The tensor called `name`, if the file has one.

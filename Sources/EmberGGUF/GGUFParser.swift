@@ -19,12 +19,17 @@ struct GGUFParser {
     static let maximumKeyLength = 65_535
 
     let base: UnsafeRawPointer
+    /// Bytes readable at `base`.
     let size: Int
+    /// Size of the whole file, for checking where tensor data lies: `size` unless only the header
+    /// was given.
+    let fileSize: Int
     var offset = 0
 
-    init(base: UnsafeRawPointer, size: Int) {
+    init(base: UnsafeRawPointer, size: Int, fileSize: Int? = nil) {
         self.base = base
         self.size = size
+        self.fileSize = fileSize ?? size
     }
 
     var remaining: Int { size - offset }
@@ -145,11 +150,11 @@ struct GGUFParser {
             throw GGUFError(.overflow, field: "data section", offset: offset, "the data offset overflows")
         }
         let dataOffset = padded / alignment * alignment
-        if !tensors.isEmpty, dataOffset > size {
+        if !tensors.isEmpty, dataOffset > fileSize {
             throw GGUFError(.truncated, field: "data section", offset: offset,
                             "the file ends before the tensor data begins (at byte \(dataOffset))")
         }
-        let dataSize = size - min(dataOffset, size)
+        let dataSize = fileSize - min(dataOffset, fileSize)
 
         // Every tensor inside the data section, and no two overlapping.
         let byOffset = tensors.sorted { $0.offset < $1.offset }

@@ -108,6 +108,45 @@ struct CommandContractTests {
         #expect((json["chunks"] as? Int ?? 0) >= 5)
     }
 
+    @Test("pack, inspect --bench --json, verify --json, unpack: the container contract on SmolLM2")
+    func container() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ember-ggz-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let container = directory + "/smollm2.ggz"
+        let pack = try Self.run(["pack", "--model", "smollm2", "--output", container, "--json"])
+        #expect(pack.status == 0, "\(pack.standardError)")
+
+        let bench = try Self.run(["inspect", container, "--bench", "--json", "--repetitions", "1"])
+        #expect(bench.status == 0, "\(bench.standardError)")
+        let json = try #require(bench.json)
+        #expect(Set(json.keys) == ["original_bytes", "container_bytes", "ratio", "decode_mb_s_per_core"])
+        #expect(json["original_bytes"] as? Int == 98_362_432)
+        #expect((json["ratio"] as? Double ?? 1) <= 0.887)
+        #expect((json["decode_mb_s_per_core"] as? Double ?? 0) > 0)
+
+        let verify = try Self.run(["verify", container, "--json"])
+        #expect(verify.status == 0)
+        #expect(verify.json?["ok"] as? Bool == true)
+
+        let unpacked = directory + "/smollm2.gguf"
+        let unpack = try Self.run(["unpack", container, "--output", unpacked])
+        #expect(unpack.status == 0, "\(unpack.standardError)")
+        #expect(unpack.standardOutput.contains("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"))
+        #expect(FileManager.default.contents(atPath: unpacked) == FileManager.default.contents(atPath: try Self.run(["models", "path", "smollm2"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        // A flipped byte in the middle of the file: verify fails and names the chunk and tensor.
+        var bytes = try #require(FileManager.default.contents(atPath: container))
+        bytes[bytes.count / 2] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: container))
+        let damaged = try Self.run(["verify", container, "--json"])
+        #expect(damaged.status == 1)
+        #expect(damaged.json?["ok"] as? Bool == false)
+        let errors = try #require(damaged.json?["errors"] as? [[String: Any]])
+        #expect(errors.first?["chunk"] is Int)
+        #expect((errors.first?["tensor"] as? String)?.hasPrefix("blk.") == true)
+    }
+
     @Test("models path --json → {\"path\": …}")
     func modelsPath() throws {
         let result = try Self.run(["models", "path", "smollm2", "--json"])

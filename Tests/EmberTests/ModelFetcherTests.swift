@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import EmberCore
 @testable import Ember
 
 struct ModelFetcherTests {

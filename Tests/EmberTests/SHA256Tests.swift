@@ -1,4 +1,5 @@
 import Testing
+import EmberCore
 @testable import Ember
 
 /// SHA-256 against the FIPS 180-4 / NIST example vectors, fed whole and in uneven pieces.

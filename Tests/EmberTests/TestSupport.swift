@@ -1,4 +1,5 @@
 import Foundation
+import EmberCore
 @testable import Ember
 
 /// A fresh directory under the system temporary directory, removed by `remove()`.
