@@ -3,6 +3,8 @@ import Ember
 import EmberCore
 import EmberGGUF
 import EmberLM
+import EmberStorage
+import Foundation
 
 /// Options every command that runs a model shares.
 struct ModelOptions: ParsableArguments {
@@ -34,10 +36,23 @@ struct ModelOptions: ParsableArguments {
 
     var budgetBytes: Int? { memoryBudget.flatMap(ByteCount.parse) }
 
-    /// Resolves the alias or path and loads the model (streaming weights when asked).
+    /// Resolves the alias or path and loads the model (streaming weights when asked). A compressed
+    /// container (`ember pack`) is decoded into memory, every chunk checked.
     func load() throws -> LanguageModel {
         let path = try ModelCatalog.resolve(model)
+        if let file = try openContainer(path) {
+            return try LanguageModel(file: file, path: path)
+        }
         return try LanguageModel(path: path, options: LoadOptions(streamWeights: streamWeights))
+    }
+
+    /// The GGUF inside `path` when it is a compressed container, nil for a plain GGUF file.
+    func openContainer(_ path: String) throws -> GGUFFile? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let magic = try handle.read(upToCount: 4), magic != Data("GGUF".utf8) else { return nil }
+        if streamWeights { throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).") }
+        return try ModelContainer(path: path).loadGGUF(threads: max(1, min(threadCount, 4)))
     }
 
     /// Plans memory for `context` positions and `batchSize`-token steps; with a budget, fits the
@@ -45,7 +60,8 @@ struct ModelOptions: ParsableArguments {
     /// `--stream-weights`) or refuses before loading. Loads the model as planned.
     func loadWithinBudget(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> (LanguageModel, MemoryPlan) {
         let path = try ModelCatalog.resolve(model)
-        let file = try GGUFFile(path: path)
+        let container = try openContainer(path)
+        let file = try container ?? GGUFFile(path: path)
         var plan: MemoryPlan
         if let budget = budgetBytes {
             plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
@@ -59,7 +75,8 @@ struct ModelOptions: ParsableArguments {
             plan = try MemoryPlan.make(file: file, context: context, batchSize: batchSize, threadCount: threadCount,
                                        streamWeights: streamWeights, keyValueType: kvType ?? .f16)
         }
-        let model = try LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
+        let model = try container.map { try LanguageModel(file: $0, path: path) }
+            ?? LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
         return (model, plan)
     }
 }

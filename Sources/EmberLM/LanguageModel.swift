@@ -15,9 +15,15 @@ public final class LanguageModel: Sendable {
     public var configuration: ModelConfiguration { transformer.configuration }
 
     /// Opens the GGUF file at `path` (memory-mapped) and prepares it for inference.
-    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+    public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
         let start = MonotonicClock.nanoseconds()
-        let file = try GGUFFile(path: path)
+        try self.init(file: GGUFFile(path: path), path: path, options: options, startedAt: start)
+    }
+
+    /// A model from an already opened GGUF file (for example one decoded from a compressed
+    /// container into memory); `path` names it in messages.
+    public init(file: GGUFFile, path: String, options: LoadOptions = LoadOptions(),
+                startedAt start: UInt64 = MonotonicClock.nanoseconds()) throws {
         self.path = path
         transformer = try TransformerModel(file: file, options: options)
         tokenizer = try makeTokenizer(gguf: file)

@@ -85,4 +85,17 @@ struct MemoryBudgetTests {
         #expect(refused.status != 0)
         #expect(refused.json?["fits"] as? Bool == false)
     }
+
+    @Test func generateFromAContainerGivesTheGGUFsTokens() throws {
+        let path = NSTemporaryDirectory() + "ember-container-\(UUID().uuidString).ggz"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let packed = try CommandContractTests.run(["pack", "--model", "smollm2", "--output", path])
+        #expect(packed.status == 0, "\(packed.standardError)")
+        let common = ["generate", "--chat", "--prompt", "Write a haiku about rain.", "--max-tokens", "32", "--temperature", "0", "--json"]
+        let plain = try CommandContractTests.run(common + ["--model", "smollm2"])
+        let fromContainer = try CommandContractTests.run(common + ["--model", path])
+        #expect(fromContainer.status == 0, "\(fromContainer.standardError)")
+        let plainIDs = try #require(plain.json?["ids"] as? [Int])
+        #expect(plainIDs == (fromContainer.json?["ids"] as? [Int]))
+    }
 }
