@@ -53,6 +53,9 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Context length in tokens.")
     var context: Int = 2048
 
+    @Option(name: .long, help: "When the context fills, keep the first N tokens, drop the oldest half of the rest and continue.")
+    var contextShift: Int?
+
     @Flag(name: .long, help: "Keep generating through end-of-generation tokens.")
     var ignoreEos = false
 
@@ -83,7 +86,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 temperature: temperature, topK: topK, topP: topP, minP: minP,
                 repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty,
                 presencePenalty: presencePenalty, seed: seed),
-            ignoreEndOfGeneration: ignoreEos)
+            ignoreEndOfGeneration: ignoreEos, contextShiftKeep: contextShift)
         let generator = Generator(model: model, contextLength: min(plan.context, max(model.configuration.trainedContextLength, 16)),
                                   threadCount: modelOptions.threadCount, batchSize: plan.batchSize, keyValueType: plan.keyValueType)
         var ids: [Int32] = []

@@ -11,13 +11,17 @@ public struct GenerationRequest: Sendable {
     public var sampling: SamplingParameters
     /// Keep generating through end-of-generation tokens (for measurements and comparisons).
     public var ignoreEndOfGeneration: Bool
+    /// When the context fills: keep this many tokens from the start, drop the oldest half of the
+    /// rest, recompute the cache and continue (nil: stop with `contextFull`).
+    public var contextShiftKeep: Int?
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
-                ignoreEndOfGeneration: Bool = false) {
+                ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.ignoreEndOfGeneration = ignoreEndOfGeneration
+        self.contextShiftKeep = contextShiftKeep
     }
 }
 
@@ -146,9 +150,18 @@ public final class Generator: @unchecked Sendable {
             emit(.token(id: token, text: detokenizer.append(token)))
             sampler.accept(token)
             if generated == request.maxTokens { break }
-            guard session.position < session.cache.capacity else {
-                reason = .contextFull
-                break
+            if session.position >= session.cache.capacity {
+                guard let keep = request.contextShiftKeep else {
+                    reason = .contextFull
+                    break
+                }
+                // Context shift: the first `keep` tokens, then the newer half of the rest.
+                let kept = min(max(0, keep), cachedTokens.count - 1)
+                let rest = cachedTokens.count - kept
+                let retained = Array(cachedTokens[..<kept]) + Array(cachedTokens[(kept + rest / 2)...])
+                session.reset()
+                try session.evaluate(retained, logits: .none)
+                cachedTokens = retained
             }
             try session.evaluate([token], logits: .last) { _, logits in
                 nextToken = sampler.sample(logits)

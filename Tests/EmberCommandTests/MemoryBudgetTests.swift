@@ -98,4 +98,15 @@ struct MemoryBudgetTests {
         let plainIDs = try #require(plain.json?["ids"] as? [Int])
         #expect(plainIDs == (fromContainer.json?["ids"] as? [Int]))
     }
+
+    @Test func contextShiftKeepsGeneratingPastAFullContext() throws {
+        let common = ["generate", "--model", "smollm2", "--prompt", "Once upon a time", "--max-tokens", "200", "--context", "64",
+                      "--temperature", "0", "--ignore-eos", "--json"]
+        let stopped = try CommandContractTests.run(common)
+        #expect((stopped.json?["stats"] as? [String: Any])?["stop_reason"] as? String == "contextFull")
+        let shifted = try CommandContractTests.run(common + ["--context-shift", "4"])
+        let stats = try #require(shifted.json?["stats"] as? [String: Any])
+        #expect(stats["generated_tokens"] as? Int == 200)
+        #expect(stats["stop_reason"] as? String == "maxTokens")
+    }
 }
