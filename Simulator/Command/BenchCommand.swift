@@ -50,13 +50,15 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try modelOptions.load()
+        let context = max(promptTokens, genTokens, 16) + 1
+        let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(promptTokens, 512)),
+                                                              contextAdjustable: false)
         let threads = modelOptions.threadCount
         let vocabulary = model.configuration.vocabularySize
         var random = SeededRandomSource(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int32(random.next() % UInt64(vocabulary)) }
-        let session = InferenceSession(model: model.transformer, contextLength: max(promptTokens, genTokens, 16) + 1,
-                                       batchSize: max(1, min(promptTokens, 512)), threadCount: threads)
+        let session = InferenceSession(model: model.transformer, contextLength: context,
+                                       batchSize: plan.batchSize, threadCount: threads, keyValueType: plan.keyValueType)
 
         // First token after load: the time a user waits before anything happens.
         let firstStart = MonotonicClock.nanoseconds()
