@@ -86,8 +86,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// (batch 64), then shorter contexts down to `minimumContext`, then — if `allowStreaming` —
     /// weight streaming. Throws one line saying what would fit when nothing does.
     ///
-    /// With `keyValueTypes` of more than one type, quantized caches are tried at the requested
-    /// context before the context shrinks.
+    /// With `keyValueTypes` of more than one type, each is tried (at every context) in order.
     public static func fit(file: GGUFFile, budgetBytes: Int, context: Int, batchSize: Int = 512, threadCount: Int,
                            allowStreaming: Bool, requireStreaming: Bool = false, keyValueTypes: [KeyValueType] = [.f16],
                            minimumContext: Int = 256) throws(LanguageModelError) -> MemoryPlan {
@@ -95,14 +94,16 @@ public struct MemoryPlan: Sendable, Equatable {
         func add(_ candidate: (context: Int, batch: Int, stream: Bool, kv: KeyValueType)) {
             if !candidates.contains(where: { $0 == candidate }) { candidates.append(candidate) }
         }
+        // In the order the issue of budgets lists: a shorter context keeps the numbers exact, then a
+        // quantized cache, then streamed weights.
         for stream in requireStreaming ? [true] : (allowStreaming ? [false, true] : [false]) {
             for kv in keyValueTypes {
                 for batch in [batchSize, min(batchSize, 64), min(batchSize, 16)] { add((context, batch, stream, kv)) }
-            }
-            var length = context
-            while length / 2 >= min(minimumContext, context) && length > minimumContext {
-                length /= 2
-                for kv in keyValueTypes { add((length, min(batchSize, 16), stream, kv)) }
+                var length = context
+                while length / 2 >= min(minimumContext, context) && length > minimumContext {
+                    length /= 2
+                    add((length, min(batchSize, 16), stream, kv))
+                }
             }
         }
         var smallest: MemoryPlan?
