@@ -103,25 +103,7 @@ func parseTokenIDs(_ text: String, option: String) throws -> [Int32] {
 
 /// JSON output helpers: compact, keys in the order the contract spells them.
 enum JSONText {
-    static func string(_ value: String) -> String {
-        var result = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    result += String(format: "\\u%04x", scalar.value)
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
-    }
+    static func string(_ value: String) -> String { JSONString.quote(value) }
 
     static func number(_ value: Double) -> String {
         guard value.isFinite else { return "null" }
