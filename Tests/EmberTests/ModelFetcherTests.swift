@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Ember
+import EmberCore
 
 struct ModelFetcherTests {
     @Test func fetchConcatenatesPiecesVerifiesAndIsIdempotent() throws {

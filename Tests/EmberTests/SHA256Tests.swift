@@ -1,5 +1,6 @@
 import Testing
 @testable import Ember
+import EmberCore
 
 /// SHA-256 against the FIPS 180-4 / NIST example vectors, fed whole and in uneven pieces.
 struct SHA256Tests {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Ember
+import EmberCore
 
 /// A fresh directory under the system temporary directory, removed by `remove()`.
 struct TemporaryDirectory {
