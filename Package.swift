@@ -22,7 +22,7 @@ let package = Package(
         .executable(name: "ember", targets: ["EmberCommand"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
     ],
     targets: [
         // Vocabulary shared by every module: tensor element types, byte counts.
@@ -37,10 +37,16 @@ let package = Package(
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
+        // SQLite from the system (Debian: libsqlite3-dev), a leaf C target.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The offline notes store: SQLite, FTS5 search, summaries, versions, Markdown export.
+        .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
+        // Summary evaluation: ROUGE scores and the notes dataset reader.
+        .target(name: "EmberEvaluation"),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberNotes", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -49,6 +55,8 @@ let package = Package(
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
+        .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
+        .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation"]),
     ],
     swiftLanguageModes: [.v6]
 )
