@@ -42,7 +42,7 @@ let package = Package(
         // The offline notes store: SQLite, FTS5 search, summaries, versions, Markdown export.
         .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
         // Summary evaluation: ROUGE scores and the notes dataset reader.
-        .target(name: "EmberEvaluation"),
+        .target(name: "EmberEvaluation", dependencies: ["EmberNotes"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
@@ -52,11 +52,11 @@ let package = Package(
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
         .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
-        .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
+        .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
-        .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation"]),
+        .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation", "EmberNotes"]),
     ],
     swiftLanguageModes: [.v6]
 )
