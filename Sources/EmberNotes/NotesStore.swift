@@ -46,7 +46,13 @@ public final class NotesStore: Sendable {
     let readers: ReaderPool
 
     /// Opens (or creates) the notes database at `path` and brings its schema up to date.
-    public init(path: String, configuration: Configuration = Configuration()) throws(NotesError) {
+    public convenience init(path: String, configuration: Configuration = Configuration()) throws(NotesError) {
+        try self.init(path: path, configuration: configuration, migratingThrough: nil)
+    }
+
+    /// Opens the database and applies the migrations it lacks, through the one named
+    /// `lastMigration` (nil: all). Tests stop early to build a database of an older schema.
+    init(path: String, configuration: Configuration, migratingThrough lastMigration: String?) throws(NotesError) {
         self.path = path
         self.configuration = configuration
         if !configuration.createIfMissing, !FileManager.default.fileExists(atPath: path) {
@@ -73,21 +79,6 @@ public final class NotesStore: Sendable {
             reader.setBusyTimeout(milliseconds: timeout)
             return reader
         }
-        _ = try Migrator.migrate(writer, path: path, now: Timestamp.milliseconds(configuration.now()))
-    }
-
-    /// Opens the database migrated only through the migration named `lastMigration`, for tests
-    /// that build an old database and then open it with the current schema.
-    init(path: String, configuration: Configuration = Configuration(), migratingThrough lastMigration: String) throws(NotesError) {
-        self.path = path
-        self.configuration = configuration
-        let connection = try storing(path: path, unsaved: nil) { () throws -> SQLiteConnection in
-            let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-            try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            return connection
-        }
-        writer = SerialWriter(connection: connection)
-        readers = ReaderPool(maximumIdleCount: 1) { try SQLiteConnection(path: path, mode: .readOnly) }
         _ = try Migrator.migrate(writer, path: path, through: lastMigration, now: Timestamp.milliseconds(configuration.now()))
     }
 

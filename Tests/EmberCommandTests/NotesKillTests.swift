@@ -89,6 +89,41 @@ struct NotesKillTests {
         }
     }
 
+    @Test("two writer processes at once take turns at the lock (busy timeout) and lose nothing")
+    func twoWriters() throws {
+        let executable = CommandContractTests.executable
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("ember-two-writers-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = (directory as NSString).appendingPathComponent("notes.db")
+        // Each writer edits only notes it added itself, so the two never race on one note and the
+        // last acknowledged text of each is known.
+        let writers = try (0..<2).map { index -> (Process, String) in
+            let outputPath = (directory as NSString).appendingPathComponent("writer-\(index).out")
+            FileManager.default.createFile(atPath: outputPath, contents: nil)
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["notes", "--db", database, "stress-writer", "--seed", String(index + 1), "--count", "150"]
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+            process.standardError = process.standardOutput
+            return (process, outputPath)
+        }
+        // Neither finds a database: they also race to create the schema, and one waits for the other.
+        for (process, _) in writers { try process.run() }
+        var expected: [NoteID: Content] = [:]
+        var tally = Tally()
+        for (index, (process, outputPath)) in writers.enumerated() {
+            process.waitUntilExit()
+            let text = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)
+            #expect(process.terminationStatus == 0, "writer \(index): \(text.suffix(300))")
+            #expect(try Self.replay(text, into: &expected, tally: &tally, run: index) == nil)
+        }
+        #expect(tally.acknowledged == 300)
+        try Self.check(database, expected: &expected, pending: nil, tally: &tally, run: 0)
+        let stored = try NotesStore(path: database).notes(NoteFilter(place: .all))
+        #expect(stored.count == expected.count)
+    }
+
     /// Applies the complete lines the writer printed: acknowledged writes go into `expected`; the
     /// last intent without an acknowledgement is returned.
     static func replay(_ text: String, into expected: inout [NoteID: Content], tally: inout Tally, run: Int) throws -> Pending? {
