@@ -31,7 +31,7 @@ public struct ROUGEScores: Sendable, Equatable {
 /// Both texts are lowercased and split into tokens by ``tokens(_:)``; there is no stemming and no
 /// stop-word removal. F1 is the plain harmonic mean (β = 1). ROUGE-L is computed over the whole
 /// text as one sequence (not the sentence-split "ROUGE-Lsum").
-public enum ROUGE {
+public enum ROUGE: Sendable {
     /// Lowercased runs of letters and digits; everything else separates tokens. Accented letters are
     /// letters, so "Café" is the token "café".
     public static func tokens(_ text: String) -> [String] {
@@ -52,13 +52,13 @@ public enum ROUGE {
     /// All three scores for `candidate` against `reference`.
     public static func scores(candidate: String, reference: String) -> ROUGEScores {
         let candidateTokens = tokens(candidate), referenceTokens = tokens(reference)
-        return ROUGEScores(rouge1: n(1, candidate: candidateTokens, reference: referenceTokens),
-                           rouge2: n(2, candidate: candidateTokens, reference: referenceTokens),
-                           rougeL: l(candidate: candidateTokens, reference: referenceTokens))
+        return ROUGEScores(rouge1: rougeN(1, candidate: candidateTokens, reference: referenceTokens),
+                           rouge2: rougeN(2, candidate: candidateTokens, reference: referenceTokens),
+                           rougeL: rougeL(candidate: candidateTokens, reference: referenceTokens))
     }
 
     /// ROUGE-N over token lists.
-    public static func n(_ order: Int, candidate: [String], reference: [String]) -> ROUGEScore {
+    public static func rougeN(_ order: Int, candidate: [String], reference: [String]) -> ROUGEScore {
         precondition(order >= 1, "ROUGE-N needs n ≥ 1")
         let candidateGrams = nGramCounts(candidate, order), referenceGrams = nGramCounts(reference, order)
         var matches = 0
@@ -70,7 +70,7 @@ public enum ROUGE {
     }
 
     /// ROUGE-L over token lists.
-    public static func l(candidate: [String], reference: [String]) -> ROUGEScore {
+    public static func rougeL(candidate: [String], reference: [String]) -> ROUGEScore {
         ROUGEScore(matches: longestCommonSubsequence(candidate, reference), candidateCount: candidate.count,
                    referenceCount: reference.count)
     }

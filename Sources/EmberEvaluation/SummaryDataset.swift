@@ -14,7 +14,7 @@ public struct SummaryExample: Sendable, Equatable {
 
 /// A directory of `NN-slug.md` notes (YAML front matter and Markdown, as `ember notes export`
 /// writes them), each with its reference summary in `NN-slug.summary.txt`.
-public enum SummaryDataset {
+public enum SummaryDataset: Sendable {
     /// Every note in `directory` with its summary, in file name order.
     public static func load(directory: String) throws(EvaluationError) -> [SummaryExample] {
         let names: [String]

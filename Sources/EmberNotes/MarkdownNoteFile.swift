@@ -18,7 +18,7 @@ import Foundation
 /// The reader accepts the YAML that such front matter uses in practice: plain, single- and
 /// double-quoted scalars, flow (`[a, b]`) and block (`- a`) sequences, comments. A file without
 /// front matter becomes a note titled by its first `# heading`, or else by its file name.
-public enum MarkdownNoteFile {
+public enum MarkdownNoteFile: Sendable {
     /// The file's text for `note`.
     public static func render(_ note: Note) -> String {
         var text = "---\n"

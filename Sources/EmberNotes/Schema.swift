@@ -144,17 +144,3 @@ enum Migrator {
         }
     }
 }
-
-/// Runs `body` and turns an SQLite failure into a ``NotesError`` about `path`, saying that
-/// `unsaved` (nil for reads) did not happen.
-func storing<Value>(path: String, unsaved: String?, _ body: () throws -> Value) throws(NotesError) -> Value {
-    do {
-        return try body()
-    } catch let error as NotesError {
-        throw error
-    } catch let error as SQLiteError {
-        throw NotesError(error, path: path, unsaved: unsaved)
-    } catch {
-        throw NotesError(.database, "\(error)")
-    }
-}

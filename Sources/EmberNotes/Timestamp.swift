@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Written out by hand, with the civil-calendar arithmetic from Howard Hinnant's `chrono`
 /// algorithms, so the text is the same on every platform and a round trip keeps every millisecond.
-public enum Timestamp {
+public enum Timestamp: Sendable {
     /// `date` rounded to the millisecond.
     public static func milliseconds(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1000).rounded())

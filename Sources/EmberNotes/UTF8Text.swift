@@ -1,6 +1,6 @@
 /// Strict UTF-8 decoding for text arriving from outside (files, standard input, arguments):
 /// invalid bytes are refused, never silently replaced.
-public enum UTF8Text {
+public enum UTF8Text: Sendable {
     /// The offset of the first byte that does not belong to well-formed UTF-8 (overlong forms,
     /// surrogates and code points past U+10FFFF count as ill-formed), or nil when all is well formed.
     public static func firstInvalidOffset(in bytes: some Collection<UInt8>) -> Int? {
