@@ -9,14 +9,15 @@ endif
 EMBER = .build/release/ember
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean
+.PHONY: bootstrap demo test build bench clean policy-table
 
 bootstrap:
 	@scripts/bootstrap.sh
 
-# Builds everything, fetches the models, then lets SmolLM2 answer one chat prompt.
+# Builds everything, fetches the models, then simulates two hours of phone use on a flagship
+# Android profile with SmolLM2 writing every reply: prints the summary, writes the report.
 demo: bootstrap
-	$(EMBER) generate --model smollm2 --chat --max-tokens 64 --prompt "$(PROMPT)"
+	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --real-tokens --report sim-report.html --timeline sim-timeline.csv
 
 # Every test, in release, with the real models required (a missing model fails the run).
 test: bootstrap
@@ -31,3 +32,7 @@ bench: bootstrap
 
 clean:
 	rm -rf .build
+
+# Race against adaptive on every reference scenario × profile: the table in docs/SCHEDULER.md.
+policy-table: build
+	$(EMBER) sim matrix

@@ -35,6 +35,12 @@ let package = Package(
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // Chat templates, architectures, KV cache, sampler, generator.
         .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
+        // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
+        .target(name: "EmberDevice", dependencies: ["EmberCore"]),
+        // Requests, priorities, deadlines and the policies that pace them (race, adaptive).
+        .target(name: "EmberScheduler", dependencies: ["EmberCore", "EmberLM"]),
+        // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
+        .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
         // SQLite from the system (Debian: libsqlite3-dev), a leaf C target.
@@ -46,7 +52,7 @@ let package = Package(
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberNotes", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberNotes", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
@@ -55,6 +61,9 @@ let package = Package(
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
+        .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
+        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
+        .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
         .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation", "EmberNotes"]),
     ],

@@ -6,6 +6,6 @@ struct EmberCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ember",
         abstract: "Run small language models under a phone's memory, heat and battery budgets.",
-        subcommands: [BenchCommand.self, ModelsCommand.self, TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, PerplexityCommand.self, NotesCommand.self]
+        subcommands: [BenchCommand.self, ModelsCommand.self, TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, PerplexityCommand.self, SimCommand.self, PlanCommand.self, NotesCommand.self]
     )
 }

@@ -74,7 +74,8 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try modelOptions.load()
+        let asked = min(context, 1 << 20)
+        let (model, plan) = try modelOptions.loadWithinBudget(context: asked, contextAdjustable: true)
         let request = GenerationRequest(
             prompt: try makePrompt(),
             maxTokens: maxTokens,
@@ -83,8 +84,8 @@ struct GenerateCommand: AsyncParsableCommand {
                 repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty,
                 presencePenalty: presencePenalty, seed: seed),
             ignoreEndOfGeneration: ignoreEos)
-        let generator = Generator(model: model, contextLength: min(context, max(model.configuration.trainedContextLength, 16)),
-                                  threadCount: modelOptions.threadCount)
+        let generator = Generator(model: model, contextLength: min(plan.context, max(model.configuration.trainedContextLength, 16)),
+                                  threadCount: modelOptions.threadCount, batchSize: plan.batchSize)
         var ids: [Int32] = []
         var text = ""
         var statistics: GenerationStatistics?
@@ -113,6 +114,8 @@ struct GenerateCommand: AsyncParsableCommand {
                 "\"prefill_tok_s\":\(JSONText.number(statistics.prefillTokensPerSecond))",
                 "\"decode_tok_s\":\(JSONText.number(statistics.decodeTokensPerSecond))",
                 "\"peak_rss_bytes\":\(statistics.peakResidentBytes)",
+                "\"planned_bytes\":\(plan.totalBytes)",
+                "\"context\":\(plan.context)",
                 "\"stop_reason\":\(JSONText.string(reason.rawValue))",
             ].joined(separator: ",")
             print("{\"ids\":\(JSONText.ids(ids)),\"text\":\(JSONText.string(text)),\"stats\":{\(stats)}}")

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Ember
+import EmberCore
+import EmberGGUF
 import EmberLM
 
 /// Options every command that runs a model shares.
@@ -10,18 +12,51 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads for inference (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Memory budget for the whole process (e.g. 160MiB, 1.5GiB): planned before loading, then fitted or refused.")
+    var memoryBudget: String?
+
+    @Flag(name: .long, help: "Stream weights from the file layer by layer instead of keeping them resident.")
+    var streamWeights = false
+
     func validate() throws {
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
+        }
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
         }
     }
 
     var threadCount: Int { threads ?? defaultThreadCount() }
 
-    /// Resolves the alias or path and loads the model.
+    var budgetBytes: Int? { memoryBudget.flatMap(ByteCount.parse) }
+
+    /// Resolves the alias or path and loads the model (streaming weights when asked).
     func load() throws -> LanguageModel {
         let path = try ModelCatalog.resolve(model)
-        return try LanguageModel(path: path)
+        return try LanguageModel(path: path, options: LoadOptions(streamWeights: streamWeights))
+    }
+
+    /// Plans memory for `context` positions and `batchSize`-token steps; with a budget, fits the
+    /// plan (shorter context when `contextAdjustable`, smaller steps, streamed weights when
+    /// `--stream-weights`) or refuses before loading. Loads the model as planned.
+    func loadWithinBudget(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> (LanguageModel, MemoryPlan) {
+        let path = try ModelCatalog.resolve(model)
+        let file = try GGUFFile(path: path)
+        var plan: MemoryPlan
+        if let budget = budgetBytes {
+            plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
+                                      threadCount: threadCount, allowStreaming: streamWeights, requireStreaming: streamWeights,
+                                      minimumContext: contextAdjustable ? min(256, context) : context)
+            if plan.context != context || plan.batchSize != batchSize {
+                printError("memory plan: context \(plan.context) (asked \(context)), \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
+            }
+        } else {
+            plan = try MemoryPlan.make(file: file, context: context, batchSize: batchSize, threadCount: threadCount,
+                                       streamWeights: streamWeights)
+        }
+        let model = try LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
+        return (model, plan)
     }
 }
 

@@ -133,6 +133,22 @@ public final class GGUFFile: @unchecked Sendable {
         madvise(base + firstPage, endPage - firstPage, MADV_DONTNEED)
     }
 
+    /// Asks the kernel to read bytes of the mapping ahead (`madvise(MADV_WILLNEED)`): the pages
+    /// come into the page cache without counting in this process's resident set until touched.
+    public func prefetch(_ pointer: UnsafeRawPointer, byteCount: Int) {
+        guard case .mapped(let base, let size) = storage else { return }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (pointer - UnsafeRawPointer(base)) / pageSize * pageSize
+        guard start >= 0, start < size else { return }
+        madvise(base + start, min(size - start, byteCount + pageSize), MADV_WILLNEED)
+    }
+
+    /// Drops every resident page of the mapping from this process (see `releaseResidentPages`).
+    public func releaseAllResidentPages() {
+        guard case .mapped(let base, let size) = storage else { return }
+        madvise(base, size, MADV_DONTNEED)
+    }
+
     // MARK: Typed metadata
 
     public func string(_ key: String) -> String? {

@@ -30,11 +30,19 @@ public final class ThreadPool: @unchecked Sendable {
         shared.stop()
     }
 
+    /// Threads that take part in the next calls (1…threadCount): a scheduler uses fewer threads
+    /// when more would add power but no speed. The others skip the work (they still wake briefly
+    /// to check in, then sleep).
+    public var activeThreadCount: Int {
+        get { shared.active.load(ordering: .relaxed) }
+        set { shared.active.store(min(threadCount, max(1, newValue)), ordering: .relaxed) }
+    }
+
     /// Runs `body(range, thread)` over `0..<count` split into one contiguous range per thread;
     /// returns when every range is done.
     public func parallelFor(_ count: Int, _ body: (_ range: Range<Int>, _ thread: Int) -> Void) {
         guard count > 0 else { return }
-        if threadCount == 1 || count == 1 {
+        if threadCount == 1 || count == 1 || activeThreadCount == 1 {
             body(0..<count, 0)
             return
         }
@@ -64,19 +72,23 @@ public final class ThreadPool: @unchecked Sendable {
         let pending = Atomic<Int>(0)
         let sleepers = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
+        let active: Atomic<Int>
         let condition = NSCondition()
         var body: ((Range<Int>, Int) -> Void)?
         var count = 0
         let spinIterations = 100_000
 
-        init(threadCount: Int) { self.threadCount = threadCount }
+        init(threadCount: Int) {
+            self.threadCount = threadCount
+            active = Atomic(threadCount)
+        }
 
         func run(count: Int, body: @escaping (Range<Int>, Int) -> Void) {
             self.body = body
             self.count = count
             pending.store(threadCount - 1, ordering: .sequentiallyConsistent)
             wake()
-            body(ThreadPool.range(of: 0, threads: threadCount, count: count), 0)
+            body(ThreadPool.range(of: 0, threads: active.load(ordering: .relaxed), count: count), 0)
             while pending.load(ordering: .acquiring) > 0 {}
             self.body = nil
         }
@@ -119,8 +131,9 @@ public final class ThreadPool: @unchecked Sendable {
                 }
                 seen = current
                 if stopping.load(ordering: .acquiring) { return }
-                if let body {
-                    body(ThreadPool.range(of: index, threads: threadCount, count: count), index)
+                let threads = active.load(ordering: .relaxed)
+                if let body, index < threads {
+                    body(ThreadPool.range(of: index, threads: threads, count: count), index)
                 }
                 pending.subtract(1, ordering: .releasing)
             }

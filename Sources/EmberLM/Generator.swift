@@ -27,6 +27,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case maxTokens
     case contextFull
     case cancelled
+    /// The platform ran short of memory and the scheduler stopped this (background) generation.
+    case memoryPressure
 }
 
 /// Figures of a finished generation.

@@ -1,4 +1,5 @@
 import EmberCore
+import EmberGGUF
 import EmberKernels
 
 /// Which positions of an evaluated batch need logits.
@@ -36,6 +37,7 @@ public final class InferenceSession {
     private let gate: UnsafeMutablePointer<Float>             // batch × feed-forward
     private let up: UnsafeMutablePointer<Float>               // batch × feed-forward
     private let logits: UnsafeMutablePointer<Float>           // logit group × vocabulary
+    private let sliceLogits: UnsafeMutablePointer<Float>      // logit group × streamed output rows
     private let scores: UnsafeMutablePointer<Float>           // threads × capacity
     private let queryHalf: UnsafeMutablePointer<Float>        // threads × 2 × key length (query, one key row)
     private let rotaryTables: UnsafeMutablePointer<Float>     // 2 × rope dimensions
@@ -69,6 +71,7 @@ public final class InferenceSession {
         gate = .allocate(capacity: batch * configuration.feedForwardLength)
         up = .allocate(capacity: batch * configuration.feedForwardLength)
         logits = .allocate(capacity: logitGroupSize * configuration.vocabularySize)
+        sliceLogits = .allocate(capacity: model.options.streamWeights ? logitGroupSize * max(1024, (4 << 20) / max(1, model.output.rowBytes)) : 1)
         scores = .allocate(capacity: pool.threadCount * contextLength)
         queryHalf = .allocate(capacity: pool.threadCount * 2 * configuration.keyLength)
         rotaryTables = .allocate(capacity: 2 * pool.threadCount * configuration.ropeDimensionCount)
@@ -87,7 +90,7 @@ public final class InferenceSession {
 
     deinit {
         for pointer in [hiddenState, normalized, queries, keys, values, attentionOutput, projected, gate, up, logits,
-                        scores, queryHalf, rotaryTables] {
+                        sliceLogits, scores, queryHalf, rotaryTables] {
             pointer.deallocate()
         }
         matmulScratch.deallocate()
@@ -95,14 +98,31 @@ public final class InferenceSession {
 
     /// Bytes of scratch and activations this session allocated (the KV cache aside).
     public var scratchByteCount: Int {
-        let c = configuration
-        let batch = batchSize
-        let floats = batch * c.embeddingLength * 2
+        Self.scratchByteCount(configuration: configuration, file: model.file, contextLength: cache.capacity,
+                              batchSize: batchSize, threadCount: pool.threadCount, streamWeights: model.options.streamWeights)
+    }
+
+    /// Bytes of scratch and activations a session of these dimensions allocates.
+    static func scratchByteCount(configuration c: ModelConfiguration, file: GGUFFile, contextLength: Int, batchSize: Int,
+                                 threadCount: Int, streamWeights: Bool) -> Int {
+        let batch = max(1, min(batchSize, contextLength))
+        let keyWidth = c.keyValueHeadCount * c.keyLength, valueWidth = c.keyValueHeadCount * c.valueLength
+        let logitGroupSize = 16
+        var floats = batch * c.embeddingLength * 2
             + batch * max(c.embeddingLength, c.headCount * c.valueLength)
-            + batch * c.headCount * c.keyLength + batch * (cache.keyWidth + cache.valueWidth)
+            + batch * c.headCount * c.keyLength + batch * (keyWidth + valueWidth)
             + batch * c.headCount * c.valueLength + 2 * batch * c.feedForwardLength
-            + logitGroupSize * c.vocabularySize + pool.threadCount * (cache.capacity + 2 * c.keyLength + 2 * c.ropeDimensionCount)
-        return floats * MemoryLayout<Float>.size + matmulScratchBytes
+            + logitGroupSize * c.vocabularySize + threadCount * (contextLength + 2 * c.keyLength + 2 * c.ropeDimensionCount)
+        var matmulBytes = 64
+        for tensor in file.tensors where tensor.dimensions.count == 2 && tensor.rowCount > 1 {
+            let isOutput = tensor.name == "output.weight" || (tensor.name == "token_embd.weight" && file.tensor(named: "output.weight") == nil)
+            matmulBytes = max(matmulBytes, Kernels.matmulScratchBytes(type: tensor.type, columns: tensor.rowLength,
+                                                                      tokens: isOutput ? logitGroupSize : batch))
+            if isOutput && streamWeights {
+                floats += logitGroupSize * max(1024, (4 << 20) / max(1, tensor.byteCount / max(1, tensor.rowCount)))
+            }
+        }
+        return floats * MemoryLayout<Float>.size + matmulBytes
     }
 
     /// Number of positions in the cache.
@@ -169,7 +189,10 @@ public final class InferenceSession {
             Operations.scale(hiddenState, by: scale, count: count * embedding)
         }
 
+        let streaming = model.options.streamWeights
+        if streaming { prefetchLayer(0) }
         for (layerIndex, layer) in model.layers.enumerated() {
+            if streaming { prefetchLayer(layerIndex + 1) }
             // Attention block.
             for row in 0..<count {
                 Operations.rmsNorm(hiddenState + row * embedding, weight: layer.attentionNorm,
@@ -213,6 +236,13 @@ public final class InferenceSession {
                 }
             }
             Operations.add(projected, into: hiddenState, count: count * embedding)
+            if streaming { releaseLayer(layerIndex) }
+        }
+        if streaming {
+            for (index, token) in tokens.enumerated() where index < 64 {
+                let row = model.tokenEmbedding.data + Int(token) * model.tokenEmbedding.rowBytes
+                model.file.releaseResidentPages(row, byteCount: model.tokenEmbedding.rowBytes)
+            }
         }
 
         model.outputNorm.withUnsafeBufferPointer { weight in
@@ -230,12 +260,50 @@ public final class InferenceSession {
             Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
             return
         }
+        if model.options.streamWeights {
+            // Same sums as the rearranged kernels, so streaming gives the same tokens.
+            Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
+                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+            return
+        }
         Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
                        input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
     }
 
     private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
-        multiply(model.output, input: hiddenRows, tokens: count, output: logits)
+        let output = model.output
+        let streaming = model.options.streamWeights
+        if !streaming {
+            multiply(output, input: hiddenRows, tokens: count, output: logits)
+            return
+        }
+        // The output projection (often the embedding table) streams in slices of rows.
+        let sliceRows = max(1024, (4 << 20) / max(1, output.rowBytes)) / 32 * 32
+        var first = 0
+        while first < output.rows {
+            let rows = min(sliceRows, output.rows - first)
+            let data = output.data + first * output.rowBytes
+            if first + rows < output.rows {
+                model.file.prefetch(data + rows * output.rowBytes, byteCount: min(sliceRows, output.rows - first - rows) * output.rowBytes)
+            }
+            // Logits of this slice for every token go into a temporary, then to their rows.
+            Kernels.matmulInInterleavedOrder(weights: data, type: output.type, rows: rows, columns: output.columns,
+                                             input: hiddenRows, tokens: count, output: sliceLogits, scratch: matmulScratch, pool: pool)
+            for token in 0..<count {
+                (logits + token * output.rows + first).update(from: sliceLogits + token * rows, count: rows)
+            }
+            model.file.releaseResidentPages(data, byteCount: rows * output.rowBytes)
+            first += rows
+        }
+    }
+
+    private func prefetchLayer(_ index: Int) {
+        guard index < model.layers.count else { return }
+        for matrix in model.layerMatrices(index) { model.file.prefetch(matrix.data, byteCount: matrix.byteCount) }
+    }
+
+    private func releaseLayer(_ index: Int) {
+        for matrix in model.layerMatrices(index) { model.file.releaseResidentPages(matrix.data, byteCount: matrix.byteCount) }
     }
 
     /// RMS-normalizes `heads` consecutive head vectors of key length with a shared weight.

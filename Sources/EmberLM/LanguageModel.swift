@@ -15,11 +15,11 @@ public final class LanguageModel: Sendable {
     public var configuration: ModelConfiguration { transformer.configuration }
 
     /// Opens the GGUF file at `path` (memory-mapped) and prepares it for inference.
-    public init(path: String) throws {
+    public init(path: String, options: LoadOptions = LoadOptions()) throws {
         let start = MonotonicClock.nanoseconds()
         let file = try GGUFFile(path: path)
         self.path = path
-        transformer = try TransformerModel(file: file)
+        transformer = try TransformerModel(file: file, options: options)
         tokenizer = try makeTokenizer(gguf: file)
         chatTemplate = ChatTemplate(gguf: file, fallback: transformer.traits.defaultChatTemplate)
         loadMilliseconds = MonotonicClock.milliseconds(since: start)

@@ -9,6 +9,8 @@ public struct LanguageModelError: Error, CustomStringConvertible, Sendable, Equa
         case invalidInput
         case contextFull
         case cancelled
+        /// The model, context or cache does not fit the memory budget.
+        case memoryBudget
     }
 
     public let kind: Kind

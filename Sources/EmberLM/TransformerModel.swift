@@ -36,12 +36,27 @@ struct LayerWeights: Sendable {
     var postFeedForwardNorm: [Float]?
 }
 
+/// How weights are brought into memory.
+public struct LoadOptions: Sendable, Equatable {
+    /// Rearrange weights for the fast kernels (a resident copy); `EMBER_INTERLEAVE=0` turns it off.
+    public var interleave: Bool
+    /// Keep weights in the file mapping and bring each layer in only while it runs, releasing it
+    /// afterwards and prefetching the next: the resident set stays near one layer's weights.
+    public var streamWeights: Bool
+
+    public init(interleave: Bool = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0", streamWeights: Bool = false) {
+        self.interleave = interleave && !streamWeights
+        self.streamWeights = streamWeights
+    }
+}
+
 /// A decoder-only transformer loaded from a GGUF file: configuration, architecture traits and
 /// weights that stay in the file's memory mapping. Immutable; share it between sessions.
 public final class TransformerModel: Sendable {
     public let file: GGUFFile
     public let configuration: ModelConfiguration
     public let traits: ArchitectureTraits
+    public let options: LoadOptions
     let tokenEmbedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
@@ -49,8 +64,9 @@ public final class TransformerModel: Sendable {
 
     /// Loads the model in `file`, checking that every tensor the architecture needs is present
     /// with the shape the configuration implies.
-    public init(file: GGUFFile) throws(LanguageModelError) {
+    public init(file: GGUFFile, options: LoadOptions = LoadOptions()) throws(LanguageModelError) {
         let configuration = try ModelConfiguration(gguf: file)
+        self.options = options
         guard let definition = ArchitectureRegistry.definition(for: configuration.architecture) else {
             throw LanguageModelError(.unsupportedArchitecture,
                 "architecture '\(configuration.architecture)' is not supported (supported: \(ArchitectureRegistry.supportedNames.joined(separator: ", ")))")
@@ -62,17 +78,22 @@ public final class TransformerModel: Sendable {
             throw LanguageModelError(.missingMetadata, "architecture traits describe \(traits.layers.count) layers, the file has \(configuration.layerCount)")
         }
 
-        let loader = WeightLoader(file: file)
+        var loader = WeightLoader(file: file)
+        loader.interleave = options.interleave
         let embedding = configuration.embeddingLength
         let headsWidth = configuration.headCount * configuration.keyLength
         let keyWidth = configuration.keyValueHeadCount * configuration.keyLength
         let valueWidth = configuration.keyValueHeadCount * configuration.valueLength
         let feedForward = configuration.feedForwardLength
 
-        tokenEmbedding = try loader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
         if file.tensor(named: "output.weight") != nil {
+            // The embedding table is only looked up by row: no rearranged copy.
+            var rowLoader = loader
+            rowLoader.interleave = false
+            tokenEmbedding = try rowLoader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
             output = try loader.matrix("output.weight", rows: configuration.vocabularySize, columns: embedding)
         } else {
+            tokenEmbedding = try loader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
             output = tokenEmbedding
         }
         outputNorm = try loader.vector("output_norm.weight", count: embedding)
@@ -100,6 +121,19 @@ public final class TransformerModel: Sendable {
                 postFeedForwardNorm: hasPost ? try loader.vector(prefix + "post_ffw_norm.weight", count: embedding) : nil))
         }
         self.layers = layers
+        // Streaming starts from nothing resident: norms were copied out, matrices stay in the file.
+        if options.streamWeights { file.releaseAllResidentPages() }
+    }
+
+    /// Every matrix of layer `index`.
+    func layerMatrices(_ index: Int) -> [WeightMatrix] {
+        let layer = layers[index]
+        return [layer.query, layer.key, layer.value, layer.attentionOutput, layer.gate, layer.up, layer.down]
+    }
+
+    /// Bytes of the largest layer's matrices (what streaming keeps resident, twice with prefetch).
+    public var largestLayerBytes: Int {
+        (0..<layers.count).map { layerMatrices($0).reduce(0) { $0 + $1.byteCount } }.max() ?? 0
     }
 
     /// Every weight matrix the forward pass multiplies by, in order of use.

@@ -123,6 +123,10 @@ struct CommandContractTests {
         ["logits", "--model", "smollm2", "--ids", "99999999"],
         ["perplexity", "--model", "smollm2", "--file", "/nonexistent.txt"],
         ["generate", "--model", "/etc/hostname", "--prompt", "x"],
+        ["sim", "--profile", "no-such-phone"],
+        ["sim", "--scenario", "/etc/hostname"],
+        ["sim", "--profile", "/etc/hostname"],
+        ["sim", "sweep", "--profiles", "flagship-android", "--scenarios", "sustained-decode", "--policies", "teleport"],
     ])
     func errors(arguments: [String]) throws {
         let result = try Self.run(arguments)
@@ -130,5 +134,62 @@ struct CommandContractTests {
         #expect(result.standardOutput.isEmpty)
         let lines = result.standardError.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See") }
         #expect(lines.count == 1, "stderr: \(result.standardError)")
+    }
+
+    static let simulationFields = ["simulated_s", "tokens_generated", "energy_j", "joules_per_token", "battery_start_pct",
+                                   "battery_end_pct", "peak_skin_c", "peak_soc_c", "seconds_at_or_above_severe", "throttled_s",
+                                   "ttft_p50_s", "ttft_p95_s", "decode_tok_s_p50", "requests_completed", "requests_missed_deadline"]
+
+    @Test("sim --json: the summary fields; --timeline CSV and --report HTML written")
+    func simulate() throws {
+        let directory = NSTemporaryDirectory() + "ember-sim-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try Self.run(["sim", "--profile", "flagship-android", "--scenario", "sustained-decode", "--cost-model",
+                                   "--json", "--timeline", directory + "/t.csv", "--report", directory + "/r.html"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let json = try #require(result.json)
+        for field in Self.simulationFields { #expect(json[field] != nil, "missing \(field)") }
+        #expect(json["simulated_s"] as? Double == 600)
+        let csv = try String(contentsOfFile: directory + "/t.csv", encoding: .utf8)
+        let header = csv.prefix { $0 != "\n" }.split(separator: ",").map(String.init)
+        for column in ["t_s", "skin_c", "soc_c", "battery_pct", "power_w", "tok_s", "thermal_status", "throttle_level"] {
+            #expect(header.contains(column))
+        }
+        #expect(csv.split(separator: "\n").count == 601)
+        let html = try String(contentsOfFile: directory + "/r.html", encoding: .utf8)
+        #expect(html.contains("<svg"))
+    }
+
+    @Test("sim --real-tokens: the model writes the replies, deterministic for a seed")
+    func simulateRealTokens() throws {
+        let path = NSTemporaryDirectory() + "ember-scenario-\(UUID().uuidString).json"
+        try """
+        {"name":"two-questions","description":"","duration_s":60,"start":{"battery_pct":70,"ambient_c":25},
+         "events":[{"at_s":0,"type":"chat","prompt":"Name three colours of the rainbow.","max_tokens":24,"repeat_every_s":30}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let arguments = ["sim", "--scenario", path, "--real-tokens", "--temperature", "0", "--threads", "1"]
+        let first = try Self.run(arguments), second = try Self.run(arguments)
+        #expect(first.status == 0, "\(first.standardError)")
+        #expect(first.standardOutput.contains("[chat 1 #1 at 0 s]"))
+        #expect(first.standardOutput.contains("mode                         real-tokens"))
+        let reply = first.standardOutput.components(separatedBy: "\n").first { $0.hasPrefix("[chat 1 #1") } ?? ""
+        #expect(reply.count > 30, "reply: \(reply)")
+        let withoutWall = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix("wall_s") } }
+        #expect(withoutWall(first.standardOutput) == withoutWall(second.standardOutput))
+    }
+
+    @Test("sim sweep: one JSON line per profile × scenario × policy")
+    func sweep() throws {
+        let result = try Self.run(["sim", "sweep", "--profiles", "low-end-android,flagship-android,iphone-pro,tablet",
+                                   "--scenarios", "sustained-decode,day-in-the-life", "--policies", "race"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n")
+        #expect(lines.count == 8)
+        for line in lines {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for field in Self.simulationFields { #expect(json[field] != nil) }
+        }
     }
 }

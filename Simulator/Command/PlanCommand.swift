@@ -1,0 +1,75 @@
+import ArgumentParser
+import Ember
+import EmberCore
+import EmberGGUF
+import EmberLM
+
+/// `ember plan`: the memory a model will need, worked out before loading it.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Account for every byte a model needs (weights, KV cache, scratch, overhead) and fit it to a budget.")
+
+    @Option(name: .long, help: "A model alias (smollm2, gemma3) or the path of a GGUF file.")
+    var model: String = "smollm2"
+
+    @Option(name: .long, help: "Memory budget (e.g. 160MiB, 1.5GiB).")
+    var memoryBudget: String?
+
+    @Option(name: .long, help: "Context length in tokens.")
+    var context: Int = 2048
+
+    @Option(name: .long, help: "Threads (scratch grows with them).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Plan with weights streamed layer by layer.")
+    var streamWeights = false
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
+        }
+    }
+
+    func run() throws {
+        let file = try GGUFFile(path: ModelCatalog.resolve(model))
+        let threadCount = threads ?? defaultThreadCount()
+        var plan: MemoryPlan
+        var refusal: String?
+        if let budget = memoryBudget.flatMap(ByteCount.parse) {
+            do {
+                plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, threadCount: threadCount,
+                                          allowStreaming: true, requireStreaming: streamWeights)
+            } catch {
+                refusal = error.description
+                plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount,
+                                           streamWeights: streamWeights, budgetBytes: budget)
+            }
+        } else {
+            plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount, streamWeights: streamWeights)
+        }
+        if json {
+            print("{\"weights_bytes\":\(plan.weightsBytes),\"kv_cache_bytes\":\(plan.keyValueCacheBytes),"
+                  + "\"scratch_bytes\":\(plan.scratchBytes),\"overhead_bytes\":\(plan.overheadBytes),"
+                  + "\"total_bytes\":\(plan.totalBytes),\"budget_bytes\":\(plan.budgetBytes.map(String.init) ?? "null"),"
+                  + "\"fits\":\(refusal == nil && plan.fits),\"context\":\(plan.context),\"kv_type\":\(JSONText.string(plan.keyValueType)),"
+                  + "\"stream_weights\":\(plan.streamWeights),\"batch_size\":\(plan.batchSize)"
+                  + (refusal.map { ",\"reason\":\(JSONText.string($0))" } ?? "") + "}")
+        } else {
+            func line(_ label: String, _ bytes: Int) { print(label.padding(toLength: 30, withPad: " ", startingAt: 0) + ByteCount.format(bytes)) }
+            line("weights", plan.weightsBytes)
+            line("KV cache (\(plan.keyValueType), \(plan.context))", plan.keyValueCacheBytes)
+            line("scratch (\(plan.batchSize)-token steps)", plan.scratchBytes)
+            line("runtime and tokenizer", plan.overheadBytes)
+            line("total", plan.totalBytes)
+            if let budget = plan.budgetBytes { line("budget", budget) }
+            print("weights: " + (plan.streamWeights ? "streamed layer by layer from the file" : "resident"))
+            print(refusal.map { "does not fit: \($0)" } ?? (plan.fits ? "fits" : "does not fit"))
+        }
+        if refusal != nil { throw ExitCode(3) }
+    }
+}

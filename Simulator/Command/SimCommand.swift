@@ -1,0 +1,262 @@
+import ArgumentParser
+import Ember
+import EmberCore
+import EmberDevice
+import EmberGGUF
+import EmberLM
+import EmberScheduler
+import EmberSimulation
+import Foundation
+
+/// `ember sim`: a scenario on a simulated phone, on a virtual clock.
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Simulate a phone's heat, battery and speed while it runs a model through a scenario.",
+        subcommands: [SimRunCommand.self, SimCompareCommand.self, SimMatrixCommand.self, SimSweepCommand.self],
+        defaultSubcommand: SimRunCommand.self)
+}
+
+/// Scheduling policies the simulator can run.
+enum PolicyName: String, CaseIterable, ExpressibleByArgument {
+    case race
+    case adaptive
+
+    func make() -> any SchedulingPolicy {
+        switch self {
+        case .race: RacePolicy()
+        case .adaptive: AdaptivePolicy()
+        }
+    }
+}
+
+/// Options shared by the simulator's commands.
+struct SimulationOptions: ParsableArguments {
+    @Option(name: .long, help: "A model alias (smollm2, gemma3) or GGUF path: its real tensors set the work per token.")
+    var model: String = "smollm2"
+
+    @Option(name: .long, help: "A named model shape instead of a file, for cost-model runs (\(ModelWorkload.catalog.keys.sorted().joined(separator: ", "))).")
+    var modelSpec: String?
+
+    @Option(name: .long, help: "Seconds between timeline samples.")
+    var sampleInterval: Double = 1
+
+    func validate() throws {
+        guard sampleInterval > 0, sampleInterval <= 3600 else { throw ValidationError("--sample-interval must be in 0…3600 seconds.") }
+        if let modelSpec, ModelWorkload.catalog[modelSpec] == nil {
+            throw ValidationError("unknown --model-spec '\(modelSpec)'; known: \(ModelWorkload.catalog.keys.sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// The workload of `--model-spec`, or of the `--model` file's tensors.
+    func workload() throws -> ModelWorkload {
+        if let modelSpec, let workload = ModelWorkload.catalog[modelSpec] { return workload }
+        let path = try ModelCatalog.resolve(model)
+        return try ModelWorkload(gguf: GGUFFile(path: path), name: model)
+    }
+}
+
+/// Finds profiles and scenarios by name or path.
+enum SimulatorFiles {
+    /// `name` as given when it is a file; otherwise `<folder>/<name>.json` under the working
+    /// directory, `EMBER_HOME`, or a parent of the executable (the repository when run from .build).
+    static func locate(_ name: String, folder: String, kind: String) throws -> String {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: name) { return name }
+        var roots = [manager.currentDirectoryPath]
+        if let home = ProcessInfo.processInfo.environment["EMBER_HOME"] { roots.insert(home, at: 0) }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            roots.append(directory.path)
+            directory = directory.deletingLastPathComponent()
+        }
+        for root in roots {
+            let candidate = "\(root)/\(folder)/\(name).json"
+            if manager.fileExists(atPath: candidate) { return candidate }
+        }
+        let known = roots.lazy.compactMap { try? manager.contentsOfDirectory(atPath: "\($0)/\(folder)") }.first ?? []
+        let names = known.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+        throw ValidationError("no \(kind) '\(name)': not a file, and not in \(folder)/\(names.isEmpty ? "" : " (known: \(names.joined(separator: ", ")))")")
+    }
+
+    static func profile(_ name: String) throws -> DeviceProfile {
+        try DeviceProfile.load(path: locate(name, folder: "Profiles", kind: "profile"))
+    }
+
+    static func scenario(_ name: String) throws -> Scenario {
+        try Scenario.load(path: locate(name, folder: "Simulator/Scenarios", kind: "scenario"))
+    }
+}
+
+struct SimRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one scenario on one profile (the default: `ember sim --profile P --scenario S`).")
+
+    @Option(name: .long, help: "A device profile name in Profiles/ or a JSON path.")
+    var profile: String = "flagship-android"
+
+    @Option(name: .long, help: "A scenario name in Simulator/Scenarios/ or a JSON path.")
+    var scenario: String = "day-in-the-life"
+
+    @Option(name: .long, help: "Scheduling policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var policy: PolicyName = .race
+
+    @Flag(name: .long, help: "Generate the text with the real model (time still comes from the device model).")
+    var realTokens = false
+
+    @Flag(name: .long, help: "Count tokens only, for fast sweeps (the default).")
+    var costModel = false
+
+    @Flag(name: .long, help: "Print the summary as one JSON object.")
+    var json = false
+
+    @Option(name: .long, help: "Write the timeline as CSV to this file.")
+    var timeline: String?
+
+    @Option(name: .long, help: "Write the HTML report (SVG plots) to this file.")
+    var report: String?
+
+    @Option(name: .long, help: "Seed for sampling in --real-tokens mode.")
+    var seed: UInt64 = 42
+
+    @Option(name: .long, help: "Sampling temperature in --real-tokens mode (0 = greedy).")
+    var temperature: Float = 0.7
+
+    @Option(name: .long, help: "Host threads that compute real tokens (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Memory budget (default: the profile's app memory limit).")
+    var memoryBudget: String?
+
+    @OptionGroup var options: SimulationOptions
+
+    func validate() throws {
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget takes a size like 160MiB, not '\(memoryBudget)'.")
+        }
+        if realTokens && costModel { throw ValidationError("choose one of --real-tokens and --cost-model.") }
+        if realTokens && options.modelSpec != nil { throw ValidationError("--model-spec has no weights; --real-tokens needs --model.") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    func run() throws {
+        let deviceProfile = try SimulatorFiles.profile(profile)
+        let script = try SimulatorFiles.scenario(scenario)
+        let workload = try options.workload()
+        var runner = SimulationRunner(profile: deviceProfile, scenario: script, workload: workload)
+        runner.sampleInterval = options.sampleInterval
+        let start = MonotonicClock.nanoseconds()
+        var policy = self.policy.make()
+        var result: SimulationResult
+        // The model must fit the app's memory limit on this phone (or the given budget): plan it first.
+        let limit = memoryBudget.flatMap(ByteCount.parse) ?? deviceProfile.appMemoryLimitBytes
+        var plan: MemoryPlan?
+        if options.modelSpec == nil {
+            let file = try GGUFFile(path: ModelCatalog.resolve(options.model))
+            plan = try MemoryPlan.fit(file: file, budgetBytes: limit, context: 2048, threadCount: threads ?? defaultThreadCount(),
+                                      allowStreaming: true)
+        }
+        if realTokens {
+            let model = try LanguageModel(path: ModelCatalog.resolve(options.model),
+                                          options: LoadOptions(streamWeights: plan?.streamWeights ?? false))
+            let sampling = temperature == 0 ? SamplingParameters.greedy : SamplingParameters(temperature: temperature, seed: seed)
+            var engine = LanguageModelEngine(model: model, sampling: sampling, contextLength: plan?.context ?? 2048,
+                                             threadCount: threads ?? defaultThreadCount())
+            result = try runner.run(policy: &policy, engine: &engine)
+            result.mode = "real-tokens"
+        } else {
+            var engine = CostModelEngine()
+            result = try runner.run(policy: &policy, engine: &engine)
+        }
+        result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        result.memoryPlanBytes = plan?.totalBytes
+        result.memoryLimitBytes = limit
+        result.streamWeights = plan?.streamWeights ?? false
+        if let timeline {
+            try write(result.recorder.csv(), to: timeline)
+        }
+        if let report {
+            try write(HTMLReport.render([result], profile: deviceProfile), to: report)
+        }
+        if json {
+            print(result.summaryJSON)
+            return
+        }
+        if realTokens {
+            for request in result.requests where request.isFinished && request.requestClass == .interactive {
+                print("[\(request.label) at \(String(format: "%.0f", request.arrival)) s] \(request.text.trimmingCharacters(in: .whitespacesAndNewlines))\n")
+            }
+        }
+        print(result.summaryText)
+        if let report { print("report: \(report)") }
+        if let timeline { print("timeline: \(timeline)") }
+    }
+}
+
+struct SimSweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run every profile × scenario × policy in cost-model mode on all cores; one JSON line per run.")
+
+    @Option(name: .long, help: "Comma-separated profile names or paths.")
+    var profiles: String
+
+    @Option(name: .long, help: "Comma-separated scenario names or paths.")
+    var scenarios: String
+
+    @Option(name: .long, help: "Comma-separated policies.")
+    var policies: String = "race"
+
+    @Option(name: .long, help: "Write the JSON lines here instead of standard output.")
+    var output: String?
+
+    @OptionGroup var options: SimulationOptions
+
+    func run() throws {
+        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
+        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let policyList = try parsePolicies(policies)
+        let workload = try options.workload()
+        let interval = options.sampleInterval
+        var combinations: [(DeviceProfile, Scenario, PolicyName)] = []
+        for profile in profileList { for scenario in scenarioList { for policy in policyList { combinations.append((profile, scenario, policy)) } } }
+        let jobs = combinations
+        let lines = LockedArray(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            let (profile, scenario, policyName) = jobs[index]
+            var runner = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
+            runner.sampleInterval = interval
+            var policy = policyName.make()
+            var engine = CostModelEngine()
+            let start = MonotonicClock.nanoseconds()
+            do {
+                var result = try runner.run(policy: &policy, engine: &engine)
+                result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+                lines.set(index, result.summaryJSON)
+            } catch {
+                lines.set(index, "{\"profile\":\"\(profile.name)\",\"scenario\":\"\(scenario.name)\",\"error\":\"\(error)\"}")
+            }
+        }
+        let text = lines.values.joined(separator: "\n") + "\n"
+        if let output { try write(text, to: output) } else { print(text, terminator: "") }
+    }
+}
+
+/// Results filled in from several threads.
+final class LockedArray: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String]
+    init(count: Int) { storage = Array(repeating: "", count: count) }
+    func set(_ index: Int, _ value: String) { lock.lock(); storage[index] = value; lock.unlock() }
+    var values: [String] { lock.lock(); defer { lock.unlock() }; return storage }
+}
+
+/// Writes `text` to `path`, with a clear error.
+func write(_ text: String, to path: String) throws {
+    do {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    } catch {
+        throw ValidationError("cannot write '\(path)': \((error as NSError).localizedDescription)")
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import EmberCore
+import EmberDevice
+import EmberScheduler
+import EmberSimulation
+import Foundation
+
+/// Runs one scenario under several policies in cost-model mode.
+func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario: Scenario,
+                     workload: ModelWorkload, sampleInterval: Double) throws -> [SimulationResult] {
+    try policies.map { name in
+        var runner = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
+        runner.sampleInterval = sampleInterval
+        var policy = name.make()
+        var engine = CostModelEngine()
+        let start = MonotonicClock.nanoseconds()
+        var result = try runner.run(policy: &policy, engine: &engine)
+        result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        return result
+    }
+}
+
+func parsePolicies(_ text: String) throws -> [PolicyName] {
+    try text.split(separator: ",").map { name in
+        guard let policy = PolicyName(rawValue: String(name)) else {
+            throw ValidationError("unknown policy '\(name)'; known: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return policy
+    }
+}
+
+/// `ember sim compare`: policies side by side on one profile and scenario.
+struct SimCompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run one scenario under several policies and set them side by side (table, JSON, report).")
+
+    @Option(name: .long, help: "Comma-separated policies.")
+    var policies: String = "race,adaptive"
+
+    @Option(name: .long, help: "A device profile name in Profiles/ or a JSON path.")
+    var profile: String = "flagship-android"
+
+    @Option(name: .long, help: "A scenario name in Simulator/Scenarios/ or a JSON path.")
+    var scenario: String = "day-in-the-life"
+
+    @Flag(name: .long, help: "Print {\"policies\": {name: summary, …}} as JSON.")
+    var json = false
+
+    @Option(name: .long, help: "Write an HTML report with every policy overlaid.")
+    var report: String?
+
+    @OptionGroup var options: SimulationOptions
+
+    func run() throws {
+        let names = try parsePolicies(policies)
+        let deviceProfile = try SimulatorFiles.profile(profile)
+        let results = try comparePolicies(names, profile: deviceProfile, scenario: SimulatorFiles.scenario(scenario),
+                                          workload: options.workload(), sampleInterval: options.sampleInterval)
+        if let report {
+            try write(HTMLReport.render(results, profile: deviceProfile,
+                                        title: "Ember policies compared: \(results[0].scenario) on \(deviceProfile.name)"), to: report)
+        }
+        if json {
+            print("{\"policies\":{" + results.map { "\"\($0.policy)\":\($0.summaryJSON)" }.joined(separator: ",") + "}}")
+            return
+        }
+        let summaries = results.map(\.summary)
+        let header = "field".padding(toLength: 28, withPad: " ", startingAt: 0)
+            + results.map { $0.policy.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined()
+        print(header)
+        for (row, entry) in summaries[0].enumerated() {
+            print(entry.0.padding(toLength: 28, withPad: " ", startingAt: 0)
+                  + summaries.map { $0[row].1.text.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined())
+        }
+        if let report { print("report: \(report)") }
+    }
+}
+
+/// `ember sim matrix`: every scenario × profile, race against adaptive, as a Markdown table with
+/// the scheduler's acceptance checks.
+struct SimMatrixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matrix",
+        abstract: "Race against adaptive on every scenario × profile: a Markdown table with the scheduler's checks.")
+
+    @Option(name: .long, help: "Comma-separated profiles.")
+    var profiles: String = "low-end-android,flagship-android,iphone-pro,tablet"
+
+    @Option(name: .long, help: "Comma-separated scenarios.")
+    var scenarios: String = "hot-day-chat,overnight-summarize,low-battery,long-prompt-burst,mixed-day"
+
+    @OptionGroup var options: SimulationOptions
+
+    func run() throws {
+        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
+        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let workload = try options.workload()
+        var jobs: [(Scenario, DeviceProfile)] = []
+        for scenario in scenarioList { for profile in profileList { jobs.append((scenario, profile)) } }
+        let pairs = jobs
+        let rows = LockedArray(count: pairs.count)
+        let interval = options.sampleInterval
+        DispatchQueue.concurrentPerform(iterations: pairs.count) { index in
+            let (scenario, profile) = pairs[index]
+            guard let results = try? comparePolicies([.race, .adaptive], profile: profile, scenario: scenario,
+                                                     workload: workload, sampleInterval: interval) else {
+                rows.set(index, "| \(scenario.name) | \(profile.name) | error |")
+                return
+            }
+            rows.set(index, Self.row(race: results[0], adaptive: results[1]))
+        }
+        print("Model: \(workload.name). Produced by `ember sim matrix` (cost model, virtual clock).\n")
+        print("| scenario | profile | s ≥ SEVERE race / adaptive | J/token race / adaptive (ratio) | TTFT p95 s race / adaptive (ratio) | deadlines missed race / adaptive | tokens race / adaptive | checks |")
+        print("|---|---|---|---|---|---|---|---|")
+        for line in rows.values { print(line) }
+    }
+
+    static func value(_ result: SimulationResult, _ key: String) -> Double {
+        result.summary.first { $0.0 == key }?.1.doubleValue ?? 0
+    }
+
+    static func row(race: SimulationResult, adaptive: SimulationResult) -> String {
+        let severeRace = value(race, "seconds_at_or_above_severe"), severeAdaptive = value(adaptive, "seconds_at_or_above_severe")
+        let joulesRace = value(race, "joules_per_token"), joulesAdaptive = value(adaptive, "joules_per_token")
+        let ttftRace = value(race, "ttft_p95_s"), ttftAdaptive = value(adaptive, "ttft_p95_s")
+        let joulesRatio = joulesRace > 0 ? joulesAdaptive / joulesRace : 0
+        let ttftRatio = ttftRace > 0 ? ttftAdaptive / ttftRace : 0
+        // A background deadline adaptive missed that race met.
+        let raceMet = Set(race.requests.filter { $0.deadline != nil && !$0.missedDeadline }.map(\.label))
+        let regressions = adaptive.requests.filter { $0.deadline != nil && $0.missedDeadline && raceMet.contains($0.label) }.count
+        var failures: [String] = []
+        if severeAdaptive > 0 { failures.append("SEVERE") }
+        if joulesRatio > 0.75 { failures.append("energy") }
+        if ttftRace > 0, ttftRatio > 1.1 { failures.append("TTFT") }
+        if regressions > 0 { failures.append("deadline") }
+        let checks = failures.isEmpty ? "pass" : "**fail: " + failures.joined(separator: ", ") + "**"
+        func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+        return "| \(race.scenario) | \(race.profile) | \(f(severeRace, 0)) / \(f(severeAdaptive, 0)) "
+            + "| \(f(joulesRace, 4)) / \(f(joulesAdaptive, 4)) (\(f(joulesRatio, 2))) "
+            + "| \(f(ttftRace, 3)) / \(f(ttftAdaptive, 3)) (\(ttftRace > 0 ? f(ttftRatio, 2) : "–")) "
+            + "| \(Int(value(race, "requests_missed_deadline"))) / \(Int(value(adaptive, "requests_missed_deadline"))) "
+            + "| \(race.tokensGenerated) / \(adaptive.tokensGenerated) | \(checks) |"
+    }
+}

@@ -1,0 +1,74 @@
+/// What one token of a model costs, independent of the device: the numbers a roofline needs.
+///
+/// Built from a GGUF file's tensors by the simulation, or from a named specification for models
+/// whose weights are not at hand.
+public struct ModelWorkload: Sendable, Equatable, Codable {
+    public var name: String
+    /// Weights touched per token.
+    public var parameterCount: Double
+    /// Weight bytes read per decoded token (every matrix once; the embedding table only for one row).
+    public var weightBytesPerToken: Double
+    /// Matrix-multiply FLOPs per token (2 per weight).
+    public var matmulFlopsPerToken: Double
+    /// Attention FLOPs per token per earlier position (QKᵀ and AV over all layers and heads).
+    public var attentionFlopsPerPosition: Double
+    /// KV-cache bytes written per token and read per position at f16.
+    public var keyValueBytesPerToken: Double
+    /// Largest batch one forward pass takes; larger prompts re-read the weights per batch.
+    public var batchSize: Int
+
+    public init(name: String, parameterCount: Double, weightBytesPerToken: Double, matmulFlopsPerToken: Double,
+                attentionFlopsPerPosition: Double, keyValueBytesPerToken: Double, batchSize: Int = 512) {
+        self.name = name
+        self.parameterCount = parameterCount
+        self.weightBytesPerToken = weightBytesPerToken
+        self.matmulFlopsPerToken = matmulFlopsPerToken
+        self.attentionFlopsPerPosition = attentionFlopsPerPosition
+        self.keyValueBytesPerToken = keyValueBytesPerToken
+        self.batchSize = batchSize
+    }
+
+    /// A transformer's workload from its shape: `layers` blocks of attention (`heads` query heads,
+    /// `keyValueHeads` key/value heads of `headLength`) and a gated feed-forward of
+    /// `feedForwardLength`, a vocabulary projection of `vocabularySize`, weights at
+    /// `bitsPerWeight` on average.
+    public static func transformer(name: String, layers: Int, embeddingLength: Int, feedForwardLength: Int,
+                                   heads: Int, keyValueHeads: Int, headLength: Int, vocabularySize: Int,
+                                   bitsPerWeight: Double) -> ModelWorkload {
+        let attention = Double(embeddingLength * headLength * (2 * heads + 2 * keyValueHeads))
+        let feedForward = Double(3 * embeddingLength * feedForwardLength)
+        let parameters = Double(layers) * (attention + feedForward) + Double(vocabularySize * embeddingLength)
+        return ModelWorkload(
+            name: name,
+            parameterCount: parameters,
+            weightBytesPerToken: parameters * bitsPerWeight / 8,
+            matmulFlopsPerToken: 2 * parameters,
+            attentionFlopsPerPosition: Double(2 * 2 * layers * heads * headLength),
+            keyValueBytesPerToken: Double(2 * layers * keyValueHeads * headLength * 2))
+    }
+
+    /// FLOPs and bytes of decoding one token at context position `position`.
+    public func decodeCost(position: Int) -> WorkCost {
+        WorkCost(flops: matmulFlopsPerToken + attentionFlopsPerPosition * Double(position),
+                 bytes: weightBytesPerToken + keyValueBytesPerToken * Double(position + 1),
+                 kind: .decode)
+    }
+
+    /// FLOPs and bytes of processing `count` prompt tokens after `position` cached ones.
+    public func prefillCost(tokens count: Int, position: Int) -> WorkCost {
+        let tokens = Double(count)
+        let batches = Double((count + batchSize - 1) / max(1, batchSize))
+        let positions = tokens * Double(position) + tokens * (tokens + 1) / 2
+        return WorkCost(flops: matmulFlopsPerToken * tokens + attentionFlopsPerPosition * positions,
+                        bytes: weightBytesPerToken * batches + keyValueBytesPerToken * (Double(position) + tokens) * batches,
+                        kind: .prefill)
+    }
+}
+
+/// An amount of model work: arithmetic and memory traffic.
+public struct WorkCost: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case prefill, decode }
+    public var flops: Double
+    public var bytes: Double
+    public var kind: Kind
+}

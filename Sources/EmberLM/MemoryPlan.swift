@@ -1,0 +1,120 @@
+import EmberCore
+import EmberGGUF
+import EmberKernels
+
+/// Every byte a model will hold, worked out before loading it: weights, KV cache, scratch and
+/// activations, tokenizer tables and runtime overhead — and whether that fits a budget.
+public struct MemoryPlan: Sendable, Equatable {
+    /// Weights resident while generating (rearranged copies, mapped tensors, norms; with
+    /// streaming, about one layer and a slice of the output projection).
+    public var weightsBytes: Int
+    public var keyValueCacheBytes: Int
+    public var scratchBytes: Int
+    /// Runtime, tokenizer tables and metadata.
+    public var overheadBytes: Int
+    public var budgetBytes: Int?
+    public var context: Int
+    public var batchSize: Int
+    public var keyValueType: String = "f16"
+    public var streamWeights: Bool
+
+    public var totalBytes: Int { weightsBytes + keyValueCacheBytes + scratchBytes + overheadBytes }
+    public var fits: Bool { budgetBytes.map { totalBytes <= $0 } ?? true }
+
+    /// Resident bytes of the process before a model: the Swift runtime, Foundation, the binary.
+    public static let runtimeBytes = 23 << 20
+    /// Tokenizer and metadata tables per vocabulary entry (strings, scores, types, merges).
+    public static let bytesPerVocabularyEntry = 150
+
+    /// The plan for `file` at `context` positions, `batchSize` tokens per step and `threadCount` threads.
+    public static func make(file: GGUFFile, context: Int, batchSize: Int = 512, threadCount: Int,
+                            streamWeights: Bool = false, interleave: Bool = LoadOptions().interleave,
+                            budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
+        let configuration = try ModelConfiguration(gguf: file)
+        let hasOutput = file.tensor(named: "output.weight") != nil
+        var weights = 0
+        var largestLayer = 0
+        var layerBytes: [Int: Int] = [:]
+        for tensor in file.tensors {
+            let bytes = tensor.byteCount
+            if tensor.dimensions.count < 2 || tensor.rowCount == 1 {
+                weights += tensor.elementCount * 4  // norms are copied out as Float
+                continue
+            }
+            if tensor.name == "token_embd.weight" && hasOutput {
+                continue  // looked up by row from the mapping
+            }
+            if streamWeights {
+                if tensor.name.hasPrefix("blk."), let number = Int(tensor.name.split(separator: ".")[1]) {
+                    layerBytes[number, default: 0] += bytes
+                }
+                continue
+            }
+            let rearranged = interleave && InterleavedWeights.supports(tensor.type, rows: tensor.rowCount, columns: tensor.rowLength)
+            weights += rearranged ? residentBytes(of: tensor) : bytes
+        }
+        if streamWeights {
+            largestLayer = layerBytes.values.max() ?? 0
+            // The running layer, pages of the next one being read ahead, and a slice of the output.
+            weights += largestLayer + largestLayer / 4 + (4 << 20) + (1 << 20)
+        }
+        let keyValue = KeyValueCache.byteCount(
+            layerCount: configuration.layerCount, capacity: context,
+            keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
+            valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
+        let scratch = InferenceSession.scratchByteCount(
+            configuration: configuration, file: file, contextLength: context, batchSize: batchSize,
+            threadCount: threadCount, streamWeights: streamWeights)
+        let overhead = runtimeBytes + configuration.vocabularySize * bytesPerVocabularyEntry
+            + threadCount * (1 << 20) / 4
+        return MemoryPlan(weightsBytes: weights, keyValueCacheBytes: keyValue, scratchBytes: scratch,
+                          overheadBytes: overhead, budgetBytes: budgetBytes, context: context, batchSize: batchSize,
+                          streamWeights: streamWeights)
+    }
+
+    /// Bytes of `tensor` once rearranged for the kernels (see `InterleavedWeights`).
+    static func residentBytes(of tensor: GGUFTensorInfo) -> Int {
+        let blocks = tensor.elementCount / 32
+        switch tensor.type {
+        case .q4_1, .q4_K: return blocks * 20
+        case .q8_0, .q5_0: return blocks * 34
+        default: return tensor.byteCount
+        }
+    }
+
+    /// The largest plan within `budgetBytes`: the requested one if it fits; otherwise smaller steps
+    /// (batch 64), then shorter contexts down to `minimumContext`, then — if `allowStreaming` —
+    /// weight streaming. Throws one line saying what would fit when nothing does.
+    public static func fit(file: GGUFFile, budgetBytes: Int, context: Int, batchSize: Int = 512, threadCount: Int,
+                           allowStreaming: Bool, requireStreaming: Bool = false,
+                           minimumContext: Int = 256) throws(LanguageModelError) -> MemoryPlan {
+        var candidates: [(context: Int, batch: Int, stream: Bool)] = []
+        for stream in requireStreaming ? [true] : (allowStreaming ? [false, true] : [false]) {
+            var length = context
+            for batch in [batchSize, min(batchSize, 64), min(batchSize, 16)] where !candidates.contains(where: { $0 == (length, batch, stream) }) {
+                candidates.append((length, batch, stream))
+            }
+            while length / 2 >= min(minimumContext, context) && length > minimumContext {
+                length /= 2
+                candidates.append((length, min(batchSize, 16), stream))
+            }
+        }
+        var smallest: MemoryPlan?
+        for candidate in candidates {
+            let plan = try make(file: file, context: candidate.context, batchSize: candidate.batch, threadCount: threadCount,
+                                streamWeights: candidate.stream, budgetBytes: budgetBytes)
+            if plan.fits { return plan }
+            if smallest == nil || plan.totalBytes < smallest!.totalBytes { smallest = plan }
+        }
+        let needed = smallest!
+        var hint = "the smallest plan (context \(needed.context)\(needed.streamWeights ? ", streamed weights" : "")) needs \(ByteCount.format(needed.totalBytes))"
+        if !allowStreaming {
+            let streamed = try make(file: file, context: minimumContext, batchSize: 16, threadCount: threadCount,
+                                    streamWeights: true, budgetBytes: budgetBytes)
+            hint += streamed.fits ? "; --stream-weights would fit (\(ByteCount.format(streamed.totalBytes)))"
+                                  : "; even --stream-weights needs \(ByteCount.format(streamed.totalBytes))"
+        }
+        throw LanguageModelError(.memoryBudget,
+            "the model does not fit the memory budget of \(ByteCount.format(budgetBytes)): \(hint)")
+    }
+}

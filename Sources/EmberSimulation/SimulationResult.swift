@@ -1,0 +1,153 @@
+import EmberCore
+import EmberDevice
+import EmberScheduler
+
+/// Everything a run produced: requests with their text and timings, the timeline, the totals.
+public struct SimulationResult {
+    public let profile: String
+    public let scenario: String
+    public let policy: String
+    public let workload: ModelWorkload
+    public let simulatedSeconds: Double
+    public let requests: [SimulatedRequest]
+    public let recorder: TimelineRecorder
+    /// SoC energy spent on model work (prompt processing and decoding).
+    public let inferenceJoules: Double
+    public let batteryStartPercent: Double
+    public let batteryEndPercent: Double
+    public let memoryPressureEvents: Int
+    public let shutdownReason: String?
+    /// Seconds the policy left the CPU idle, by reason.
+    public let idleSeconds: [IdleReason: Double]
+    /// The part of `inferenceJoules` spent on prompts.
+    public let prefillJoules: Double
+    /// Bytes memory warnings released (real-token mode).
+    public let memoryReleasedBytes: Int
+    /// The memory plan's total and the app's limit on the profile (nil for named model shapes).
+    public var memoryPlanBytes: Int?
+    public var memoryLimitBytes: Int?
+    public var streamWeights = false
+    /// Filled in by the caller: "cost-model" or "real-tokens".
+    public var mode = "cost-model"
+    /// Host seconds the run took.
+    public var wallSeconds = 0.0
+
+    public var tokensGenerated: Int { requests.reduce(0) { $0 + $1.generatedTokens } }
+    public var completed: [SimulatedRequest] { requests.filter(\.isFinished) }
+
+    /// The summary as ordered (key, value) pairs; the first fifteen keys are the `--json` contract.
+    public var summary: [(String, SummaryValue)] {
+        let interactive = requests.filter { $0.requestClass == .interactive }
+        let firstTokenTimes = interactive.compactMap(\.timeToFirstToken).sorted()
+        let decodeRates = recorder.samples.filter { $0.tokensPerSecond > 0 && $0.busyFraction > 0.99 }.map(\.tokensPerSecond).sorted()
+        let perRequestRates = requests.compactMap(\.decodeTokensPerSecond).sorted()
+        let tokens = tokensGenerated
+        let missed = requests.filter { $0.deadline != nil && $0.missedDeadline && ($0.isFinished || $0.deadline! <= simulatedSeconds) }
+        return [
+            ("simulated_s", .number(simulatedSeconds, 1)),
+            ("tokens_generated", .integer(tokens)),
+            ("energy_j", .number(recorder.energyJoules, 1)),
+            ("joules_per_token", .number(tokens > 0 ? inferenceJoules / Double(tokens) : 0, 4)),
+            ("battery_start_pct", .number(batteryStartPercent, 2)),
+            ("battery_end_pct", .number(batteryEndPercent, 2)),
+            ("peak_skin_c", .number(recorder.peakSkinCelsius, 2)),
+            ("peak_soc_c", .number(recorder.peakSocCelsius, 2)),
+            ("seconds_at_or_above_severe", .number(recorder.secondsAtOrAboveSevere, 1)),
+            ("throttled_s", .number(recorder.throttledSeconds, 1)),
+            ("ttft_p50_s", .number(percentile(firstTokenTimes, 0.5), 3)),
+            ("ttft_p95_s", .number(percentile(firstTokenTimes, 0.95), 3)),
+            ("decode_tok_s_p50", .number(percentile(decodeRates.isEmpty ? perRequestRates : decodeRates, 0.5), 2)),
+            ("requests_completed", .integer(completed.count)),
+            ("requests_missed_deadline", .integer(missed.count)),
+            ("profile", .string(profile)),
+            ("scenario", .string(scenario)),
+            ("policy", .string(policy)),
+            ("mode", .string(mode)),
+            ("model", .string(workload.name)),
+            ("requests_total", .integer(requests.count)),
+            ("prompt_tokens_processed", .integer(requests.reduce(0) { $0 + $1.prefilledTokens })),
+            ("inference_energy_j", .number(inferenceJoules, 1)),
+            ("prefill_energy_j", .number(prefillJoules, 1)),
+            ("device_joules_per_token", .number(tokens > 0 ? recorder.energyJoules / Double(tokens) : 0, 4)),
+            ("memory_pressure_events", .integer(memoryPressureEvents)),
+            ("memory_released_bytes", .integer(memoryReleasedBytes)),
+            ("memory_plan_bytes", .integer(memoryPlanBytes ?? 0)),
+            ("memory_limit_bytes", .integer(memoryLimitBytes ?? 0)),
+            ("stream_weights", .string(streamWeights ? "yes" : "no")),
+            ("pacing_s", .number(idleSeconds[.pacing] ?? 0, 1)),
+            ("deferred_s", .number((idleSeconds[.thermalDeferral] ?? 0) + (idleSeconds[.batteryDeferral] ?? 0), 1)),
+            ("thermal_pause_s", .number(idleSeconds[.thermalPause] ?? 0, 1)),
+            ("shutdown", .string(shutdownReason ?? "none")),
+            ("wall_s", .number(wallSeconds, 2)),
+        ]
+    }
+
+    /// The summary as one line of JSON.
+    public var summaryJSON: String {
+        "{" + summary.map { "\"\($0.0)\":\($0.1.json)" }.joined(separator: ",") + "}"
+    }
+
+    /// The summary for people, one field a line.
+    public var summaryText: String {
+        summary.map { key, value in "\(key.padding(toLength: 28, withPad: " ", startingAt: 0)) \(value.text)" }.joined(separator: "\n")
+    }
+}
+
+/// A value in the summary.
+public enum SummaryValue: Equatable, Sendable {
+    case number(Double, Int)
+    case integer(Int)
+    case string(String)
+
+    public var json: String {
+        switch self {
+        case .number(let value, let digits): format(value, digits)
+        case .integer(let value): String(value)
+        case .string(let value): jsonString(value)
+        }
+    }
+
+    public var text: String {
+        switch self {
+        case .number(let value, let digits): format(value, digits)
+        case .integer(let value): String(value)
+        case .string(let value): value
+        }
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .number(let value, _): value
+        case .integer(let value): Double(value)
+        case .string: nil
+        }
+    }
+}
+
+/// The `p` quantile of sorted `values` (nearest rank), 0 when empty.
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let rank = Int((p * Double(values.count)).rounded(.up)) - 1
+    return values[min(values.count - 1, max(0, rank))]
+}
+
+/// A JSON string literal.
+func jsonString(_ value: String) -> String {
+    var result = "\""
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                result += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return result + "\""
+}

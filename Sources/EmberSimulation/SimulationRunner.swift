@@ -1,0 +1,241 @@
+import EmberCore
+import EmberDevice
+import EmberScheduler
+
+/// Runs a scenario on a simulated phone on a virtual clock: the policy picks each step, the token
+/// engine produces the tokens, the device model charges their time, heat and charge.
+public struct SimulationRunner {
+    public let profile: DeviceProfile
+    public let scenario: Scenario
+    public let workload: ModelWorkload
+    public var sampleInterval = 1.0
+
+    public init(profile: DeviceProfile, scenario: Scenario, workload: ModelWorkload) {
+        self.profile = profile
+        self.scenario = scenario
+        self.workload = workload
+    }
+
+    /// Simulates the whole scenario.
+    public func run(policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
+                    onToken: (SimulatedRequest, String) -> Void = { _, _ in }) throws -> SimulationResult {
+        let start = scenario.start
+        var phone = SimulatedPhone(profile: profile, ambientCelsius: start.ambientCelsius,
+                                   socCelsius: start.socCelsius ?? 30, skinCelsius: start.skinCelsius ?? 30,
+                                   batteryPercent: start.batteryPercent, pluggedIn: start.pluggedIn ?? false,
+                                   screenOn: start.screenOn ?? true)
+        let recorder = TimelineRecorder(interval: sampleInterval)
+        phone.observer = { recorder.record($0) }
+        var inferenceJoules = 0.0
+        var prefillJoules = 0.0
+        var schedule = EventSchedule(scenario: scenario)
+        var requests: [SimulatedRequest] = []
+        var pendingIDs: [Int] = []
+        var memoryPressureEvents = 0
+        var memoryReleasedBytes = 0
+        var idleSeconds: [IdleReason: Double] = [:]
+        var shutdownReason: String?
+        let duration = scenario.durationSeconds
+        let prefillChunk = max(1, min(workload.batchSize, 128))
+
+        while phone.time < duration - 1e-9 {
+            // Events due now.
+            while let event = schedule.next(before: phone.time + 1e-9) {
+                switch event {
+                case .request(let request):
+                    requests.append(request)
+                    pendingIDs.append(request.id)
+                    recorder.mark(request.arrival, .arrival, request.label)
+                case .environment(let change):
+                    recorder.mark(phone.time, .event, change.label)
+                    switch change.event.type {
+                    case .plug:
+                        phone.pluggedIn = true
+                        phone.chargerWatts = change.event.chargerWatts
+                    case .unplug: phone.pluggedIn = false
+                    case .ambient: phone.ambientCelsius = change.event.celsius ?? phone.ambientCelsius
+                    case .screen: phone.screenOn = change.event.on ?? phone.screenOn
+                    case .lowPowerMode: phone.powerSaveOverride = change.event.on
+                    case .memoryPressure:
+                        memoryPressureEvents += 1
+                        memoryReleasedBytes += engine.memoryPressure()
+                    default: break
+                    }
+                }
+            }
+            if phone.isShutDown {
+                shutdownReason = phone.battery.brownedOut ? "battery brown-out" : "thermal shutdown"
+                break
+            }
+            recorder.context = { [phone] in (phone.thermalHeadroom(forecastSeconds: 0), phone.pluggedIn, phone.screenOn) }
+
+            var context = SchedulingContext(time: phone.time, pending: pendingIDs.map { requests[$0].snapshot },
+                                            thermal: phone, power: phone, maximumThreads: profile.cpu.defaultThreads,
+                                            availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores },
+                                            prefillChunkTokens: prefillChunk)
+            context.isScreenOn = phone.screenOn
+            switch policy.decide(context) {
+            case .idle(let until, let reason):
+                let wake = min(until, schedule.nextTime, duration)
+                let span = max(wake - phone.time, 1e-3)
+                phone.idle(seconds: span)
+                idleSeconds[reason, default: 0] += span
+            case .run(let id, let threads, let hint, let chunkLimit):
+                var boost = false
+                var target: Double?
+                switch hint {
+                case .none: break
+                case .boost: boost = true
+                case .target(let seconds): target = seconds
+                }
+                var request = requests[id]
+                if request.started == nil {
+                    request.started = phone.time
+                    request.promptTokenCount = try engine.begin(request)
+                }
+                if !request.isPrefilled {
+                    let count = min(max(1, chunkLimit ?? prefillChunk), prefillChunk, request.promptTokenCount! - request.prefilledTokens)
+                    let cost = workload.prefillCost(tokens: count, position: request.prefilledTokens)
+                    let step = phone.perform(cost, threads: threads, boost: boost, targetSeconds: target)
+                    inferenceJoules += step.socJoules
+                    prefillJoules += step.socJoules
+                    policy.record(StepOutcome(id: id, kind: .prefill, threads: threads, tokens: count, seconds: step.seconds))
+                    request.prefilledTokens += count
+                    if request.isPrefilled {
+                        // The last prompt chunk's logits give the first token.
+                        emitToken(&request, &engine, time: phone.time, recorder: recorder, onToken: onToken)
+                    }
+                } else {
+                    let position = request.promptTokenCount! + request.generatedTokens
+                    let step = phone.perform(workload.decodeCost(position: position), threads: threads, boost: boost, targetSeconds: target)
+                    inferenceJoules += step.socJoules
+                    policy.record(StepOutcome(id: id, kind: .decode, threads: threads, tokens: 1, seconds: step.seconds))
+                    emitToken(&request, &engine, time: phone.time, recorder: recorder, onToken: onToken)
+                }
+                if request.isFinished {
+                    request.text += engine.end(request)
+                    pendingIDs.removeAll { $0 == id }
+                    recorder.mark(phone.time, request.missedDeadline ? .missedDeadline : .finished, request.label)
+                    schedule.finished(request, at: phone.time)
+                }
+                requests[id] = request
+            }
+        }
+        // Close the last sample.
+        if phone.time < duration, shutdownReason == nil { phone.idle(seconds: duration - phone.time) }
+        return SimulationResult(
+            profile: profile.name, scenario: scenario.name, policy: policy.name, workload: workload,
+            simulatedSeconds: phone.time, requests: requests, recorder: recorder,
+            inferenceJoules: inferenceJoules, batteryStartPercent: start.batteryPercent,
+            batteryEndPercent: phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
+            shutdownReason: shutdownReason, idleSeconds: idleSeconds, prefillJoules: prefillJoules,
+            memoryReleasedBytes: memoryReleasedBytes)
+    }
+
+    private func emitToken(_ request: inout SimulatedRequest, _ engine: inout some TokenEngine, time: Double,
+                           recorder: TimelineRecorder, onToken: (SimulatedRequest, String) -> Void) {
+        guard let text = try? engine.next(request) else {
+            request.finishedTime = time
+            return
+        }
+        request.generatedTokens += 1
+        request.text += text
+        request.lastTokenTime = time
+        if request.firstTokenTime == nil {
+            request.firstTokenTime = time
+            recorder.mark(time, .firstToken, request.label)
+        }
+        recorder.addToken()
+        onToken(request, text)
+        if request.generatedTokens >= request.maxTokens { request.finishedTime = time }
+    }
+}
+
+/// Scenario events in time order, with repeats expanded as they come due.
+struct EventSchedule {
+    struct EnvironmentChange {
+        var event: Scenario.Event
+        var label: String
+    }
+
+    enum Due {
+        case request(SimulatedRequest)
+        case environment(EnvironmentChange)
+    }
+
+    private struct Pending {
+        var time: Double
+        var eventIndex: Int
+        var occurrence: Int
+    }
+
+    let scenario: Scenario
+    private var queue: [Pending] = []
+    private var nextID = 0
+
+    init(scenario: Scenario) {
+        self.scenario = scenario
+        queue = scenario.events.indices.map { Pending(time: scenario.events[$0].atSeconds, eventIndex: $0, occurrence: 0) }
+        sort()
+    }
+
+    private mutating func sort() { queue.sort { ($0.time, $0.eventIndex) < ($1.time, $1.eventIndex) } }
+
+    var nextTime: Double { queue.first?.time ?? .infinity }
+
+    /// The next event due before `time`, removing it (and scheduling its next repeat).
+    mutating func next(before time: Double) -> Due? {
+        guard let first = queue.first, first.time < time else { return nil }
+        queue.removeFirst()
+        let event = scenario.events[first.eventIndex]
+        let occurrence = first.occurrence
+        let label = event.label ?? "\(event.type.rawValue) \(first.eventIndex + 1)"
+        guard event.isRequest else {
+            return .environment(EnvironmentChange(event: event, label: label))
+        }
+        // Timed repeats (not back-to-back ones, which follow completions).
+        if event.backToBack != true, let every = event.repeatEverySeconds {
+            let nextTime = first.time + every
+            let withinCount = event.count.map { occurrence + 1 < $0 } ?? true
+            let withinTime = nextTime <= (event.untilSeconds ?? scenario.durationSeconds)
+            if withinCount && withinTime {
+                queue.append(Pending(time: nextTime, eventIndex: first.eventIndex, occurrence: occurrence + 1))
+                sort()
+            }
+        }
+        // A summarize event brings all its notes at once; they are returned one per call.
+        let notes = event.type == .summarize ? (event.notes ?? 1) : 1
+        let requestLabel = notes > 1 || event.repeatEverySeconds != nil || event.backToBack == true
+            ? "\(label) #\(occurrence + 1)" : label
+        let request = makeRequest(event, index: first.eventIndex, arrival: first.time, label: requestLabel)
+        if event.type == .summarize, notes > 1, occurrence + 1 < notes, event.repeatEverySeconds == nil {
+            queue.insert(Pending(time: first.time, eventIndex: first.eventIndex, occurrence: occurrence + 1), at: 0)
+        }
+        return .request(request)
+    }
+
+    /// Schedules the next back-to-back repeat of the finished request's event.
+    mutating func finished(_ request: SimulatedRequest, at time: Double) {
+        let event = scenario.events[request.eventIndex]
+        guard event.backToBack == true else { return }
+        let done = request.label.split(separator: "#").last.flatMap { Int($0) } ?? 1
+        let nextTime = time + (event.thinkSeconds ?? 0)
+        if let count = event.count, done >= count { return }
+        if nextTime > (event.untilSeconds ?? scenario.durationSeconds) { return }
+        queue.append(Pending(time: nextTime, eventIndex: request.eventIndex, occurrence: done))
+        sort()
+    }
+
+    private mutating func makeRequest(_ event: Scenario.Event, index: Int, arrival: Double, label: String) -> SimulatedRequest {
+        defer { nextID += 1 }
+        let kind: SimulatedRequest.Kind = event.type == .chat ? .chat : (event.type == .summarize ? .summarize : .background)
+        let maxTokens = event.maxTokens ?? (kind == .summarize ? 128 : 256)
+        let promptTokens = event.promptTokens ?? event.prompt.map { max(1, $0.utf8.count / 4) } ?? (kind == .summarize ? 600 : 64)
+        return SimulatedRequest(
+            id: nextID, label: label, kind: kind, requestClass: kind == .chat ? .interactive : .background,
+            priority: event.priority ?? (kind == .chat ? 10 : 0), arrival: arrival,
+            deadline: event.deadlineSeconds.map { arrival + $0 }, prompt: event.prompt, promptTokens: promptTokens,
+            responseTokens: event.responseTokens ?? min(maxTokens, kind == .summarize ? 80 : 160),
+            maxTokens: maxTokens, eventIndex: index)
+    }
+}

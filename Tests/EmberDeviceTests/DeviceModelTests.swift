@@ -1,0 +1,168 @@
+import EmberCore
+@testable import EmberDevice
+import Foundation
+import Testing
+
+@Suite struct DeviceModelTests {
+    @Test(arguments: DeviceSupport.shippedProfiles)
+    func shippedProfilesLoadAndCiteEveryNumber(_ name: String) throws {
+        let profile = try DeviceSupport.profile(name)
+        #expect(profile.name == name)
+        // Every numeric leaf path must be covered by a source key (itself or a parent section).
+        let data = try Data(contentsOf: URL(fileURLWithPath: DeviceSupport.profilePath(name)))
+        let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        var uncited: [String] = []
+        func walk(_ value: Any, _ path: String) {
+            if let dictionary = value as? [String: Any] {
+                for (key, child) in dictionary where key != "sources" { walk(child, path.isEmpty ? key : "\(path).\(key)") }
+            } else if let array = value as? [Any] {
+                for child in array { walk(child, path) }
+            } else if value is NSNumber {
+                var prefix = path
+                var cited = false
+                while !prefix.isEmpty {
+                    if profile.sources[prefix] != nil { cited = true; break }
+                    prefix = prefix.contains(".") ? String(prefix[..<prefix.lastIndex(of: ".")!]) : ""
+                }
+                if !cited { uncited.append(path) }
+            }
+        }
+        walk(object, "")
+        #expect(Set(uncited).isEmpty, "\(name): numbers without a source: \(Set(uncited).sorted())")
+    }
+
+    @Test func thermalNetworkReachesItsAnalyticSteadyState() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var network = ThermalNetwork(thermal: profile.thermal, socCelsius: 30, skinCelsius: 30)
+        for _ in 0..<20_000 { network.advance(seconds: 1, socWatts: 2, skinWatts: 1, ambientCelsius: 25) }
+        let steady = network.steadyState(socWatts: 2, skinWatts: 1, ambientCelsius: 25)
+        #expect(abs(network.skinCelsius - steady.skin) < 0.01)
+        #expect(abs(network.socCelsius - steady.soc) < 0.01)
+        #expect(abs(steady.skin - (25 + 3 * 5)) < 1e-9)
+    }
+
+    @Test func batteryCurrentDeliversTheRequestedPower() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var battery = BatteryModel(profile: profile.battery, stateOfChargePercent: 55)
+        #expect(abs(battery.openCircuitVolts - (3.839 + 0.5 * (3.919 - 3.839))) < 1e-9)
+        battery.advance(seconds: 1, loadWatts: 6)
+        #expect(abs(battery.terminalVolts * battery.currentAmps - 6) < 1e-6)
+        #expect(battery.terminalVolts < battery.openCircuitVolts)
+        // Charging raises the state of charge and puts the charger's losses into the case.
+        var charging = BatteryModel(profile: profile.battery, stateOfChargePercent: 50)
+        let heat = charging.advance(seconds: 600, loadWatts: 1, chargerRatedWatts: 25)
+        #expect(charging.stateOfChargePercent > 50)
+        #expect(abs(heat - 25 * 0.1) < 1e-9)
+        // An empty cell browns out.
+        var empty = BatteryModel(profile: profile.battery, stateOfChargePercent: 0.5)
+        for _ in 0..<600 where !empty.brownedOut { empty.advance(seconds: 1, loadWatts: 8) }
+        #expect(empty.brownedOut)
+    }
+
+    @Test func governorCutsTheBudgetAsTheSkinWarms() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var governor = ThermalGovernor(profile: profile)
+        governor.poll(skinCelsius: 30, socCelsius: 50)
+        #expect(governor.budgetWatts == .infinity)
+        governor.poll(skinCelsius: 37, socCelsius: 50)
+        let atSwitchOn = governor.budgetWatts
+        #expect(abs(atSwitchOn - 3 * profile.thermal.governor.sustainablePowerWatts) < 0.05)
+        var cooler = ThermalGovernor(profile: profile)
+        cooler.poll(skinCelsius: 41, socCelsius: 50)
+        #expect(abs(cooler.budgetWatts - profile.thermal.governor.sustainablePowerWatts) < 1e-9)
+        var hot = ThermalGovernor(profile: profile)
+        hot.poll(skinCelsius: 43, socCelsius: 50)
+        #expect(hot.budgetWatts < profile.thermal.governor.sustainablePowerWatts)
+        // The junction guard removes one level per poll above the limit while rising.
+        var junction = ThermalGovernor(profile: profile)
+        junction.poll(skinCelsius: 30, socCelsius: 96)
+        junction.poll(skinCelsius: 30, socCelsius: 97)
+        #expect(junction.junctionCap == 2)
+        let processor = ProcessorModel(profile: profile)
+        #expect(junction.level(processor: processor) { _ in 0 } == 2)
+    }
+
+    @Test func processorIsMemoryBoundForDecodeAndComputeBoundForPrefill() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        let processor = ProcessorModel(profile: profile)
+        let workload = DeviceSupport.oneBillionQ4
+        let decode = workload.decodeCost(position: 100)
+        let bandwidthSeconds = decode.bytes / processor.bandwidth(level: 0, threads: 4)
+        #expect(abs(processor.seconds(for: decode, level: 0, threads: 4) - bandwidthSeconds) < 1e-12)
+        let prefill = workload.prefillCost(tokens: 256, position: 0)
+        let computeSeconds = prefill.flops / processor.computeRate(level: 0, threads: 4)
+        #expect(abs(processor.seconds(for: prefill, level: 0, threads: 4) - computeSeconds) < 1e-12)
+        // Deeper levels are slower and cheaper.
+        for level in 1...processor.deepestLevel {
+            #expect(processor.seconds(for: decode, level: level, threads: 4) > processor.seconds(for: decode, level: level - 1, threads: 4))
+            #expect(processor.busyCoreWatts(level: level, threads: 4, socCelsius: 50) < processor.busyCoreWatts(level: level - 1, threads: 4, socCelsius: 50))
+        }
+    }
+
+    @Test func powerSaveCapsTheClocks() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var phone = SimulatedPhone(profile: profile, ambientCelsius: 25, socCelsius: 30, skinCelsius: 30, batteryPercent: 10)
+        #expect(phone.isPowerSaveMode)
+        phone.perform(DeviceSupport.oneBillionQ4.decodeCost(position: 10), threads: 4)
+        #expect(phone.processor.leadFrequency(level: phone.level) <= 0.7 * phone.processor.leadFrequency(level: 0))
+        phone.pluggedIn = true
+        #expect(!phone.isPowerSaveMode)
+    }
+}
+
+@Suite struct ProfileErrorTests {
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "ember-profile-\(UUID().uuidString).json"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func flagshipText() throws -> String {
+        try String(contentsOfFile: DeviceSupport.profilePath("flagship-android"), encoding: .utf8)
+    }
+
+    func expectError(_ text: String, field: String, reasonContains: String) throws {
+        let path = try write(text)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            _ = try DeviceProfile.load(path: path)
+        } throws: { error in
+            guard let error = error as? DeviceError else { return false }
+            let line = error.description
+            return error.field == field && line.contains(path) && line.contains(reasonContains) && !line.contains("\n")
+        }
+    }
+
+    @Test func invalidJSON() throws {
+        try expectError("{\"name\": ", field: "", reasonContains: "not valid JSON")
+    }
+
+    @Test func missingField() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000,", with: "")
+        try expectError(text, field: "battery.capacity_mah", reasonContains: "missing")
+    }
+
+    @Test func wrongUnitsAsString() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000", with: "\"capacity_mah\": \"5000 mAh\"")
+        try expectError(text, field: "battery.capacity_mah", reasonContains: "expected a number")
+    }
+
+    @Test func negativeCapacity() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000", with: "\"capacity_mah\": -5000")
+        try expectError(text, field: "battery.capacity_mah", reasonContains: "must not be negative")
+    }
+
+    @Test func kelvinInsteadOfCelsius() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"soc_limit_c\": 95", with: "\"soc_limit_c\": 368")
+        try expectError(text, field: "thermal.soc_limit_c", reasonContains: "out of range")
+    }
+
+    @Test func unknownThermalStatus() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"light\": 39", with: "\"warm\": 39")
+        try expectError(text, field: "thermal.status_thresholds_c.warm", reasonContains: "not a android thermal status")
+    }
+
+    @Test func missingFile() throws {
+        #expect(throws: DeviceError.self) { _ = try DeviceProfile.load(path: "/nonexistent/profile.json") }
+    }
+}

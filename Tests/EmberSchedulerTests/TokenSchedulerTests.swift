@@ -1,0 +1,127 @@
+import EmberCore
+import EmberLM
+import EmberScheduler
+import Foundation
+import Synchronization
+import Testing
+
+/// Thermal and power readings a test changes while the scheduler runs.
+final class LivePlatform: ThermalSource, PowerSource, Sendable {
+    private let forecast = Mutex(0.3)
+    func setForecast(_ value: Double) { forecast.withLock { $0 = value } }
+    var thermalStatus: ThermalStatus { .none }
+    func thermalHeadroom(forecastSeconds: Double) -> Double { forecast.withLock { forecastSeconds > 0 ? $0 : min($0, 0.5) } }
+    var batteryPercent: Double { 80 }
+    var isCharging: Bool { false }
+    var isPowerSaveMode: Bool { false }
+}
+
+func modelPath() throws -> String {
+    let directory = ProcessInfo.processInfo.environment["EMBER_MODELS"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? NSHomeDirectory() + "/.cache/ember/models"
+    let path = directory + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    try #require(FileManager.default.fileExists(atPath: path), "SmolLM2 is missing at \(path); run `ember models fetch smollm2`")
+    return path
+}
+
+@Suite(.serialized) struct TokenSchedulerTests {
+    @Test func adaptiveSchedulerPacesDefersAndFinishesEveryRequest() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        platform.setForecast(0.8)  // warm: background work must wait
+        let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(), thermal: platform, power: platform, threadCount: 2)
+        let background = scheduler.submit(ScheduledRequest(prompt: .text("Summarize: the meeting moved to Friday."), maxTokens: 8,
+                                                           sampling: .greedy, requestClass: .background))
+        let chat = scheduler.submit(ScheduledRequest(prompt: .chat([.init(role: .user, content: "Name a colour.")]), maxTokens: 12,
+                                                     sampling: .greedy))
+        var chatTokens = 0, chatPaced = 0
+        var chatFinished = false
+        for try await event in chat {
+            switch event {
+            case .token: chatTokens += 1
+            case .paced(.pacing, _): chatPaced += 1
+            case .finished: chatFinished = true
+            default: break
+            }
+        }
+        #expect(chatFinished && chatTokens > 0)
+        #expect(chatPaced > 0, "interactive tokens are paced")
+        platform.setForecast(0.3)  // cool again: background runs
+        var deferrals = 0, backgroundTokens = 0
+        var reason: StopReason?
+        for try await event in background {
+            switch event {
+            case .paced(.thermalDeferral, _): deferrals += 1
+            case .token: backgroundTokens += 1
+            case .finished(let stop, _): reason = stop
+            default: break
+            }
+        }
+        #expect(deferrals > 0, "background work waited while warm")
+        #expect(backgroundTokens == 8 && reason == .maxTokens)
+    }
+
+    @Test func raceSchedulerMatchesPlainGreedyGeneration() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        let scheduler = TokenScheduler(model: model, policy: RacePolicy(), thermal: platform, power: platform, threadCount: 2)
+        let prompt = Prompt.chat([.init(role: .user, content: "What is the capital of France?")])
+        var scheduledIDs: [Int32] = []
+        for try await event in scheduler.submit(ScheduledRequest(prompt: prompt, maxTokens: 16, sampling: .greedy)) {
+            if case .token(let id, _) = event, id >= 0 { scheduledIDs.append(id) }
+        }
+        let generator = Generator(model: model, contextLength: 2048, threadCount: 2)
+        var plainIDs: [Int32] = []
+        for try await event in generator.generate(GenerationRequest(prompt: prompt, maxTokens: 16, sampling: .greedy)) {
+            if case .token(let id, _) = event, id >= 0 { plainIDs.append(id) }
+        }
+        #expect(scheduledIDs == plainIDs)
+    }
+
+    @Test func droppingTheStreamCancels() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        let scheduler = TokenScheduler(model: model, policy: RacePolicy(), thermal: platform, power: platform, threadCount: 1)
+        var tokens = 0
+        for try await event in scheduler.submit(ScheduledRequest(prompt: .text("Once upon a time"), maxTokens: 500, sampling: .greedy)) {
+            if case .token = event { tokens += 1 }
+            if tokens == 3 { break }
+        }
+        // A second request still runs: the first released its session.
+        var finished = false
+        for try await event in scheduler.submit(ScheduledRequest(prompt: .text("Hello"), maxTokens: 2, sampling: .greedy)) {
+            if case .finished = event { finished = true }
+        }
+        #expect(finished)
+    }
+
+    @Test func criticalMemoryPressureStopsBackgroundWorkAndKeepsInteractive() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        let scheduler = TokenScheduler(model: model, policy: RacePolicy(), thermal: platform, power: platform, threadCount: 1)
+        let background = scheduler.submit(ScheduledRequest(prompt: .text("Once upon a time"), maxTokens: 400, sampling: .greedy,
+                                                           requestClass: .background))
+        var iterator = background.makeAsyncIterator()
+        var backgroundTokens = 0
+        while backgroundTokens < 3, let event = try await iterator.next() {
+            if case .token = event { backgroundTokens += 1 }
+        }
+        let chat = scheduler.submit(ScheduledRequest(prompt: .text("Hello"), maxTokens: 40, sampling: .greedy))
+        var chatReason: StopReason?
+        var chatTokens = 0
+        for try await event in chat {
+            if case .token = event {
+                chatTokens += 1
+                if chatTokens == 5 { scheduler.handleMemoryPressure(.critical) }
+            }
+            if case .finished(let reason, _) = event { chatReason = reason }
+        }
+        #expect(chatReason == .maxTokens || chatReason == .endOfGeneration)
+        var backgroundReason: StopReason?
+        while let event = try await iterator.next() {
+            if case .finished(let reason, _) = event { backgroundReason = reason }
+        }
+        #expect(backgroundReason == .memoryPressure)
+        #expect(scheduler.releasedBytes > 0)
+    }
+}

@@ -1,0 +1,188 @@
+import EmberDevice
+import EmberScheduler
+@testable import EmberSimulation
+import Foundation
+import Testing
+
+enum SimulationSupport {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func profile(_ name: String) throws -> DeviceProfile {
+        try DeviceProfile.load(path: root.appendingPathComponent("Profiles/\(name).json").path)
+    }
+    static func scenarioPath(_ name: String) -> String { root.appendingPathComponent("Simulator/Scenarios/\(name).json").path }
+    static func scenario(_ name: String) throws -> Scenario { try Scenario.load(path: scenarioPath(name)) }
+    static let workload = ModelWorkload.catalog["smollm2-135m-q4_1"]!
+
+    static func run(_ scenario: Scenario, profile: String = "flagship-android") throws -> SimulationResult {
+        let runner = SimulationRunner(profile: try Self.profile(profile), scenario: scenario, workload: workload)
+        var policy = RacePolicy()
+        var engine = CostModelEngine()
+        return try runner.run(policy: &policy, engine: &engine)
+    }
+
+    static func scenario(json: String) throws -> Scenario {
+        let scenario: Scenario = try JSONFile.decode(Data(json.utf8), file: "inline.json")
+        try scenario.validate(file: "inline.json")
+        return scenario
+    }
+}
+
+@Suite struct SimulationTests {
+    static let shippedScenarios = (try? FileManager.default.contentsOfDirectory(atPath: SimulationSupport.root.appendingPathComponent("Simulator/Scenarios").path))?
+        .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted() ?? []
+
+    @Test func shippedScenariosLoad() throws {
+        #expect(Self.shippedScenarios.contains("sustained-decode"))
+        #expect(Self.shippedScenarios.contains("day-in-the-life"))
+        for name in Self.shippedScenarios { _ = try SimulationSupport.scenario(name) }
+        #expect(try SimulationSupport.scenario("day-in-the-life").durationSeconds >= 3600)
+    }
+
+    @Test func summaryHasTheContractFieldsInOrder() throws {
+        let result = try SimulationSupport.run(SimulationSupport.scenario("sustained-decode"))
+        let keys = result.summary.prefix(15).map(\.0)
+        #expect(keys == ["simulated_s", "tokens_generated", "energy_j", "joules_per_token", "battery_start_pct",
+                         "battery_end_pct", "peak_skin_c", "peak_soc_c", "seconds_at_or_above_severe", "throttled_s",
+                         "ttft_p50_s", "ttft_p95_s", "decode_tok_s_p50", "requests_completed", "requests_missed_deadline"])
+        let object = try JSONSerialization.jsonObject(with: Data(result.summaryJSON.utf8)) as! [String: Any]
+        #expect(object["simulated_s"] as? Double == 600)
+        #expect(result.recorder.csv().hasPrefix("t_s,skin_c,soc_c,battery_pct,battery_v,power_w,soc_power_w,tok_s,thermal_status,throttle_level"))
+        #expect(result.recorder.samples.count == 600)
+    }
+
+    @Test func sustainedDecodeKeepsTheCPUBusyAndThrottles() throws {
+        let result = try SimulationSupport.run(SimulationSupport.scenario("sustained-decode"))
+        let busy = result.recorder.samples.map(\.busyFraction).reduce(0, +) / Double(result.recorder.samples.count)
+        #expect(busy > 0.99)
+        let first = result.recorder.samples.prefix(30).map(\.tokensPerSecond).reduce(0, +) / 30
+        let last = result.recorder.samples.suffix(60).map(\.tokensPerSecond).reduce(0, +) / 60
+        #expect(last < 0.7 * first, "throughput \(first) → \(last) tok/s")
+        #expect(result.recorder.throttledSeconds > 0)
+        #expect(result.tokensGenerated > 10_000)
+    }
+
+    @Test func runsAreDeterministic() throws {
+        let scenario = try SimulationSupport.scenario("day-in-the-life")
+        let first = try SimulationSupport.run(scenario), second = try SimulationSupport.run(scenario)
+        #expect(first.summaryJSON == second.summaryJSON)
+        #expect(first.recorder.csv() == second.recorder.csv())
+    }
+
+    @Test func dayInTheLifeSimulatesFastInCostModel() throws {
+        let start = Date()
+        let result = try SimulationSupport.run(SimulationSupport.scenario("day-in-the-life"))
+        #expect(Date().timeIntervalSince(start) <= 60)
+        #expect(abs(result.simulatedSeconds - 7200) < 1e-6)
+        #expect(result.completed.count == result.requests.count)
+        #expect(result.memoryPressureEvents == 1)
+    }
+
+    @Test func interactiveWorkGoesBeforeBackground() throws {
+        let scenario = try SimulationSupport.scenario(json: """
+        {"name":"order","description":"","duration_s":120,"start":{"battery_pct":80,"ambient_c":25},
+         "events":[{"at_s":0,"type":"summarize","notes":3,"prompt_tokens":400,"response_tokens":40},
+                   {"at_s":0,"type":"chat","prompt_tokens":50,"response_tokens":20}]}
+        """)
+        let result = try SimulationSupport.run(scenario)
+        let chat = try #require(result.requests.first { $0.kind == .chat })
+        let chatDone = try #require(chat.finishedTime)
+        for note in result.requests where note.kind == .summarize {
+            let noteStart = try #require(note.started)
+            #expect(chatDone <= noteStart)
+        }
+        #expect(result.completed.count == 4)
+    }
+
+    @Test func missedDeadlinesAreCounted() throws {
+        let scenario = try SimulationSupport.scenario(json: """
+        {"name":"late","description":"","duration_s":60,"start":{"battery_pct":80,"ambient_c":25},
+         "events":[{"at_s":0,"type":"background","prompt_tokens":2000,"response_tokens":100,"deadline_s":0.5}]}
+        """)
+        let result = try SimulationSupport.run(scenario)
+        #expect(result.summary.first { $0.0 == "requests_missed_deadline" }?.1 == .integer(1))
+    }
+
+    @Test func chargingRaisesTheBattery() throws {
+        let scenario = try SimulationSupport.scenario(json: """
+        {"name":"charge","description":"","duration_s":1800,"start":{"battery_pct":40,"ambient_c":25,"screen_on":false},
+         "events":[{"at_s":60,"type":"plug"}]}
+        """)
+        let result = try SimulationSupport.run(scenario)
+        #expect(result.batteryEndPercent > 40 + 5)
+        #expect(result.recorder.samples.last!.pluggedIn)
+    }
+
+    @Test func hotAmbientRaisesTheSkin() throws {
+        func peak(_ ambient: Double) throws -> Double {
+            let scenario = try SimulationSupport.scenario(json: """
+            {"name":"heat","description":"","duration_s":600,"start":{"battery_pct":80,"ambient_c":\(ambient)},
+             "events":[{"at_s":0,"type":"chat","prompt_tokens":100,"response_tokens":400,"back_to_back":true,"until_s":600}]}
+            """)
+            return try SimulationSupport.run(scenario).recorder.peakSkinCelsius
+        }
+        let hot = try peak(35), mild = try peak(25)
+        #expect(hot > mild + 3)
+    }
+
+    @Test func reportIsOneSelfContainedPage() throws {
+        let result = try SimulationSupport.run(SimulationSupport.scenario("day-in-the-life"))
+        let html = HTMLReport.render([result], profile: try SimulationSupport.profile("flagship-android"))
+        #expect(html.hasPrefix("<!doctype html>"))
+        #expect(html.components(separatedBy: "<svg").count - 1 >= 6)
+        #expect(!html.contains("<script src") && !html.contains("<link "))
+        for heading in ["Skin temperature", "Tokens per second", "Throttle level", "Power", "Battery", "Summary"] {
+            #expect(html.contains(heading))
+        }
+    }
+}
+
+@Suite struct ScenarioErrorTests {
+    func expectError(_ json: String, field: String, reasonContains: String) {
+        #expect {
+            _ = try SimulationSupport.scenario(json: json)
+        } throws: { error in
+            guard let error = error as? DeviceError else { return false }
+            return error.field == field && error.description.contains(reasonContains) && error.description.hasPrefix("inline.json: ")
+        }
+    }
+
+    let header = "\"name\":\"x\",\"description\":\"\",\"duration_s\":60,\"start\":{\"battery_pct\":50,\"ambient_c\":25}"
+
+    @Test func unknownEventType() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"dance\"}]}", field: "events[0].type", reasonContains: "unknown event type 'dance'")
+    }
+
+    @Test func unknownEventField() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"chat\",\"prompt\":\"hi\",\"tokens\":5}]}", field: "events[0].tokens",
+                    reasonContains: "unknown field 'tokens'")
+    }
+
+    @Test func chatWithoutPrompt() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"chat\"}]}", field: "events[0]", reasonContains: "needs 'prompt' or 'prompt_tokens'")
+    }
+
+    @Test func missingStart() {
+        expectError("{\"name\":\"x\",\"description\":\"\",\"duration_s\":60,\"events\":[]}", field: "start", reasonContains: "missing")
+    }
+
+    @Test func ambientInKelvin() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"ambient\",\"celsius\":300}]}", field: "events[0].celsius", reasonContains: "°C")
+    }
+
+    @Test func eventAfterTheEnd() {
+        expectError("{\(header),\"events\":[{\"at_s\":90,\"type\":\"unplug\"}]}", field: "events[0].at_s", reasonContains: "within the scenario")
+    }
+
+    @Test func durationAsString() {
+        expectError("{\"name\":\"x\",\"description\":\"\",\"duration_s\":\"10 min\",\"start\":{\"battery_pct\":50,\"ambient_c\":25},\"events\":[]}",
+                    field: "duration_s", reasonContains: "expected a number")
+    }
+
+    @Test func invalidJSON() {
+        expectError("{\"name\": [", field: "", reasonContains: "not valid JSON")
+    }
+
+    @Test func unknownMemoryPressureLevel() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"memory_pressure\",\"level\":\"high\"}]}", field: "events[0].level", reasonContains: "must be one of")
+    }
+}
