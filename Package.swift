@@ -22,7 +22,7 @@ let package = Package(
         .executable(name: "ember", targets: ["EmberCommand"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
     ],
     targets: [
         // Vocabulary shared by every module: tensor element types, byte counts.
@@ -47,22 +47,30 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // The compressed, seekable, checksummed model container (docs/FORMAT.md).
         .target(name: "EmberStorage", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "CZstd"], swiftSettings: computeFlags),
+        // SQLite from the system (Debian: libsqlite3-dev), a leaf C target.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The offline notes store: SQLite, FTS5 search, summaries, versions, Markdown export.
+        .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
+        // Summary evaluation: ROUGE scores and the notes dataset reader.
+        .target(name: "EmberEvaluation", dependencies: ["EmberNotes"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
         .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
-        .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand"]),
+        .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberLM"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
+        .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation", "EmberNotes"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import EmberCore
 @testable import Ember
+import EmberCore
 
 struct ModelFetcherTests {
     @Test func fetchConcatenatesPiecesVerifiesAndIsIdempotent() throws {

@@ -1,6 +1,7 @@
 import Testing
 import EmberCore
 @testable import Ember
+import EmberCore
 
 /// SHA-256 against the FIPS 180-4 / NIST example vectors, fed whole and in uneven pieces.
 struct SHA256Tests {

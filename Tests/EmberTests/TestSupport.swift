@@ -1,6 +1,7 @@
 import Foundation
 import EmberCore
 @testable import Ember
+import EmberCore
 
 /// A fresh directory under the system temporary directory, removed by `remove()`.
 struct TemporaryDirectory {
