@@ -42,7 +42,7 @@ let package = Package(
         // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
         .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
-        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM"]),
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM", "EmberScheduler"]),
         // libzstd, the system library (apt libzstd-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // The compressed, seekable, checksummed model container (docs/FORMAT.md).
