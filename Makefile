@@ -9,7 +9,7 @@ endif
 EMBER = .build/release/ember
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -36,3 +36,7 @@ clean:
 # Race against adaptive on every reference scenario × profile: the table in docs/SCHEDULER.md.
 policy-table: build
 	$(EMBER) sim matrix
+
+# Summaries of the notes dataset by both models: ROUGE, latency, energy and battery on a flagship (docs/SUMMARIZATION.md).
+rouge-table: build
+	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
