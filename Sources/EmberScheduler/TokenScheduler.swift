@@ -12,9 +12,13 @@ public struct ScheduledRequest: Sendable {
     public var priority: Int
     /// Seconds from submission by which it must finish (background work).
     public var deadlineSeconds: Double?
+    /// Keep generating through end-of-generation tokens (measurements, tests).
+    public var ignoreEndOfGeneration: Bool
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
-                requestClass: RequestClass = .interactive, priority: Int? = nil, deadlineSeconds: Double? = nil) {
+                requestClass: RequestClass = .interactive, priority: Int? = nil, deadlineSeconds: Double? = nil,
+                ignoreEndOfGeneration: Bool = false) {
+        self.ignoreEndOfGeneration = ignoreEndOfGeneration
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -264,7 +268,7 @@ public final class TokenScheduler: @unchecked Sendable {
     /// Emits the pending token of `entry`, or finishes it.
     private func emit(_ entry: Entry) {
         let token = entry.nextToken
-        if model.tokenizer.endOfGenerationIDs.contains(token) {
+        if !entry.request.ignoreEndOfGeneration, model.tokenizer.endOfGenerationIDs.contains(token) {
             finish(entry, reason: .endOfGeneration, locked: false)
             return
         }

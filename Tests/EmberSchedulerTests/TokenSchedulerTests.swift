@@ -29,11 +29,15 @@ func modelPath() throws -> String {
         let model = try LanguageModel(path: modelPath())
         let platform = LivePlatform()
         platform.setForecast(0.8)  // warm: background work must wait
-        let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(), thermal: platform, power: platform, threadCount: 2)
+        // A slow interactive pace (5 tokens/s) so pacing shows however busy the test machine is.
+        var configuration = AdaptivePolicy.Configuration()
+        configuration.interactiveTokensPerSecond = 5
+        let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(configuration: configuration), thermal: platform,
+                                       power: platform, threadCount: 2)
         let background = scheduler.submit(ScheduledRequest(prompt: .text("Summarize: the meeting moved to Friday."), maxTokens: 8,
                                                            sampling: .greedy, requestClass: .background))
-        let chat = scheduler.submit(ScheduledRequest(prompt: .chat([.init(role: .user, content: "Name a colour.")]), maxTokens: 12,
-                                                     sampling: .greedy))
+        let chat = scheduler.submit(ScheduledRequest(prompt: .chat([.init(role: .user, content: "Name three colours.")]), maxTokens: 16,
+                                                     sampling: .greedy, requestClass: .interactive, ignoreEndOfGeneration: true))
         var chatTokens = 0, chatPaced = 0
         var chatFinished = false
         for try await event in chat {
