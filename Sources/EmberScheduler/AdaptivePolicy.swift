@@ -37,7 +37,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var calibrationTokensPerCount = 4
         /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
         /// than a cool, racing runtime's first prompt, never slower than a warm one's.
-        public var interactivePrefillSpeed = 0.8
+        public var interactivePrefillSpeed = 0.75
         /// Background prompts run at this fraction of the reference prompt speed (lower clocks).
         public var backgroundPrefillSpeed = 0.35
         /// Longest background prompt step while the screen is on: an interactive request that
