@@ -71,14 +71,14 @@ struct NotesCommandTests {
         #expect(gone.standardError == "Error: there is no note 2\n")
     }
 
-    @Test("summarize without --text says model summarization arrives with the scheduler")
-    func summarizeNeedsText() throws {
+    @Test("summarize of a missing note is one error line; nothing runs")
+    func summarizeMissingNote() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let database = path("notes.db")
         _ = try notes(database, ["add", "--title", "x", "--body", "y"])
-        let result = try notes(database, ["summarize", "1"])
-        #expect(result.status == 64)
-        #expect(result.standardError.hasPrefix("Error: Summarizing with a model is not available yet: it arrives with the scheduler."))
+        let result = try notes(database, ["summarize", "7"])
+        #expect(result.status != 0)
+        #expect(result.standardError == "Error: there is no note 7\n")
     }
 
     @Test("bad input: one error line, a non-zero exit, and nothing stored is lost")
