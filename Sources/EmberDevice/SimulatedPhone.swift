@@ -7,6 +7,7 @@ public struct PhoneSegment: Sendable, Equatable {
     /// Everything the phone draws (SoC, screen, rest of the board, battery losses).
     public var totalWatts: Double
     public var socWatts: Double
+    /// The OS's throttle level during the segment (see `SimulatedPhone.throttleLevel`).
     public var level: Int
     public var busy: Bool
     /// State at the end of the segment.
@@ -35,8 +36,11 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     public var powerSaveOverride: Bool?
     /// Threads the last work used; the governor sizes its level for them.
     public private(set) var threads: Int
-    /// The throttle level in force (0 = top clocks).
+    /// The clock level in force (0 = top clocks): the deepest of the OS caps and schedutil's choice.
     public private(set) var level = 0
+    /// The level the OS caps the clocks at — thermal governor, battery saver, peak-power
+    /// management — whatever the load (0 = not throttled). schedutil's idle choice is not a cap.
+    public private(set) var throttleLevel = 0
     /// The scheduler's utilisation average (PELT), 0…1; schedutil sets the clocks from it.
     public private(set) var utilization = 0.0
     private var nextPoll: Double = 0
@@ -163,7 +167,8 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
             processor.busyCoreWatts(level: candidate, threads: threads, socCelsius: soc)
                 + processor.dramWatts(bytesPerSecond: processor.bandwidth(level: candidate, threads: threads))
         }
-        level = max(governed, powerSaveLevel, schedutilLevel)
+        throttleLevel = max(governed, powerSaveLevel)
+        level = max(throttleLevel, schedutilLevel)
         limitForBattery(work: nil)
     }
 
@@ -177,6 +182,7 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
             let load = soc + profile.power.awakeWatts + (screenOn ? profile.power.screenWatts : 0)
             if battery.predictedTerminalVolts(loadWatts: load) >= profile.battery.brownoutVolts + margin { return }
             level += 1
+            throttleLevel = max(throttleLevel, level)
         }
     }
 
@@ -206,7 +212,7 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         thermal.advance(seconds: seconds, socWatts: soc, skinWatts: board + batteryHeat + chargerHeat,
                         ambientCelsius: ambientCelsius)
         let segment = PhoneSegment(start: time, end: time + seconds, totalWatts: load + batteryHeat,
-                                   socWatts: soc, level: level, busy: busy,
+                                   socWatts: soc, level: throttleLevel, busy: busy,
                                    socCelsius: thermal.socCelsius, skinCelsius: thermal.skinCelsius,
                                    batteryPercent: battery.stateOfChargePercent, batteryVolts: battery.terminalVolts,
                                    status: thermalStatus)
