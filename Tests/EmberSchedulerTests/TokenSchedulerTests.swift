@@ -103,8 +103,9 @@ func modelPath() throws -> String {
         let model = try LanguageModel(path: modelPath())
         let platform = LivePlatform()
         let scheduler = TokenScheduler(model: model, policy: RacePolicy(), thermal: platform, power: platform, threadCount: 1)
-        let background = scheduler.submit(ScheduledRequest(prompt: .text("Once upon a time"), maxTokens: 400, sampling: .greedy,
-                                                           requestClass: .background))
+        // Long enough (seconds of work) that it is still running when the chat arrives, however busy the machine.
+        let background = scheduler.submit(ScheduledRequest(prompt: .text("Once upon a time"), maxTokens: 1900, sampling: .greedy,
+                                                           requestClass: .background, ignoreEndOfGeneration: true))
         var iterator = background.makeAsyncIterator()
         var backgroundTokens = 0
         while backgroundTokens < 3, let event = try await iterator.next() {
