@@ -242,26 +242,20 @@ public final class TokenScheduler: @unchecked Sendable {
         let session = entry.session!
         session.pool.activeThreadCount = threads
         let tokens = entry.tokens!
-        var sampler = entry.sampler
-        var next = entry.nextToken
         if entry.prefilled < tokens.count {
             let end = min(tokens.count, entry.prefilled + max(1, chunk))
             let last = end == tokens.count
             try session.evaluate(Array(tokens[entry.prefilled..<end]), logits: last ? .last : .none) { _, logits in
-                next = sampler.sample(logits)
+                entry.nextToken = entry.sampler.sample(logits)
             }
             entry.prefilled = end
-            entry.sampler = sampler
-            entry.nextToken = next
             if last {
                 entry.continuation.yield(.promptProcessed(tokens: tokens.count, milliseconds: (clock() - entry.promptStart) * 1000))
                 emit(entry)
             }
             return
         }
-        try session.evaluate([entry.nextToken], logits: .last) { _, logits in next = sampler.sample(logits) }
-        entry.sampler = sampler
-        entry.nextToken = next
+        try session.evaluate([entry.nextToken], logits: .last) { _, logits in entry.nextToken = entry.sampler.sample(logits) }
         emit(entry)
     }
 

@@ -49,11 +49,19 @@ public final class LanguageModelEngine: TokenEngine {
     /// per request would dominate short replies).
     private var freeSessions: [InferenceSession] = []
 
-    private struct RequestState {
-        var session: InferenceSession
+    /// A class, so the sampler and detokenizer change in place token after token.
+    private final class RequestState {
+        let session: InferenceSession
         var sampler: Sampler
         var detokenizer: StreamingDetokenizer
         var nextToken: Int32
+
+        init(session: InferenceSession, sampler: Sampler, detokenizer: StreamingDetokenizer, nextToken: Int32) {
+            self.session = session
+            self.sampler = sampler
+            self.detokenizer = detokenizer
+            self.nextToken = nextToken
+        }
     }
 
     public init(model: LanguageModel, sampling: SamplingParameters, contextLength: Int = 2048, threadCount: Int) {
@@ -83,7 +91,7 @@ public final class LanguageModelEngine: TokenEngine {
     }
 
     public func next(_ request: SimulatedRequest) throws -> String? {
-        guard var state = states[request.id] else { return nil }
+        guard let state = states[request.id] else { return nil }
         let token = state.nextToken
         if model.tokenizer.endOfGenerationIDs.contains(token) || request.generatedTokens >= request.maxTokens
             || state.session.position >= contextLength - 1 {
@@ -91,10 +99,7 @@ public final class LanguageModelEngine: TokenEngine {
         }
         let text = state.detokenizer.append(token)
         state.sampler.accept(token)
-        var sampler = state.sampler
-        try state.session.evaluate([token], logits: .last) { _, logits in state.nextToken = sampler.sample(logits) }
-        state.sampler = sampler
-        states[request.id] = state
+        try state.session.evaluate([token], logits: .last) { _, logits in state.nextToken = state.sampler.sample(logits) }
         return text
     }
 
@@ -105,7 +110,7 @@ public final class LanguageModelEngine: TokenEngine {
     }
 
     public func end(_ request: SimulatedRequest) -> String {
-        guard var state = states.removeValue(forKey: request.id) else { return "" }
+        guard let state = states.removeValue(forKey: request.id) else { return "" }
         freeSessions.append(state.session)
         return state.detokenizer.finish()
     }
