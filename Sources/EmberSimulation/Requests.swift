@@ -17,8 +17,9 @@ public struct SimulatedRequest: Sendable, Equatable {
     public let promptTokens: Int
     public let responseTokens: Int
     public let maxTokens: Int
-    /// Index of the scenario event that made it (for back-to-back repeats).
+    /// Index of the scenario event that made it, and which repeat of it this is (0 first).
     let eventIndex: Int
+    let occurrence: Int
 
     // Progress.
     public internal(set) var started: Double?

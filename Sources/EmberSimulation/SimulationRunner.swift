@@ -207,7 +207,7 @@ struct EventSchedule {
         let notes = event.type == .summarize ? (event.notes ?? 1) : 1
         let requestLabel = notes > 1 || event.repeatEverySeconds != nil || event.backToBack == true
             ? "\(label) #\(occurrence + 1)" : label
-        let request = makeRequest(event, index: first.eventIndex, arrival: first.time, label: requestLabel)
+        let request = makeRequest(event, index: first.eventIndex, occurrence: occurrence, arrival: first.time, label: requestLabel)
         if event.type == .summarize, notes > 1, occurrence + 1 < notes, event.repeatEverySeconds == nil {
             queue.insert(Pending(time: first.time, eventIndex: first.eventIndex, occurrence: occurrence + 1), at: 0)
         }
@@ -218,7 +218,7 @@ struct EventSchedule {
     mutating func finished(_ request: SimulatedRequest, at time: Double) {
         let event = scenario.events[request.eventIndex]
         guard event.backToBack == true else { return }
-        let done = request.label.split(separator: "#").last.flatMap { Int($0) } ?? 1
+        let done = request.occurrence + 1
         let nextTime = time + (event.thinkSeconds ?? 0)
         if let count = event.count, done >= count { return }
         if nextTime > (event.untilSeconds ?? scenario.durationSeconds) { return }
@@ -226,7 +226,8 @@ struct EventSchedule {
         sort()
     }
 
-    private mutating func makeRequest(_ event: Scenario.Event, index: Int, arrival: Double, label: String) -> SimulatedRequest {
+    private mutating func makeRequest(_ event: Scenario.Event, index: Int, occurrence: Int, arrival: Double,
+                                      label: String) -> SimulatedRequest {
         defer { nextID += 1 }
         let kind: SimulatedRequest.Kind = event.type == .chat ? .chat : (event.type == .summarize ? .summarize : .background)
         let maxTokens = event.maxTokens ?? (kind == .summarize ? 128 : 256)
@@ -236,6 +237,6 @@ struct EventSchedule {
             priority: event.priority ?? (kind == .chat ? 10 : 0), arrival: arrival,
             deadline: event.deadlineSeconds.map { arrival + $0 }, prompt: event.prompt, promptTokens: promptTokens,
             responseTokens: event.responseTokens ?? min(maxTokens, kind == .summarize ? 80 : 160),
-            maxTokens: maxTokens, eventIndex: index)
+            maxTokens: maxTokens, eventIndex: index, occurrence: occurrence)
     }
 }
