@@ -225,14 +225,9 @@ struct SimSweepCommand: ParsableCommand {
         let lines = LockedArray(count: jobs.count)
         DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
             let (profile, scenario, policyName) = jobs[index]
-            var runner = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
-            runner.sampleInterval = interval
-            var policy = policyName.make()
-            var engine = CostModelEngine()
-            let start = MonotonicClock.nanoseconds()
             do {
-                var result = try runner.run(policy: &policy, engine: &engine)
-                result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+                let result = try comparePolicies([policyName], profile: profile, scenario: scenario,
+                                                 workload: workload, sampleInterval: interval)[0]
                 lines.set(index, result.summaryJSON)
             } catch {
                 lines.set(index, "{\"profile\":\"\(profile.name)\",\"scenario\":\"\(scenario.name)\",\"error\":\"\(error)\"}")
