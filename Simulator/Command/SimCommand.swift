@@ -184,10 +184,19 @@ struct SimRunCommand: ParsableCommand {
             return
         }
         if realTokens {
+            // One line a reply (the report has them whole).
             for request in result.requests where request.isFinished && request.requestClass == .interactive {
-                print("[\(request.label) at \(String(format: "%.0f", request.arrival)) s] \(request.text.trimmingCharacters(in: .whitespacesAndNewlines))\n")
+                let words = request.text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+                let line = words.count > 110 ? String(words.prefix(110)) + "…" : words
+                print("[\(request.label) at \(String(format: "%.0f", request.arrival)) s] \(line)")
             }
+            print()
         }
+        let summary = Dictionary(result.summary.map { ($0.0, $0.1.text) }, uniquingKeysWith: { first, _ in first })
+        print("\(result.scenario) on \(result.profile) (\(result.policy)): \(summary["requests_completed"] ?? "")/\(summary["requests_total"] ?? "") requests, "
+              + "\(summary["tokens_generated"] ?? "") tokens in \(String(format: "%.0f", result.simulatedSeconds / 60)) simulated minutes; "
+              + "battery \(summary["battery_start_pct"] ?? "") → \(summary["battery_end_pct"] ?? "") %, peak skin \(summary["peak_skin_c"] ?? "") °C, "
+              + "\(summary["seconds_at_or_above_severe"] ?? "") s at or above SEVERE\n")
         print(result.summaryText)
         if let report { print("report: \(report)") }
         if let timeline { print("timeline: \(timeline)") }
