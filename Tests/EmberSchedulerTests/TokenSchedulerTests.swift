@@ -50,12 +50,13 @@ func modelPath() throws -> String {
         }
         #expect(chatFinished && chatTokens > 0)
         #expect(chatPaced > 0, "interactive tokens are paced")
-        platform.setForecast(0.3)  // cool again: background runs
         var deferrals = 0, backgroundTokens = 0
         var reason: StopReason?
         for try await event in background {
             switch event {
-            case .paced(.thermalDeferral, _): deferrals += 1
+            case .paced(.thermalDeferral, _):
+                deferrals += 1
+                platform.setForecast(0.3)  // cool again once it has waited: background runs
             case .token: backgroundTokens += 1
             case .finished(let stop, _): reason = stop
             default: break
