@@ -61,7 +61,9 @@ public protocol ArchitectureDefinition: Sendable {
 
 /// The architectures Ember runs, by `general.architecture`.
 public enum ArchitectureRegistry {
-    public static let definitions: [any ArchitectureDefinition.Type] = [LlamaArchitecture.self, Gemma3Architecture.self]
+    public static let definitions: [any ArchitectureDefinition.Type] = [
+        LlamaArchitecture.self, Gemma3Architecture.self, Qwen3Architecture.self,
+    ]
 
     public static func definition(for name: String) -> (any ArchitectureDefinition.Type)? {
         definitions.first { $0.names.contains(name) }

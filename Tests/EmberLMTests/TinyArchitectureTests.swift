@@ -1,0 +1,70 @@
+import EmberGGUF
+import EmberLM
+import Foundation
+import Testing
+
+/// Every architecture against llama.cpp on tiny random-weight models (Tests/Fixtures/tiny-models,
+/// written by scripts/tiny_models): teacher-forced logits at every position of three 64-token
+/// sequences, in F32 and quantized.
+@Suite struct TinyArchitectureTests {
+    /// Architectures that must have fixtures; a missing one fails rather than passing vacuously.
+    static let architectures = ["qwen3"]
+    static let variants = ["f32", "q8_0"]
+
+    struct Manifest: Decodable {
+        var model: String
+        var vocabulary: Int
+        var sequences: [[Int32]]
+        var logits: String
+    }
+
+    static var directory: URL { TestSupport.fixturesDirectory.appendingPathComponent("tiny-models") }
+
+    static var fixtureNames: [String] {
+        architectures.flatMap { architecture in variants.map { "\(architecture)-\($0)" } }
+    }
+
+    @Test(arguments: fixtureNames)
+    func matchesLlamaCpp(_ name: String) throws {
+        let manifestURL = Self.directory.appendingPathComponent(name + ".json")
+        try #require(FileManager.default.fileExists(atPath: manifestURL.path), "fixture \(name).json is missing; run scripts/tiny_models/setup.sh")
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: manifestURL))
+        let reference = try Data(contentsOf: Self.directory.appendingPathComponent(manifest.logits))
+        let vocabulary = manifest.vocabulary
+        let length = manifest.sequences[0].count
+        #expect(reference.count == manifest.sequences.count * length * vocabulary * 4)
+        #expect(manifest.sequences.count >= 3 && length >= 64)
+
+        let file = try GGUFFile(path: Self.directory.appendingPathComponent(manifest.model).path)
+        let model = try TransformerModel(file: file)
+        #expect(model.configuration.vocabularySize == vocabulary)
+        let session = InferenceSession(model: model, contextLength: 256, batchSize: 64, threadCount: 1)
+
+        var agreed = 0, positions = 0
+        var largestDifference: Float = 0
+        var totalDifference: Double = 0
+        reference.withUnsafeBytes { raw in
+            let expected = raw.bindMemory(to: Float.self)
+            for (sequenceIndex, sequence) in manifest.sequences.enumerated() {
+                session.reset()
+                try? session.evaluate(sequence, logits: .all) { position, logits in
+                    let row = expected.baseAddress! + (sequenceIndex * length + position) * vocabulary
+                    var best = 0, expectedBest = 0
+                    for token in 0..<vocabulary {
+                        largestDifference = max(largestDifference, abs(logits[token] - row[token]))
+                        totalDifference += Double(abs(logits[token] - row[token]))
+                        if logits[token] > logits[best] { best = token }
+                        if row[token] > row[expectedBest] { expectedBest = token }
+                    }
+                    if best == expectedBest { agreed += 1 }
+                    positions += 1
+                }
+            }
+        }
+        #expect(positions == manifest.sequences.count * length)
+        let agreement = Double(agreed) / Double(max(1, positions))
+        #expect(agreement >= 0.99, "\(name): argmax agrees at \(agreed) of \(positions) positions")
+        #expect(largestDifference <= 0.05, "\(name): max |Δlogit| \(largestDifference)")
+        print("tiny \(name): argmax \(agreed)/\(positions), max |Δlogit| \(largestDifference), mean \(totalDifference / Double(positions * vocabulary))")
+    }
+}
