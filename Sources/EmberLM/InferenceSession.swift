@@ -1,6 +1,7 @@
 import EmberCore
 import EmberGGUF
 import EmberKernels
+import Foundation
 
 /// Which positions of an evaluated batch need logits.
 public enum LogitSelection: Sendable, Equatable {
@@ -83,9 +84,11 @@ public final class InferenceSession {
         }
         matmulScratchBytes = scratchBytes
         matmulScratch = .allocate(byteCount: max(scratchBytes, 64), alignment: 64)
+        let frequencyFactors = model.traits.rotaryFrequencyFactors?.factors(contextLength: contextLength)
         rotary = model.traits.layers.map {
             RotaryEmbedding(dimensionCount: configuration.ropeDimensionCount, base: $0.ropeFrequencyBase,
-                            layout: model.traits.rotaryLayout)
+                            layout: model.traits.rotaryLayout, scaling: model.traits.ropeScaling,
+                            frequencyFactors: frequencyFactors)
         }
     }
 
@@ -329,6 +332,10 @@ public final class InferenceSession {
                          position: position, cosines: cosines, sines: sines)
             rotary.apply(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
                          position: position, cosines: cosines, sines: sines)
+            if let temperature = model.traits.attentionTemperature {
+                let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
+                Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
+            }
         }
     }
 

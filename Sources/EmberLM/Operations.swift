@@ -131,11 +131,28 @@ public enum RotaryLayout: Sendable, Equatable {
     case splitHalves
 }
 
-/// Cosine and sine tables of rotary position embedding for one frequency base.
+/// Cosine and sine tables of rotary position embedding for one frequency base, with llama.cpp's
+/// context extension: linear frequency scaling, YaRN's blend and magnitude, per-dimension
+/// frequency factors (LongRoPE, Llama 3) and an overall magnitude factor.
 struct RotaryEmbedding: Sendable {
     let dimensionCount: Int
     let base: Float
     let layout: RotaryLayout
+    var scaling: RopeScaling = .none
+    /// Angles of pair i are divided by `frequencyFactors[i]` (nil: 1).
+    var frequencyFactors: [Float]? = nil
+
+    /// YaRN's correction range [low, high] of pair indexes, as ggml computes it.
+    private var correctionDimensions: (low: Float, high: Float) {
+        guard scaling.extrapolationFactor != 0 else { return (0, 0) }
+        let original = Float(scaling.originalContextLength)
+        func dimension(_ rotations: Float) -> Float {
+            Float(dimensionCount) * logf(original / (rotations * 2 * Float.pi)) / (2 * logf(base))
+        }
+        let low = max(0, floorf(dimension(scaling.betaFast)))
+        let high = min(Float(dimensionCount - 1), ceilf(dimension(scaling.betaSlow)))
+        return (low, high)
+    }
 
     /// Rotates `headCount` heads of `headLength` floats at `position` in place.
     /// Angles follow ggml: theta_i = position * base^(-2i/n), stepped multiplicatively in single precision.
@@ -143,10 +160,22 @@ struct RotaryEmbedding: Sendable {
                cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
         let pairCount = dimensionCount / 2
         let thetaScale = powf(base, -2 / Float(dimensionCount))
+        let frequencyScale = scaling.frequencyScale
+        let extrapolation = scaling.extrapolationFactor
+        let magnitude = scaling.magnitudeScale
+        let correction = correctionDimensions
         var theta = Float(position)
         for pair in 0..<pairCount {
-            cosines[pair] = cosf(theta)
-            sines[pair] = sinf(theta)
+            let extrapolated = theta / (frequencyFactors?[pair] ?? 1)
+            let interpolated = frequencyScale * extrapolated
+            var angle = interpolated
+            if extrapolation != 0 {
+                let ramp = 1 - min(1, max(0, (Float(pair) - correction.low) / max(0.001, correction.high - correction.low)))
+                let mix = ramp * extrapolation
+                angle = interpolated * (1 - mix) + extrapolated * mix
+            }
+            cosines[pair] = cosf(angle) * magnitude
+            sines[pair] = sinf(angle) * magnitude
             theta *= thetaScale
         }
         for head in 0..<headCount {

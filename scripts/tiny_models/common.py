@@ -57,7 +57,8 @@ class TinyModel:
         seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little")
         self.random = np.random.default_rng(seed)
         self.vocabulary_size = VOCABULARY_SIZE
-        self.writer.add_name(f"tiny-{architecture}")
+        # A neutral name: llama.cpp changes token attributes for some names (e.g. containing "phi3").
+        self.writer.add_name("ember tiny random model")
         self._add_tokenizer()
 
     # Keys -----------------------------------------------------------------------------------------

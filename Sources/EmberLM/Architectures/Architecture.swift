@@ -37,6 +37,13 @@ public struct ArchitectureTraits: Sendable {
     public var layers: [LayerAttention]
     /// Chat template family used when the file carries no `tokenizer.chat_template`.
     public var defaultChatTemplate: ChatTemplate.Family?
+    /// Context extension of the rotary embedding (YaRN, linear, LongRoPE's magnitude).
+    public var ropeScaling: RopeScaling = .none
+    /// Per-dimension divisors of the rotary angles (`rope_freqs`, `rope_factors_short/long`).
+    public var rotaryFrequencyFactors: RotaryFrequencyFactors?
+    /// Attention temperature tuning: queries at position p are multiplied by
+    /// 1 + scale · log(1 + ⌊p / floor⌋), with `floor` the original context length.
+    public var attentionTemperature: (scale: Float, floor: Int)?
 
     public init(activation: FeedForwardActivation, rotaryLayout: RotaryLayout, embeddingScale: Float?,
                 hasQueryKeyNorms: Bool, hasPostNorms: Bool, attentionScale: Float, layers: [LayerAttention],
@@ -52,6 +59,36 @@ public struct ArchitectureTraits: Sendable {
     }
 }
 
+/// Divisors of the rotary angles per dimension pair: one set, or LongRoPE's pair chosen by the
+/// session's context (the long set beyond `originalContextLength`, as llama.cpp chooses).
+public struct RotaryFrequencyFactors: Sendable, Equatable {
+    public var short: [Float]
+    public var long: [Float]?
+    public var originalContextLength: Int
+
+    public init(short: [Float], long: [Float]?, originalContextLength: Int) {
+        self.short = short
+        self.long = long
+        self.originalContextLength = originalContextLength
+    }
+
+    /// The factors a session of `contextLength` positions uses.
+    public func factors(contextLength: Int) -> [Float] {
+        if let long, contextLength > originalContextLength { return long }
+        return short
+    }
+
+    /// Reads `names` (the first present) from `gguf`; nil when none is.
+    static func read(_ gguf: GGUFFile, _ name: String, pairs: Int) throws(LanguageModelError) -> [Float]? {
+        guard let tensor = gguf.tensor(named: name) else { return nil }
+        guard tensor.type == .f32, tensor.elementCount == pairs else {
+            throw LanguageModelError(.tensorShape, "tensor '\(name)' must hold \(pairs) F32 values (rope dimensions / 2), has \(tensor.elementCount) of \(tensor.type)")
+        }
+        let pointer = gguf.tensorData(tensor).assumingMemoryBound(to: Float.self)
+        return Array(UnsafeBufferPointer(start: pointer, count: pairs))
+    }
+}
+
 /// An architecture Ember can run, registered under its `general.architecture` name.
 public protocol ArchitectureDefinition: Sendable {
     /// The `general.architecture` values this definition runs.
@@ -62,7 +99,8 @@ public protocol ArchitectureDefinition: Sendable {
 /// The architectures Ember runs, by `general.architecture`.
 public enum ArchitectureRegistry {
     public static let definitions: [any ArchitectureDefinition.Type] = [
-        LlamaArchitecture.self, Gemma3Architecture.self, Qwen3Architecture.self,
+        LlamaArchitecture.self, Gemma3Architecture.self, Qwen3Architecture.self, Phi3Architecture.self,
+        Mistral3Architecture.self,
     ]
 
     public static func definition(for name: String) -> (any ArchitectureDefinition.Type)? {

@@ -8,7 +8,7 @@ public enum Qwen3Architecture: ArchitectureDefinition {
 
     public static func traits(configuration: ModelConfiguration, gguf: GGUFFile) throws(LanguageModelError) -> ArchitectureTraits {
         let layer = ArchitectureTraits.LayerAttention(slidingWindow: nil, ropeFrequencyBase: configuration.ropeFrequencyBase)
-        return ArchitectureTraits(
+        var traits = ArchitectureTraits(
             activation: .swiGLU,
             rotaryLayout: .splitHalves,
             embeddingScale: nil,
@@ -17,5 +17,7 @@ public enum Qwen3Architecture: ArchitectureDefinition {
             attentionScale: 1 / Float(configuration.keyLength).squareRoot(),
             layers: Array(repeating: layer, count: configuration.layerCount),
             defaultChatTemplate: .chatML)
+        traits.ropeScaling = configuration.ropeScaling  // YaRN when a long-context file asks for it
+        return traits
     }
 }

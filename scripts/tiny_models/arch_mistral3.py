@@ -1,0 +1,35 @@
+"""mistral3 (Ministral 3's structure): the llama block (RoPE on adjacent pairs, GQA, SwiGLU) with
+YaRN context extension (rope.scaling.type yarn, factor, original context, beta fast/slow) and
+Llama-4-style attention temperature tuning: queries are scaled by 1 + t·log(1 + ⌊pos / original
+context⌋). The original context is short here so the 64-token test sequences cross it."""
+ARCHITECTURE = "mistral3"
+
+
+def build(model) -> None:
+    embedding, layers, feed_forward, heads, kv_heads = 128, 4, 320, 4, 1
+    head = 32
+    model.common_keys(context=512, embedding=embedding, layers=layers, feed_forward=feed_forward, heads=heads,
+                      kv_heads=kv_heads, epsilon=1e-5, rope_base=1_000_000.0, key_length=head, value_length=head,
+                      rope_dimensions=head)
+    model.key("rope.scaling.type", "yarn")
+    model.key("rope.scaling.factor", 16.0)
+    model.key("rope.scaling.original_context_length", 32)
+    model.key("rope.scaling.yarn_beta_fast", 32.0)
+    model.key("rope.scaling.yarn_beta_slow", 1.0)
+    model.key("rope.scaling.yarn_log_multiplier", 1.0)
+    model.key("attention.temperature_scale", 0.1)
+    vocabulary = model.vocabulary_size
+    model.matrix("token_embd.weight", (embedding, vocabulary), scale=1.0)
+    for i in range(layers):
+        p = f"blk.{i}."
+        model.vector(p + "attn_norm.weight", embedding)
+        model.matrix(p + "attn_q.weight", (embedding, heads * head))
+        model.matrix(p + "attn_k.weight", (embedding, kv_heads * head))
+        model.matrix(p + "attn_v.weight", (embedding, kv_heads * head))
+        model.matrix(p + "attn_output.weight", (heads * head, embedding))
+        model.vector(p + "ffn_norm.weight", embedding)
+        model.matrix(p + "ffn_gate.weight", (embedding, feed_forward))
+        model.matrix(p + "ffn_up.weight", (embedding, feed_forward))
+        model.matrix(p + "ffn_down.weight", (feed_forward, embedding))
+    model.vector("output_norm.weight", embedding)
+    model.matrix("output.weight", (embedding, vocabulary))
