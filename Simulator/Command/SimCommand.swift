@@ -35,7 +35,7 @@ struct SimulationOptions: ParsableArguments {
     @Option(name: .long, help: "A model alias (smollm2, gemma3) or GGUF path: its real tensors set the work per token.")
     var model: String = "smollm2"
 
-    @Option(name: .long, help: "A named model shape instead of a file, for cost-model runs (\(ModelWorkload.catalog.keys.sorted().joined(separator: ", "))).")
+    @Option(name: .long, help: "A named model instead of a file, for cost-model runs: <family>-<quant>, families \(ModelWorkload.families.keys.sorted().joined(separator: ", ")); quants \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", ")) (e.g. gemma4-e4b-q4_k_m).")
     var modelSpec: String?
 
     @Option(name: .long, help: "Seconds between timeline samples.")
@@ -44,7 +44,7 @@ struct SimulationOptions: ParsableArguments {
     func validate() throws {
         guard sampleInterval > 0, sampleInterval <= 3600 else { throw ValidationError("--sample-interval must be in 0…3600 seconds.") }
         if let modelSpec, ModelWorkload.catalog[modelSpec] == nil {
-            throw ValidationError("unknown --model-spec '\(modelSpec)'; known: \(ModelWorkload.catalog.keys.sorted().joined(separator: ", "))")
+            throw ValidationError("unknown --model-spec '\(modelSpec)'; use <family>-<quant> with a family of \(ModelWorkload.families.keys.sorted().joined(separator: ", ")) and a quant of \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", "))")
         }
     }
 
@@ -140,6 +140,30 @@ struct SimRunCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
 
+    /// The memory a named model needs on this phone at a 2,048-token context: resident weights
+    /// when they fit the limit, else streamed from the file mapping (about two layers resident, as
+    /// `--stream-weights` does); refused in one line when even that does not fit.
+    static func fit(_ workload: ModelWorkload, limit: Int, profile: DeviceProfile) throws -> (bytes: Int, streamWeights: Bool) {
+        let name = profile.name
+        let context = 2048.0
+        let keyValue = workload.keyValueBytesPerToken * context
+        let scratch = 64.0 * 1_048_576
+        let resident = workload.residentWeightBytes + keyValue + scratch
+        if resident <= Double(limit) { return (Int(resident), false) }
+        let layers = Double(max(1, workload.layerCount ?? 1))
+        let streamed = 2 * workload.residentWeightBytes / layers + keyValue + scratch
+        // Streamed weights stay in the page cache only while the file fits the phone's spare RAM;
+        // beyond that every token would read flash, which this cost model does not price.
+        let pageCache = profile.memory.ramGibibytes * 1_073_741_824 * 0.6
+        if streamed <= Double(limit) && workload.residentWeightBytes <= pageCache { return (Int(streamed), true) }
+        if streamed <= Double(limit) {
+            throw LanguageModelError(.memoryBudget, "\(workload.name) has \(ByteCount.format(Int(workload.residentWeightBytes))) of weights: more than \(name)'s "
+                + "\(profile.memory.ramGibibytes) GiB of RAM can cache, so streaming would read flash every token; choose a smaller model or quantization")
+        }
+        throw LanguageModelError(.memoryBudget, "\(workload.name) does not fit \(name)'s memory limit of \(ByteCount.format(limit)): "
+            + "\(ByteCount.format(Int(resident))) resident, \(ByteCount.format(Int(streamed))) with streamed weights (context 2048)")
+    }
+
     func run() throws {
         let deviceProfile = try SimulatorFiles.profile(profile)
         let script = try SimulatorFiles.scenario(scenario)
@@ -152,7 +176,10 @@ struct SimRunCommand: ParsableCommand {
         // The model must fit the app's memory limit on this phone (or the given budget): plan it first.
         let limit = memoryBudget.flatMap(ByteCount.parse) ?? deviceProfile.appMemoryLimitBytes
         var plan: MemoryPlan?
-        if options.modelSpec == nil {
+        var specPlan: (bytes: Int, streamWeights: Bool)?
+        if options.modelSpec != nil {
+            specPlan = try Self.fit(workload, limit: limit, profile: deviceProfile)
+        } else {
             let file = try GGUFFile(path: ModelCatalog.resolve(options.model))
             plan = try MemoryPlan.fit(file: file, budgetBytes: limit, context: 2048, threadCount: threads ?? defaultThreadCount(),
                                       allowStreaming: true)
@@ -170,9 +197,9 @@ struct SimRunCommand: ParsableCommand {
             result = try runner.run(policy: &policy, engine: &engine)
         }
         result.wallSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        result.memoryPlanBytes = plan?.totalBytes
+        result.memoryPlanBytes = plan?.totalBytes ?? specPlan?.bytes
         result.memoryLimitBytes = limit
-        result.streamWeights = plan?.streamWeights ?? false
+        result.streamWeights = plan?.streamWeights ?? specPlan?.streamWeights ?? false
         if let timeline {
             try write(result.recorder.csv(), to: timeline)
         }

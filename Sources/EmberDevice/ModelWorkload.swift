@@ -1,3 +1,4 @@
+import Foundation
 /// What one token of a model costs, independent of the device: the numbers a roofline needs.
 ///
 /// Built from a GGUF file's tensors by the simulation, or from a named specification for models
@@ -16,6 +17,19 @@ public struct ModelWorkload: Sendable, Equatable, Codable {
     public var keyValueBytesPerToken: Double
     /// Largest batch one forward pass takes; larger prompts re-read the weights per batch.
     public var batchSize: Int
+    /// Bytes of every weight in the file (embedding tables, every expert, per-layer embeddings):
+    /// what must be resident, or streamed, to run. Nil: `weightBytesPerToken`.
+    public var totalWeightBytes: Double?
+    /// Transformer blocks (weight streaming keeps about two resident). Nil: unknown.
+    public var layerCount: Int?
+    /// Mixture of experts: bytes of all routed experts' weights, and the fraction of experts each
+    /// token uses. A decode step reads `expertsUsedFraction` of them (inside `weightBytesPerToken`);
+    /// a prompt batch of n tokens touches 1 − (1 − fraction)ⁿ of them.
+    public var expertWeightBytes: Double?
+    public var expertsUsedFraction: Double?
+
+    /// Bytes that must be in memory for the weights.
+    public var residentWeightBytes: Double { totalWeightBytes ?? weightBytesPerToken }
 
     public init(name: String, parameterCount: Double, weightBytesPerToken: Double, matmulFlopsPerToken: Double,
                 attentionFlopsPerPosition: Double, keyValueBytesPerToken: Double, batchSize: Int = 512) {
@@ -38,13 +52,38 @@ public struct ModelWorkload: Sendable, Equatable, Codable {
         let attention = Double(embeddingLength * headLength * (2 * heads + 2 * keyValueHeads))
         let feedForward = Double(3 * embeddingLength * feedForwardLength)
         let parameters = Double(layers) * (attention + feedForward) + Double(vocabularySize * embeddingLength)
-        return ModelWorkload(
+        var workload = ModelWorkload(
             name: name,
             parameterCount: parameters,
             weightBytesPerToken: parameters * bitsPerWeight / 8,
             matmulFlopsPerToken: 2 * parameters,
             attentionFlopsPerPosition: Double(2 * 2 * layers * heads * headLength),
             keyValueBytesPerToken: Double(2 * layers * keyValueHeads * headLength * 2))
+        workload.layerCount = layers
+        return workload
+    }
+
+    /// A workload from published parameter counts, for models whose exact tensor shapes matter
+    /// less than their size: `activeParameters` multiplied per token (experts in use, the output
+    /// projection; not embedding lookups), `totalParameters` stored (every expert, per-layer
+    /// embedding tables), attention of `heads` × `headLength` on every layer, and a KV cache on
+    /// `keyValueLayers` layers (fewer when layers share their KV).
+    public static func published(name: String, activeParameters: Double, totalParameters: Double, layers: Int,
+                                 heads: Int, keyValueHeads: Int, headLength: Int, keyValueLayers: Int? = nil,
+                                 expertParameters: Double? = nil, expertsUsedFraction: Double? = nil,
+                                 bitsPerWeight: Double) -> ModelWorkload {
+        var workload = ModelWorkload(
+            name: name,
+            parameterCount: activeParameters,
+            weightBytesPerToken: activeParameters * bitsPerWeight / 8,
+            matmulFlopsPerToken: 2 * activeParameters,
+            attentionFlopsPerPosition: Double(2 * 2 * layers * heads * headLength),
+            keyValueBytesPerToken: Double(2 * (keyValueLayers ?? layers) * keyValueHeads * headLength * 2))
+        workload.totalWeightBytes = totalParameters * bitsPerWeight / 8
+        workload.layerCount = layers
+        workload.expertWeightBytes = expertParameters.map { $0 * bitsPerWeight / 8 }
+        workload.expertsUsedFraction = expertsUsedFraction
+        return workload
     }
 
     /// FLOPs and bytes of decoding one token at context position `position`.
@@ -59,8 +98,15 @@ public struct ModelWorkload: Sendable, Equatable, Codable {
         let tokens = Double(count)
         let batches = Double((count + batchSize - 1) / max(1, batchSize))
         let positions = tokens * Double(position) + tokens * (tokens + 1) / 2
+        var weightBytesPerBatch = weightBytesPerToken
+        if let expertBytes = expertWeightBytes, let fraction = expertsUsedFraction {
+            // A batch routes its tokens to more experts than one token does.
+            let tokensPerBatch = min(tokens, Double(batchSize))
+            let touched = 1 - pow(1 - fraction, tokensPerBatch)
+            weightBytesPerBatch += expertBytes * (touched - fraction)
+        }
         return WorkCost(flops: matmulFlopsPerToken * tokens + attentionFlopsPerPosition * positions,
-                        bytes: weightBytesPerToken * batches + keyValueBytesPerToken * (Double(position) + tokens) * batches,
+                        bytes: weightBytesPerBatch * batches + keyValueBytesPerToken * (Double(position) + tokens) * batches,
                         kind: .prefill)
     }
 }
