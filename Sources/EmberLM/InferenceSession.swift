@@ -72,8 +72,10 @@ public final class InferenceSession {
         values = .allocate(capacity: batch * cache.valueWidth)
         attentionOutput = .allocate(capacity: batch * attentionWidth)
         projected = .allocate(capacity: batch * embedding)
-        gate = .allocate(capacity: batch * configuration.feedForwardLength)
-        up = .allocate(capacity: batch * configuration.feedForwardLength)
+        // A mixture-of-experts model runs no dense feed-forward (its experts have their own buffers).
+        let denseFeedForward = model.traits.mixtureOfExperts == nil ? configuration.feedForwardLength : 1
+        gate = .allocate(capacity: batch * denseFeedForward)
+        up = .allocate(capacity: batch * denseFeedForward)
         logits = .allocate(capacity: logitGroupSize * configuration.vocabularySize)
         sliceLogits = .allocate(capacity: model.options.streamWeights ? logitGroupSize * max(1024, (4 << 20) / max(1, model.output.rowBytes)) : 1)
         scores = .allocate(capacity: pool.threadCount * contextLength)
@@ -117,10 +119,11 @@ public final class InferenceSession {
         let batch = max(1, min(batchSize, contextLength))
         let keyWidth = c.keyValueHeadCount * c.keyLength, valueWidth = c.keyValueHeadCount * c.valueLength
         let logitGroupSize = 16
+        let denseFeedForward = MixtureOfExpertsBlock.traits(file: file, configuration: c) == nil ? c.feedForwardLength : 1
         var floats = batch * c.embeddingLength * 2
             + batch * max(c.embeddingLength, c.headCount * c.valueLength)
             + batch * c.headCount * c.keyLength + batch * (keyWidth + valueWidth)
-            + batch * c.headCount * c.valueLength + 2 * batch * c.feedForwardLength
+            + batch * c.headCount * c.valueLength + 2 * batch * denseFeedForward
             + logitGroupSize * c.vocabularySize + threadCount * (contextLength + 2 * c.keyLength + c.valueLength + 2 * c.ropeDimensionCount)
         var matmulBytes = 64
         // Expert tensors (3-D) are multiplied one expert at a time with up to a batch of tokens.
