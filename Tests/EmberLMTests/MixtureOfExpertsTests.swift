@@ -82,6 +82,16 @@ import Testing
         // is not rearranged, and its streamed kernel adds in another order (a few ulps).
         #expect(largest <= 1e-5, "streamed vs resident max |Δ| \(largest)")
         #expect(streamedSession.expertStatistics == session.expertStatistics)
+
+        // The file's layout through the plain kernels (EMBER_INTERLEAVE=0) routes the same way.
+        let plain = try Self.load("q8_0", options: LoadOptions(interleave: false))
+        let plainSession = InferenceSession(model: plain, contextLength: 64, batchSize: 8, threadCount: 1)
+        var plainLargest: Float = 0
+        try plainSession.evaluate(Self.prompt, logits: .all) { index, logits in
+            for (a, b) in zip(logits, expected[index]) { plainLargest = max(plainLargest, abs(a - b)) }
+        }
+        #expect(plainLargest <= 1e-4, "plain vs rearranged max |Δ| \(plainLargest)")
+        #expect(plainSession.expertStatistics == session.expertStatistics)
     }
 
     @Test func memoryPlanCountsExperts() throws {
