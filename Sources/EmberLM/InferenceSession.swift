@@ -45,6 +45,8 @@ public final class InferenceSession {
     private let matmulScratch: UnsafeMutableRawPointer
     private let matmulScratchBytes: Int
     private let rotary: [RotaryEmbedding]
+    /// Buffers and routing of the mixture-of-experts blocks; nil for a dense model.
+    private let expertBlock: MixtureOfExpertsBlock?
 
     /// Creates a session for up to `contextLength` positions, evaluating at most `batchSize` tokens
     /// per step on `threadCount` threads.
@@ -70,8 +72,10 @@ public final class InferenceSession {
         values = .allocate(capacity: batch * cache.valueWidth)
         attentionOutput = .allocate(capacity: batch * attentionWidth)
         projected = .allocate(capacity: batch * embedding)
-        gate = .allocate(capacity: batch * configuration.feedForwardLength)
-        up = .allocate(capacity: batch * configuration.feedForwardLength)
+        // A mixture-of-experts model runs no dense feed-forward (its experts have their own buffers).
+        let denseFeedForward = model.traits.mixtureOfExperts == nil ? configuration.feedForwardLength : 1
+        gate = .allocate(capacity: batch * denseFeedForward)
+        up = .allocate(capacity: batch * denseFeedForward)
         logits = .allocate(capacity: logitGroupSize * configuration.vocabularySize)
         sliceLogits = .allocate(capacity: model.options.streamWeights ? logitGroupSize * max(1024, (4 << 20) / max(1, model.output.rowBytes)) : 1)
         scores = .allocate(capacity: pool.threadCount * contextLength)
@@ -84,6 +88,9 @@ public final class InferenceSession {
         }
         matmulScratchBytes = scratchBytes
         matmulScratch = .allocate(byteCount: max(scratchBytes, 64), alignment: 64)
+        expertBlock = model.traits.mixtureOfExperts.map {
+            MixtureOfExpertsBlock(traits: $0, embedding: embedding, batchSize: batch)
+        }
         let frequencyFactors = model.traits.rotaryFrequencyFactors?.factors(contextLength: contextLength)
         rotary = model.traits.layers.map {
             RotaryEmbedding(dimensionCount: configuration.ropeDimensionCount, base: $0.ropeFrequencyBase,
@@ -112,13 +119,15 @@ public final class InferenceSession {
         let batch = max(1, min(batchSize, contextLength))
         let keyWidth = c.keyValueHeadCount * c.keyLength, valueWidth = c.keyValueHeadCount * c.valueLength
         let logitGroupSize = 16
+        let denseFeedForward = MixtureOfExpertsBlock.traits(file: file, configuration: c) == nil ? c.feedForwardLength : 1
         var floats = batch * c.embeddingLength * 2
             + batch * max(c.embeddingLength, c.headCount * c.valueLength)
             + batch * c.headCount * c.keyLength + batch * (keyWidth + valueWidth)
-            + batch * c.headCount * c.valueLength + 2 * batch * c.feedForwardLength
+            + batch * c.headCount * c.valueLength + 2 * batch * denseFeedForward
             + logitGroupSize * c.vocabularySize + threadCount * (contextLength + 2 * c.keyLength + c.valueLength + 2 * c.ropeDimensionCount)
         var matmulBytes = 64
-        for tensor in file.tensors where tensor.dimensions.count == 2 && tensor.rowCount > 1 {
+        // Expert tensors (3-D) are multiplied one expert at a time with up to a batch of tokens.
+        for tensor in file.tensors where tensor.dimensions.count >= 2 && tensor.rowCount > 1 {
             let isOutput = tensor.name == "output.weight" || (tensor.name == "token_embd.weight" && file.tensor(named: "output.weight") == nil)
             matmulBytes = max(matmulBytes, Kernels.matmulScratchBytes(type: tensor.type, columns: tensor.rowLength,
                                                                       tokens: isOutput ? logitGroupSize : batch))
@@ -127,7 +136,14 @@ public final class InferenceSession {
             }
         }
         return floats * MemoryLayout<Float>.size + matmulBytes
+            + MixtureOfExpertsBlock.byteCount(file: file, configuration: c, batchSize: batch)
     }
+
+    /// What the mixture-of-experts blocks have read since the session was made or the statistics
+    /// reset (zero for a dense model).
+    public var expertStatistics: ExpertStatistics { expertBlock?.statistics ?? ExpertStatistics() }
+
+    public func resetExpertStatistics() { expertBlock?.resetStatistics() }
 
     /// Number of positions in the cache.
     public var position: Int { cache.count }
@@ -226,13 +242,20 @@ public final class InferenceSession {
                 Operations.rmsNorm(hiddenState + row * embedding, weight: layer.feedForwardNorm,
                                    output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
             }
-            multiply(layer.gate, input: normalized, tokens: count, output: gate)
-            multiply(layer.up, input: normalized, tokens: count, output: up)
-            switch traits.activation {
-            case .swiGLU: Operations.swiGLU(gate: gate, up: up, count: count * c.feedForwardLength)
-            case .geGLU: Operations.geGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+            if let experts = layer.experts, let expertBlock {
+                expertBlock.run(experts, input: normalized, tokens: count, output: projected,
+                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output in
+                    multiply(matrix, input: input, tokens: tokens, output: output)
+                }
+            } else {
+                multiply(layer.gate!, input: normalized, tokens: count, output: gate)
+                multiply(layer.up!, input: normalized, tokens: count, output: up)
+                switch traits.activation {
+                case .swiGLU: Operations.swiGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+                case .geGLU: Operations.geGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+                }
+                multiply(layer.down!, input: gate, tokens: count, output: projected)
             }
-            multiply(layer.down, input: gate, tokens: count, output: projected)
             if let postNorm = layer.postFeedForwardNorm {
                 for row in 0..<count {
                     let vector = projected + row * embedding

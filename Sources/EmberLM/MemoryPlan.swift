@@ -44,13 +44,19 @@ public struct MemoryPlan: Sendable, Equatable {
             if tensor.name == "token_embd.weight" && hasOutput {
                 continue  // looked up by row from the mapping
             }
+            // A 3-D tensor holds one matrix per expert ([columns, rows, experts]).
+            let matrixCount = tensor.dimensions.count > 2 ? tensor.dimensions.dropFirst(2).reduce(1, *) : 1
             if streamWeights {
                 if tensor.name.hasPrefix("blk."), let number = Int(tensor.name.split(separator: ".")[1]) {
-                    layerBytes[number, default: 0] += bytes
+                    // Only the routed experts stream in, a few at a time (see `MixtureOfExpertsBlock`).
+                    let resident = min(matrixCount, MixtureOfExpertsBlock.streamedResidentExperts)
+                    layerBytes[number, default: 0] += matrixCount > 1 ? bytes / matrixCount * resident : bytes
                 }
                 continue
             }
-            let rearranged = interleave && InterleavedWeights.supports(tensor.type, rows: tensor.rowCount, columns: tensor.rowLength)
+            // Experts are rearranged one by one, so their own row count decides.
+            let rearranged = interleave && InterleavedWeights.supports(tensor.type, rows: tensor.rowCount / matrixCount,
+                                                                       columns: tensor.rowLength)
             weights += rearranged ? residentBytes(of: tensor) : bytes
         }
         if streamWeights {

@@ -30,10 +30,13 @@ struct LayerWeights: Sendable {
     var keyNorm: [Float]?
     var postAttentionNorm: [Float]?
     var feedForwardNorm: [Float]
-    var gate: WeightMatrix
-    var up: WeightMatrix
-    var down: WeightMatrix
+    /// The dense feed-forward matrices; nil in a mixture-of-experts block.
+    var gate: WeightMatrix?
+    var up: WeightMatrix?
+    var down: WeightMatrix?
     var postFeedForwardNorm: [Float]?
+    /// The router and experts of a mixture-of-experts block (see `MixtureOfExperts.swift`).
+    var experts: ExpertLayerWeights? = nil
 }
 
 /// How weights are brought into memory.
@@ -110,7 +113,9 @@ public final class TransformerModel: Sendable {
                 : [try loader.matrix(prefix + "attn_q.weight", rows: headsWidth, columns: embedding),
                    try loader.matrix(prefix + "attn_k.weight", rows: keyWidth, columns: embedding),
                    try loader.matrix(prefix + "attn_v.weight", rows: valueWidth, columns: embedding)]
-            let gateUp: [WeightMatrix] = file.tensor(named: prefix + "ffn_gate.weight") == nil
+            let experts = traits.mixtureOfExperts
+            // A mixture-of-experts block has no dense feed-forward matrices.
+            let gateUp: [WeightMatrix?] = experts != nil ? [nil, nil] : file.tensor(named: prefix + "ffn_gate.weight") == nil
                 ? try loader.rowRanges(prefix + "ffn_up.weight", rows: [feedForward, feedForward], columns: embedding)
                 : [try loader.matrix(prefix + "ffn_gate.weight", rows: feedForward, columns: embedding),
                    try loader.matrix(prefix + "ffn_up.weight", rows: feedForward, columns: embedding)]
@@ -127,38 +132,77 @@ public final class TransformerModel: Sendable {
                 feedForwardNorm: try loader.vector(prefix + "ffn_norm.weight", count: embedding),
                 gate: gateUp[0],
                 up: gateUp[1],
-                down: try loader.matrix(prefix + "ffn_down.weight", rows: embedding, columns: feedForward),
-                postFeedForwardNorm: hasPost ? try loader.vector(prefix + "post_ffw_norm.weight", count: embedding) : nil))
+                down: experts == nil ? try loader.matrix(prefix + "ffn_down.weight", rows: embedding, columns: feedForward) : nil,
+                postFeedForwardNorm: hasPost ? try loader.vector(prefix + "post_ffw_norm.weight", count: embedding) : nil,
+                experts: try experts.map { traits throws(LanguageModelError) in
+                    try loader.expertLayer(prefix: prefix, embedding: embedding, traits: traits)
+                }))
         }
         self.layers = layers
         // Streaming starts from nothing resident: norms were copied out, matrices stay in the file.
         if options.streamWeights { file.releaseAllResidentPages() }
     }
 
-    /// Every matrix of layer `index`.
+    /// Every matrix of layer `index` that streaming prefetches and releases as a whole: all of a
+    /// dense layer; a mixture-of-experts layer's attention and router, its experts being brought
+    /// in one by one once routed (see `MixtureOfExpertsBlock`).
     func layerMatrices(_ index: Int) -> [WeightMatrix] {
         let layer = layers[index]
-        return [layer.query, layer.key, layer.value, layer.attentionOutput, layer.gate, layer.up, layer.down]
+        return [layer.query, layer.key, layer.value, layer.attentionOutput] + [layer.gate, layer.up, layer.down].compactMap { $0 }
+            + (layer.experts.map { [$0.router] } ?? [])
     }
 
-    /// Bytes of the largest layer's matrices (what streaming keeps resident, twice with prefetch).
+    /// Bytes of the largest layer's matrices (what streaming keeps resident, twice with prefetch);
+    /// for a mixture of experts, the experts resident at once while streaming.
     public var largestLayerBytes: Int {
-        (0..<layers.count).map { layerMatrices($0).reduce(0) { $0 + $1.byteCount } }.max() ?? 0
+        (0..<layers.count).map { index in
+            var bytes = layerMatrices(index).reduce(0) { $0 + $1.byteCount }
+            if let experts = layers[index].experts {
+                let largest = (0..<experts.expertCount).map { experts.expertBytes($0) }.max() ?? 0
+                bytes += min(experts.expertCount, MixtureOfExpertsBlock.streamedResidentExperts) * largest
+            }
+            return bytes
+        }.max() ?? 0
     }
 
-    /// Every weight matrix the forward pass multiplies by, in order of use.
+    /// Every weight matrix the forward pass may multiply by, in order of use (every expert's).
     var matrices: [WeightMatrix] {
-        layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput, $0.gate, $0.up, $0.down] } + [output]
+        layers.flatMap { layer in
+            [layer.query, layer.key, layer.value, layer.attentionOutput] + [layer.gate, layer.up, layer.down].compactMap { $0 }
+                + (layer.experts?.matrices ?? [])
+        } + [output]
     }
 
-    /// Bytes of weights read to produce one token (every matrix once, the embedding row aside).
+    /// Bytes of weights read to produce one token (the embedding row aside): every dense matrix
+    /// once and, in a mixture-of-experts block, the router and `usedExpertCount` experts — the
+    /// active bytes. `totalWeightBytes` counts every expert.
     public var weightBytesPerToken: Int {
+        let used = traits.mixtureOfExperts?.usedExpertCount ?? 0
+        return layers.enumerated().reduce(output.byteCount) { total, element in
+            let (index, layer) = element
+            var bytes = layerMatrices(index).reduce(0) { $0 + $1.byteCount }
+            if let experts = layer.experts {
+                // Experts of a layer have the same shapes and type, so any `used` of them weigh the same.
+                bytes += used * experts.expertBytes(0)
+            }
+            return total + bytes
+        }
+    }
+
+    /// Bytes of every weight matrix (every expert of a mixture-of-experts model; the embedding
+    /// table aside unless it is also the output projection).
+    public var totalWeightBytes: Int {
         matrices.reduce(0) { $0 + $1.byteCount }
+    }
+
+    /// Bytes of the expert matrices of every layer (0 for a dense model).
+    public var expertWeightBytes: Int {
+        layers.reduce(0) { $0 + ($1.experts?.allExpertBytes ?? 0) }
     }
 }
 
 /// Binds named tensors of a GGUF file to weights, checking types and shapes.
-private struct WeightLoader {
+struct WeightLoader {
     let file: GGUFFile
     /// Rearrange weights for the kernels (`InterleavedWeights`); `EMBER_INTERLEAVE=0` keeps the file's layout.
     var interleave = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0"

@@ -44,6 +44,9 @@ public struct ArchitectureTraits: Sendable {
     /// Attention temperature tuning: queries at position p are multiplied by
     /// 1 + scale · log(1 + ⌊p / floor⌋), with `floor` the original context length.
     public var attentionTemperature: (scale: Float, floor: Int)?
+    /// A mixture-of-experts feed-forward block in every layer instead of the dense one (qwen3moe);
+    /// nil for dense models. Set after `init` by the architectures that have one.
+    public var mixtureOfExperts: MixtureOfExpertsTraits? = nil
 
     public init(activation: FeedForwardActivation, rotaryLayout: RotaryLayout, embeddingScale: Float?,
                 hasQueryKeyNorms: Bool, hasPostNorms: Bool, attentionScale: Float, layers: [LayerAttention],
@@ -100,7 +103,7 @@ public protocol ArchitectureDefinition: Sendable {
 public enum ArchitectureRegistry {
     public static let definitions: [any ArchitectureDefinition.Type] = [
         LlamaArchitecture.self, Gemma3Architecture.self, Qwen3Architecture.self, Phi3Architecture.self,
-        Mistral3Architecture.self,
+        Mistral3Architecture.self, Qwen3MoEArchitecture.self,
     ]
 
     public static func definition(for name: String) -> (any ArchitectureDefinition.Type)? {
