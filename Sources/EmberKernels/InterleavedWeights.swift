@@ -19,6 +19,8 @@ import EmberCore
 public final class InterleavedWeights: @unchecked Sendable {
     public static let rowGroup = 32
     public let type: TensorType
+    /// The file's type (Q4_K and Q5_0 are stored in another type's layout).
+    public let sourceType: TensorType
     public let rows: Int
     public let columns: Int
     let storage: UnsafeMutableRawPointer
@@ -49,6 +51,7 @@ public final class InterleavedWeights: @unchecked Sendable {
         guard Self.supports(type, rows: rows, columns: columns) else { return nil }
         // Q4_K is multiplied as Q4_1 (see below), so activations are quantized as for Q4_1.
         self.type = type == .q4_K ? .q4_1 : type
+        self.sourceType = type
         self.rows = rows
         self.columns = columns
         let blocks = columns / 32
@@ -175,7 +178,7 @@ public final class InterleavedWeights: @unchecked Sendable {
     /// `output[t * rows + r]` for the rows of groups `groupRange` and every token, from activations
     /// quantized to Q8_1 (`activationRowBytes` apart).
     func multiplyQ4_1(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
-                      output: UnsafeMutablePointer<Float>) {
+                      firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 640
         let lanes = Self.rowGroup
@@ -186,7 +189,7 @@ public final class InterleavedWeights: @unchecked Sendable {
             let accumulator = (raw + 192).assumingMemoryBound(to: Float.self) // 32 × Float
             let minimums = (raw + 320).assumingMemoryBound(to: Float.self)    // 32 × Float (ends at 448 ≤ 512)
             for group in groupRange {
-                for token in 0..<tokens {
+                for token in firstToken..<tokens {
                     let activationRow = activations + token * activationRowBytes
                     for lane in 0..<lanes {
                         accumulator[lane] = 0
@@ -228,7 +231,7 @@ public final class InterleavedWeights: @unchecked Sendable {
 
     /// `output[t * rows + r]` for Q8_0 weights and Q8_0 activations.
     func multiplyQ8_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
-                      output: UnsafeMutablePointer<Float>) {
+                      firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 1088
         let lanes = Self.rowGroup
@@ -237,7 +240,7 @@ public final class InterleavedWeights: @unchecked Sendable {
             let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
             let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
             for group in groupRange {
-                for token in 0..<tokens {
+                for token in firstToken..<tokens {
                     let activationRow = activations + token * activationRowBytes
                     for lane in 0..<lanes { accumulator[lane] = 0 }
                     for block in 0..<blocks {

@@ -178,14 +178,21 @@ public enum Kernels {
             quantize(input, count: columns, as: activationType, into: scratch)
         }
         let groups = weights.rows / InterleavedWeights.rowGroup
+        // Batches go through the tiled kernel (bit-identical sums), the last tokens one by one.
+        let tiled = weights.supportsTiles ? tokens / InterleavedWeights.tokenTile * InterleavedWeights.tokenTile : 0
         pool.parallelFor(groups) { range, _ in
+            if tiled > 0 {
+                weights.multiplyTiled(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                      tokens: tiled, output: output)
+            }
+            guard tiled < tokens else { return }
             switch weights.type {
             case .q4_1:
                 weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, output: output)
+                                     tokens: tokens, firstToken: tiled, output: output)
             default:
                 weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, output: output)
+                                     tokens: tokens, firstToken: tiled, output: output)
             }
         }
     }

@@ -440,23 +440,24 @@ public final class InferenceSession {
                     continue
                 }
                 let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * keyLength
-                for visible in first...position {
-                    let key = keyBase + visible * keyWidth
-                    // Widen the half-precision key row first (a loop LLVM vectorizes), then a SIMD dot.
-                    for i in 0..<keyLength { keyFloats[i] = Float(key[i]) }
-                    threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
-                }
                 let visibleCount = position - first + 1
-                Operations.softmax(threadScores, count: visibleCount)
-
-                let out = output + (token * headCount + head) * valueLength
-                for i in 0..<valueLength { out[i] = 0 }
-                let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
-                for visible in first...position {
-                    let weight = Float(Float16(threadScores[visible - first]))
-                    let value = valueBase + visible * valueWidth
-                    for i in 0..<valueLength { out[i] += weight * Float(value[i]) }
+                if keyLength % 16 == 0 {
+                    AttentionKernels.scoreHalfKeys(query: query, keys: keyBase + first * keyWidth, keyStride: keyWidth,
+                                                   count: visibleCount, length: keyLength, scale: scale, scores: threadScores)
+                } else {
+                    for visible in first...position {
+                        let key = keyBase + visible * keyWidth
+                        for i in 0..<keyLength { keyFloats[i] = Float(key[i]) }
+                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
+                    }
                 }
+                Operations.softmax(threadScores, count: visibleCount)
+                // The weights rounded to half precision once, then summed over the visible values.
+                for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
+                let out = output + (token * headCount + head) * valueLength
+                let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
+                AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
+                                                  count: visibleCount, length: valueLength, output: out)
             }
         }
     }

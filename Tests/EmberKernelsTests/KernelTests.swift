@@ -302,3 +302,67 @@ struct InterleavedKQuantTests {
         }
     }
 }
+
+@Suite("Batched kernels")
+struct BatchedKernelTests {
+    @Test("The tiled interleaved kernel gives the one-token kernel's outputs bit for bit", arguments: [TensorType.q4_1, .q5_0, .q4_K])
+    func tiledEqualsOneToken(type: TensorType) throws {
+        var random = KernelRandom(state: 9090)
+        let rows = 64, columns = 512, tokens = 23
+        let weights = randomBlocks(type, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        #expect(interleaved.supportsTiles)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: interleaved.type, columns: columns, tokens: tokens), alignment: 64)
+        defer { scratch.deallocate() }
+        var batched = [Float](repeating: .nan, count: rows * tokens)
+        input.withUnsafeBufferPointer { x in
+            batched.withUnsafeMutableBufferPointer { y in
+                Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
+            }
+        }
+        for token in 0..<tokens {
+            var single = [Float](repeating: .nan, count: rows)
+            input.withUnsafeBufferPointer { x in
+                single.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress! + token * columns, tokens: 1, output: y.baseAddress!, scratch: scratch, pool: pool)
+                }
+            }
+            for row in 0..<rows {
+                #expect(batched[token * rows + row].bitPattern == single[row].bitPattern, "\(type) row \(row) token \(token)")
+            }
+        }
+    }
+
+    @Test("Attention kernels over half-precision rows equal their scalar twins", arguments: [64, 256, 40])
+    func attention(length: Int) {
+        var random = KernelRandom(state: 77 &+ UInt64(length))
+        let stride = length * 2 + 16, count = 37
+        let query = random.floats(length)
+        let rows = random.floats(count * stride).map { Float16($0) }
+        let weights = random.floats(count).map { Float(Float16(abs($0))) }
+        query.withUnsafeBufferPointer { q in
+            rows.withUnsafeBufferPointer { r in
+                if length % 16 == 0 {
+                    var fast = [Float](repeating: .nan, count: count), slow = fast
+                    AttentionKernels.scoreHalfKeys(query: q.baseAddress!, keys: r.baseAddress!, keyStride: stride, count: count,
+                                                   length: length, scale: 0.125, scores: &fast)
+                    AttentionKernels.scoreHalfKeysReference(query: q.baseAddress!, keys: r.baseAddress!, keyStride: stride, count: count,
+                                                            length: length, scale: 0.125, scores: &slow)
+                    #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern))
+                }
+                weights.withUnsafeBufferPointer { w in
+                    var fast = [Float](repeating: .nan, count: length), slow = fast
+                    AttentionKernels.weightHalfValues(weights: w.baseAddress!, values: r.baseAddress!, valueStride: stride, count: count,
+                                                      length: length, output: &fast)
+                    AttentionKernels.weightHalfValuesReference(weights: w.baseAddress!, values: r.baseAddress!, valueStride: stride,
+                                                               count: count, length: length, output: &slow)
+                    #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern))
+                }
+            }
+        }
+    }
+}
