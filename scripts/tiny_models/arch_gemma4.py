@@ -1,0 +1,73 @@
+"""gemma4 (Gemma 4 E2B/E4B's structure): embeddings scaled by √d and tied to the output, sliding
+and global layers with their own head lengths, KV head counts, RoPE bases and rotary widths
+(global layers rotate a quarter of each head through `rope_freqs`, llama.cpp's "proportional"
+RoPE), per-head RMS norms of queries and keys and an unweighted one of values, attention scale 1,
+GeGLU with wider feed-forward blocks on the KV-sharing layers, per-layer embeddings (a token
+table and a projection of the embeddings, gated into every layer), a learned scalar per layer, the
+last layers reusing the KV cache of the last sliding and the last global layer before them, one
+global layer whose values are its keys (no `attn_v`), and final-logit softcapping."""
+import numpy as np
+
+ARCHITECTURE = "gemma4"
+
+
+def build(model) -> None:
+    embedding, layers, heads = 64, 10, 4
+    per_layer = 32                          # embedding_length_per_layer_input
+    swa_head, full_head = 32, 64            # key/value length of sliding and global layers
+    swa_kv_heads, full_kv_heads = 2, 1
+    feed_forward, shared_layers = 128, 5    # the last 5 layers reuse earlier KV caches
+    window = 24
+    is_sliding = [(i % 5) != 4 for i in range(layers)]   # four sliding layers, then a global one
+    first_shared = layers - shared_layers
+    kv_heads = [swa_kv_heads if s else full_kv_heads for s in is_sliding]
+    # use_double_wide_mlp: KV-sharing layers have twice the feed-forward width.
+    feed_forwards = [feed_forward if i < first_shared else 2 * feed_forward for i in range(layers)]
+    model.common_keys(context=4096, embedding=embedding, layers=layers, feed_forward=feed_forwards, heads=heads,
+                      kv_heads=kv_heads, epsilon=1e-6, rope_base=1_000_000.0, key_length=full_head,
+                      value_length=full_head, rope_dimensions=full_head)
+    model.key("attention.key_length_swa", swa_head)
+    model.key("attention.value_length_swa", swa_head)
+    model.key("rope.dimension_count_swa", swa_head)
+    model.key("rope.freq_base_swa", 10_000.0)
+    model.key("attention.sliding_window", window)
+    model.key("attention.sliding_window_pattern", is_sliding)
+    model.key("attention.shared_kv_layers", shared_layers)
+    model.key("embedding_length_per_layer_input", per_layer)
+    model.key("final_logit_softcapping", 30.0)
+
+    vocabulary = model.vocabulary_size
+    # Tied output: the embedding table at the default scale gives logits with sd ≈ 1.
+    model.matrix("token_embd.weight", (embedding, vocabulary))
+    model.matrix("per_layer_token_embd.weight", (per_layer * layers, vocabulary), scale=1.0 / np.sqrt(per_layer))
+    model.matrix("per_layer_model_proj.weight", (embedding, per_layer * layers))
+    model.vector("per_layer_proj_norm.weight", per_layer)
+    # Proportional RoPE of the global layers: a quarter of the head rotates, the rest is frozen by
+    # huge frequency factors (as the converter writes them).
+    rotated = full_head // 2 // 4
+    model.add("rope_freqs.weight", np.array([1.0] * rotated + [1e30] * (full_head // 2 - rotated), dtype=np.float32),
+              quantize=False)
+    for i in range(layers):
+        p = f"blk.{i}."
+        head = swa_head if is_sliding[i] else full_head
+        has_kv = i < first_shared
+        model.vector(p + "attn_norm.weight", embedding)
+        model.matrix(p + "attn_q.weight", (embedding, heads * head))
+        model.vector(p + "attn_q_norm.weight", head)
+        if has_kv:
+            model.matrix(p + "attn_k.weight", (embedding, kv_heads[i] * head))
+            if is_sliding[i]:
+                model.matrix(p + "attn_v.weight", (embedding, kv_heads[i] * head))
+            model.vector(p + "attn_k_norm.weight", head)
+        model.matrix(p + "attn_output.weight", (heads * head, embedding))
+        model.vector(p + "post_attention_norm.weight", embedding)
+        model.vector(p + "ffn_norm.weight", embedding)
+        model.matrix(p + "ffn_gate.weight", (embedding, feed_forwards[i]))
+        model.matrix(p + "ffn_up.weight", (embedding, feed_forwards[i]))
+        model.matrix(p + "ffn_down.weight", (feed_forwards[i], embedding))
+        model.vector(p + "post_ffw_norm.weight", embedding)
+        model.matrix(p + "inp_gate.weight", (embedding, per_layer))
+        model.matrix(p + "proj.weight", (per_layer, embedding))
+        model.vector(p + "post_norm.weight", embedding)
+        model.vector(p + "layer_output_scale.weight", 1, mean=0.8, spread=0.2)
+    model.vector("output_norm.weight", embedding)
