@@ -47,6 +47,8 @@ public final class InferenceSession {
     private let rotary: [RotaryEmbedding]
     /// Buffers and routing of the mixture-of-experts blocks; nil for a dense model.
     private let expertBlock: MixtureOfExpertsBlock?
+    /// The forward pass of an architecture that runs its own layers.
+    private var customForward: (any CustomForwardPass)?
 
     /// Creates a session for up to `contextLength` positions, evaluating at most `batchSize` tokens
     /// per step on `threadCount` threads.
@@ -57,10 +59,10 @@ public final class InferenceSession {
         self.configuration = configuration
         self.batchSize = max(1, min(batchSize, contextLength))
         self.pool = ThreadPool(threadCount: max(1, threadCount))
+        let cacheShape = model.keyValueCacheShape
         cache = KeyValueCache(
-            layerCount: configuration.layerCount, capacity: contextLength,
-            keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
-            valueWidth: configuration.keyValueHeadCount * configuration.valueLength, type: keyValueType)
+            layerCount: cacheShape.layerCount, capacity: contextLength,
+            keyWidth: cacheShape.keyWidth, valueWidth: cacheShape.valueWidth, type: keyValueType)
 
         let batch = self.batchSize
         let embedding = configuration.embeddingLength
@@ -97,6 +99,8 @@ public final class InferenceSession {
                             layout: model.traits.rotaryLayout, scaling: model.traits.ropeScaling,
                             frequencyFactors: frequencyFactors)
         }
+        customForward = model.customLayers?.makeForwardPass(model: model, contextLength: contextLength,
+                                                            batchSize: self.batchSize, pool: pool)
     }
 
     deinit {
@@ -135,8 +139,10 @@ public final class InferenceSession {
                 floats += logitGroupSize * max(1024, (4 << 20) / max(1, tensor.byteCount / max(1, tensor.rowCount)))
             }
         }
+        let custom = (ArchitectureRegistry.definition(for: c.architecture) as? any CustomForwardArchitecture.Type)?
+            .scratchByteCount(configuration: c, file: file, contextLength: contextLength, batchSize: batch, threadCount: threadCount) ?? 0
         return floats * MemoryLayout<Float>.size + matmulBytes
-            + MixtureOfExpertsBlock.byteCount(file: file, configuration: c, batchSize: batch)
+            + MixtureOfExpertsBlock.byteCount(file: file, configuration: c, batchSize: batch) + custom
     }
 
     /// What the mixture-of-experts blocks have read since the session was made or the statistics
@@ -193,6 +199,11 @@ public final class InferenceSession {
     /// The transformer over one batch at positions `cache.count ..< cache.count + tokens.count`.
     /// Leaves the final-normed hidden states in `normalized` and advances the cache.
     private func forward(_ tokens: UnsafeBufferPointer<Int32>) {
+        if let customForward {
+            customForward.forward(tokens, cache: cache, output: normalized)
+            cache.count += tokens.count
+            return
+        }
         let c = configuration
         let traits = model.traits
         let count = tokens.count
@@ -299,6 +310,9 @@ public final class InferenceSession {
 
     private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
         let output = model.output
+        defer {
+            if let cap = model.traits.finalLogitSoftcapping { Operations.softcap(logits, count: count * output.rows, cap: cap) }
+        }
         let streaming = model.options.streamWeights
         if !streaming {
             multiply(output, input: hiddenRows, tokens: count, output: logits)

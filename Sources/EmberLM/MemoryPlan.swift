@@ -41,8 +41,8 @@ public struct MemoryPlan: Sendable, Equatable {
                 weights += tensor.elementCount * 4  // norms are copied out as Float
                 continue
             }
-            if tensor.name == "token_embd.weight" && hasOutput {
-                continue  // looked up by row from the mapping
+            if (tensor.name == "token_embd.weight" && hasOutput) || tensor.name == "per_layer_token_embd.weight" {
+                continue  // looked up by row from the mapping (Gemma's per-layer embeddings too)
             }
             // A 3-D tensor holds one matrix per expert ([columns, rows, experts]).
             let matrixCount = tensor.dimensions.count > 2 ? tensor.dimensions.dropFirst(2).reduce(1, *) : 1
@@ -64,10 +64,15 @@ public struct MemoryPlan: Sendable, Equatable {
             // The running layer, pages of the next one being read ahead, and a slice of the output.
             weights += largestLayer + largestLayer / 4 + (4 << 20) + (1 << 20)
         }
+        // Architectures with their own forward pass may share caches across layers and vary head shapes.
+        let cacheShape = try (ArchitectureRegistry.definition(for: configuration.architecture) as? any CustomForwardArchitecture.Type)?
+            .keyValueCacheShape(configuration: configuration, file: file)
+            ?? KeyValueCacheShape(layerCount: configuration.layerCount,
+                                  keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
+                                  valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
         let keyValue = KeyValueCache.byteCount(
-            layerCount: configuration.layerCount, capacity: context,
-            keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
-            valueWidth: configuration.keyValueHeadCount * configuration.valueLength, type: keyValueType)
+            layerCount: cacheShape.layerCount, capacity: context,
+            keyWidth: cacheShape.keyWidth, valueWidth: cacheShape.valueWidth, type: keyValueType)
         let scratch = InferenceSession.scratchByteCount(
             configuration: configuration, file: file, contextLength: context, batchSize: batchSize,
             threadCount: threadCount, streamWeights: streamWeights)

@@ -35,7 +35,8 @@ public struct ModelConfiguration: Sendable, Equatable {
         }
         func required(_ suffix: String) throws(LanguageModelError) -> Int {
             let key = "\(architecture).\(suffix)"
-            guard let value = gguf.integer(key), value > 0 else {
+            // Per-layer arrays (Gemma 4's feed-forward lengths) give their largest value.
+            guard let value = gguf.integer(key) ?? gguf.integers(key)?.max(), value > 0 else {
                 throw LanguageModelError(.missingMetadata, "model file is missing '\(key)' (a positive integer)")
             }
             return value
@@ -46,7 +47,8 @@ public struct ModelConfiguration: Sendable, Equatable {
         self.embeddingLength = try required("embedding_length")
         self.feedForwardLength = try required("feed_forward_length")
         self.headCount = try required("attention.head_count")
-        self.keyValueHeadCount = gguf.integer("\(architecture).attention.head_count_kv") ?? headCount
+        self.keyValueHeadCount = gguf.integer("\(architecture).attention.head_count_kv")
+            ?? gguf.integers("\(architecture).attention.head_count_kv")?.max() ?? headCount
         let defaultHeadLength = embeddingLength / headCount
         self.keyLength = gguf.integer("\(architecture).attention.key_length") ?? defaultHeadLength
         self.valueLength = gguf.integer("\(architecture).attention.value_length") ?? defaultHeadLength

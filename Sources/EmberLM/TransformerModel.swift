@@ -64,6 +64,8 @@ public final class TransformerModel: Sendable {
     let output: WeightMatrix
     let outputNorm: [Float]
     let layers: [LayerWeights]
+    /// The layers of an architecture with its own forward pass (`layers` is then empty).
+    let customLayers: (any CustomLayerWeights)?
 
     /// Loads the model in `file`, checking that every tensor the architecture needs is present
     /// with the shape the configuration implies.
@@ -100,10 +102,15 @@ public final class TransformerModel: Sendable {
             output = tokenEmbedding
         }
         outputNorm = try loader.vector("output_norm.weight", count: embedding)
+        if let custom = definition as? any CustomForwardArchitecture.Type {
+            customLayers = try custom.loadLayers(configuration: configuration, traits: traits, file: file, loader: loader)
+        } else {
+            customLayers = nil
+        }
 
         var layers: [LayerWeights] = []
         layers.reserveCapacity(configuration.layerCount)
-        for index in 0..<configuration.layerCount {
+        for index in 0..<(customLayers == nil ? configuration.layerCount : 0) {
             let prefix = "blk.\(index)."
             let hasNorms = traits.hasQueryKeyNorms
             let hasPost = traits.hasPostNorms
@@ -147,6 +154,7 @@ public final class TransformerModel: Sendable {
     /// dense layer; a mixture-of-experts layer's attention and router, its experts being brought
     /// in one by one once routed (see `MixtureOfExpertsBlock`).
     func layerMatrices(_ index: Int) -> [WeightMatrix] {
+        if let customLayers { return customLayers.layerMatrices(index) }
         let layer = layers[index]
         return [layer.query, layer.key, layer.value, layer.attentionOutput] + [layer.gate, layer.up, layer.down].compactMap { $0 }
             + (layer.experts.map { [$0.router] } ?? [])
@@ -155,9 +163,9 @@ public final class TransformerModel: Sendable {
     /// Bytes of the largest layer's matrices (what streaming keeps resident, twice with prefetch);
     /// for a mixture of experts, the experts resident at once while streaming.
     public var largestLayerBytes: Int {
-        (0..<layers.count).map { index in
+        (0..<configuration.layerCount).map { index in
             var bytes = layerMatrices(index).reduce(0) { $0 + $1.byteCount }
-            if let experts = layers[index].experts {
+            if customLayers == nil, let experts = layers[index].experts {
                 let largest = (0..<experts.expertCount).map { experts.expertBytes($0) }.max() ?? 0
                 bytes += min(experts.expertCount, MixtureOfExpertsBlock.streamedResidentExperts) * largest
             }
@@ -170,7 +178,15 @@ public final class TransformerModel: Sendable {
         layers.flatMap { layer in
             [layer.query, layer.key, layer.value, layer.attentionOutput] + [layer.gate, layer.up, layer.down].compactMap { $0 }
                 + (layer.experts?.matrices ?? [])
-        } + [output]
+        } + (customLayers?.matrices ?? []) + [output]
+    }
+
+    /// Layers and row widths of the KV cache a session of this model needs.
+    var keyValueCacheShape: KeyValueCacheShape {
+        customLayers?.keyValueCacheShape ?? KeyValueCacheShape(
+            layerCount: configuration.layerCount,
+            keyWidth: configuration.keyValueHeadCount * configuration.keyLength,
+            valueWidth: configuration.keyValueHeadCount * configuration.valueLength)
     }
 
     /// Bytes of weights read to produce one token (the embedding row aside): every dense matrix
@@ -178,7 +194,9 @@ public final class TransformerModel: Sendable {
     /// active bytes. `totalWeightBytes` counts every expert.
     public var weightBytesPerToken: Int {
         let used = traits.mixtureOfExperts?.usedExpertCount ?? 0
-        return layers.enumerated().reduce(output.byteCount) { total, element in
+        // Layers with their own forward pass: every matrix they multiply (looked-up tables aside).
+        let custom = customLayers?.matrices.reduce(0) { $0 + $1.byteCount } ?? 0
+        return layers.enumerated().reduce(output.byteCount + custom) { total, element in
             let (index, layer) = element
             var bytes = layerMatrices(index).reduce(0) { $0 + $1.byteCount }
             if let experts = layer.experts {

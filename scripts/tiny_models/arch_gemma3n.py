@@ -10,7 +10,11 @@ global layer before them, and final-logit softcapping.
 llama.cpp hard-codes several sizes of the real models rather than reading them: 4 AltUp inputs,
 per-layer embeddings of 256, LAuReL rank 64, KV sharing from layer 20 and sparsity in layers
 0–9 (quantile 0.95). The tiny model keeps those, so it has 22 layers and the 256-wide per-layer
-embeddings dominate its size."""
+embeddings dominate its size.
+
+Attention has scale 1 after RMS norms of query and key heads, so their norm weights are drawn
+around head_length^-1/4: scores then spread like standard 1/√d attention. With weights around 1
+the random model's softmax is so peaked that half-precision rounding differences flip it."""
 import numpy as np
 
 ARCHITECTURE = "gemma3n"
@@ -49,8 +53,8 @@ def build(model) -> None:
         model.matrix(p + "attn_q.weight", (embedding, heads * head))
         model.matrix(p + "attn_k.weight", (embedding, kv_heads * head))
         model.matrix(p + "attn_v.weight", (embedding, kv_heads * head))
-        model.vector(p + "attn_q_norm.weight", head)
-        model.vector(p + "attn_k_norm.weight", head)
+        model.vector(p + "attn_q_norm.weight", head, mean=head ** -0.25, spread=0.02)
+        model.vector(p + "attn_k_norm.weight", head, mean=head ** -0.25, spread=0.02)
         model.matrix(p + "attn_output.weight", (heads * head, embedding))
         model.vector(p + "post_attention_norm.weight", embedding)
         model.vector(p + "ffn_norm.weight", embedding)
@@ -62,11 +66,14 @@ def build(model) -> None:
         model.matrix(p + "proj.weight", (per_layer, embedding))
         model.vector(p + "post_norm.weight", embedding)
         # AltUp: the router sees the normed active stream divided by d, so it is scaled up to give
-        # modalities well inside tanh's range rather than near zero.
+        # modalities well inside tanh's range rather than near zero. The prediction coefficients
+        # stay small, as trained ones do: at the default scale every layer multiplies the streams
+        # by about 1.4, they grow a thousandfold over 22 layers and bury the block's output in
+        # rounding.
         model.matrix(p + "altup_router.weight", (embedding, altup), scale=4.0)
         model.vector(p + "altup_router_norm.weight", embedding)
-        model.matrix(p + "altup_predict_coef.weight", (altup, altup * altup))
-        model.matrix(p + "altup_correct_coef.weight", (altup, altup))
+        model.matrix(p + "altup_predict_coef.weight", (altup, altup * altup), scale=0.05)
+        model.matrix(p + "altup_correct_coef.weight", (altup, altup), scale=0.2)
         model.vector(p + "altup_correct_scale.weight", embedding)
         model.matrix(p + "laurel_l.weight", (embedding, laurel_rank))
         model.matrix(p + "laurel_r.weight", (laurel_rank, embedding))

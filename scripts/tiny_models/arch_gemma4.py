@@ -5,7 +5,11 @@ RoPE), per-head RMS norms of queries and keys and an unweighted one of values, a
 GeGLU with wider feed-forward blocks on the KV-sharing layers, per-layer embeddings (a token
 table and a projection of the embeddings, gated into every layer), a learned scalar per layer, the
 last layers reusing the KV cache of the last sliding and the last global layer before them, one
-global layer whose values are its keys (no `attn_v`), and final-logit softcapping."""
+global layer whose values are its keys (no `attn_v`), and final-logit softcapping.
+
+Attention has scale 1 after RMS norms of query and key heads, so their norm weights are drawn
+around head_length^-1/4: scores then spread like standard 1/√d attention. With weights around 1
+the random model's softmax is so peaked that half-precision rounding differences flip it."""
 import numpy as np
 
 ARCHITECTURE = "gemma4"
@@ -53,12 +57,12 @@ def build(model) -> None:
         has_kv = i < first_shared
         model.vector(p + "attn_norm.weight", embedding)
         model.matrix(p + "attn_q.weight", (embedding, heads * head))
-        model.vector(p + "attn_q_norm.weight", head)
+        model.vector(p + "attn_q_norm.weight", head, mean=head ** -0.25, spread=0.02)
         if has_kv:
             model.matrix(p + "attn_k.weight", (embedding, kv_heads[i] * head))
             if is_sliding[i]:
                 model.matrix(p + "attn_v.weight", (embedding, kv_heads[i] * head))
-            model.vector(p + "attn_k_norm.weight", head)
+            model.vector(p + "attn_k_norm.weight", head, mean=head ** -0.25, spread=0.02)
         model.matrix(p + "attn_output.weight", (heads * head, embedding))
         model.vector(p + "post_attention_norm.weight", embedding)
         model.vector(p + "ffn_norm.weight", embedding)

@@ -47,6 +47,8 @@ public struct ArchitectureTraits: Sendable {
     /// A mixture-of-experts feed-forward block in every layer instead of the dense one (qwen3moe);
     /// nil for dense models. Set after `init` by the architectures that have one.
     public var mixtureOfExperts: MixtureOfExpertsTraits? = nil
+    /// Logits become `cap · tanh(logit / cap)` (Gemma 2, 3n, 4); nil for none.
+    public var finalLogitSoftcapping: Float? = nil
 
     public init(activation: FeedForwardActivation, rotaryLayout: RotaryLayout, embeddingScale: Float?,
                 hasQueryKeyNorms: Bool, hasPostNorms: Bool, attentionScale: Float, layers: [LayerAttention],
@@ -103,7 +105,7 @@ public protocol ArchitectureDefinition: Sendable {
 public enum ArchitectureRegistry {
     public static let definitions: [any ArchitectureDefinition.Type] = [
         LlamaArchitecture.self, Gemma3Architecture.self, Qwen3Architecture.self, Phi3Architecture.self,
-        Mistral3Architecture.self, Qwen3MoEArchitecture.self,
+        Mistral3Architecture.self, Qwen3MoEArchitecture.self, Gemma4Architecture.self, Gemma3nArchitecture.self,
     ]
 
     public static func definition(for name: String) -> (any ArchitectureDefinition.Type)? {
