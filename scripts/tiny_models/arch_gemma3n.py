@@ -21,7 +21,9 @@ ARCHITECTURE = "gemma3n"
 
 
 def build(model) -> None:
-    embedding, layers, heads, kv_heads, head, feed_forward = 32, 22, 2, 1, 32, 64
+    embedding, layers, heads, kv_heads, head, feed_forward = 32, 22, 2, 1, 32, 256
+    # The feed-forward block is wide enough that the sparse layers keep a dozen gate values: with a
+    # handful, the post-feed-forward norm magnifies whichever barely passes the cutoff.
     per_layer, altup, laurel_rank = 256, 4, 64
     first_shared, sparse_layers = 20, 10
     window = 24
