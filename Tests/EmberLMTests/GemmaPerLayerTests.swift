@@ -7,10 +7,10 @@ import Testing
 /// in pieces (the KV cache, shared across layers, carried between calls) give the logits of the
 /// whole sequence at once, and the memory plan counts the cache and weights these models really use.
 @Suite struct GemmaPerLayerTests {
-    static func model(_ name: String) throws -> TransformerModel {
+    static func model(_ name: String, options: LoadOptions = LoadOptions()) throws -> TransformerModel {
         let url = TinyArchitectureTests.directory.appendingPathComponent(name + ".gguf")
         try #require(FileManager.default.fileExists(atPath: url.path), "fixture \(name).gguf is missing; run scripts/tiny_models/setup.sh")
-        return try TransformerModel(file: GGUFFile(path: url.path))
+        return try TransformerModel(file: GGUFFile(path: url.path), options: options)
     }
 
     /// Logits of every position of `tokens`, fed `piece` tokens per call.
@@ -40,6 +40,13 @@ import Testing
             }
             #expect(largest < 1e-3, "\(name): pieces of \(piece) (batch \(batch)) differ by \(largest)")
         }
+        // Streamed weights: the same sums from the file's layout.
+        let streamed = try Self.logits(Self.model(name, options: LoadOptions(streamWeights: true)), tokens, piece: 9, batchSize: 64)
+        var largest: Float = 0
+        for (a, b) in zip(whole, streamed) {
+            for (x, y) in zip(a, b) { largest = max(largest, abs(x - y)) }
+        }
+        #expect(largest < 1e-3, "\(name): streamed weights differ by \(largest)")
     }
 
     @Test func cacheAndWeightsAreCountedAsUsed() throws {

@@ -32,6 +32,7 @@ public enum Gemma3nArchitecture: CustomForwardArchitecture {
         var layers: [GemmaAttentionShape]
         var streamCount: Int
         var activeStream: Int
+        var feedForwardLengths: [Int]
         var perLayerWidth: Int
         /// Per layer, k of the Gaussian top-k sparsity of the gate; nil for dense layers.
         var sparsityMultipliers: [Float?]
@@ -72,7 +73,8 @@ public enum Gemma3nArchitecture: CustomForwardArchitecture {
             throw LanguageModelError(.missingMetadata, "\(a): active AltUp stream \(active) of \(streams)")
         }
         let cap = file.float("\(a).final_logit_softcapping") ?? Gemma4Architecture.defaultFinalLogitSoftcapping
-        return Hyperparameters(layers: layers, streamCount: streams, activeStream: active,
+        let feedForward = try file.perLayerIntegers("\(a).feed_forward_length", layerCount: layerCount) ?? []
+        return Hyperparameters(layers: layers, streamCount: streams, activeStream: active, feedForwardLengths: feedForward,
                                perLayerWidth: file.integer("\(a).embedding_length_per_layer_input") ?? 256,
                                sparsityMultipliers: multipliers, finalLogitSoftcapping: cap == 0 ? nil : cap)
     }
@@ -170,7 +172,7 @@ struct Gemma3nWeights: CustomLayerWeights {
                 attentionNorm: try loader.vector(prefix + "attn_norm.weight", count: embedding),
                 attention: try GemmaAttentionWeights(loader: loader, prefix: prefix, embedding: embedding, shape: shape,
                                                      valueOptional: false),
-                feedForward: try GemmaFeedForwardWeights(loader: loader, prefix: prefix, embedding: embedding, length: c.feedForwardLength),
+                feedForward: try GemmaFeedForwardWeights(loader: loader, prefix: prefix, embedding: embedding, length: parameters.feedForwardLengths[index]),
                 perLayerGate: try PerLayerGate(loader: loader, prefix: prefix, embedding: embedding, width: parameters.perLayerWidth),
                 router: try loader.matrix(prefix + "altup_router.weight", rows: streams, columns: embedding),
                 routerNorm: try loader.vector(prefix + "altup_router_norm.weight", count: embedding),
