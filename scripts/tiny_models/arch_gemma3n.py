@@ -19,6 +19,11 @@ import numpy as np
 
 ARCHITECTURE = "gemma3n"
 
+# Weights of the norms after attention, feed-forward and per-layer input: what each block adds
+# stays smaller than the streams it updates, so 8-bit rounding flips upstream are not amplified
+# layer after layer (see arch_gemma4.py).
+POST_NORM = 0.4
+
 
 def build(model) -> None:
     embedding, layers, heads, kv_heads, head, feed_forward = 32, 22, 2, 1, 32, 256
@@ -58,15 +63,15 @@ def build(model) -> None:
         model.vector(p + "attn_q_norm.weight", head, mean=head ** -0.25, spread=0.02)
         model.vector(p + "attn_k_norm.weight", head, mean=head ** -0.25, spread=0.02)
         model.matrix(p + "attn_output.weight", (heads * head, embedding))
-        model.vector(p + "post_attention_norm.weight", embedding)
+        model.vector(p + "post_attention_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         model.vector(p + "ffn_norm.weight", embedding)
         model.matrix(p + "ffn_gate.weight", (embedding, feed_forward))
         model.matrix(p + "ffn_up.weight", (embedding, feed_forward))
         model.matrix(p + "ffn_down.weight", (feed_forward, embedding))
-        model.vector(p + "post_ffw_norm.weight", embedding)
+        model.vector(p + "post_ffw_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         model.matrix(p + "inp_gate.weight", (embedding, per_layer))
         model.matrix(p + "proj.weight", (per_layer, embedding))
-        model.vector(p + "post_norm.weight", embedding)
+        model.vector(p + "post_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         # AltUp: the router sees the normed active stream divided by d, so it is scaled up to give
         # modalities well inside tanh's range rather than near zero. The prediction coefficients
         # stay small, as trained ones do: at the default scale every layer multiplies the streams

@@ -14,6 +14,13 @@ import numpy as np
 
 ARCHITECTURE = "gemma4"
 
+# Weights of the norms after attention, feed-forward and per-layer input (what each adds to the
+# residual stream), and a layer scalar near 1 (as initialized). With both around 1, or scalars
+# that shrink the stream, every layer's fresh output dominates it and the 8-bit rounding flips
+# that tiny summation differences cause upstream are amplified layer after layer: in a float64
+# replica, flipping roundings alone moves the Q8_0 logits by 0.25 rather than 0.1.
+POST_NORM = 0.4
+
 
 def build(model) -> None:
     embedding, layers, heads = 64, 10, 4
@@ -64,14 +71,14 @@ def build(model) -> None:
                 model.matrix(p + "attn_v.weight", (embedding, kv_heads[i] * head))
             model.vector(p + "attn_k_norm.weight", head, mean=head ** -0.25, spread=0.02)
         model.matrix(p + "attn_output.weight", (heads * head, embedding))
-        model.vector(p + "post_attention_norm.weight", embedding)
+        model.vector(p + "post_attention_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         model.vector(p + "ffn_norm.weight", embedding)
         model.matrix(p + "ffn_gate.weight", (embedding, feed_forwards[i]))
         model.matrix(p + "ffn_up.weight", (embedding, feed_forwards[i]))
         model.matrix(p + "ffn_down.weight", (feed_forwards[i], embedding))
-        model.vector(p + "post_ffw_norm.weight", embedding)
+        model.vector(p + "post_ffw_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         model.matrix(p + "inp_gate.weight", (embedding, per_layer))
         model.matrix(p + "proj.weight", (per_layer, embedding))
-        model.vector(p + "post_norm.weight", embedding)
-        model.vector(p + "layer_output_scale.weight", 1, mean=0.8, spread=0.2)
+        model.vector(p + "post_norm.weight", embedding, mean=POST_NORM, spread=0.05)
+        model.vector(p + "layer_output_scale.weight", 1, mean=1.0, spread=0.05)
     model.vector("output_norm.weight", embedding)
