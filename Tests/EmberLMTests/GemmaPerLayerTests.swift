@@ -49,6 +49,25 @@ import Testing
         #expect(largest < 1e-3, "\(name): streamed weights differ by \(largest)")
     }
 
+    /// A quantized KV cache (rows of layers with narrower heads use a prefix of the widest row)
+    /// changes logits only by its rounding.
+    @Test(arguments: ["gemma4-f32", "gemma3n-f32"])
+    func quantizedCacheStaysClose(_ name: String) throws {
+        let model = try Self.model(name)
+        let tokens: [Int32] = (0..<40).map { Int32(($0 * 53 + 5) % model.configuration.vocabularySize) }
+        var rows: [KeyValueType: [[Float]]] = [:]
+        for type in [KeyValueType.f16, .q8_0] {
+            let session = InferenceSession(model: model, contextLength: 64, batchSize: 16, threadCount: 1, keyValueType: type)
+            try session.evaluate(tokens, logits: .all) { _, logits in rows[type, default: []].append(Array(logits)) }
+        }
+        var largest: Float = 0
+        for (a, b) in zip(rows[.f16]!, rows[.q8_0]!) {
+            for (x, y) in zip(a, b) { largest = max(largest, abs(x - y)) }
+        }
+        #expect(rows[.q8_0]?.count == tokens.count)
+        #expect(largest < 0.2, "\(name): a Q8_0 KV cache moves logits by \(largest)")
+    }
+
     @Test func cacheAndWeightsAreCountedAsUsed() throws {
         let model = try Self.model("gemma4-f32")
         // 10 layers, the last 5 reuse earlier caches; rows as wide as the widest layer's keys

@@ -366,7 +366,8 @@ final class GemmaWorkspace {
         rotaryTables.deallocate()
     }
 
-    /// Bytes the workspace allocates besides the `buffer`s (see `GemmaWorkspace.init`).
+    /// Bytes the workspace allocates besides its `buffer`s: activation scratch for the largest
+    /// matrix product, attention scores and head rows per thread, and rotary tables.
     static func fixedByteCount(matrices: [(type: TensorType, columns: Int)], longestHead: Int, contextLength: Int, batchSize: Int,
                                threadCount: Int) -> Int {
         var scratchBytes = 64
@@ -414,7 +415,7 @@ final class GemmaWorkspace {
         }
     }
 
-    /// Brings layer `index`'s matrices in ahead of use when weights stream.
+    /// Brings `matrices` (the next layer's) in ahead of use when weights stream.
     func prefetch(_ matrices: [WeightMatrix]) {
         guard model.options.streamWeights else { return }
         for matrix in matrices { model.file.prefetch(matrix.data, byteCount: matrix.byteCount) }
