@@ -22,14 +22,7 @@ def build(model) -> None:
     model.matrix("token_embd.weight", (embedding, vocabulary), scale=1.0)
     for i in range(layers):
         p = f"blk.{i}."
-        model.vector(p + "attn_norm.weight", embedding)
-        model.matrix(p + "attn_q.weight", (embedding, heads * head))
-        model.matrix(p + "attn_k.weight", (embedding, kv_heads * head))
-        model.matrix(p + "attn_v.weight", (embedding, kv_heads * head))
-        model.matrix(p + "attn_output.weight", (heads * head, embedding))
-        model.vector(p + "ffn_norm.weight", embedding)
-        model.matrix(p + "ffn_gate.weight", (embedding, feed_forward))
-        model.matrix(p + "ffn_up.weight", (embedding, feed_forward))
-        model.matrix(p + "ffn_down.weight", (feed_forward, embedding))
+        model.attention(p, embedding, heads, kv_heads, head)
+        model.gated_feed_forward(p, embedding, feed_forward)
     model.vector("output_norm.weight", embedding)
     model.matrix("output.weight", (embedding, vocabulary))

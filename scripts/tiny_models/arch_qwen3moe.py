@@ -21,13 +21,7 @@ def build(model) -> None:
     model.matrix("token_embd.weight", (embedding, vocabulary), scale=1.0)
     for i in range(layers):
         p = f"blk.{i}."
-        model.vector(p + "attn_norm.weight", embedding)
-        model.matrix(p + "attn_q.weight", (embedding, heads * head))
-        model.matrix(p + "attn_k.weight", (embedding, kv_heads * head))
-        model.matrix(p + "attn_v.weight", (embedding, kv_heads * head))
-        model.vector(p + "attn_q_norm.weight", head)
-        model.vector(p + "attn_k_norm.weight", head)
-        model.matrix(p + "attn_output.weight", (heads * head, embedding))
+        model.attention(p, embedding, heads, kv_heads, head, query_key_norms=True)
         model.vector(p + "ffn_norm.weight", embedding)
         model.matrix(p + "ffn_gate_inp.weight", (embedding, experts), quantize=False)
         model.matrix(p + "ffn_gate_exps.weight", (embedding, expert_feed_forward, experts))

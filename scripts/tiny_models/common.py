@@ -116,6 +116,26 @@ class TinyModel:
         self.add(name, values, quantize=quantize)
         return values
 
+    def attention(self, prefix: str, embedding: int, heads: int, kv_heads: int, head: int,
+                  query_key_norms: bool = False) -> None:
+        """The llama-style attention tensors of one block: norm, Q, K, V (then per-head Q/K norms
+        when the family has them), output."""
+        self.vector(prefix + "attn_norm.weight", embedding)
+        self.matrix(prefix + "attn_q.weight", (embedding, heads * head))
+        self.matrix(prefix + "attn_k.weight", (embedding, kv_heads * head))
+        self.matrix(prefix + "attn_v.weight", (embedding, kv_heads * head))
+        if query_key_norms:
+            self.vector(prefix + "attn_q_norm.weight", head)
+            self.vector(prefix + "attn_k_norm.weight", head)
+        self.matrix(prefix + "attn_output.weight", (heads * head, embedding))
+
+    def gated_feed_forward(self, prefix: str, embedding: int, feed_forward: int) -> None:
+        """Norm, gate, up and down of a gated (SwiGLU/GeGLU) feed-forward block."""
+        self.vector(prefix + "ffn_norm.weight", embedding)
+        self.matrix(prefix + "ffn_gate.weight", (embedding, feed_forward))
+        self.matrix(prefix + "ffn_up.weight", (embedding, feed_forward))
+        self.matrix(prefix + "ffn_down.weight", (feed_forward, embedding))
+
     def vector(self, name: str, count: int, mean: float = 1.0, spread: float = 0.1) -> np.ndarray:
         """A norm weight or bias: F32, around `mean`."""
         values = (mean + self.random.standard_normal(count) * spread).astype(np.float32)

@@ -75,19 +75,8 @@ public enum Gemma4Architecture: CustomForwardArchitecture {
 
     public static func traits(configuration: ModelConfiguration, gguf: GGUFFile) throws(LanguageModelError) -> ArchitectureTraits {
         let parameters = try hyperparameters(configuration: configuration, file: gguf)
-        var traits = ArchitectureTraits(
-            activation: .geGLU,
-            rotaryLayout: .splitHalves,
-            embeddingScale: Float(configuration.embeddingLength).squareRoot(),
-            hasQueryKeyNorms: true,
-            hasPostNorms: true,
-            attentionScale: 1,
-            layers: parameters.layers.map {
-                ArchitectureTraits.LayerAttention(slidingWindow: $0.window, ropeFrequencyBase: $0.ropeFrequencyBase)
-            },
-            defaultChatTemplate: .gemma)
-        traits.finalLogitSoftcapping = parameters.finalLogitSoftcapping
-        return traits
+        return GemmaAttentionShape.traits(configuration: configuration, layers: parameters.layers,
+                                          finalLogitSoftcapping: parameters.finalLogitSoftcapping)
     }
 
     static func loadLayers(configuration: ModelConfiguration, traits: ArchitectureTraits, file: GGUFFile,

@@ -58,6 +58,24 @@ protocol CustomForwardPass: AnyObject {
 /// length, head counts, rotary width, RoPE base and frequency factors, and the cache layer whose
 /// keys and values it reads (its own, or an earlier layer's when it shares the KV cache).
 struct GemmaAttentionShape: Sendable, Equatable {
+    /// The traits both per-layer Gemma families share: GeGLU, NeoX RoPE, √d embedding scale,
+    /// query/key norms, post-norms, attention scale 1 (the query norm does the scaling), and each
+    /// layer's window and RoPE base.
+    static func traits(configuration: ModelConfiguration, layers: [GemmaAttentionShape],
+                       finalLogitSoftcapping: Float?) -> ArchitectureTraits {
+        var traits = ArchitectureTraits(
+            activation: .geGLU,
+            rotaryLayout: .splitHalves,
+            embeddingScale: Float(configuration.embeddingLength).squareRoot(),
+            hasQueryKeyNorms: true,
+            hasPostNorms: true,
+            attentionScale: 1,
+            layers: layers.map { ArchitectureTraits.LayerAttention(slidingWindow: $0.window, ropeFrequencyBase: $0.ropeFrequencyBase) },
+            defaultChatTemplate: .gemma)
+        traits.finalLogitSoftcapping = finalLogitSoftcapping
+        return traits
+    }
+
     var isSliding: Bool
     var headCount: Int
     var keyValueHeadCount: Int
