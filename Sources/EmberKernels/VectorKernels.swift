@@ -61,6 +61,14 @@ enum VectorKernels {
 
     // MARK: Quantization of activations
 
+    /// `Int32(value.rounded(.toNearestOrEven))` for |value| < 2²², without the range check that
+    /// keeps LLVM from vectorizing a loop: adding 1.5 × 2²³ leaves the rounded integer in the low
+    /// mantissa bits (ggml's `nearest_int` does the same).
+    @inline(__always)
+    static func roundedToNearestEven(_ value: Float) -> Int32 {
+        Int32(bitPattern: (value + 12_582_912).bitPattern) &- 0x4B40_0000
+    }
+
     /// Q8_0 (and Q8_1 with `withSum`): d = max|x| / 127, q = round-half-even(x · 127 / max|x|),
     /// s = d · Σq stored as half — as ggml's x86 path computes them.
     @inline(__always)
@@ -77,7 +85,7 @@ enum VectorKernels {
             let quants = (block + quantOffset).assumingMemoryBound(to: Int8.self)
             var sum: Int32 = 0
             for j in 0..<32 {
-                let q = Int32((x[j] * inverse).rounded(.toNearestOrEven))
+                let q = roundedToNearestEven(x[j] * inverse)
                 quants[j] = Int8(truncatingIfNeeded: q)
                 sum &+= q
             }
@@ -313,7 +321,7 @@ enum VectorKernels {
             for group in 0..<16 {
                 var sum: Int32 = 0
                 for j in 0..<16 {
-                    let q = min(127, Int32((inverseScale * x[group * 16 + j]).rounded(.toNearestOrEven)))
+                    let q = min(127, roundedToNearestEven(inverseScale * x[group * 16 + j]))
                     quants[group * 16 + j] = Int8(truncatingIfNeeded: q)
                     sum &+= q
                 }
