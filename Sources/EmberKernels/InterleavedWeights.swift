@@ -14,6 +14,7 @@ import EmberCore
 ///   high nibble = element j + 16). Same bytes as the file for Q4_1.
 /// - Q8_0 (and Q5_0, decoded to signed bytes, 55 % larger than the file): 32 `d` halves, then for
 ///   j in 0..<32 the 32 rows' byte j.
+/// - Q6_K, per 256 elements (the same size as the file): see `interleaveQ6_K`.
 ///
 /// `@unchecked Sendable`: the buffer is written once in `init` and only read afterwards.
 public final class InterleavedWeights: @unchecked Sendable {
@@ -33,13 +34,14 @@ public final class InterleavedWeights: @unchecked Sendable {
         case .q8_0: return rowGroup * 34
         case .q5_0: return rowGroup * 34  // decoded to Q8_0's layout: see `init`
         case .q4_K: return rowGroup * 20  // rewritten in Q4_1's layout: see `init`
+        case .q6_K: return q6SuperBlockBytes / 8  // per 256 elements: see `interleaveQ6_K`
         default: return 0
         }
     }
 
     /// Whether `type` and `rows` can be interleaved.
     public static func supports(_ type: TensorType, rows: Int, columns: Int) -> Bool {
-        [.q4_1, .q8_0, .q5_0, .q4_K].contains(type) && rows % rowGroup == 0 && columns % type.blockSize == 0
+        [.q4_1, .q8_0, .q5_0, .q4_K, .q6_K].contains(type) && rows % rowGroup == 0 && columns % type.blockSize == 0
     }
 
     /// Rearranges a row-major matrix of `type`; nil when the layout is not supported.
@@ -73,6 +75,14 @@ public final class InterleavedWeights: @unchecked Sendable {
         // Q4_K's 32-element sub-blocks are Q4_1 blocks with d = d·scale and m = −dmin·min (each
         // rounded to half precision, a relative change below 0.05 %); 11 % more bytes than the
         // file, and the fast Q4_1 kernel with 32-element activation blocks.
+        if type == .q6_K {
+            let superBlocks = columns / 256
+            let work = { (range: Range<Int>, _: Int) in
+                Self.interleaveQ6_K(data, rowBytes: rowBytes, superBlocks: superBlocks, groups: range, into: storage)
+            }
+            Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
+            return
+        }
         if type == .q4_K {
             let work = { (range: Range<Int>, _: Int) in
                 for group in range {

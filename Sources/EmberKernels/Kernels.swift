@@ -178,6 +178,14 @@ public enum Kernels {
             quantize(input, count: columns, as: activationType, into: scratch)
         }
         let groups = weights.rows / InterleavedWeights.rowGroup
+        if weights.type == .q6_K {
+            // Tiled for batches and one token alike; bit-identical to the row kernel.
+            pool.parallelFor(groups) { range, _ in
+                weights.multiplyQ6_K(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                     tokens: tokens, output: output)
+            }
+            return
+        }
         // Batches go through the tiled kernel (bit-identical sums), the last tokens one by one.
         let tiled = weights.supportsTiles ? tokens / InterleavedWeights.tokenTile * InterleavedWeights.tokenTile : 0
         pool.parallelFor(groups) { range, _ in

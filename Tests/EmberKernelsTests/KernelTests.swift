@@ -261,7 +261,8 @@ struct InterleavedWeightTests {
     @Test("Unsupported shapes keep the file's layout")
     func unsupported() {
         #expect(!InterleavedWeights.supports(.q4_1, rows: 33, columns: 64))
-        #expect(!InterleavedWeights.supports(.q6_K, rows: 64, columns: 256))
+        #expect(!InterleavedWeights.supports(.q6_K, rows: 64, columns: 320))
+        #expect(!InterleavedWeights.supports(.q5_K, rows: 64, columns: 256))
     }
 }
 
@@ -335,6 +336,54 @@ struct BatchedKernelTests {
                 #expect(batched[token * rows + row].bitPattern == single[row].bitPattern, "\(type) row \(row) token \(token)")
             }
         }
+    }
+
+    @Test("Interleaved Q6_K gives the row kernel's and its scalar twin's outputs bit for bit",
+          arguments: [(23, 2048, false), (1, 2048, false), (7, 1280, false), (5, 512, true)])
+    func q6K(tokens: Int, columns: Int, extreme: Bool) throws {
+        var random = KernelRandom(state: 6006 &+ UInt64(tokens))
+        let rows = 64
+        var weights = randomBlocks(.q6_K, elements: rows * columns, random: &random)
+        var input = random.floats(tokens * columns)
+        if extreme {
+            // Every weight −32 with scale −128 and every activation quantized to −127: the largest
+            // Int16 half sub-block sum (8 · 32 · 127 = 32512) and the largest scaled sums.
+            for b in 0..<(weights.count / 210) {
+                for i in 0..<192 { weights[b * 210 + i] = 0 }
+                for i in 192..<208 { weights[b * 210 + i] = 0x80 }
+            }
+            input = input.map { _ in 0.5 }
+        }
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q6_K, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        #expect(interleaved.byteCount == weights.count, "the same size as the file")
+        let rowBytes = weights.count / rows, activationRowBytes = columns / 256 * 292
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q6_K, columns: columns, tokens: tokens), alignment: 64)
+        defer { scratch.deallocate() }
+        var batched = [Float](repeating: .nan, count: rows * tokens)
+        input.withUnsafeBufferPointer { x in
+            batched.withUnsafeMutableBufferPointer { y in
+                Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch, pool: pool)
+            }
+        }
+        // The scratch holds the Q8_K activations the kernel used.
+        var twin = [Float](repeating: .nan, count: rows * tokens)
+        twin.withUnsafeMutableBufferPointer {
+            interleaved.multiplyQ6_KReference(activations: scratch, activationRowBytes: activationRowBytes, tokens: tokens, output: $0.baseAddress!)
+        }
+        weights.withUnsafeBytes { w in
+            for token in 0..<tokens {
+                for row in 0..<rows {
+                    let expected = Kernels.dot(.q6_K, weights: w.baseAddress! + row * rowBytes,
+                                               activation: scratch + token * activationRowBytes, count: columns)
+                    #expect(batched[token * rows + row].bitPattern == expected.bitPattern, "row \(row) token \(token)")
+                    #expect(twin[token * rows + row].bitPattern == expected.bitPattern, "twin row \(row) token \(token)")
+                }
+            }
+        }
+        if extreme { #expect(batched[0] != 0 && batched[0].isFinite) }
     }
 
     @Test("Attention kernels over half-precision rows equal their scalar twins", arguments: [64, 256, 40])
