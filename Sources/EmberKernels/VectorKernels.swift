@@ -61,6 +61,16 @@ enum VectorKernels {
 
     // MARK: Quantization of activations
 
+    /// The largest |x[j]| for j in 0..<count (finite inputs): the maximum of the magnitudes' bit
+    /// patterns, which order like the magnitudes and reduce with vector integer maxima.
+    @inline(__always)
+    static func largestMagnitude(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+        var largest: UInt32 = 0
+        for j in 0..<count { largest = max(largest, bits[j] & 0x7FFF_FFFF) }
+        return Float(bitPattern: largest)
+    }
+
     /// `Int32(value.rounded(.toNearestOrEven))` for |value| < 2²², without the range check that
     /// keeps LLVM from vectorizing a loop: adding 1.5 × 2²³ leaves the rounded integer in the low
     /// mantissa bits (ggml's `nearest_int` does the same).
@@ -77,8 +87,7 @@ enum VectorKernels {
         let quantOffset = withSum ? 4 : 2
         for b in 0..<blocks {
             let x = source + b * 32
-            var amax: Float = 0
-            for j in 0..<32 { amax = max(amax, abs(x[j])) }
+            let amax = largestMagnitude(x, 32)
             let d = amax / 127
             let inverse: Float = amax != 0 ? 127 / amax : 0
             let block = output + b * blockBytes
@@ -303,13 +312,13 @@ enum VectorKernels {
     static func quantizeQ8_K(_ source: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, _ blocks: Int) {
         for b in 0..<blocks {
             let x = source + b * 256, block = output + b * 292
-            var amax: Float = 0, signedMax: Float = 0
-            for j in 0..<256 {
-                let magnitude = abs(x[j])
-                if magnitude > amax {
-                    amax = magnitude
-                    signedMax = x[j]
-                }
+            // The first value of the largest magnitude, found after a vectorized maximum.
+            let amax = largestMagnitude(x, 256)
+            var signedMax: Float = 0
+            if amax != 0 {
+                var j = 0
+                while abs(x[j]) != amax { j += 1 }
+                signedMax = x[j]
             }
             let quants = (block + 4).assumingMemoryBound(to: Int8.self)
             let sums = (block + 260).assumingMemoryBound(to: Int16.self)

@@ -105,6 +105,25 @@ struct KernelTests {
         #expect(fast == reference)
     }
 
+    @Test("Activation quantization matches the reference on ties", arguments: [TensorType.q8_0, .q8_1, .q8_K])
+    func quantizeTies(type: TensorType) {
+        // Equal magnitudes of both signs (the first decides Q8_K's sign) and values that land on
+        // halves once scaled (rounded to even).
+        let count = 1024
+        var values = (0..<count).map { Float(($0 * 37) % 255) - 127 }
+        for j in stride(from: 256, to: 512, by: 2) { values[j] = -values[j] }
+        for j in 512..<768 { values[j] = Float(j % 9) * 0.5 - 2 }
+        values[768] = 127  // then a later -127
+        values[900] = -127
+        var fast = [UInt8](repeating: 0, count: type.byteCount(elements: count)!)
+        var reference = [UInt8](repeating: 1, count: fast.count)
+        values.withUnsafeBufferPointer { source in
+            fast.withUnsafeMutableBytes { Kernels.quantize(source.baseAddress!, count: count, as: type, into: $0.baseAddress!) }
+            reference.withUnsafeMutableBytes { Kernels.quantizeReference(source.baseAddress!, count: count, as: type, into: $0.baseAddress!) }
+        }
+        #expect(fast == reference)
+    }
+
     @Test("Dot products agree with the reference and with dequantized arithmetic", arguments: weightTypes)
     func dot(type: TensorType) {
         var random = KernelRandom(state: 1234 &+ UInt64(type.rawValue))
