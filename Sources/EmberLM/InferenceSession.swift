@@ -225,9 +225,11 @@ public final class InferenceSession {
         for (layerIndex, layer) in model.layers.enumerated() {
             if streaming { prefetchLayer(layerIndex + 1) }
             // Attention block.
-            for row in 0..<count {
-                Operations.rmsNorm(hiddenState + row * embedding, weight: layer.attentionNorm,
-                                   output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+            forRows(count) { rows, _ in
+                for row in rows {
+                    Operations.rmsNorm(hiddenState + row * embedding, weight: layer.attentionNorm,
+                                       output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+                }
             }
             multiply(layer.query, input: normalized, tokens: count, output: queries)
             multiply(layer.key, input: normalized, tokens: count, output: keys)
@@ -241,17 +243,24 @@ public final class InferenceSession {
             attend(layer: layerIndex, tokens: count, firstPosition: firstPosition)
             multiply(layer.attentionOutput, input: attentionOutput, tokens: count, output: projected)
             if let postNorm = layer.postAttentionNorm {
-                for row in 0..<count {
-                    let vector = projected + row * embedding
-                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                forRows(count) { rows, _ in
+                    for row in rows {
+                        let vector = projected + row * embedding
+                        Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                    }
                 }
             }
-            Operations.add(projected, into: hiddenState, count: count * embedding)
+            forRows(count) { rows, _ in
+                Operations.add(projected + rows.lowerBound * embedding, into: hiddenState + rows.lowerBound * embedding,
+                               count: rows.count * embedding)
+            }
 
             // Feed-forward block.
-            for row in 0..<count {
-                Operations.rmsNorm(hiddenState + row * embedding, weight: layer.feedForwardNorm,
-                                   output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+            forRows(count) { rows, _ in
+                for row in rows {
+                    Operations.rmsNorm(hiddenState + row * embedding, weight: layer.feedForwardNorm,
+                                       output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
+                }
             }
             if let experts = layer.experts, let expertBlock {
                 expertBlock.run(experts, input: normalized, tokens: count, output: projected,
@@ -261,19 +270,28 @@ public final class InferenceSession {
             } else {
                 multiply(layer.gate!, input: normalized, tokens: count, output: gate)
                 multiply(layer.up!, input: normalized, tokens: count, output: up)
-                switch traits.activation {
-                case .swiGLU: Operations.swiGLU(gate: gate, up: up, count: count * c.feedForwardLength)
-                case .geGLU: Operations.geGLU(gate: gate, up: up, count: count * c.feedForwardLength)
+                let width = c.feedForwardLength
+                forRows(count) { rows, _ in
+                    let offset = rows.lowerBound * width
+                    switch traits.activation {
+                    case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
+                    case .geGLU: Operations.geGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
+                    }
                 }
                 multiply(layer.down!, input: gate, tokens: count, output: projected)
             }
             if let postNorm = layer.postFeedForwardNorm {
-                for row in 0..<count {
-                    let vector = projected + row * embedding
-                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                forRows(count) { rows, _ in
+                    for row in rows {
+                        let vector = projected + row * embedding
+                        Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
+                    }
                 }
             }
-            Operations.add(projected, into: hiddenState, count: count * embedding)
+            forRows(count) { rows, _ in
+                Operations.add(projected + rows.lowerBound * embedding, into: hiddenState + rows.lowerBound * embedding,
+                               count: rows.count * embedding)
+            }
             if streaming { releaseLayer(layerIndex) }
         }
         if streaming {
@@ -351,9 +369,11 @@ public final class InferenceSession {
     private func normalizeHeads(_ vectors: UnsafeMutablePointer<Float>, weight: [Float], heads: Int) {
         let length = configuration.keyLength
         weight.withUnsafeBufferPointer { weight in
-            for head in 0..<heads {
-                let vector = vectors + head * length
-                Operations.rmsNorm(vector, weight: weight.baseAddress, output: vector, count: length, epsilon: configuration.normEpsilon)
+            forRows(heads) { range, _ in
+                for head in range {
+                    let vector = vectors + head * length
+                    Operations.rmsNorm(vector, weight: weight.baseAddress, output: vector, count: length, epsilon: configuration.normEpsilon)
+                }
             }
         }
     }
@@ -361,19 +381,28 @@ public final class InferenceSession {
     private func applyRotary(layer: Int, tokens: Int, firstPosition: Int) {
         let c = configuration
         let rotary = self.rotary[layer]
-        let cosines = rotaryTables
-        let sines = rotaryTables + c.ropeDimensionCount
-        for token in 0..<tokens {
-            let position = firstPosition + token
-            rotary.apply(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
-                         position: position, cosines: cosines, sines: sines)
-            rotary.apply(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
-                         position: position, cosines: cosines, sines: sines)
-            if let temperature = model.traits.attentionTemperature {
-                let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
-                Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
+        forRows(tokens) { range, thread in
+            let cosines = rotaryTables + thread * 2 * c.ropeDimensionCount
+            let sines = cosines + c.ropeDimensionCount
+            for token in range {
+                let position = firstPosition + token
+                rotary.apply(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
+                             position: position, cosines: cosines, sines: sines)
+                rotary.apply(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
+                             position: position, cosines: cosines, sines: sines)
+                if let temperature = model.traits.attentionTemperature {
+                    let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
+                    Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
+                }
             }
         }
+    }
+
+    /// Runs `body` over ranges of `count` rows on the pool when a prompt batch has enough rows to
+    /// share, inline for a decode step. Each row is computed as it would be alone: same results.
+    @inline(__always)
+    private func forRows(_ count: Int, _ body: (Range<Int>, Int) -> Void) {
+        if count >= 16 { pool.parallelFor(count, body) } else { body(0..<count, 0) }
     }
 
     private func storeKeysAndValues(layer: Int, tokens: Int, firstPosition: Int) {
@@ -387,13 +416,16 @@ public final class InferenceSession {
             }
             return
         }
-        for token in 0..<tokens {
-            let keyRow = cache.keyRow(layer: layer, position: firstPosition + token)
-            let keySource = keys + token * cache.keyWidth
-            for i in 0..<cache.keyWidth { keyRow[i] = Float16(keySource[i]) }
-            let valueRow = cache.valueRow(layer: layer, position: firstPosition + token)
-            let valueSource = values + token * cache.valueWidth
-            for i in 0..<cache.valueWidth { valueRow[i] = Float16(valueSource[i]) }
+        let cache = self.cache, keys = self.keys, values = self.values
+        forRows(tokens) { range, _ in
+            for token in range {
+                let keyRow = cache.keyRow(layer: layer, position: firstPosition + token)
+                let keySource = keys + token * cache.keyWidth
+                for i in 0..<cache.keyWidth { keyRow[i] = Float16(keySource[i]) }
+                let valueRow = cache.valueRow(layer: layer, position: firstPosition + token)
+                let valueSource = values + token * cache.valueWidth
+                for i in 0..<cache.valueWidth { valueRow[i] = Float16(valueSource[i]) }
+            }
         }
     }
 
