@@ -242,18 +242,7 @@ public final class InferenceSession {
             storeKeysAndValues(layer: layerIndex, tokens: count, firstPosition: firstPosition)
             attend(layer: layerIndex, tokens: count, firstPosition: firstPosition)
             multiply(layer.attentionOutput, input: attentionOutput, tokens: count, output: projected)
-            if let postNorm = layer.postAttentionNorm {
-                forRows(count) { rows, _ in
-                    for row in rows {
-                        let vector = projected + row * embedding
-                        Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
-                    }
-                }
-            }
-            forRows(count) { rows, _ in
-                Operations.add(projected + rows.lowerBound * embedding, into: hiddenState + rows.lowerBound * embedding,
-                               count: rows.count * embedding)
-            }
+            addToResidual(normalizedBy: layer.postAttentionNorm, tokens: count)
 
             // Feed-forward block.
             forRows(count) { rows, _ in
@@ -280,18 +269,7 @@ public final class InferenceSession {
                 }
                 multiply(layer.down!, input: gate, tokens: count, output: projected)
             }
-            if let postNorm = layer.postFeedForwardNorm {
-                forRows(count) { rows, _ in
-                    for row in rows {
-                        let vector = projected + row * embedding
-                        Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: c.normEpsilon)
-                    }
-                }
-            }
-            forRows(count) { rows, _ in
-                Operations.add(projected + rows.lowerBound * embedding, into: hiddenState + rows.lowerBound * embedding,
-                               count: rows.count * embedding)
-            }
+            addToResidual(normalizedBy: layer.postFeedForwardNorm, tokens: count)
             if streaming { releaseLayer(layerIndex) }
         }
         if streaming {
@@ -395,6 +373,23 @@ public final class InferenceSession {
                     Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
                 }
             }
+        }
+    }
+
+    /// Adds a block's output (`projected`, RMS-normalized first when the architecture has a
+    /// post-norm) to the residual stream `hiddenState`.
+    private func addToResidual(normalizedBy postNorm: [Float]?, tokens count: Int) {
+        let embedding = configuration.embeddingLength, epsilon = configuration.normEpsilon
+        let projected = self.projected, hiddenState = self.hiddenState
+        forRows(count) { rows, _ in
+            if let postNorm {
+                for row in rows {
+                    let vector = projected + row * embedding
+                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: embedding, epsilon: epsilon)
+                }
+            }
+            Operations.add(projected + rows.lowerBound * embedding, into: hiddenState + rows.lowerBound * embedding,
+                           count: rows.count * embedding)
         }
     }
 
