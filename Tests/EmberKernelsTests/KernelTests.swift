@@ -358,7 +358,7 @@ struct BatchedKernelTests {
     }
 
     @Test("Interleaved Q6_K gives the row kernel's and its scalar twin's outputs bit for bit",
-          arguments: [(23, 2048, false), (1, 2048, false), (7, 1280, false), (5, 512, true)])
+          arguments: [(23, 2048, false), (1, 2048, false), (17, 1024, false), (7, 1280, false), (5, 512, true), (1, 512, true)])
     func q6K(tokens: Int, columns: Int, extreme: Bool) throws {
         var random = KernelRandom(state: 6006 &+ UInt64(tokens))
         let rows = 64
