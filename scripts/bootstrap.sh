@@ -24,6 +24,9 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! python3 -m pip --version >/dev/null 2>&1; then
     packages+=(python3-pip)
 fi
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    packages+=(python3-venv)
+fi
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -52,3 +55,8 @@ swift build -c release --product ember -q
 
 # 4. The catalog models, fetched and verified (instant when already cached).
 "$(swift build -c release --show-bin-path)/ember" models fetch all --quiet
+
+# 5. The tiny random-weight test models (Tests/Fixtures/tiny-models), written by the seeded
+#    generator with pinned packages and checked against the committed SHA-256 sums; llama.cpp's
+#    reference logits for them are committed, the weights are not.
+scripts/tiny_models/write_fixtures.sh

@@ -8,9 +8,7 @@ import Testing
 /// whole sequence at once, and the memory plan counts the cache and weights these models really use.
 @Suite struct GemmaPerLayerTests {
     static func model(_ name: String, options: LoadOptions = LoadOptions()) throws -> TransformerModel {
-        let url = TinyArchitectureTests.directory.appendingPathComponent(name + ".gguf")
-        try #require(FileManager.default.fileExists(atPath: url.path), "fixture \(name).gguf is missing; run scripts/tiny_models/setup.sh")
-        return try TransformerModel(file: GGUFFile(path: url.path), options: options)
+        try TestSupport.tinyModel(name, options: options)
     }
 
     /// Logits of every position of `tokens`, fed `piece` tokens per call.

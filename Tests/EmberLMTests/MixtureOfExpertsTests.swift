@@ -8,9 +8,7 @@ import Testing
 /// logits, and the memory plan counts expert tensors as the model holds them.
 @Suite struct MixtureOfExpertsTests {
     static func load(_ variant: String, options: LoadOptions = LoadOptions()) throws -> TransformerModel {
-        let path = TinyArchitectureTests.directory.appendingPathComponent("qwen3moe-\(variant).gguf").path
-        try #require(FileManager.default.fileExists(atPath: path), "qwen3moe-\(variant).gguf is missing; run scripts/tiny_models/setup.sh qwen3moe")
-        return try TransformerModel(file: try GGUFFile(path: path), options: options)
+        try TestSupport.tinyModel("qwen3moe-\(variant)", options: options)
     }
 
     static let prompt: [Int32] = [256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100]

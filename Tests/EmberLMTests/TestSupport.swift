@@ -1,3 +1,5 @@
+import EmberGGUF
+import EmberLM
 import Foundation
 import Testing
 
@@ -17,6 +19,16 @@ enum TestSupport {
     static var modelsDirectory: String {
         if let directory = ProcessInfo.processInfo.environment["EMBER_MODELS"], !directory.isEmpty { return directory }
         return NSHomeDirectory() + "/.cache/ember/models"
+    }
+
+    /// A tiny random-weight model (`Tests/Fixtures/tiny-models/<name>.gguf`), loaded. These are
+    /// written by `make bootstrap` (scripts/tiny_models/write_fixtures.sh), not committed; the test
+    /// fails, naming the command, when one is missing.
+    static func tinyModel(_ name: String, options: LoadOptions = LoadOptions()) throws -> TransformerModel {
+        let path = fixturesDirectory.appendingPathComponent("tiny-models/\(name).gguf").path
+        try #require(FileManager.default.fileExists(atPath: path),
+                     "tiny model \(name).gguf is missing; run make bootstrap (or scripts/tiny_models/write_fixtures.sh)")
+        return try TransformerModel(file: GGUFFile(path: path), options: options)
     }
 
     static let modelFiles = [

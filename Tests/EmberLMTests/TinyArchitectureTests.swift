@@ -39,7 +39,7 @@ import Testing
     @Test(arguments: fixtureNames)
     func matchesLlamaCpp(_ name: String) throws {
         let manifestURL = Self.directory.appendingPathComponent(name + ".json")
-        try #require(FileManager.default.fileExists(atPath: manifestURL.path), "fixture \(name).json is missing; run scripts/tiny_models/setup.sh")
+        try #require(FileManager.default.fileExists(atPath: manifestURL.path), "reference \(name).json is missing; run scripts/tiny_models/setup.sh")
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: manifestURL))
         let reference = try Data(contentsOf: Self.directory.appendingPathComponent(manifest.logits))
         let vocabulary = manifest.vocabulary
@@ -47,8 +47,7 @@ import Testing
         #expect(reference.count == manifest.sequences.count * length * vocabulary * 4)
         #expect(manifest.sequences.count >= 3 && length >= 64)
 
-        let file = try GGUFFile(path: Self.directory.appendingPathComponent(manifest.model).path)
-        let model = try TransformerModel(file: file)
+        let model = try TestSupport.tinyModel(String(manifest.model.dropLast(".gguf".count)))
         #expect(model.configuration.vocabularySize == vocabulary)
         let session = InferenceSession(model: model, contextLength: 256, batchSize: 64, threadCount: 1)
 

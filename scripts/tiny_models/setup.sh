@@ -10,6 +10,7 @@ if ! "$venv/bin/python" -c "import llama_cpp, gguf" >/dev/null 2>&1; then
     CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/pip" install --progress-bar off llama-cpp-python==0.3.36 gguf==0.19.0 numpy
 fi
 "$venv/bin/python" scripts/tiny_models/make.py "$@"
+(cd Tests/Fixtures/tiny-models && sha256sum *.gguf > SHA256SUMS)
 if [ $# -eq 0 ]; then
     "$venv/bin/python" scripts/tiny_models/reference.py
 else
