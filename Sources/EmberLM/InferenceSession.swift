@@ -364,10 +364,12 @@ public final class InferenceSession {
             let sines = cosines + c.ropeDimensionCount
             for token in range {
                 let position = firstPosition + token
-                rotary.apply(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
-                             position: position, cosines: cosines, sines: sines)
-                rotary.apply(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
-                             position: position, cosines: cosines, sines: sines)
+                // One table per position serves the queries and the keys.
+                rotary.tables(position: position, cosines: cosines, sines: sines)
+                rotary.rotate(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
+                              cosines: cosines, sines: sines)
+                rotary.rotate(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
+                              cosines: cosines, sines: sines)
                 if let temperature = model.traits.attentionTemperature {
                     let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
                     Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)

@@ -154,10 +154,9 @@ struct RotaryEmbedding: Sendable {
         return (low, high)
     }
 
-    /// Rotates `headCount` heads of `headLength` floats at `position` in place.
+    /// Fills `cosines` and `sines` (dimensionCount / 2 each) for `position`.
     /// Angles follow ggml: theta_i = position * base^(-2i/n), stepped multiplicatively in single precision.
-    func apply(_ heads: UnsafeMutablePointer<Float>, headCount: Int, headLength: Int, position: Int,
-               cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
+    func tables(position: Int, cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
         let pairCount = dimensionCount / 2
         let thetaScale = powf(base, -2 / Float(dimensionCount))
         let frequencyScale = scaling.frequencyScale
@@ -178,6 +177,12 @@ struct RotaryEmbedding: Sendable {
             sines[pair] = sinf(angle) * magnitude
             theta *= thetaScale
         }
+    }
+
+    /// Rotates `headCount` heads of `headLength` floats in place by the angles of `tables`.
+    func rotate(_ heads: UnsafeMutablePointer<Float>, headCount: Int, headLength: Int,
+                cosines: UnsafePointer<Float>, sines: UnsafePointer<Float>) {
+        let pairCount = dimensionCount / 2
         for head in 0..<headCount {
             let vector = heads + head * headLength
             switch layout {

@@ -448,28 +448,13 @@ final class GemmaWorkspace {
     /// Rotates `headCount` heads of every token (NeoX halves) at positions from `firstPosition`:
     /// pair i turns by position · base^(-2i/n) / factor[i], as ggml computes the angles.
     func rotate(_ vectors: UnsafeMutablePointer<Float>, tokens: Int, headCount: Int, shape: GemmaAttentionShape, firstPosition: Int) {
-        let dimensions = shape.rotaryDimensionCount
-        let pairCount = dimensions / 2
-        let thetaScale = powf(shape.ropeFrequencyBase, -2 / Float(dimensions))
+        let rotary = RotaryEmbedding(dimensionCount: shape.rotaryDimensionCount, base: shape.ropeFrequencyBase,
+                                     layout: .splitHalves, frequencyFactors: shape.frequencyFactors)
         let cosines = rotaryTables, sines = rotaryTables + longestHead
-        let headLength = shape.headLength
-        let factors = shape.frequencyFactors ?? []
         for token in 0..<tokens {
-            var theta = Float(firstPosition + token)
-            for pair in 0..<pairCount {
-                let angle = factors.isEmpty ? theta : theta / factors[pair]
-                cosines[pair] = cosf(angle)
-                sines[pair] = sinf(angle)
-                theta *= thetaScale
-            }
-            for head in 0..<headCount {
-                let vector = vectors + (token * headCount + head) * headLength
-                for pair in 0..<pairCount {
-                    let x0 = vector[pair], x1 = vector[pair + pairCount]
-                    vector[pair] = x0 * cosines[pair] - x1 * sines[pair]
-                    vector[pair + pairCount] = x0 * sines[pair] + x1 * cosines[pair]
-                }
-            }
+            rotary.tables(position: firstPosition + token, cosines: cosines, sines: sines)
+            rotary.rotate(vectors + token * headCount * shape.headLength, headCount: headCount, headLength: shape.headLength,
+                          cosines: cosines, sines: sines)
         }
     }
 
