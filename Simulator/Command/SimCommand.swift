@@ -164,6 +164,17 @@ struct SimRunCommand: ParsableCommand {
             + "\(ByteCount.format(Int(resident))) resident, \(ByteCount.format(Int(streamed))) with streamed weights (context 2048)")
     }
 
+    /// Sequences the engine may decode together: one KV cache (and, with real tokens, the
+    /// scratch of one session) more per sequence, as many as the memory left over holds, at most 4.
+    static func decodeBatchLimit(budget: Int, planned: Int, perSequence: Int) -> Int {
+        max(1, min(4, 1 + (budget - planned) / max(1, perSequence)))
+    }
+
+    /// What one more sequence of a `fit` plan costs: its KV cache at context 2048 and its scratch.
+    static func sequenceBytes(_ workload: ModelWorkload) -> Int {
+        Int(workload.keyValueBytesPerToken * 2048) + 64 * 1_048_576
+    }
+
     func run() throws {
         let deviceProfile = try SimulatorFiles.profile(profile)
         let script = try SimulatorFiles.scenario(scenario)
@@ -183,6 +194,13 @@ struct SimRunCommand: ParsableCommand {
             let file = try GGUFFile(path: ModelCatalog.resolve(options.model))
             plan = try MemoryPlan.fit(file: file, budgetBytes: limit, context: 2048, threadCount: threads ?? defaultThreadCount(),
                                       allowStreaming: true)
+        }
+        if let plan {
+            runner.maximumDecodeBatch = Self.decodeBatchLimit(budget: limit, planned: plan.totalBytes,
+                                                              perSequence: plan.keyValueCacheBytes + plan.scratchBytes)
+        } else if let specPlan {
+            runner.maximumDecodeBatch = Self.decodeBatchLimit(budget: limit, planned: specPlan.bytes,
+                                                              perSequence: Self.sequenceBytes(workload))
         }
         if realTokens {
             let model = try LanguageModel(path: ModelCatalog.resolve(options.model),

@@ -11,6 +11,13 @@ func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario:
     try policies.map { name in
         var runner = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
         runner.sampleInterval = sampleInterval
+        // Batched decoding holds one KV cache per sequence: as many as the app's memory limit leaves room for.
+        if let fit = try? SimRunCommand.fit(workload, limit: profile.appMemoryLimitBytes, profile: profile) {
+            runner.maximumDecodeBatch = SimRunCommand.decodeBatchLimit(budget: profile.appMemoryLimitBytes, planned: fit.bytes,
+                                                                    perSequence: SimRunCommand.sequenceBytes(workload))
+        } else {
+            runner.maximumDecodeBatch = 1
+        }
         var policy = name.make()
         var engine = CostModelEngine()
         let start = MonotonicClock.nanoseconds()

@@ -93,18 +93,32 @@ public struct ModelWorkload: Sendable, Equatable, Codable {
                  kind: .decode)
     }
 
+    /// FLOPs and bytes of one decode step of several sequences at once, the next token of each
+    /// at context positions `positions`: every weight is read once for all of them (a mixture of
+    /// experts reads the union of the experts they route to); each reads its own KV cache.
+    public func decodeCost(positions: [Int]) -> WorkCost {
+        guard positions.count > 1 else { return decodeCost(position: positions.first ?? 0) }
+        let sequences = Double(positions.count)
+        let visible = positions.reduce(0.0) { $0 + Double($1) }
+        return WorkCost(flops: matmulFlopsPerToken * sequences + attentionFlopsPerPosition * visible,
+                        bytes: weightBytes(touchedBy: sequences) + keyValueBytesPerToken * (visible + sequences),
+                        kind: .decode)
+    }
+
+    /// Weight bytes a forward pass of `tokens` tokens reads.
+    private func weightBytes(touchedBy tokens: Double) -> Double {
+        guard let expertBytes = expertWeightBytes, let fraction = expertsUsedFraction else { return weightBytesPerToken }
+        // A batch routes its tokens to more experts than one token does.
+        let touched = 1 - pow(1 - fraction, min(tokens, Double(batchSize)))
+        return weightBytesPerToken + expertBytes * (touched - fraction)
+    }
+
     /// FLOPs and bytes of processing `count` prompt tokens after `position` cached ones.
     public func prefillCost(tokens count: Int, position: Int) -> WorkCost {
         let tokens = Double(count)
         let batches = Double((count + batchSize - 1) / max(1, batchSize))
         let positions = tokens * Double(position) + tokens * (tokens + 1) / 2
-        var weightBytesPerBatch = weightBytesPerToken
-        if let expertBytes = expertWeightBytes, let fraction = expertsUsedFraction {
-            // A batch routes its tokens to more experts than one token does.
-            let tokensPerBatch = min(tokens, Double(batchSize))
-            let touched = 1 - pow(1 - fraction, tokensPerBatch)
-            weightBytesPerBatch += expertBytes * (touched - fraction)
-        }
+        let weightBytesPerBatch = weightBytes(touchedBy: tokens)
         return WorkCost(flops: matmulFlopsPerToken * tokens + attentionFlopsPerPosition * positions,
                         bytes: weightBytesPerBatch * batches + keyValueBytesPerToken * (Double(position) + tokens) * batches,
                         kind: .prefill)

@@ -174,7 +174,7 @@ public final class InferenceSession {
         while start < tokens.count {
             let count = min(batchSize, tokens.count - start)
             tokens[start..<(start + count)].withUnsafeBufferPointer { batch in
-                forward(batch)
+                forward(batch, placement: RowPlacement(cache: cache, firstPosition: cache.count))
             }
             let wanted: Range<Int>
             switch selection {
@@ -196,9 +196,96 @@ public final class InferenceSession {
         }
     }
 
-    /// The transformer over one batch at positions `cache.count ..< cache.count + tokens.count`.
-    /// Leaves the final-normed hidden states in `normalized` and advances the cache.
-    private func forward(_ tokens: UnsafeBufferPointer<Int32>) {
+    /// Decodes one token of each of several sequences in one pass over the weights: row `i` is
+    /// `tokens[i]` at the next position of `sessions[i]`'s cache. Calls `body(i, logits)` for
+    /// every row in order.
+    ///
+    /// This is how background work shares a step: decoding is bound by reading the weights, so
+    /// four replies decoded together cost little more time and energy than one. Each row is
+    /// computed as it would be alone (same kernels per row, its own cache), so the tokens are
+    /// those of decoding each session separately. The sessions must share one model and have
+    /// room for one more position; the first one's scratch and threads do the work.
+    public static func decode(_ tokens: [Int32], sessions: [InferenceSession],
+                              _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+        guard tokens.count == sessions.count else {
+            throw LanguageModelError(.invalidInput, "a batched decode step needs one token per session (\(tokens.count) tokens, \(sessions.count) sessions)")
+        }
+        guard let lead = sessions.first else { return }
+        for (index, session) in sessions.enumerated() {
+            guard session.model === lead.model else {
+                throw LanguageModelError(.invalidInput, "a batched decode step needs sessions of one model")
+            }
+            guard session.cache.count < session.cache.capacity else {
+                throw LanguageModelError(.contextFull, "context is full: session \(index) holds \(session.cache.count) of \(session.cache.capacity) positions")
+            }
+            guard sessions[..<index].allSatisfy({ $0 !== session }) else {
+                throw LanguageModelError(.invalidInput, "a batched decode step has session \(index) twice")
+            }
+            let token = tokens[index]
+            guard token >= 0 && Int(token) < lead.configuration.vocabularySize else {
+                throw LanguageModelError(.invalidInput, "token id \(token) is outside the vocabulary (0..<\(lead.configuration.vocabularySize))")
+            }
+        }
+        // Architectures with their own layer loop, mixed cache types, longer contexts than the
+        // lead's scratch or more rows than a batch decode one sequence at a time (same results).
+        let shareable = lead.customForward == nil && tokens.count <= lead.batchSize
+            && sessions.allSatisfy { $0.cache.type == lead.cache.type && $0.cache.capacity <= lead.cache.capacity }
+        guard shareable else {
+            for (index, session) in sessions.enumerated() {
+                try session.evaluate([tokens[index]], logits: .last) { _, logits in try body(index, logits) }
+            }
+            return
+        }
+        let placement = RowPlacement(caches: sessions.map(\.cache))
+        tokens.withUnsafeBufferPointer { lead.forward($0, placement: placement) }
+        let vocabulary = lead.configuration.vocabularySize
+        var row = 0
+        while row < tokens.count {
+            let group = min(lead.logitGroupSize, tokens.count - row)
+            lead.computeLogits(hiddenRows: lead.normalized + row * lead.configuration.embeddingLength, count: group)
+            for index in 0..<group {
+                try body(row + index, UnsafeBufferPointer(start: lead.logits + index * vocabulary, count: vocabulary))
+            }
+            row += group
+        }
+    }
+
+    /// Where the rows of a forward batch go in the KV cache: consecutive positions of one
+    /// sequence (a prompt or a decode step), or the next position of a different sequence each
+    /// (a batched decode step).
+    struct RowPlacement {
+        private let single: KeyValueCache?
+        private let firstPosition: Int
+        private let caches: [KeyValueCache]
+        private let positions: [Int]
+
+        init(cache: KeyValueCache, firstPosition: Int) {
+            single = cache
+            self.firstPosition = firstPosition
+            caches = []
+            positions = []
+        }
+
+        init(caches: [KeyValueCache]) {
+            single = nil
+            firstPosition = 0
+            self.caches = caches
+            positions = caches.map(\.count)
+        }
+
+        @inline(__always) func cache(_ row: Int) -> KeyValueCache { single ?? caches[row] }
+        @inline(__always) func position(_ row: Int) -> Int { single == nil ? positions[row] : firstPosition + row }
+
+        /// Records the batch's rows as filled.
+        func advance(rows: Int) {
+            if let single { single.count += rows } else { for cache in caches { cache.count += 1 } }
+        }
+    }
+
+    /// The transformer over one batch of rows placed by `placement` (for a prompt, positions
+    /// `cache.count ..< cache.count + tokens.count`). Leaves the final-normed hidden states in
+    /// `normalized` and advances the caches.
+    private func forward(_ tokens: UnsafeBufferPointer<Int32>, placement: RowPlacement) {
         if let customForward {
             customForward.forward(tokens, cache: cache, output: normalized)
             cache.count += tokens.count
@@ -208,7 +295,6 @@ public final class InferenceSession {
         let traits = model.traits
         let count = tokens.count
         let embedding = c.embeddingLength
-        let firstPosition = cache.count
 
         // Embeddings.
         let embeddingMatrix = model.tokenEmbedding
@@ -238,9 +324,9 @@ public final class InferenceSession {
                 normalizeHeads(queries, weight: queryNorm, heads: count * c.headCount)
                 normalizeHeads(keys, weight: keyNorm, heads: count * c.keyValueHeadCount)
             }
-            applyRotary(layer: layerIndex, tokens: count, firstPosition: firstPosition)
-            storeKeysAndValues(layer: layerIndex, tokens: count, firstPosition: firstPosition)
-            attend(layer: layerIndex, tokens: count, firstPosition: firstPosition)
+            applyRotary(layer: layerIndex, tokens: count, placement: placement)
+            storeKeysAndValues(layer: layerIndex, tokens: count, placement: placement)
+            attend(layer: layerIndex, tokens: count, placement: placement)
             multiply(layer.attentionOutput, input: attentionOutput, tokens: count, output: projected)
             addToResidual(normalizedBy: layer.postAttentionNorm, tokens: count)
 
@@ -285,7 +371,7 @@ public final class InferenceSession {
                                    output: normalized + row * embedding, count: embedding, epsilon: c.normEpsilon)
             }
         }
-        cache.count += count
+        placement.advance(rows: count)
     }
 
     @inline(__always)
@@ -356,14 +442,14 @@ public final class InferenceSession {
         }
     }
 
-    private func applyRotary(layer: Int, tokens: Int, firstPosition: Int) {
+    private func applyRotary(layer: Int, tokens: Int, placement: RowPlacement) {
         let c = configuration
         let rotary = self.rotary[layer]
         forRows(tokens) { range, thread in
             let cosines = rotaryTables + thread * 2 * c.ropeDimensionCount
             let sines = cosines + c.ropeDimensionCount
             for token in range {
-                let position = firstPosition + token
+                let position = placement.position(token)
                 // One table per position serves the queries and the keys.
                 rotary.tables(position: position, cosines: cosines, sines: sines)
                 rotary.rotate(queries + token * c.headCount * c.keyLength, headCount: c.headCount, headLength: c.keyLength,
@@ -402,24 +488,26 @@ public final class InferenceSession {
         if count >= 16 { pool.parallelFor(count, body) } else { body(0..<count, 0) }
     }
 
-    private func storeKeysAndValues(layer: Int, tokens: Int, firstPosition: Int) {
+    private func storeKeysAndValues(layer: Int, tokens: Int, placement: RowPlacement) {
         if cache.type != .f16 {
             let type = cache.type.tensorType
             for token in 0..<tokens {
+                let cache = placement.cache(token), position = placement.position(token)
                 Kernels.quantize(keys + token * cache.keyWidth, count: cache.keyWidth, as: type,
-                                 into: cache.keyBytes(layer: layer, position: firstPosition + token))
+                                 into: cache.keyBytes(layer: layer, position: position))
                 Kernels.quantize(values + token * cache.valueWidth, count: cache.valueWidth, as: type,
-                                 into: cache.valueBytes(layer: layer, position: firstPosition + token))
+                                 into: cache.valueBytes(layer: layer, position: position))
             }
             return
         }
-        let cache = self.cache, keys = self.keys, values = self.values
+        let keys = self.keys, values = self.values
         forRows(tokens) { range, _ in
             for token in range {
-                let keyRow = cache.keyRow(layer: layer, position: firstPosition + token)
+                let cache = placement.cache(token), position = placement.position(token)
+                let keyRow = cache.keyRow(layer: layer, position: position)
                 let keySource = keys + token * cache.keyWidth
                 for i in 0..<cache.keyWidth { keyRow[i] = Float16(keySource[i]) }
-                let valueRow = cache.valueRow(layer: layer, position: firstPosition + token)
+                let valueRow = cache.valueRow(layer: layer, position: position)
                 let valueSource = values + token * cache.valueWidth
                 for i in 0..<cache.valueWidth { valueRow[i] = Float16(valueSource[i]) }
             }
@@ -430,7 +518,7 @@ public final class InferenceSession {
     /// may see (causal, and within the sliding window where the layer has one). Like llama.cpp without
     /// flash attention, the query and the softmax weights are rounded to half precision before
     /// their products with the half-precision cache.
-    private func attend(layer: Int, tokens: Int, firstPosition: Int) {
+    private func attend(layer: Int, tokens: Int, placement: RowPlacement) {
         let c = configuration
         let headCount = c.headCount
         let keyLength = c.keyLength
@@ -438,7 +526,6 @@ public final class InferenceSession {
         let group = c.headCount / c.keyValueHeadCount
         let window = model.traits.layers[layer].slidingWindow
         let scale = model.traits.attentionScale
-        let cache = self.cache
         let queries = self.queries
         let output = attentionOutput
         let scores = self.scores
@@ -459,7 +546,8 @@ public final class InferenceSession {
                 let token = task / headCount
                 let head = task % headCount
                 let keyValueHead = head / group
-                let position = firstPosition + token
+                let cache = placement.cache(token)
+                let position = placement.position(token)
                 let first = window.map { max(0, position - $0 + 1) } ?? 0
                 let source = queries + (token * headCount + head) * keyLength
                 for i in 0..<keyLength { query[i] = Float(Float16(source[i])) }

@@ -13,6 +13,9 @@ import EmberCore
 /// - Battery: background work waits for the charger when the battery is low or battery saver is
 ///   on, unless its deadline would be missed.
 /// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions.
+/// - Background replies are decoded together, up to `backgroundBatch` at a time: a decode step
+///   reads every weight whatever the number of sequences, so a batch of four costs the memory
+///   traffic of one token for four.
 public struct AdaptivePolicy: SchedulingPolicy {
     public struct Configuration: Sendable, Equatable {
         /// Interactive decode rate when cool: comfortably above reading speed (≈ 5–8 tokens/s).
@@ -45,6 +48,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var backgroundStepSeconds = 0.06
         /// How long a deferred background request waits before the policy looks again.
         public var deferralSeconds = 10.0
+        /// Background requests decoded together in one step (bounded by what the engine holds).
+        public var backgroundBatch = 4
 
         public init() {}
     }
@@ -73,6 +78,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
     public mutating func record(_ outcome: StepOutcome) {
         switch outcome.kind {
         case .decode:
+            // Thread counts are compared on single-sequence steps.
+            guard outcome.tokens == 1 else { return }
             var entry = decodeSeconds[outcome.threads] ?? (0, 0)
             entry.total += outcome.seconds
             entry.count += 1
@@ -162,13 +169,22 @@ public struct AdaptivePolicy: SchedulingPolicy {
             return prefill(request, context, maximum: maximum, speed: urgent ? 1 : configuration.backgroundPrefillSpeed)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
-        if !urgent {
-            if let next = nextTokenTime[request.id], context.time < next - 1e-9 {
-                return .idle(until: next, reason: .pacing)
-            }
-            nextTokenTime[request.id] = context.time + 1 / configuration.backgroundTokensPerSecond
+        if urgent { return .run(id: request.id, threads: maximum, hint: .none) }
+        // The batch: the most urgent background requests, as many as the engine holds. Their
+        // prompts are processed first (one after another), then their tokens come together.
+        let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
+        let batch = urgencyOrder(context.pending.filter { $0.requestClass == .background }).prefix(limit)
+        if let waiting = batch.first(where: { !$0.isPrefilled }), self.slack(waiting, context) >= 0 {
+            return prefill(waiting, context, maximum: maximum, speed: configuration.backgroundPrefillSpeed)
         }
-        return .run(id: request.id, threads: urgent ? maximum : threads, hint: .none)
+        let ready = batch.filter(\.isPrefilled)
+        let due = ready.compactMap { nextTokenTime[$0.id] }.max() ?? -.infinity
+        if context.time < due - 1e-9 {
+            return .idle(until: due, reason: .pacing)
+        }
+        for member in ready { nextTokenTime[member.id] = context.time + 1 / configuration.backgroundTokensPerSecond }
+        if ready.count == 1 { return .run(id: request.id, threads: threads, hint: .none) }
+        return .decodeBatch(ids: ready.map(\.id), threads: threads, hint: .none)
     }
 
     /// During calibration, the thread count of the next decode step; nil once chosen.

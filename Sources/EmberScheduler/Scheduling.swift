@@ -59,6 +59,9 @@ public struct SchedulingContext: Sendable {
     public var prefillChunkTokens: Int
     /// Whether the screen is on (Android `PowerManager.isInteractive()`; iOS: app in the foreground).
     public var isScreenOn = true
+    /// Most sequences the engine can decode in one step (KV caches it can hold at once within the
+    /// memory budget); 1 turns batched decoding off.
+    public var maximumDecodeBatch = 1
 
     public init(time: Double, pending: [RequestSnapshot], thermalStatus: ThermalStatus, thermalHeadroom: Double,
                 forecastHeadroom: Double, batteryPercent: Double, isCharging: Bool, isPowerSaveMode: Bool,
@@ -118,6 +121,9 @@ public enum SchedulingDecision: Sendable, Equatable {
     /// Run one step (a prompt chunk of at most `chunk` tokens, or one token) of request `id` on
     /// `threads`, with a hint to the OS.
     case run(id: Int, threads: Int, hint: PerformanceHint, chunk: Int? = nil)
+    /// Decode one token of each of the requests `ids` (all past their prompts) in one pass over
+    /// the weights, on `threads`.
+    case decodeBatch(ids: [Int], threads: Int, hint: PerformanceHint)
     /// Leave the CPU idle until `until`, or until a new request or event arrives.
     case idle(until: Double, reason: IdleReason)
 }
@@ -128,6 +134,7 @@ public struct StepOutcome: Sendable, Equatable {
     public var id: Int
     public var kind: Kind
     public var threads: Int
+    /// Tokens the step processed: prompt tokens, or one per sequence of a decode step.
     public var tokens: Int
     public var seconds: Double
 
@@ -154,14 +161,21 @@ extension SchedulingPolicy {
 
 /// Interactive before background; then higher priority; then earlier deadline; then arrival.
 public func mostUrgent(_ requests: [RequestSnapshot]) -> RequestSnapshot? {
-    requests.min { left, right in
-        if left.requestClass != right.requestClass { return left.requestClass == .interactive }
-        if left.priority != right.priority { return left.priority > right.priority }
-        let leftDeadline = left.deadline ?? .infinity, rightDeadline = right.deadline ?? .infinity
-        if leftDeadline != rightDeadline { return leftDeadline < rightDeadline }
-        if left.arrival != right.arrival { return left.arrival < right.arrival }
-        return left.id < right.id
-    }
+    requests.min(by: isMoreUrgent)
+}
+
+/// `requests`, most urgent first (the order of `mostUrgent`).
+public func urgencyOrder(_ requests: [RequestSnapshot]) -> [RequestSnapshot] {
+    requests.sorted(by: isMoreUrgent)
+}
+
+private func isMoreUrgent(_ left: RequestSnapshot, _ right: RequestSnapshot) -> Bool {
+    if left.requestClass != right.requestClass { return left.requestClass == .interactive }
+    if left.priority != right.priority { return left.priority > right.priority }
+    let leftDeadline = left.deadline ?? .infinity, rightDeadline = right.deadline ?? .infinity
+    if leftDeadline != rightDeadline { return leftDeadline < rightDeadline }
+    if left.arrival != right.arrival { return left.arrival < right.arrival }
+    return left.id < right.id
 }
 
 /// Today's runtimes: run whatever is pending, most urgent first, on every thread, as fast as possible.

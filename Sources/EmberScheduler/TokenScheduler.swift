@@ -198,8 +198,9 @@ public final class TokenScheduler: @unchecked Sendable {
                                 promptTokens: entry.tokens?.count ?? 64, prefilledTokens: entry.prefilled,
                                 generatedTokens: entry.generated, maxTokens: entry.request.maxTokens)
             }
-            let context = SchedulingContext(time: now, pending: snapshots, thermal: thermal, power: power,
+            var context = SchedulingContext(time: now, pending: snapshots, thermal: thermal, power: power,
                                             maximumThreads: threadCount, availableCores: threadCount, prefillChunkTokens: 128)
+            context.maximumDecodeBatch = maximumSessions
             switch policy.decide(context) {
             case .idle(let until, let reason):
                 let seconds = min(until, now + 1) - now
@@ -214,11 +215,15 @@ public final class TokenScheduler: @unchecked Sendable {
                 do {
                     try step(entry, threads: threads, chunk: chunk ?? 128)
                 } catch {
-                    condition.lock()
-                    entries[entry.id] = nil
-                    condition.unlock()
-                    release(entry)
-                    entry.continuation.finish(throwing: error)
+                    fail([entry], error)
+                }
+            case .decodeBatch(let ids, let threads, _):
+                let batch = ids.compactMap { id in visible.first { $0.id == id } }
+                guard !batch.isEmpty else { continue }
+                do {
+                    try decodeTogether(batch, threads: threads)
+                } catch {
+                    fail(batch, error)
                 }
             }
         }
@@ -243,12 +248,14 @@ public final class TokenScheduler: @unchecked Sendable {
         session.pool.activeThreadCount = threads
         let tokens = entry.tokens!
         if entry.prefilled < tokens.count {
+            let firstToken = entry.prefilled
             let end = min(tokens.count, entry.prefilled + max(1, chunk))
             let last = end == tokens.count
             try session.evaluate(Array(tokens[entry.prefilled..<end]), logits: last ? .last : .none) { _, logits in
                 entry.nextToken = entry.sampler.sample(logits)
             }
             entry.prefilled = end
+            policy.record(StepOutcome(id: entry.id, kind: .prefill, threads: threads, tokens: end - firstToken, seconds: clock() - start))
             if last {
                 entry.continuation.yield(.promptProcessed(tokens: tokens.count, milliseconds: (clock() - entry.promptStart) * 1000))
                 emit(entry)
@@ -256,7 +263,36 @@ public final class TokenScheduler: @unchecked Sendable {
             return
         }
         try session.evaluate([entry.nextToken], logits: .last) { _, logits in entry.nextToken = entry.sampler.sample(logits) }
+        policy.record(StepOutcome(id: entry.id, kind: .decode, threads: threads, tokens: 1, seconds: clock() - start))
         emit(entry)
+    }
+
+    /// One token of each of `batch` (all past their prompts) in one pass over the weights, on the
+    /// worker thread.
+    private func decodeTogether(_ batch: [Entry], threads: Int) throws {
+        for entry in batch where entry.session == nil || entry.prefilled < (entry.tokens?.count ?? .max) {
+            // A policy error, not the caller's: step the request on its own instead.
+            try step(entry, threads: threads, chunk: 128)
+            return
+        }
+        let start = clock()
+        let sessions = batch.map { $0.session! }
+        sessions[0].pool.activeThreadCount = threads
+        try InferenceSession.decode(batch.map(\.nextToken), sessions: sessions) { index, logits in
+            batch[index].nextToken = batch[index].sampler.sample(logits)
+        }
+        policy.record(StepOutcome(id: batch[0].id, kind: .decode, threads: threads, tokens: batch.count, seconds: clock() - start))
+        for entry in batch { emit(entry) }
+    }
+
+    private func fail(_ batch: [Entry], _ error: Error) {
+        condition.lock()
+        for entry in batch { entries[entry.id] = nil }
+        condition.unlock()
+        for entry in batch {
+            release(entry)
+            entry.continuation.finish(throwing: error)
+        }
     }
 
     /// Emits the pending token of `entry`, or finishes it.

@@ -9,6 +9,8 @@ public struct SimulationRunner {
     public let scenario: Scenario
     public let workload: ModelWorkload
     public var sampleInterval = 1.0
+    /// Most requests the engine decodes in one step (the KV caches it may hold at once).
+    public var maximumDecodeBatch = 4
 
     public init(profile: DeviceProfile, scenario: Scenario, workload: ModelWorkload) {
         self.profile = profile
@@ -74,6 +76,7 @@ public struct SimulationRunner {
                                             availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores },
                                             prefillChunkTokens: prefillChunk)
             context.isScreenOn = phone.screenOn
+            context.maximumDecodeBatch = maximumDecodeBatch
             switch policy.decide(context) {
             case .idle(let until, let reason):
                 let wake = min(until, schedule.nextTime, duration)
@@ -103,23 +106,42 @@ public struct SimulationRunner {
                     request.prefilledTokens += count
                     if request.isPrefilled {
                         // The last prompt chunk's logits give the first token.
-                        emitToken(&request, &engine, time: phone.time, recorder: recorder, onToken: onToken)
+                        emitToken(&request, text: try? engine.next(request), time: phone.time, recorder: recorder, onToken: onToken)
                     }
                 } else {
                     let position = request.promptTokenCount! + request.generatedTokens
                     let step = phone.perform(workload.decodeCost(position: position), threads: threads, boost: boost, targetSeconds: target)
                     inferenceJoules += step.socJoules
                     policy.record(StepOutcome(id: id, kind: .decode, threads: threads, tokens: 1, seconds: step.seconds))
-                    emitToken(&request, &engine, time: phone.time, recorder: recorder, onToken: onToken)
+                    emitToken(&request, text: try? engine.next(request), time: phone.time, recorder: recorder, onToken: onToken)
                 }
-                if request.isFinished {
-                    request.text += engine.end(request)
-                    pendingIDs.removeAll { $0 == id }
-                    recorder.mark(phone.time, request.missedDeadline ? .missedDeadline : .finished, request.label)
-                    schedule.finished(request, at: phone.time)
-                }
+                finishIfDone(&request)
                 requests[id] = request
+            case .decodeBatch(let ids, let threads, let hint):
+                var target: Double?
+                if case .target(let seconds) = hint { target = seconds }
+                let members = ids.map { requests[$0] }
+                precondition(members.allSatisfy(\.isPrefilled), "the policy batched a request whose prompt is not processed")
+                let positions = members.map { $0.promptTokenCount! + $0.generatedTokens }
+                let step = phone.perform(workload.decodeCost(positions: positions), threads: threads, boost: hint == .boost,
+                                         targetSeconds: target)
+                inferenceJoules += step.socJoules
+                policy.record(StepOutcome(id: ids[0], kind: .decode, threads: threads, tokens: ids.count, seconds: step.seconds))
+                let texts = (try? engine.next(batch: members)) ?? members.map { _ in nil }
+                for (index, id) in ids.enumerated() {
+                    var request = requests[id]
+                    emitToken(&request, text: texts[index], time: phone.time, recorder: recorder, onToken: onToken)
+                    finishIfDone(&request)
+                    requests[id] = request
+                }
             }
+        }
+        func finishIfDone(_ request: inout SimulatedRequest) {
+            guard request.isFinished else { return }
+            request.text += engine.end(request)
+            pendingIDs.removeAll { $0 == request.id }
+            recorder.mark(phone.time, request.missedDeadline ? .missedDeadline : .finished, request.label)
+            schedule.finished(request, at: phone.time)
         }
         // Close the last sample.
         if phone.time < duration, shutdownReason == nil { phone.idle(seconds: duration - phone.time) }
@@ -132,9 +154,10 @@ public struct SimulationRunner {
             memoryReleasedBytes: memoryReleasedBytes)
     }
 
-    private func emitToken(_ request: inout SimulatedRequest, _ engine: inout some TokenEngine, time: Double,
+    /// Records `text` as the request's next token, or ends the request when it is nil.
+    private func emitToken(_ request: inout SimulatedRequest, text: String?, time: Double,
                            recorder: TimelineRecorder, onToken: (SimulatedRequest, String) -> Void) {
-        guard let text = try? engine.next(request) else {
+        guard let text else {
             request.finishedTime = time
             return
         }

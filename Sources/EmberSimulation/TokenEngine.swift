@@ -10,6 +10,8 @@ public protocol TokenEngine {
     mutating func begin(_ request: SimulatedRequest) throws -> Int
     /// The next token's text, or nil once the reply has ended.
     mutating func next(_ request: SimulatedRequest) throws -> String?
+    /// The next token of each of `requests`, decoded together (one pass over the weights).
+    mutating func next(batch requests: [SimulatedRequest]) throws -> [String?]
     /// Releases what `request` held (its KV cache); returns text held back until the end (an
     /// incomplete character), usually empty.
     mutating func end(_ request: SimulatedRequest) -> String
@@ -19,6 +21,10 @@ public protocol TokenEngine {
 
 extension TokenEngine {
     public mutating func memoryPressure() -> Int { 0 }
+
+    public mutating func next(batch requests: [SimulatedRequest]) throws -> [String?] {
+        try requests.map { try next($0) }
+    }
 }
 
 /// Counts only: prompts of `prompt_tokens` (or about four characters a token), replies of
@@ -91,16 +97,29 @@ public final class LanguageModelEngine: TokenEngine {
     }
 
     public func next(_ request: SimulatedRequest) throws -> String? {
-        guard let state = states[request.id] else { return nil }
-        let token = state.nextToken
-        if model.tokenizer.endOfGenerationIDs.contains(token) || request.generatedTokens >= request.maxTokens
-            || state.session.position >= contextLength - 1 {
-            return nil
+        try next(batch: [request])[0]
+    }
+
+    /// Each request's pending token (sampled after its previous step) is its text now; the
+    /// requests that go on evaluate theirs together and sample the token after.
+    public func next(batch requests: [SimulatedRequest]) throws -> [String?] {
+        var texts = [String?](repeating: nil, count: requests.count)
+        var continuing: [RequestState] = []
+        for (index, request) in requests.enumerated() {
+            guard let state = states[request.id] else { continue }
+            let token = state.nextToken
+            if model.tokenizer.endOfGenerationIDs.contains(token) || request.generatedTokens >= request.maxTokens
+                || state.session.position >= contextLength - 1 {
+                continue
+            }
+            texts[index] = state.detokenizer.append(token)
+            state.sampler.accept(token)
+            continuing.append(state)
         }
-        let text = state.detokenizer.append(token)
-        state.sampler.accept(token)
-        try state.session.evaluate([token], logits: .last) { _, logits in state.nextToken = state.sampler.sample(logits) }
-        return text
+        try InferenceSession.decode(continuing.map(\.nextToken), sessions: continuing.map(\.session)) { index, logits in
+            continuing[index].nextToken = continuing[index].sampler.sample(logits)
+        }
+        return texts
     }
 
     /// Drops the KV caches kept for reuse.

@@ -139,4 +139,38 @@ extension AdaptivePolicy {
         #expect((shortChunk ?? 0) < (longChunk ?? 0))
         #expect(longChunk == 128)
     }
+
+    @Test func backgroundRepliesAreDecodedTogether() {
+        var policy = calibratedAdaptive()
+        func noteSnapshot(_ id: Int, prefilled: Bool) -> RequestSnapshot {
+            RequestSnapshot(id: id, requestClass: .background, arrival: Double(id), deadline: 36_000, promptTokens: 600,
+                            prefilledTokens: prefilled ? 600 : 0, generatedTokens: prefilled ? 1 : 0, maxTokens: 80)
+        }
+        var charging = ScriptedPlatform()
+        charging.isCharging = true
+        func batchContext(_ time: Double, _ pending: [RequestSnapshot], limit: Int) -> SchedulingContext {
+            var result = context(time, pending, charging)
+            result.isScreenOn = false
+            result.maximumDecodeBatch = limit
+            return result
+        }
+        // The four most urgent form the batch: their prompts come first, the fifth waits.
+        let some = [noteSnapshot(2, prefilled: true), noteSnapshot(3, prefilled: false), noteSnapshot(4, prefilled: false),
+                    noteSnapshot(5, prefilled: true), noteSnapshot(6, prefilled: false)]
+        guard case .run(3, _, .target, _) = policy.decide(batchContext(100, some, limit: 4)) else {
+            Issue.record("expected the prompt of request 3")
+            return
+        }
+        let ready = [noteSnapshot(2, prefilled: true), noteSnapshot(3, prefilled: true), noteSnapshot(4, prefilled: true),
+                     noteSnapshot(5, prefilled: true), noteSnapshot(6, prefilled: false)]
+        #expect(policy.decide(batchContext(100, ready, limit: 4)) == .decodeBatch(ids: [2, 3, 4, 5], threads: 1, hint: .none))
+        // The batch is paced like one reply.
+        let step = 1 / policy.configuration.backgroundTokensPerSecond
+        #expect(policy.decide(batchContext(100.01, ready, limit: 4)) == .idle(until: 100 + step, reason: .pacing))
+        // An engine that holds one sequence at a time decodes the most urgent alone.
+        #expect(policy.decide(batchContext(200, ready, limit: 1)) == .run(id: 2, threads: 1, hint: .none))
+        // A batch step is not a thread-count measurement.
+        policy.record(StepOutcome(id: 2, kind: .decode, threads: 1, tokens: 4, seconds: 1))
+        #expect(policy.decodeThreads == 2)
+    }
 }

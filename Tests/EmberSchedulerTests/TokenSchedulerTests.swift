@@ -24,6 +24,28 @@ func modelPath() throws -> String {
     return path
 }
 
+/// A policy that counts the batched decode steps of the policy it wraps.
+struct DecisionCounter<Wrapped: SchedulingPolicy>: SchedulingPolicy {
+    final class Count: Sendable {
+        private let count = Mutex(0)
+        var value: Int { count.withLock { $0 } }
+        func increment() { count.withLock { $0 += 1 } }
+    }
+
+    var wrapped: Wrapped
+    let batchedSteps = Count()
+    init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+    var name: String { wrapped.name }
+
+    mutating func decide(_ context: SchedulingContext) -> SchedulingDecision {
+        let decision = wrapped.decide(context)
+        if case .decodeBatch = decision { batchedSteps.increment() }
+        return decision
+    }
+
+    mutating func record(_ outcome: StepOutcome) { wrapped.record(outcome) }
+}
+
 @Suite(.serialized) struct TokenSchedulerTests {
     @Test func adaptiveSchedulerPacesDefersAndFinishesEveryRequest() async throws {
         let model = try LanguageModel(path: modelPath())
@@ -81,6 +103,37 @@ func modelPath() throws -> String {
             if case .token(let id, _) = event, id >= 0 { plainIDs.append(id) }
         }
         #expect(scheduledIDs == plainIDs)
+    }
+
+    /// Background replies decoded together give the tokens each gets alone.
+    @Test func batchedBackgroundRepliesMatchPlainGreedyGeneration() async throws {
+        let model = try LanguageModel(path: modelPath())
+        let platform = LivePlatform()
+        var configuration = AdaptivePolicy.Configuration()
+        configuration.backgroundTokensPerSecond = 200  // little pacing: the test stays short
+        let policy = DecisionCounter(AdaptivePolicy(configuration: configuration))
+        let scheduler = TokenScheduler(model: model, policy: policy, thermal: platform, power: platform, threadCount: 2,
+                                       maximumSessions: 3)
+        let prompts = ["Summarize: the meeting moved to Friday at noon.", "Summarize: buy milk, eggs and bread.",
+                       "Summarize: the flight lands at six."]
+        let streams = prompts.map {
+            scheduler.submit(ScheduledRequest(prompt: .text($0), maxTokens: 24, sampling: .greedy, requestClass: .background,
+                                              ignoreEndOfGeneration: true))
+        }
+        var scheduled: [[Int32]] = []
+        for stream in streams {
+            var ids: [Int32] = []
+            for try await event in stream { if case .token(let id, _) = event, id >= 0 { ids.append(id) } }
+            scheduled.append(ids)
+        }
+        #expect(policy.batchedSteps.value > 0, "background replies shared decode steps")
+        let generator = Generator(model: model, contextLength: 2048, threadCount: 2)
+        for (index, prompt) in prompts.enumerated() {
+            var plain: [Int32] = []
+            let request = GenerationRequest(prompt: .text(prompt), maxTokens: 24, sampling: .greedy, ignoreEndOfGeneration: true)
+            for try await event in generator.generate(request) { if case .token(let id, _) = event, id >= 0 { plain.append(id) } }
+            #expect(scheduled[index] == plain, "reply \(index)")
+        }
     }
 
     @Test func droppingTheStreamCancels() async throws {
