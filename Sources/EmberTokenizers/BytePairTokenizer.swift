@@ -1,21 +1,29 @@
-/// Byte-level BPE (`tokenizer.ggml.model` = gpt2), as llama.cpp's `llm_tokenizer_bpe` runs it:
-/// text is split by the pre-tokenizer, each piece's bytes mapped to GPT-2's printable characters,
-/// then merged by rank.
+/// BPE as llama.cpp's `llm_tokenizer_bpe` runs it, in two styles:
+///
+/// - byte-level (`tokenizer.ggml.model` = gpt2): text is split by the pre-tokenizer, each piece's
+///   bytes mapped to GPT-2's printable characters, then merged by rank;
+/// - SentencePiece-style (`gemma4`, Gemma 4): spaces become "▁", the text is split only at runs of
+///   newlines, merges run over its UTF-8 characters, and characters without a token fall back to
+///   `<0xXX>` byte tokens.
 struct BytePairTokenizer: VocabularyBackedTokenizer {
     let vocabulary: TokenizerVocabulary
     let tokenIDs: [String: Int32]
     let mergeRanks: [String: Int]
     let special: SpecialTokenMatcher
     let endOfGenerationIDs: Set<Int32>
-    let preTokenizer: PreTokenizer
+    /// Nil for the SentencePiece style, which splits only at newlines.
+    let preTokenizer: PreTokenizer?
+    /// Gemma 4's style: "▁" for spaces, raw UTF-8 characters, `<0xXX>` byte fallback.
+    let escapesSpaces: Bool
     /// Byte → GPT-2 printable character (as a String) and back.
     let byteCharacters: [String]
     let characterBytes: [Unicode.Scalar: UInt8]
 
     init(_ vocabulary: TokenizerVocabulary) throws(TokenizerError) {
         guard let merges = vocabulary.merges else {
-            throw TokenizerError("a gpt2 tokenizer needs tokenizer.ggml.merges")
+            throw TokenizerError("a \(vocabulary.model) tokenizer needs tokenizer.ggml.merges")
         }
+        escapesSpaces = vocabulary.model == "gemma4"
         self.vocabulary = vocabulary
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(vocabulary.tokens.count)
@@ -27,7 +35,7 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
         mergeRanks = ranks
         special = SpecialTokenMatcher(tokens: vocabulary.tokens, types: vocabulary.tokenTypes)
         endOfGenerationIDs = endOfGenerationSet(vocabulary)
-        preTokenizer = try PreTokenizer(name: vocabulary.preTokenizer ?? "default")
+        preTokenizer = escapesSpaces ? nil : try PreTokenizer(name: vocabulary.preTokenizer ?? "default")
         let table = BytePairTokenizer.byteToCharacterTable()
         byteCharacters = table.map { String(Character($0)) }
         var reverse: [Unicode.Scalar: UInt8] = [:]
@@ -63,11 +71,40 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
             case .token(let id):
                 output.append(id)
             case .text(let piece):
-                for word in preTokenizer.split(piece) { encodeWord(word, into: &output) }
+                if let preTokenizer {
+                    for word in preTokenizer.split(piece) { encodeWord(word, into: &output) }
+                } else {
+                    for word in Self.newlineRuns(Self.replacing(" ", with: "\u{2581}", in: piece)) {
+                        // A run of newlines that is a token stays whole.
+                        if word.first == "\n", let id = tokenIDs[word] {
+                            output.append(id)
+                        } else {
+                            encodeWord(word, into: &output)
+                        }
+                    }
+                }
             }
         }
         if addSpecial, vocabulary.addEOS, let eos = vocabulary.eosID { output.append(eos) }
         return output
+    }
+
+    /// Gemma 4's pre-tokenizer, `[^\n]+|[\n]+`: maximal runs of newlines and of everything else.
+    static func newlineRuns(_ text: String) -> [String] {
+        var runs: [String] = []
+        var current = ""
+        var inNewlines = false
+        for scalar in text.unicodeScalars {
+            let isNewline = scalar == "\n"
+            if !current.isEmpty && isNewline != inNewlines {
+                runs.append(current)
+                current = ""
+            }
+            inNewlines = isNewline
+            current.unicodeScalars.append(scalar)
+        }
+        if !current.isEmpty { runs.append(current) }
+        return runs
     }
 
     /// BPE over one pre-tokenized word: repeatedly merge the adjacent pair of lowest rank
@@ -75,7 +112,11 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
     private func encodeWord(_ word: String, into output: inout [Int32]) {
         var symbols: [String] = []
         symbols.reserveCapacity(word.utf8.count)
-        for byte in word.utf8 { symbols.append(byteCharacters[Int(byte)]) }
+        if escapesSpaces {
+            for scalar in word.unicodeScalars { symbols.append(String(scalar)) }
+        } else {
+            for byte in word.utf8 { symbols.append(byteCharacters[Int(byte)]) }
+        }
         while symbols.count > 1 {
             var bestRank = Int.max
             var bestIndex = -1
@@ -92,6 +133,11 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
         for symbol in symbols {
             if let id = tokenIDs[symbol] {
                 output.append(id)
+            } else if escapesSpaces {
+                // No token for these characters: one `<0xXX>` byte token per UTF-8 byte.
+                for byte in symbol.utf8 {
+                    if let id = tokenIDs[Self.byteTokenText(byte)] { output.append(id) }
+                }
             } else {
                 // Unknown merged symbol: fall back to its characters one by one, as llama.cpp does.
                 for scalar in symbol.unicodeScalars {
@@ -99,6 +145,19 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
                 }
             }
         }
+    }
+
+    /// `text` with every `scalar` replaced by `replacement`.
+    static func replacing(_ scalar: Unicode.Scalar, with replacement: Unicode.Scalar, in text: some StringProtocol) -> String {
+        var result = String.UnicodeScalarView()
+        for each in text.unicodeScalars { result.append(each == scalar ? replacement : each) }
+        return String(result)
+    }
+
+    /// SentencePiece's name of a byte token: `<0x0A>`.
+    static func byteTokenText(_ byte: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return "<0x\(digits[Int(byte >> 4)])\(digits[Int(byte & 15)])>"
     }
 
     func pieceBytes(_ id: Int32, renderSpecial: Bool) -> [UInt8] {
@@ -112,6 +171,12 @@ struct BytePairTokenizer: VocabularyBackedTokenizer {
             return Array(text.utf8)
         case .unused, .undefined:
             return []
+        case .byte where escapesSpaces:
+            // `<0xXX>`
+            guard text.utf8.count == 6, let byte = UInt8(text.dropFirst(3).prefix(2), radix: 16) else { return [] }
+            return [byte]
+        case .normal where escapesSpaces:
+            return Array(Self.replacing("\u{2581}", with: " ", in: text).utf8)
         case .normal, .byte:
             var bytes: [UInt8] = []
             bytes.reserveCapacity(text.utf8.count)

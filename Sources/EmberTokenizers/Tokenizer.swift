@@ -134,7 +134,8 @@ public struct TokenizerVocabulary: Sendable {
             unknownID: id("tokenizer.ggml.unknown_token_id"),
             paddingID: id("tokenizer.ggml.padding_token_id"),
             endOfTurnID: id("tokenizer.ggml.eot_token_id"),
-            addBOS: gguf.bool("tokenizer.ggml.add_bos_token") ?? (model == "llama"),
+            // llama.cpp always adds BOS for Gemma 4, whatever the file says.
+            addBOS: model == "gemma4" ? true : gguf.bool("tokenizer.ggml.add_bos_token") ?? (model == "llama"),
             addEOS: gguf.bool("tokenizer.ggml.add_eos_token") ?? false,
             addSpacePrefix: gguf.bool("tokenizer.ggml.add_space_prefix") ?? (model == "llama"))
     }
@@ -143,12 +144,12 @@ public struct TokenizerVocabulary: Sendable {
 /// Builds the tokenizer named by `vocabulary.model`.
 public func makeTokenizer(_ vocabulary: TokenizerVocabulary) throws(TokenizerError) -> any Tokenizer {
     switch vocabulary.model {
-    case "gpt2":
+    case "gpt2", "gemma4":
         return try BytePairTokenizer(vocabulary)
     case "llama":
         return try SentencePieceTokenizer(vocabulary)
     default:
-        throw TokenizerError("tokenizer model '\(vocabulary.model)' is not supported (supported: gpt2, llama)")
+        throw TokenizerError("tokenizer model '\(vocabulary.model)' is not supported (supported: gpt2, gemma4, llama)")
     }
 }
 

@@ -117,3 +117,35 @@ struct TokenizerReferenceTests {
         }
     }
 }
+
+/// Gemma 4's tokenizer (`tokenizer.ggml.model` = gemma4) against llama.cpp on a small vocabulary
+/// with its structure (scripts/tiny_models/tokenizer_gemma4.py writes both files).
+@Suite struct Gemma4TokenizerTests {
+    struct Fixture: Decodable {
+        struct Case: Decodable {
+            var text: String
+            var ids: [Int32]
+            var ids_special: [Int32]
+            var pieces: [String]
+        }
+        var cases: [Case]
+    }
+
+    @Test func matchesLlamaCpp() throws {
+        let directory = TokenizerReferenceTests.fixtures.appendingPathComponent("tokenizers")
+        let tokenizer = try makeTokenizer(gguf: GGUFFile(path: directory.appendingPathComponent("gemma4-tokenizer.gguf").path))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: directory.appendingPathComponent("gemma4-tokenizer.json")))
+        #expect(fixture.cases.count >= 10)
+        for item in fixture.cases {
+            #expect(tokenizer.encode(item.text, addSpecial: true, parseSpecial: false) == item.ids, "\(item.text.debugDescription)")
+            #expect(tokenizer.encode(item.text, addSpecial: true, parseSpecial: true) == item.ids_special, "\(item.text.debugDescription)")
+            let pieces = item.ids.map { String(decoding: tokenizer.pieceBytes($0, renderSpecial: false), as: UTF8.self) }
+            // A piece that is part of a multi-byte character is not valid UTF-8 alone (llama-cpp-python shows U+FFFD).
+            for (piece, expected) in zip(pieces, item.pieces) where !expected.contains("\u{FFFD}") {
+                #expect(piece == expected, "\(item.text.debugDescription)")
+            }
+            #expect(tokenizer.decode(item.ids) == item.text, "round trip of \(item.text.debugDescription)")
+        }
+        #expect(tokenizer.addsBOS)
+    }
+}
