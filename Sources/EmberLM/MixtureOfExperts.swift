@@ -26,9 +26,12 @@ public struct MixtureOfExpertsTraits: Sendable, Equatable {
     public var normalizesWeights: Bool
     /// Multiplies the chosen experts' weights after normalizing; nil leaves them as they are.
     public var weightScale: Float?
+    /// Each expert's gated activation: SwiGLU (qwen3moe) or GeGLU (Gemma 4).
+    public var activation: ArchitectureTraits.FeedForwardActivation
 
     public init(expertCount: Int, usedExpertCount: Int, expertFeedForwardLength: Int, gating: Gating = .softmax,
-                normalizesWeights: Bool, weightScale: Float? = nil) {
+                normalizesWeights: Bool, weightScale: Float? = nil, activation: ArchitectureTraits.FeedForwardActivation = .swiGLU) {
+        self.activation = activation
         self.expertCount = expertCount
         self.usedExpertCount = usedExpertCount
         self.expertFeedForwardLength = expertFeedForwardLength
@@ -40,7 +43,8 @@ public struct MixtureOfExpertsTraits: Sendable, Equatable {
     /// Reads `<architecture>.expert_count`, `expert_used_count` and `expert_feed_forward_length`
     /// (which defaults, as in llama.cpp, to `feed_forward_length ÷ expert_used_count`).
     public static func read(configuration: ModelConfiguration, gguf: GGUFFile, gating: Gating = .softmax,
-                            normalizesWeights: Bool, weightScale: Float? = nil) throws(LanguageModelError) -> MixtureOfExpertsTraits {
+                            normalizesWeights: Bool, weightScale: Float? = nil,
+                            activation: ArchitectureTraits.FeedForwardActivation = .swiGLU) throws(LanguageModelError) -> MixtureOfExpertsTraits {
         let prefix = configuration.architecture
         guard let experts = gguf.integer("\(prefix).expert_count"), experts > 0 else {
             throw LanguageModelError(.missingMetadata, "model file is missing '\(prefix).expert_count' (a positive integer)")
@@ -54,7 +58,8 @@ public struct MixtureOfExpertsTraits: Sendable, Equatable {
             throw LanguageModelError(.missingMetadata, "model file has no usable '\(prefix).expert_feed_forward_length'")
         }
         return MixtureOfExpertsTraits(expertCount: experts, usedExpertCount: used, expertFeedForwardLength: feedForward,
-                                      gating: gating, normalizesWeights: normalizesWeights, weightScale: weightScale)
+                                      gating: gating, normalizesWeights: normalizesWeights, weightScale: weightScale,
+                                      activation: activation)
     }
 }
 
@@ -68,6 +73,8 @@ struct ExpertLayerWeights: Sendable {
     var gate: [WeightMatrix]
     var up: [WeightMatrix]
     var down: [WeightMatrix]
+    /// `ffn_down_exps.scale`: one factor per expert on its output (Gemma 4), or nil.
+    var downScales: [Float]?
 
     var expertCount: Int { gate.count }
 
@@ -91,7 +98,8 @@ extension WeightLoader {
             router: try matrix(prefix + "ffn_gate_inp.weight", rows: experts, columns: embedding),
             gate: try expertMatrices(prefix + "ffn_gate_exps.weight", experts: experts, rows: feedForward, columns: embedding),
             up: try expertMatrices(prefix + "ffn_up_exps.weight", experts: experts, rows: feedForward, columns: embedding),
-            down: try expertMatrices(prefix + "ffn_down_exps.weight", experts: experts, rows: embedding, columns: feedForward))
+            down: try expertMatrices(prefix + "ffn_down_exps.weight", experts: experts, rows: embedding, columns: feedForward),
+            downScales: try optionalVector(prefix + "ffn_down_exps.scale", count: experts))
     }
 
     /// One matrix per expert, sliced out of the 3-D tensor `name` of shape [columns, rows, experts].
@@ -216,19 +224,21 @@ final class MixtureOfExpertsBlock {
     func resetStatistics() { statistics = ExpertStatistics() }
 
     /// The block's output for `tokens` normalized hidden states in `input` (rows of embedding
-    /// length), written to `output`: Σ over each token's chosen experts of weight × down(silu(gate x) · up x).
+    /// length), written to `output`: Σ over each token's chosen experts of weight × down(silu(gate x) · up x)
+    /// (GELU for a GeGLU block, × the expert's down scale when it has one). The router reads
+    /// `routerInput` when given (Gemma 4 routes on its own normalization of the stream), else `input`.
     ///
     /// `multiply` is the session's matrix multiplication (rearranged, streaming-order or plain
     /// kernels). With `streamingFile`, each chosen expert's pages are prefetched a little ahead of
     /// its run and released after it, so only the routed experts of the layer are brought in.
-    func run(_ weights: ExpertLayerWeights, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-             streamingFile: GGUFFile?,
+    func run(_ weights: ExpertLayerWeights, input: UnsafePointer<Float>, routerInput: UnsafePointer<Float>? = nil, tokens: Int,
+             output: UnsafeMutablePointer<Float>, streamingFile: GGUFFile?,
              multiply: (WeightMatrix, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) {
         precondition(tokens <= batchSize, "batch of \(tokens) tokens exceeds the expert buffers of \(batchSize)")
         let experts = traits.expertCount, used = traits.usedExpertCount, feedForward = traits.expertFeedForwardLength
 
         // Route: logits, probabilities, the most probable experts and their weights.
-        multiply(weights.router, input, tokens, routerLogits)
+        multiply(weights.router, routerInput ?? input, tokens, routerLogits)
         for token in 0..<tokens {
             route(token: token)
         }
@@ -264,14 +274,23 @@ final class MixtureOfExpertsBlock {
             }
             multiply(weights.gate[expert], expertInput, count, expertGate)
             multiply(weights.up[expert], expertInput, count, expertUp)
-            Operations.swiGLU(gate: expertGate, up: expertUp, count: count * feedForward)
+            switch traits.activation {
+            case .swiGLU: Operations.swiGLU(gate: expertGate, up: expertUp, count: count * feedForward)
+            case .geGLU: Operations.geGLU(gate: expertGate, up: expertUp, count: count * feedForward)
+            }
             multiply(weights.down[expert], expertGate, count, expertOutput)
+            let downScale = weights.downScales?[expert]
             for index in 0..<count {
                 let pair = Int(list[index])
                 let weight = chosenWeights[pair]
                 let source = expertOutput + index * embedding
                 let destination = slotOutputs + pair * embedding
-                for i in 0..<embedding { destination[i] = source[i] * weight }
+                if let downScale {
+                    // Scaled first, then weighted: llama.cpp's two multiplications in its order.
+                    for i in 0..<embedding { destination[i] = (source[i] * downScale) * weight }
+                } else {
+                    for i in 0..<embedding { destination[i] = source[i] * weight }
+                }
             }
             statistics.expertBytesRead += weights.expertBytes(expert)
             statistics.expertRuns += 1

@@ -22,12 +22,14 @@ ARCHITECTURE = "gemma4"
 POST_NORM = 0.4
 
 
-def build(model) -> None:
+def build(model, per_layer: int = 32, shared_layers: int = 5, experts: tuple[int, int, int] | None = None) -> None:
+    """`per_layer`: embedding_length_per_layer_input (0: none); `shared_layers`: how many last
+    layers reuse earlier KV caches; `experts`: (count, used, feed-forward length) of a routed
+    mixture of experts beside every layer's dense feed-forward (Gemma 4 26B-A4B), or None."""
     embedding, layers, heads = 64, 10, 4
-    per_layer = 32                          # embedding_length_per_layer_input
     swa_head, full_head = 32, 64            # key/value length of sliding and global layers
     swa_kv_heads, full_kv_heads = 2, 1
-    feed_forward, shared_layers = 128, 5    # the last 5 layers reuse earlier KV caches
+    feed_forward = 128
     window = 24
     is_sliding = [(i % 5) != 4 for i in range(layers)]   # four sliding layers, then a global one
     first_shared = layers - shared_layers
@@ -46,13 +48,18 @@ def build(model) -> None:
     model.key("attention.shared_kv_layers", shared_layers)
     model.key("embedding_length_per_layer_input", per_layer)
     model.key("final_logit_softcapping", 30.0)
+    if experts:
+        model.key("expert_count", experts[0])
+        model.key("expert_used_count", experts[1])
+        model.key("expert_feed_forward_length", experts[2])
 
     vocabulary = model.vocabulary_size
     # Tied output: the embedding table at the default scale gives logits with sd ≈ 1.
     model.matrix("token_embd.weight", (embedding, vocabulary))
-    model.matrix("per_layer_token_embd.weight", (per_layer * layers, vocabulary), scale=1.0 / np.sqrt(per_layer))
-    model.matrix("per_layer_model_proj.weight", (embedding, per_layer * layers))
-    model.vector("per_layer_proj_norm.weight", per_layer)
+    if per_layer:
+        model.matrix("per_layer_token_embd.weight", (per_layer * layers, vocabulary), scale=1.0 / np.sqrt(per_layer))
+        model.matrix("per_layer_model_proj.weight", (embedding, per_layer * layers))
+        model.vector("per_layer_proj_norm.weight", per_layer)
     # Proportional RoPE of the global layers: a quarter of the head rotates, the rest is frozen by
     # huge frequency factors (as the converter writes them).
     rotated = full_head // 2 // 4
@@ -77,8 +84,22 @@ def build(model) -> None:
         model.matrix(p + "ffn_up.weight", (embedding, feed_forwards[i]))
         model.matrix(p + "ffn_down.weight", (feed_forwards[i], embedding))
         model.vector(p + "post_ffw_norm.weight", embedding, mean=POST_NORM, spread=0.05)
-        model.matrix(p + "inp_gate.weight", (embedding, per_layer))
-        model.matrix(p + "proj.weight", (per_layer, embedding))
-        model.vector(p + "post_norm.weight", embedding, mean=POST_NORM, spread=0.05)
+        if experts:
+            count, _, expert_feed_forward = experts
+            # The router reads its own RMS norm of the stream (÷ √embedding, × this scale); the
+            # experts read `pre_ffw_norm_2`'s; each branch has its own post-norm before they add up.
+            model.vector(p + "ffn_gate_inp.scale", embedding, mean=np.sqrt(embedding), spread=1.0)
+            model.matrix(p + "ffn_gate_inp.weight", (embedding, count), quantize=False)
+            model.vector(p + "pre_ffw_norm_2.weight", embedding)
+            model.matrix(p + "ffn_gate_exps.weight", (embedding, expert_feed_forward, count))
+            model.matrix(p + "ffn_up_exps.weight", (embedding, expert_feed_forward, count))
+            model.matrix(p + "ffn_down_exps.weight", (expert_feed_forward, embedding, count))
+            model.vector(p + "ffn_down_exps.scale", count, mean=1.0, spread=0.2)
+            model.vector(p + "post_ffw_norm_1.weight", embedding, mean=1.0, spread=0.05)
+            model.vector(p + "post_ffw_norm_2.weight", embedding, mean=1.0, spread=0.05)
+        if per_layer:
+            model.matrix(p + "inp_gate.weight", (embedding, per_layer))
+            model.matrix(p + "proj.weight", (per_layer, embedding))
+            model.vector(p + "post_norm.weight", embedding, mean=POST_NORM, spread=0.05)
         model.vector(p + "layer_output_scale.weight", 1, mean=1.0, spread=0.05)
     model.vector("output_norm.weight", embedding)

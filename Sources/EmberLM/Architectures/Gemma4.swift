@@ -94,7 +94,8 @@ public enum Gemma4Architecture: CustomForwardArchitecture {
         let batch = max(1, min(batchSize, contextLength))
         let floats = Gemma4ForwardPass.bufferFloats(embedding: c.embeddingLength, layers: parameters.layers,
                                                     feedForwardLengths: parameters.feedForwardLengths,
-                                                    perLayerWidth: parameters.perLayerWidth, batch: batch)
+                                                    perLayerWidth: parameters.perLayerWidth, batch: batch,
+                                                    experts: file.tensors.contains { $0.name.hasSuffix(".ffn_gate_inp.weight") })
         let matrices = file.tensors.filter { $0.dimensions.count >= 2 && $0.name != "token_embd.weight" && $0.name != "output.weight" }
             .map { ($0.type, $0.rowLength) }
         let longestHead = parameters.layers.map(\.headLength).max() ?? 0
@@ -112,20 +113,39 @@ struct Gemma4Weights: CustomLayerWeights {
         let perLayerGate: PerLayerGate?
         /// `layer_output_scale`: multiplies the layer's output.
         let outputScale: Float?
+        /// Routed experts beside the dense feed-forward (26B-A4B), or nil.
+        let experts: Experts?
 
-        var matrices: [WeightMatrix] { attention.matrices + feedForward.matrices + (perLayerGate?.matrices ?? []) }
+        var matrices: [WeightMatrix] {
+            attention.matrices + feedForward.matrices + (experts?.weights.matrices ?? []) + (perLayerGate?.matrices ?? [])
+        }
+    }
+
+    /// A layer's mixture of experts: the router reads an unweighted RMS norm of the stream scaled
+    /// by 1/√embedding and `routerScale`; the experts read `preNorm`'s normalization; the dense
+    /// branch's output goes through `denseNorm`, the experts' through `expertNorm`, and their sum
+    /// through the layer's usual post-feed-forward norm.
+    struct Experts: Sendable {
+        let weights: ExpertLayerWeights
+        let routerScale: [Float]
+        let preNorm: [Float]
+        let denseNorm: [Float]
+        let expertNorm: [Float]
     }
 
     let parameters: Gemma4Architecture.Hyperparameters
     let layers: [Layer]
     let perLayerEmbeddings: PerLayerEmbeddings?
     let epsilon: Float
+    /// The experts' dimensions when any layer has experts.
+    let expertTraits: MixtureOfExpertsTraits?
 
     init(configuration c: ModelConfiguration, file: GGUFFile, loader: WeightLoader) throws(LanguageModelError) {
         let embedding = c.embeddingLength
-        if file.tensors.contains(where: { $0.name.hasSuffix(".ffn_gate_inp.weight") }) {
-            throw LanguageModelError(.unsupportedArchitecture, "Gemma 4 mixture-of-experts layers are not supported yet")
-        }
+        let expertTraits = file.tensors.contains(where: { $0.name.hasSuffix(".ffn_gate_inp.weight") })
+            ? try MixtureOfExpertsTraits.read(configuration: c, gguf: file, normalizesWeights: true, activation: .geGLU)
+            : nil
+        self.expertTraits = expertTraits
         // One `rope_freqs` tensor serves every global layer.
         let globalHead = c.keyLength
         let factors = try loader.optionalVector("rope_freqs.weight", count: globalHead / 2)
@@ -136,6 +156,15 @@ struct Gemma4Weights: CustomLayerWeights {
         for (index, shape) in parameters.layers.enumerated() {
             let prefix = "blk.\(index)."
             let scale = try loader.optionalVector(prefix + "layer_output_scale.weight", count: 1)
+            var experts: Experts?
+            if let expertTraits, file.tensor(named: prefix + "ffn_gate_inp.weight") != nil {
+                experts = Experts(
+                    weights: try loader.expertLayer(prefix: prefix, embedding: embedding, traits: expertTraits),
+                    routerScale: try loader.vector(prefix + "ffn_gate_inp.scale", count: embedding),
+                    preNorm: try loader.vector(prefix + "pre_ffw_norm_2.weight", count: embedding),
+                    denseNorm: try loader.vector(prefix + "post_ffw_norm_1.weight", count: embedding),
+                    expertNorm: try loader.vector(prefix + "post_ffw_norm_2.weight", count: embedding))
+            }
             layers.append(Layer(
                 attentionNorm: try loader.vector(prefix + "attn_norm.weight", count: embedding),
                 attention: try GemmaAttentionWeights(loader: loader, prefix: prefix, embedding: embedding, shape: shape,
@@ -143,7 +172,8 @@ struct Gemma4Weights: CustomLayerWeights {
                 feedForward: try GemmaFeedForwardWeights(loader: loader, prefix: prefix, embedding: embedding,
                                                          length: parameters.feedForwardLengths[index]),
                 perLayerGate: width > 0 ? try PerLayerGate(loader: loader, prefix: prefix, embedding: embedding, width: width) : nil,
-                outputScale: scale?[0]))
+                outputScale: scale?[0],
+                experts: experts))
         }
         self.layers = layers
         epsilon = c.normEpsilon
@@ -178,14 +208,18 @@ final class Gemma4ForwardPass: CustomForwardPass {
     private let up: UnsafeMutablePointer<Float>             // batch × longest feed-forward
     private let perLayerInputs: UnsafeMutablePointer<Float> // batch × layers × per-layer width
     private let perLayerScratch: UnsafeMutablePointer<Float> // batch × layers × per-layer width
+    private let expertBlock: MixtureOfExpertsBlock?
+    private let routerInput: UnsafeMutablePointer<Float>    // batch × embedding (experts only)
+    private let expertInput: UnsafeMutablePointer<Float>    // batch × embedding (experts only)
+    private let expertOutput: UnsafeMutablePointer<Float>   // batch × embedding (experts only)
 
     /// Floats of the buffers above.
     static func bufferFloats(embedding: Int, layers: [GemmaAttentionShape], feedForwardLengths: [Int], perLayerWidth: Int,
-                             batch: Int) -> Int {
+                             batch: Int, experts: Bool) -> Int {
         let query = layers.map(\.queryWidth).max() ?? 0
         let key = layers.map(\.keyValueWidth).max() ?? 0
         let feedForward = feedForwardLengths.max() ?? 0
-        return batch * (3 * embedding + 2 * query + 2 * key + 2 * feedForward + 2 * layers.count * perLayerWidth)
+        return batch * ((experts ? 6 : 3) * embedding + 2 * query + 2 * key + 2 * feedForward + 2 * layers.count * perLayerWidth)
     }
 
     init(weights: Gemma4Weights, model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) {
@@ -210,6 +244,11 @@ final class Gemma4ForwardPass: CustomForwardPass {
         up = workspace.buffer(batchSize * feedForward)
         perLayerInputs = workspace.buffer(batchSize * perLayer)
         perLayerScratch = workspace.buffer(batchSize * perLayer)
+        expertBlock = weights.expertTraits.map { MixtureOfExpertsBlock(traits: $0, embedding: embedding, batchSize: batchSize) }
+        let expertRows = expertBlock == nil ? 0 : batchSize * embedding
+        routerInput = workspace.buffer(expertRows)
+        expertInput = workspace.buffer(expertRows)
+        expertOutput = workspace.buffer(expertRows)
     }
 
     func forward(_ tokens: UnsafeBufferPointer<Int32>, cache: KeyValueCache, output: UnsafeMutablePointer<Float>) {
@@ -270,6 +309,9 @@ final class Gemma4ForwardPass: CustomForwardPass {
             workspace.multiply(feedForward.up, input: normalized, tokens: count, output: up)
             Operations.geGLU(gate: gate, up: up, count: count * length)
             workspace.multiply(feedForward.down, input: gate, tokens: count, output: projected)
+            if let experts = layer.experts, let expertBlock {
+                mixExperts(experts, block: expertBlock, tokens: count)
+            }
             workspace.rmsNormRows(projected, weight: feedForward.postNorm, output: projected, rows: count, length: embedding,
                                   epsilon: epsilon)
             Operations.add(projected, into: hidden, count: count * embedding)
@@ -286,5 +328,31 @@ final class Gemma4ForwardPass: CustomForwardPass {
             workspace.release(weights.layerMatrices(index))
         }
         workspace.rmsNormRows(hidden, weight: model.outputNorm, output: output, rows: count, length: embedding, epsilon: epsilon)
+    }
+
+    /// A mixture-of-experts layer's feed-forward: `projected` holds the dense branch's output for
+    /// the stream in `hidden`; leaves the dense and expert branches, each normed, added there.
+    private func mixExperts(_ experts: Gemma4Weights.Experts, block: MixtureOfExpertsBlock, tokens count: Int) {
+        let embedding = model.configuration.embeddingLength, epsilon = weights.epsilon
+        workspace.rmsNormRows(projected, weight: experts.denseNorm, output: projected, rows: count, length: embedding, epsilon: epsilon)
+        workspace.rmsNormRows(hidden, weight: experts.preNorm, output: expertInput, rows: count, length: embedding, epsilon: epsilon)
+        // The router's input: RMS norm without weight, × 1/√embedding, × the learned scale (two
+        // multiplications, in llama.cpp's order).
+        workspace.rmsNormRows(hidden, weight: nil, output: routerInput, rows: count, length: embedding, epsilon: epsilon)
+        let inverseRoot = 1 / Float(embedding).squareRoot()
+        experts.routerScale.withUnsafeBufferPointer { scale in
+            for row in 0..<count {
+                let vector = routerInput + row * embedding
+                for i in 0..<embedding { vector[i] = (vector[i] * inverseRoot) * scale[i] }
+            }
+        }
+        let workspace = self.workspace
+        block.run(experts.weights, input: expertInput, routerInput: routerInput, tokens: count, output: expertOutput,
+                  streamingFile: nil) { matrix, input, tokens, output in
+            workspace.multiply(matrix, input: input, tokens: tokens, output: output)
+        }
+        workspace.rmsNormRows(expertOutput, weight: experts.expertNorm, output: expertOutput, rows: count, length: embedding,
+                              epsilon: epsilon)
+        Operations.add(expertOutput, into: projected, count: count * embedding)
     }
 }
