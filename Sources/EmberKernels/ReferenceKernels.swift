@@ -279,16 +279,16 @@ enum ReferenceKernels {
         let blocks = count / type.blockSize
         let size = type.bytesPerBlock
         switch type {
-        case .f32:
-            var sum: Float = 0
-            for i in 0..<count {
-                sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
-                    * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+        case .f32, .f16:
+            // Sixteen lanes of fused multiply-adds added in halves, then the rest in order.
+            func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float {
+                type == .f32 ? pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) : loadHalf(pointer, 2 * i)
             }
-            return sum
-        case .f16:
-            var sum: Float = 0
-            for i in 0..<count { sum += loadHalf(weights, 2 * i) * loadHalf(activation, 2 * i) }
+            let vectorEnd = count / 16 * 16
+            var lanes = [Float](repeating: 0, count: 16)
+            for i in 0..<vectorEnd { lanes[i % 16].addProduct(element(weights, i), element(activation, i)) }
+            var sum = ElementwiseKernels.sumInHalvesReference(lanes)
+            for i in vectorEnd..<count { sum += element(weights, i) * element(activation, i) }
             return sum
         case .q4_0, .q5_0, .q8_0:
             var sum: Float = 0

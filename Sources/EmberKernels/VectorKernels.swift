@@ -340,6 +340,8 @@ enum VectorKernels {
         }
     }
 
+    /// Σ w·a in 16 lanes of fused multiply-adds, the lanes added in halves — llama.cpp's tinyBLAS
+    /// order for F32 and F16 matmuls on AVX-512 — then the elements past the last 16 in order.
     @inline(__always)
     static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
         var accumulator = SIMD16<Float>.zero
@@ -350,7 +352,7 @@ enum VectorKernels {
             accumulator.addProduct(w, a)
             i += 16
         }
-        var sum = accumulator.sum()
+        var sum = ElementwiseKernels.sumInHalves(accumulator)
         while i < count {
             sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
             i += 1
@@ -368,7 +370,7 @@ enum VectorKernels {
             accumulator.addProduct(w, a)
             i += 16
         }
-        var sum = accumulator.sum()
+        var sum = ElementwiseKernels.sumInHalves(accumulator)
         while i < count {
             sum += loadHalf(weights, 2 * i) * loadHalf(activation, 2 * i)
             i += 1
