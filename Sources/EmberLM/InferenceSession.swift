@@ -263,7 +263,7 @@ public final class InferenceSession {
                 forRows(count) { rows, _ in
                     let offset = rows.lowerBound * width
                     switch traits.activation {
-                    case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
+                    case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, rows: rows.count, width: width)
                     case .geGLU: Operations.geGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
                     }
                 }
@@ -471,7 +471,7 @@ public final class InferenceSession {
                         threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
                     }
                     let visibleCount = position - first + 1
-                    Operations.softmax(threadScores, count: visibleCount)
+                    Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
                     let out = output + (token * headCount + head) * valueLength
                     for i in 0..<valueLength { out[i] = 0 }
                     for visible in first...position {
@@ -494,13 +494,13 @@ public final class InferenceSession {
                         threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
                     }
                 }
-                Operations.softmax(threadScores, count: visibleCount)
+                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
                 // The weights rounded to half precision once, then summed over the visible values.
                 for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
                 let out = output + (token * headCount + head) * valueLength
                 let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
                 AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
-                                                  count: visibleCount, length: valueLength, output: out)
+                                                  count: visibleCount, firstCell: first, length: valueLength, output: out)
             }
         }
     }

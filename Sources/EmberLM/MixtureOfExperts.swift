@@ -264,7 +264,7 @@ final class MixtureOfExpertsBlock {
             }
             multiply(weights.gate[expert], expertInput, count, expertGate)
             multiply(weights.up[expert], expertInput, count, expertUp)
-            Operations.swiGLU(gate: expertGate, up: expertUp, count: count * feedForward)
+            Operations.swiGLU(gate: expertGate, up: expertUp, rows: count, width: feedForward)
             multiply(weights.down[expert], expertGate, count, expertOutput)
             for index in 0..<count {
                 let pair = Int(list[index])
