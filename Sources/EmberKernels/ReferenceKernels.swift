@@ -290,7 +290,22 @@ enum ReferenceKernels {
             var sum = ElementwiseKernels.sumInHalvesReference(lanes)
             for i in vectorEnd..<count { sum += element(weights, i) * element(activation, i) }
             return sum
-        case .q4_0, .q5_0, .q8_0:
+        case .q8_0:
+            // Eight lanes of four elements, fused multiply-adds by block, lanes added in halves.
+            var lanes = [Float](repeating: 0, count: 8)
+            for b in 0..<blocks {
+                let w = weights + b * size, a = activation + b * 34
+                let d = loadHalf(w, 0) * loadHalf(a, 0)
+                for lane in 0..<8 {
+                    var isum = 0
+                    for k in (4 * lane)..<(4 * lane + 4) {
+                        isum += Int(w.load(fromByteOffset: 2 + k, as: Int8.self)) * Int(a.load(fromByteOffset: 2 + k, as: Int8.self))
+                    }
+                    lanes[lane].addProduct(d, Float(isum))
+                }
+            }
+            return ElementwiseKernels.sumInHalvesReference(lanes)
+        case .q4_0, .q5_0:
             var sum: Float = 0
             var quants = [Int](repeating: 0, count: 32)
             for b in 0..<blocks {

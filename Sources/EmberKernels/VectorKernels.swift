@@ -162,16 +162,25 @@ enum VectorKernels {
         }
     }
 
+    /// Q8_0 · Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q8_0_q8_0` and tinyBLAS alike): eight
+    /// lanes, lane l the integer sum of elements 4l ..< 4l + 4 of each block, accumulated with a
+    /// fused multiply-add by the block's d_w · d_a; the lanes added in halves at the end.
     @inline(__always)
     static func dotQ8_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        sumBlocks(blocks) { b in
+        var accumulator = SIMD8<Float>.zero
+        for b in 0..<blocks {
             let w = weights + b * 34, a = activation + b * 34
             let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
             let quants = (a + 2).assumingMemoryBound(to: Int8.self)
-            var isum: Int32 = 0
-            for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
-            return Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+            var lanes = SIMD8<Float>()
+            for lane in 0..<8 {
+                var isum: Int32 = 0
+                for k in (4 * lane)..<(4 * lane + 4) { isum &+= Int32(weightQuants[k]) &* Int32(quants[k]) }
+                lanes[lane] = Float(isum)
+            }
+            accumulator.addProduct(SIMD8(repeating: loadHalf(w, 0) * loadHalf(a, 0)), lanes)
         }
+        return ElementwiseKernels.sumInHalves(accumulator)
     }
 
     @inline(__always)
