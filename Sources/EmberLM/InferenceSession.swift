@@ -370,6 +370,9 @@ public final class InferenceSession {
                               cosines: cosines, sines: sines)
                 rotary.rotate(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
                               cosines: cosines, sines: sines)
+                if let queryScale = model.traits.queryScale {
+                    Operations.scale(queries + token * c.headCount * c.keyLength, by: queryScale, count: c.headCount * c.keyLength)
+                }
                 if let temperature = model.traits.attentionTemperature {
                     let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
                     Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
