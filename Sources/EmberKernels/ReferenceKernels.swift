@@ -280,10 +280,28 @@ enum ReferenceKernels {
         let size = type.bytesPerBlock
         switch type {
         case .f32, .f16:
-            // Sixteen lanes of fused multiply-adds added in halves, then the rest in order.
             func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float {
                 type == .f32 ? pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) : loadHalf(pointer, 2 * i)
             }
+            if type == .f32 && count % 16 != 0 {
+                // ggml_vec_dot_f32: four 16-lane accumulators per 64 elements, then fused one by one.
+                let vectorEnd = count / 64 * 64
+                var sum: Float = 0
+                if vectorEnd > 0 {
+                    var lanes = [Float](repeating: 0, count: 64)
+                    for i in 0..<vectorEnd { lanes[i % 64].addProduct(element(weights, i), element(activation, i)) }
+                    var combined = [Float](repeating: 0, count: 16)
+                    for lane in 0..<16 {
+                        let first: Float = lanes[lane] + lanes[32 + lane]
+                        let second: Float = lanes[16 + lane] + lanes[48 + lane]
+                        combined[lane] = first + second
+                    }
+                    sum = ElementwiseKernels.sumInHalvesReference(combined)
+                }
+                for i in vectorEnd..<count { sum.addProduct(element(weights, i), element(activation, i)) }
+                return sum
+            }
+            // Sixteen lanes of fused multiply-adds added in halves, then the rest in order.
             let vectorEnd = count / 16 * 16
             var lanes = [Float](repeating: 0, count: 16)
             for i in 0..<vectorEnd { lanes[i % 16].addProduct(element(weights, i), element(activation, i)) }

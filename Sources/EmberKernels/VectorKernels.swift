@@ -349,26 +349,48 @@ enum VectorKernels {
         }
     }
 
-    /// Σ w·a in 16 lanes of fused multiply-adds, the lanes added in halves — llama.cpp's tinyBLAS
-    /// order for F32 and F16 matmuls on AVX-512 — then the elements past the last 16 in order.
+    /// Σ w·a in llama.cpp's x86 order for F32 (AVX-512). A length that is a multiple of 16 goes
+    /// through tinyBLAS there: 16 lanes of fused multiply-adds, the lanes added in halves. Any
+    /// other length falls back to `ggml_vec_dot_f32`: four 16-lane accumulators over each 64
+    /// elements, combined pairwise and added in halves, then the rest one fused multiply-add at a
+    /// time (GCC contracts its scalar loop).
     @inline(__always)
     static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
-        var accumulator = SIMD16<Float>.zero
-        var i = 0
-        while i + 16 <= count {
-            let w = weights.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            let a = activation.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            accumulator.addProduct(w, a)
-            i += 16
+        @inline(__always) func load(_ pointer: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+            pointer.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
         }
-        var sum = ElementwiseKernels.sumInHalves(accumulator)
-        while i < count {
-            sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
-            i += 1
+        if count % 16 == 0 {
+            var accumulator = SIMD16<Float>.zero
+            var i = 0
+            while i < count {
+                accumulator.addProduct(load(weights, i), load(activation, i))
+                i += 16
+            }
+            return ElementwiseKernels.sumInHalves(accumulator)
+        }
+        var sum: Float = 0
+        let vectorEnd = count / 64 * 64
+        if vectorEnd > 0 {
+            var s0 = SIMD16<Float>.zero, s1 = s0, s2 = s0, s3 = s0
+            var i = 0
+            while i < vectorEnd {
+                s0.addProduct(load(weights, i), load(activation, i))
+                s1.addProduct(load(weights, i + 16), load(activation, i + 16))
+                s2.addProduct(load(weights, i + 32), load(activation, i + 32))
+                s3.addProduct(load(weights, i + 48), load(activation, i + 48))
+                i += 64
+            }
+            sum = ElementwiseKernels.sumInHalves((s0 + s2) + (s1 + s3))
+        }
+        for i in vectorEnd..<count {
+            sum.addProduct(weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self),
+                           activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
         }
         return sum
     }
 
+    /// Σ w·a over half-precision rows in tinyBLAS's order: 16 lanes of fused multiply-adds, the
+    /// lanes added in halves, then any elements past the last 16 in order.
     @inline(__always)
     static func dotF16(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
         var accumulator = SIMD16<Float>.zero

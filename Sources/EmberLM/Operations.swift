@@ -85,12 +85,13 @@ enum Operations {
         }
     }
 
-    /// GELU, tanh approximation, as ggml computes it.
+    /// GELU, tanh approximation, as ggml's `ggml_gelu_f32` is compiled on x86-64 (GCC fuses
+    /// `1 + a·x·x` into one multiply-add; that gives ggml's half-precision table entry for entry).
     @inline(__always)
     static func gelu(_ x: Float) -> Float {
         let coefficientA: Float = 0.044715
         let sqrtTwoOverPi: Float = 0.79788456080286535587989211986876
-        return 0.5 * x * (1 + tanhf(sqrtTwoOverPi * x * (1 + coefficientA * x * x)))
+        return 0.5 * x * (1 + tanhf(sqrtTwoOverPi * x * Float(1).addingProduct(coefficientA * x, x)))
     }
 
     /// Rounds each value to half precision and back, as ggml does when it converts an operand to F16.
