@@ -283,24 +283,7 @@ enum ReferenceKernels {
             func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float {
                 type == .f32 ? pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) : loadHalf(pointer, 2 * i)
             }
-            if type == .f32 && count % 16 != 0 {
-                // ggml_vec_dot_f32: four 16-lane accumulators per 64 elements, then fused one by one.
-                let vectorEnd = count / 64 * 64
-                var sum: Float = 0
-                if vectorEnd > 0 {
-                    var lanes = [Float](repeating: 0, count: 64)
-                    for i in 0..<vectorEnd { lanes[i % 64].addProduct(element(weights, i), element(activation, i)) }
-                    var combined = [Float](repeating: 0, count: 16)
-                    for lane in 0..<16 {
-                        let first: Float = lanes[lane] + lanes[32 + lane]
-                        let second: Float = lanes[16 + lane] + lanes[48 + lane]
-                        combined[lane] = first + second
-                    }
-                    sum = ElementwiseKernels.sumInHalvesReference(combined)
-                }
-                for i in vectorEnd..<count { sum.addProduct(element(weights, i), element(activation, i)) }
-                return sum
-            }
+            if type == .f32 && count % 16 != 0 { return dotF32VectorDot(weights, activation, count) }
             // Sixteen lanes of fused multiply-adds added in halves, then the rest in order.
             let vectorEnd = count / 16 * 16
             var lanes = [Float](repeating: 0, count: 16)
@@ -383,6 +366,30 @@ enum ReferenceKernels {
         default:
             preconditionFailure("dot: \(type) is not supported")
         }
+    }
+
+    /// The scalar twin of `VectorKernels.dotF32VectorDot` (`ggml_vec_dot_f32`'s order): four
+    /// 16-lane accumulators per 64 elements, combined pairwise, added in halves, then the rest in
+    /// order: rounded products added, the last (rest mod 8) fused.
+    static func dotF32VectorDot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float { pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+        let vectorEnd = count / 64 * 64
+        var sum: Float = 0
+        if vectorEnd > 0 {
+            var lanes = [Float](repeating: 0, count: 64)
+            for i in 0..<vectorEnd { lanes[i % 64].addProduct(element(weights, i), element(activation, i)) }
+            var combined = [Float](repeating: 0, count: 16)
+            for lane in 0..<16 {
+                let first: Float = lanes[lane] + lanes[32 + lane]
+                let second: Float = lanes[16 + lane] + lanes[48 + lane]
+                combined[lane] = first + second
+            }
+            sum = ElementwiseKernels.sumInHalvesReference(combined)
+        }
+        let fusedStart = count - (count - vectorEnd) % 8
+        for i in vectorEnd..<fusedStart { sum += element(weights, i) * element(activation, i) }
+        for i in fusedStart..<count { sum.addProduct(element(weights, i), element(activation, i)) }
+        return sum
     }
 
     /// Signed integer quants of one 32-element block (Q4_0, Q5_0, Q8_0: centred; Q4_1, Q5_1: unsigned).

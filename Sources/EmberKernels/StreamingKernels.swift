@@ -56,7 +56,7 @@ extension Kernels {
     /// (see `SequentialDot`), for types where `hasInterleavedOrderKernel`; otherwise the usual kernel.
     public static func matmulInInterleavedOrder(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                                                 input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
         let kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
         switch type {
         case .q4_1: kernel = SequentialDot.q4_1
@@ -64,7 +64,7 @@ extension Kernels {
         case .q5_0: kernel = SequentialDot.q5_0
         default:
             matmul(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,
-                   output: output, scratch: scratch, pool: pool)
+                   output: output, scratch: scratch, pool: pool, rowByRow: rowByRow)
             return
         }
         let activationType = activationType(for: type)

@@ -351,9 +351,7 @@ enum VectorKernels {
 
     /// Σ w·a in llama.cpp's x86 order for F32 (AVX-512). A length that is a multiple of 16 goes
     /// through tinyBLAS there: 16 lanes of fused multiply-adds, the lanes added in halves. Any
-    /// other length falls back to `ggml_vec_dot_f32`: four 16-lane accumulators over each 64
-    /// elements, combined pairwise and added in halves, then the rest one fused multiply-add at a
-    /// time (GCC contracts its scalar loop).
+    /// other length falls back to `ggml_vec_dot_f32` (`dotF32VectorDot`).
     @inline(__always)
     static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
         @inline(__always) func load(_ pointer: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
@@ -367,6 +365,19 @@ enum VectorKernels {
                 i += 16
             }
             return ElementwiseKernels.sumInHalves(accumulator)
+        }
+        return dotF32VectorDot(weights, activation, count)
+    }
+
+    /// Σ w·a as `ggml_vec_dot_f32` adds it up on AVX-512: four 16-lane accumulators over each 64
+    /// elements, combined pairwise and added in halves, then the rest in order. GCC vectorizes that
+    /// last loop's products 16 and 8 at a time (rounded, then added one by one) and fuses the
+    /// multiply-add of the last (rest mod 8) elements; checked on the compiled library.
+    /// llama.cpp's path for F32 rows outside tinyBLAS.
+    @inline(__always)
+    static func dotF32VectorDot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        @inline(__always) func load(_ pointer: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+            pointer.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
         }
         var sum: Float = 0
         let vectorEnd = count / 64 * 64
@@ -382,7 +393,11 @@ enum VectorKernels {
             }
             sum = ElementwiseKernels.sumInHalves((s0 + s2) + (s1 + s3))
         }
-        for i in vectorEnd..<count {
+        let fusedStart = count - (count - vectorEnd) % 8
+        for i in vectorEnd..<fusedStart {
+            sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+        }
+        for i in fusedStart..<count {
             sum.addProduct(weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self),
                            activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
         }

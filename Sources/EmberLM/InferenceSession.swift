@@ -253,8 +253,8 @@ public final class InferenceSession {
             }
             if let experts = layer.experts, let expertBlock {
                 expertBlock.run(experts, input: normalized, tokens: count, output: projected,
-                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output in
-                    multiply(matrix, input: input, tokens: tokens, output: output)
+                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output, expert in
+                    multiply(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
                 }
             } else {
                 multiply(layer.gate!, input: normalized, tokens: count, output: gate)
@@ -288,8 +288,11 @@ public final class InferenceSession {
         cache.count += count
     }
 
+    /// `rowByRow`: llama.cpp multiplies this matrix one dot product at a time (`mul_mat_id`, the
+    /// experts) rather than through tinyBLAS, which adds F32 products up in another order.
     @inline(__always)
-    private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>) {
+    private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
+                          rowByRow: Bool = false) {
         if let interleaved = matrix.interleaved {
             Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
             return
@@ -297,11 +300,12 @@ public final class InferenceSession {
         if model.options.streamWeights {
             // Same sums as the rearranged kernels, so streaming gives the same tokens.
             Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
+                                             rowByRow: rowByRow)
             return
         }
         Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                       input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                       input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
     }
 
     private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
