@@ -2,10 +2,14 @@
 /// the weighted sum of consecutive value rows. Written as loops over typed pointers that LLVM
 /// vectorizes (F16C/AVX-512 or NEON widening, fused multiply-adds) with the accumulators held in
 /// registers; each has a scalar twin below with the same arithmetic, and the results are equal.
+///
+/// Both add up in the order of llama.cpp's tinyBLAS matmuls over F16 (AVX-512, no flash
+/// attention): sixteen lanes of fused multiply-adds, the lanes added in halves at the end.
 public enum AttentionKernels {
     /// `scores[v] = dot(query, key row v) · scale` for `count` rows `keyStride` halves apart, with the
     /// arithmetic of `Operations.dot` over widened rows: sixteen lanes of fused multiply-adds in
-    /// order of the elements, then `SIMD16.sum()`. `length` must be a multiple of 16.
+    /// order of the elements, then the lanes added in halves (`ElementwiseKernels.sumInHalves`).
+    /// `length` must be a multiple of 16.
     public static func scoreHalfKeys(query: UnsafePointer<Float>, keys: UnsafePointer<Float16>, keyStride: Int, count: Int,
                                      length: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
         precondition(length % 16 == 0)
@@ -27,7 +31,9 @@ public enum AttentionKernels {
                     }
                     q += 16; k0 += 16; k1 += 16; k2 += 16; k3 += 16
                 }
-                for j in 0..<4 { scores[v + j] = raw.load(fromByteOffset: 64 * j, as: SIMD16<Float>.self).sum() * scale }
+                for j in 0..<4 {
+                    scores[v + j] = ElementwiseKernels.sumInHalves(raw.load(fromByteOffset: 64 * j, as: SIMD16<Float>.self)) * scale
+                }
                 v += 4
             }
             while v < count {
@@ -38,7 +44,7 @@ public enum AttentionKernels {
                     for l in 0..<16 { accumulators[l].addProduct(q[l], Float(k0[l])) }
                     q += 16; k0 += 16
                 }
-                scores[v] = raw.load(as: SIMD16<Float>.self).sum() * scale
+                scores[v] = ElementwiseKernels.sumInHalves(raw.load(as: SIMD16<Float>.self)) * scale
                 v += 1
             }
         }
@@ -48,38 +54,47 @@ public enum AttentionKernels {
     public static func scoreHalfKeysReference(query: UnsafePointer<Float>, keys: UnsafePointer<Float16>, keyStride: Int, count: Int,
                                               length: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
         for v in 0..<count {
-            var lanes = SIMD16<Float>.zero
+            var lanes = [Float](repeating: 0, count: 16)
             for i in 0..<length { lanes[i % 16].addProduct(query[i], Float(keys[v * keyStride + i])) }
-            scores[v] = lanes.sum() * scale
+            scores[v] = ElementwiseKernels.sumInHalvesReference(lanes) * scale
         }
     }
 
-    /// `output[i] = Σ_v weights[v] · value row v [i]` for `count` rows `valueStride` halves apart,
-    /// summed in order of v with a multiply then an add (no fusion), as the scalar loop does.
+    /// `output[i] = Σ_v weights[v] · value row v [i]` for `count` rows `valueStride` halves apart, in
+    /// llama.cpp's order: row v is KV cell `firstCell + v`, cell c goes to lane c mod 16 (its row
+    /// of cells is cut into blocks of 16 from cell 0; cells outside the visible range have weight
+    /// 0 and add nothing), each lane a chain of fused multiply-adds in order of the cells, then
+    /// the 16 lanes added in halves.
     public static func weightHalfValues(weights: UnsafePointer<Float>, values: UnsafePointer<Float16>, valueStride: Int, count: Int,
-                                        length: Int, output: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { buffer in
-            let accumulators = buffer.baseAddress!
+                                        firstCell: Int = 0, length: Int, output: UnsafeMutablePointer<Float>) {
+        // 16 lanes × 16 output values: lane l's partial sums of the block of output values.
+        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { buffer in
+            let lanes = buffer.baseAddress!
             var c = 0
-            while c + 64 <= length {
-                for i in 0..<64 { accumulators[i] = 0 }
+            while c + 16 <= length {
+                for l in 0..<16 { lanes[l] = .zero }
                 var row = values + c
+                var lane = firstCell % 16
                 for v in 0..<count {
-                    let w = weights[v]
-                    for i in 0..<64 { accumulators[i] += w * Float(row[i]) }
+                    let value = SIMD16<Float>(UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float16>.self))
+                    lanes[lane].addProduct(SIMD16(repeating: weights[v]), value)
                     row += valueStride
+                    lane = lane == 15 ? 0 : lane + 1
                 }
-                for i in 0..<64 { output[c + i] = accumulators[i] }
-                c += 64
+                for l in 0..<8 { lanes[l] += lanes[l + 8] }
+                for l in 0..<4 { lanes[l] += lanes[l + 4] }
+                for l in 0..<2 { lanes[l] += lanes[l + 2] }
+                UnsafeMutableRawPointer(output + c).storeBytes(of: lanes[0] + lanes[1], as: SIMD16<Float>.self)
+                c += 16
             }
             while c < length {
-                var sum: Float = 0
-                var row = values + c
+                var partial = SIMD16<Float>.zero
+                var lane = firstCell % 16
                 for v in 0..<count {
-                    sum += weights[v] * Float(row[0])
-                    row += valueStride
+                    partial[lane].addProduct(weights[v], Float(values[v * valueStride + c]))
+                    lane = lane == 15 ? 0 : lane + 1
                 }
-                output[c] = sum
+                output[c] = ElementwiseKernels.sumInHalves(partial)
                 c += 1
             }
         }
@@ -87,10 +102,13 @@ public enum AttentionKernels {
 
     /// The scalar twin of `weightHalfValues`.
     public static func weightHalfValuesReference(weights: UnsafePointer<Float>, values: UnsafePointer<Float16>, valueStride: Int,
-                                                 count: Int, length: Int, output: UnsafeMutablePointer<Float>) {
-        for i in 0..<length { output[i] = 0 }
-        for v in 0..<count {
-            for i in 0..<length { output[i] += weights[v] * Float(values[v * valueStride + i]) }
+                                                 count: Int, firstCell: Int = 0, length: Int, output: UnsafeMutablePointer<Float>) {
+        for i in 0..<length {
+            var lanes = [Float](repeating: 0, count: 16)
+            for v in 0..<count {
+                lanes[(firstCell + v) % 16].addProduct(weights[v], Float(values[v * valueStride + i]))
+            }
+            output[i] = ElementwiseKernels.sumInHalvesReference(lanes)
         }
     }
 }

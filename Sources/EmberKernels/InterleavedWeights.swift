@@ -239,8 +239,58 @@ public final class InterleavedWeights: @unchecked Sendable {
         }
     }
 
-    /// `output[t * rows + r]` for Q8_0 weights and Q8_0 activations.
+    /// `output[t * rows + r]` for Q8_0 weights and Q8_0 activations, in llama.cpp's order (see
+    /// `VectorKernels.dotQ8_0`): per row eight partial sums, part p the integer sum of elements
+    /// 4p ..< 4p + 4 of each block accumulated with a fused multiply-add by d_w · d_a, the parts
+    /// added in halves at the end.
     func multiplyQ8_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                      firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
+        let blocks = columns / 32
+        let groupBlock = 1088
+        let lanes = Self.rowGroup
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 * lanes) { buffer in
+            let scales = buffer.baseAddress!        // 32 × Float: d_w · d_a of each row
+            let accumulators = scales + lanes       // 8 parts × 32 rows
+            for group in groupRange {
+                for token in firstToken..<tokens {
+                    let activationRow = activations + token * activationRowBytes
+                    for i in 0..<(8 * lanes) { accumulators[i] = 0 }
+                    for block in 0..<blocks {
+                        let source = storage + (group * blocks + block) * groupBlock
+                        let activation = activationRow + block * 34
+                        let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
+                        let weights = (source + 64).assumingMemoryBound(to: Int8.self)
+                        let activationScale = loadHalf(activation, 0)
+                        let halves = source.assumingMemoryBound(to: Float16.self)
+                        for lane in 0..<lanes { scales[lane] = Float(halves[lane]) * activationScale }
+                        for part in 0..<8 {
+                            let j = 4 * part
+                            let a0 = Int16(quants[j]), a1 = Int16(quants[j + 1]), a2 = Int16(quants[j + 2]), a3 = Int16(quants[j + 3])
+                            let row0 = weights + j * lanes, row1 = row0 + lanes, row2 = row1 + lanes, row3 = row2 + lanes
+                            let accumulator = accumulators + part * lanes
+                            // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
+                            for lane in 0..<lanes {
+                                let first = Int16(row0[lane]) &* a0 &+ Int16(row1[lane]) &* a1
+                                let second = Int16(row2[lane]) &* a2 &+ Int16(row3[lane]) &* a3
+                                accumulator[lane].addProduct(scales[lane], Float(Int32(first) &+ Int32(second)))
+                            }
+                        }
+                    }
+                    let destination = output + token * rows + group * lanes
+                    let a = accumulators
+                    for lane in 0..<lanes {
+                        let low = (a[lane] + a[4 * lanes + lane]) + (a[2 * lanes + lane] + a[6 * lanes + lane])
+                        let high = (a[lanes + lane] + a[5 * lanes + lane]) + (a[3 * lanes + lane] + a[7 * lanes + lane])
+                        destination[lane] = low + high
+                    }
+                }
+            }
+        }
+    }
+
+    /// `output[t * rows + r]` for Q5_0 weights decoded to Q8_0's layout and Q8_0 activations: one
+    /// integer sum per block, one running float sum (`multiplyTiled` gives the same bits).
+    func multiplyDecodedQ5_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                       firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 1088

@@ -98,9 +98,13 @@ public enum Kernels {
     ///
     /// The input rows are quantized once into `scratch`; rows of the weight matrix are split across
     /// the pool, and each weight row is used for every token while it is in cache.
+    ///
+    /// `rowByRow`: sum F32 products as llama.cpp's one-dot-product-at-a-time path does
+    /// (`ggml_vec_dot_f32`, which its `mul_mat_id` uses for experts) rather than as its tinyBLAS
+    /// matmul does; the other types add up in the same order either way.
     public static func matmul(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                               input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-                              scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+                              scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
         let activationType = activationType(for: type)
         let activationRowBytes = activationType.byteCount(elements: columns)!
         let weightRowBytes = type.byteCount(elements: columns)!
@@ -124,6 +128,8 @@ public enum Kernels {
         case .q4_K: multiplyRows(Q4_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q6_K: multiplyRows(Q6_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .q8_0: multiplyRows(Q8_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+        case .f32 where rowByRow:
+            multiplyRows(F32VectorDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .f32: multiplyRows(F32Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         case .f16: multiplyRows(F16Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         default:
@@ -198,9 +204,12 @@ public enum Kernels {
             case .q4_1:
                 weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, firstToken: tiled, output: output)
-            default:
+            case .q8_0:
                 weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, firstToken: tiled, output: output)
+            default:
+                weights.multiplyDecodedQ5_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                            tokens: tokens, firstToken: tiled, output: output)
             }
         }
     }
@@ -243,6 +252,12 @@ enum Q8_0Dot: RowDot {
 enum F32Dot: RowDot {
     @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
         VectorKernels.dotF32(w, a, n)
+    }
+}
+
+enum F32VectorDot: RowDot {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ n: Int) -> Float {
+        VectorKernels.dotF32VectorDot(w, a, n)
     }
 }
 

@@ -279,18 +279,34 @@ enum ReferenceKernels {
         let blocks = count / type.blockSize
         let size = type.bytesPerBlock
         switch type {
-        case .f32:
-            var sum: Float = 0
-            for i in 0..<count {
-                sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
-                    * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+        case .f32, .f16:
+            func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float {
+                type == .f32 ? pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) : loadHalf(pointer, 2 * i)
             }
+            if type == .f32 && count % 16 != 0 { return dotF32VectorDot(weights, activation, count) }
+            // Sixteen lanes of fused multiply-adds added in halves, then the rest in order.
+            let vectorEnd = count / 16 * 16
+            var lanes = [Float](repeating: 0, count: 16)
+            for i in 0..<vectorEnd { lanes[i % 16].addProduct(element(weights, i), element(activation, i)) }
+            var sum = ElementwiseKernels.sumInHalvesReference(lanes)
+            for i in vectorEnd..<count { sum += element(weights, i) * element(activation, i) }
             return sum
-        case .f16:
-            var sum: Float = 0
-            for i in 0..<count { sum += loadHalf(weights, 2 * i) * loadHalf(activation, 2 * i) }
-            return sum
-        case .q4_0, .q5_0, .q8_0:
+        case .q8_0:
+            // Eight lanes of four elements, fused multiply-adds by block, lanes added in halves.
+            var lanes = [Float](repeating: 0, count: 8)
+            for b in 0..<blocks {
+                let w = weights + b * size, a = activation + b * 34
+                let d = loadHalf(w, 0) * loadHalf(a, 0)
+                for lane in 0..<8 {
+                    var isum = 0
+                    for k in (4 * lane)..<(4 * lane + 4) {
+                        isum += Int(w.load(fromByteOffset: 2 + k, as: Int8.self)) * Int(a.load(fromByteOffset: 2 + k, as: Int8.self))
+                    }
+                    lanes[lane].addProduct(d, Float(isum))
+                }
+            }
+            return ElementwiseKernels.sumInHalvesReference(lanes)
+        case .q4_0, .q5_0:
             var sum: Float = 0
             var quants = [Int](repeating: 0, count: 32)
             for b in 0..<blocks {
@@ -350,6 +366,30 @@ enum ReferenceKernels {
         default:
             preconditionFailure("dot: \(type) is not supported")
         }
+    }
+
+    /// The scalar twin of `VectorKernels.dotF32VectorDot` (`ggml_vec_dot_f32`'s order): four
+    /// 16-lane accumulators per 64 elements, combined pairwise, added in halves, then the rest in
+    /// order: rounded products added, the last (rest mod 8) fused.
+    static func dotF32VectorDot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        func element(_ pointer: UnsafeRawPointer, _ i: Int) -> Float { pointer.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+        let vectorEnd = count / 64 * 64
+        var sum: Float = 0
+        if vectorEnd > 0 {
+            var lanes = [Float](repeating: 0, count: 64)
+            for i in 0..<vectorEnd { lanes[i % 64].addProduct(element(weights, i), element(activation, i)) }
+            var combined = [Float](repeating: 0, count: 16)
+            for lane in 0..<16 {
+                let first: Float = lanes[lane] + lanes[32 + lane]
+                let second: Float = lanes[16 + lane] + lanes[48 + lane]
+                combined[lane] = first + second
+            }
+            sum = ElementwiseKernels.sumInHalvesReference(combined)
+        }
+        let fusedStart = count - (count - vectorEnd) % 8
+        for i in vectorEnd..<fusedStart { sum += element(weights, i) * element(activation, i) }
+        for i in fusedStart..<count { sum.addProduct(element(weights, i), element(activation, i)) }
+        return sum
     }
 
     /// Signed integer quants of one 32-element block (Q4_0, Q5_0, Q8_0: centred; Q4_1, Q5_1: unsigned).

@@ -1,8 +1,9 @@
 import EmberCore
 
-/// Row kernels that add up a dot product in exactly the order `InterleavedWeights` does — integer
-/// block sums, then one running float sum of `Float(isum) · (d · d_activation)` block after block
-/// (and, for Q4_1, a separate running sum of `m · s` added last). A model whose weights stream
+/// Row kernels that add up a dot product in exactly the order `InterleavedWeights` does — for Q4_1
+/// and Q5_0 integer block sums, then one running float sum of `Float(isum) · (d · d_activation)`
+/// block after block (and, for Q4_1, a separate running sum of `m · s` added last); for Q8_0
+/// llama.cpp's eight lanes. A model whose weights stream
 /// from the file (no rearranged copy) then produces bit-identical logits, so the same tokens.
 enum SequentialDot {
     static func q4_1(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
@@ -21,17 +22,9 @@ enum SequentialDot {
         return accumulator + minimums
     }
 
+    /// Q8_0 has one order everywhere (see `VectorKernels.dotQ8_0`): the interleaved kernel's too.
     static func q8_0(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
-        var accumulator: Float = 0
-        for b in 0..<(columns / 32) {
-            let w = weights + b * 34, a = activation + b * 34
-            let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
-            let quants = (a + 2).assumingMemoryBound(to: Int8.self)
-            var isum: Int32 = 0
-            for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
-            accumulator += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
-        }
-        return accumulator
+        VectorKernels.dotQ8_0(weights: weights, activation: activation, blocks: columns / 32)
     }
 
     static func q5_0(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
@@ -63,7 +56,7 @@ extension Kernels {
     /// (see `SequentialDot`), for types where `hasInterleavedOrderKernel`; otherwise the usual kernel.
     public static func matmulInInterleavedOrder(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                                                 input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
         let kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
         switch type {
         case .q4_1: kernel = SequentialDot.q4_1
@@ -71,7 +64,7 @@ extension Kernels {
         case .q5_0: kernel = SequentialDot.q5_0
         default:
             matmul(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,
-                   output: output, scratch: scratch, pool: pool)
+                   output: output, scratch: scratch, pool: pool, rowByRow: rowByRow)
             return
         }
         let activationType = activationType(for: type)

@@ -1,6 +1,6 @@
 /// Prompt processing over interleaved weights: several tokens per pass over a block.
 ///
-/// The one-token kernels (`multiplyQ4_1`, `multiplyQ8_0`) extract and widen every weight byte once
+/// The one-token kernels (`multiplyQ4_1`, `multiplyDecodedQ5_0`) extract and widen every weight byte once
 /// per token. For a batch, this kernel widens a group's block of 32 × 32 weights to Int16 once and
 /// multiplies it by four tokens at a time, each token's running sums in a vector register, so the
 /// per-product work is one multiply and one add. Weights must be small (|w| ≤ 16: Q4_1 nibbles,
@@ -19,7 +19,7 @@ extension InterleavedWeights {
     public var supportsTiles: Bool { type == .q4_1 || sourceType == .q5_0 }
 
     /// `output[t * rows + r]` for the rows of groups `groupRange` and tokens `0..<tokens`
-    /// (a multiple of `tokenTile`), as `multiplyQ4_1` / `multiplyQ8_0` compute them.
+    /// (a multiple of `tokenTile`), as `multiplyQ4_1` / `multiplyDecodedQ5_0` compute them.
     func multiplyTiled(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                        output: UnsafeMutablePointer<Float>) {
         precondition(supportsTiles && tokens % Self.tokenTile == 0)

@@ -162,16 +162,25 @@ enum VectorKernels {
         }
     }
 
+    /// Q8_0 · Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q8_0_q8_0` and tinyBLAS alike): eight
+    /// lanes, lane l the integer sum of elements 4l ..< 4l + 4 of each block, accumulated with a
+    /// fused multiply-add by the block's d_w · d_a; the lanes added in halves at the end.
     @inline(__always)
     static func dotQ8_0(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        sumBlocks(blocks) { b in
+        var accumulator = SIMD8<Float>.zero
+        for b in 0..<blocks {
             let w = weights + b * 34, a = activation + b * 34
             let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
             let quants = (a + 2).assumingMemoryBound(to: Int8.self)
-            var isum: Int32 = 0
-            for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
-            return Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+            var lanes = SIMD8<Float>()
+            for lane in 0..<8 {
+                var isum: Int32 = 0
+                for k in (4 * lane)..<(4 * lane + 4) { isum &+= Int32(weightQuants[k]) &* Int32(quants[k]) }
+                lanes[lane] = Float(isum)
+            }
+            accumulator.addProduct(SIMD8(repeating: loadHalf(w, 0) * loadHalf(a, 0)), lanes)
         }
+        return ElementwiseKernels.sumInHalves(accumulator)
     }
 
     @inline(__always)
@@ -340,24 +349,63 @@ enum VectorKernels {
         }
     }
 
+    /// Σ w·a in llama.cpp's x86 order for F32 (AVX-512). A length that is a multiple of 16 goes
+    /// through tinyBLAS there: 16 lanes of fused multiply-adds, the lanes added in halves. Any
+    /// other length falls back to `ggml_vec_dot_f32` (`dotF32VectorDot`).
     @inline(__always)
     static func dotF32(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
-        var accumulator = SIMD16<Float>.zero
-        var i = 0
-        while i + 16 <= count {
-            let w = weights.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            let a = activation.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            accumulator.addProduct(w, a)
-            i += 16
+        @inline(__always) func load(_ pointer: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+            pointer.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
         }
-        var sum = accumulator.sum()
-        while i < count {
+        if count % 16 == 0 {
+            var accumulator = SIMD16<Float>.zero
+            var i = 0
+            while i < count {
+                accumulator.addProduct(load(weights, i), load(activation, i))
+                i += 16
+            }
+            return ElementwiseKernels.sumInHalves(accumulator)
+        }
+        return dotF32VectorDot(weights, activation, count)
+    }
+
+    /// Σ w·a as `ggml_vec_dot_f32` adds it up on AVX-512: four 16-lane accumulators over each 64
+    /// elements, combined pairwise and added in halves, then the rest in order. GCC vectorizes that
+    /// last loop's products 16 and 8 at a time (rounded, then added one by one) and fuses the
+    /// multiply-add of the last (rest mod 8) elements; checked on the compiled library.
+    /// llama.cpp's path for F32 rows outside tinyBLAS.
+    @inline(__always)
+    static func dotF32VectorDot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
+        @inline(__always) func load(_ pointer: UnsafeRawPointer, _ i: Int) -> SIMD16<Float> {
+            pointer.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        }
+        var sum: Float = 0
+        let vectorEnd = count / 64 * 64
+        if vectorEnd > 0 {
+            var s0 = SIMD16<Float>.zero, s1 = s0, s2 = s0, s3 = s0
+            var i = 0
+            while i < vectorEnd {
+                s0.addProduct(load(weights, i), load(activation, i))
+                s1.addProduct(load(weights, i + 16), load(activation, i + 16))
+                s2.addProduct(load(weights, i + 32), load(activation, i + 32))
+                s3.addProduct(load(weights, i + 48), load(activation, i + 48))
+                i += 64
+            }
+            sum = ElementwiseKernels.sumInHalves((s0 + s2) + (s1 + s3))
+        }
+        let fusedStart = count - (count - vectorEnd) % 8
+        for i in vectorEnd..<fusedStart {
             sum += weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
-            i += 1
+        }
+        for i in fusedStart..<count {
+            sum.addProduct(weights.loadUnaligned(fromByteOffset: 4 * i, as: Float.self),
+                           activation.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
         }
         return sum
     }
 
+    /// Σ w·a over half-precision rows in tinyBLAS's order: 16 lanes of fused multiply-adds, the
+    /// lanes added in halves, then any elements past the last 16 in order.
     @inline(__always)
     static func dotF16(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float {
         var accumulator = SIMD16<Float>.zero
@@ -368,7 +416,7 @@ enum VectorKernels {
             accumulator.addProduct(w, a)
             i += 16
         }
-        var sum = accumulator.sum()
+        var sum = ElementwiseKernels.sumInHalves(accumulator)
         while i < count {
             sum += loadHalf(weights, 2 * i) * loadHalf(activation, 2 * i)
             i += 1

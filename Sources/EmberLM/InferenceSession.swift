@@ -339,8 +339,8 @@ public final class InferenceSession {
             }
             if let experts = layer.experts, let expertBlock {
                 expertBlock.run(experts, input: normalized, tokens: count, output: projected,
-                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output in
-                    multiply(matrix, input: input, tokens: tokens, output: output)
+                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output, expert in
+                    multiply(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
                 }
             } else {
                 multiply(layer.gate!, input: normalized, tokens: count, output: gate)
@@ -349,7 +349,7 @@ public final class InferenceSession {
                 forRows(count) { rows, _ in
                     let offset = rows.lowerBound * width
                     switch traits.activation {
-                    case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
+                    case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, rows: rows.count, width: width)
                     case .geGLU: Operations.geGLU(gate: gate + offset, up: up + offset, count: rows.count * width)
                     }
                 }
@@ -374,8 +374,11 @@ public final class InferenceSession {
         placement.advance(rows: count)
     }
 
+    /// `rowByRow`: llama.cpp multiplies this matrix one dot product at a time (`mul_mat_id`, the
+    /// experts) rather than through tinyBLAS, which adds F32 products up in another order.
     @inline(__always)
-    private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>) {
+    private func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
+                          rowByRow: Bool = false) {
         if let interleaved = matrix.interleaved {
             Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
             return
@@ -383,11 +386,12 @@ public final class InferenceSession {
         if model.options.streamWeights {
             // Same sums as the rearranged kernels, so streaming gives the same tokens.
             Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
+                                             rowByRow: rowByRow)
             return
         }
         Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                       input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                       input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
     }
 
     private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
@@ -456,6 +460,9 @@ public final class InferenceSession {
                               cosines: cosines, sines: sines)
                 rotary.rotate(keys + token * cache.keyWidth, headCount: c.keyValueHeadCount, headLength: c.keyLength,
                               cosines: cosines, sines: sines)
+                if let queryScale = model.traits.queryScale {
+                    Operations.scale(queries + token * c.headCount * c.keyLength, by: queryScale, count: c.headCount * c.keyLength)
+                }
                 if let temperature = model.traits.attentionTemperature {
                     let factor = Float(log(floor(Double(position) / Double(temperature.floor)) + 1)) * temperature.scale + 1
                     Operations.scale(queries + token * c.headCount * c.keyLength, by: factor, count: c.headCount * c.keyLength)
@@ -559,7 +566,7 @@ public final class InferenceSession {
                         threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
                     }
                     let visibleCount = position - first + 1
-                    Operations.softmax(threadScores, count: visibleCount)
+                    Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
                     let out = output + (token * headCount + head) * valueLength
                     for i in 0..<valueLength { out[i] = 0 }
                     for visible in first...position {
@@ -582,13 +589,13 @@ public final class InferenceSession {
                         threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
                     }
                 }
-                Operations.softmax(threadScores, count: visibleCount)
+                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
                 // The weights rounded to half precision once, then summed over the visible values.
                 for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
                 let out = output + (token * headCount + head) * valueLength
                 let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
                 AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
-                                                  count: visibleCount, length: valueLength, output: out)
+                                                  count: visibleCount, firstCell: first, length: valueLength, output: out)
             }
         }
     }

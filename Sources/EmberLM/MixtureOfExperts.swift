@@ -229,16 +229,17 @@ final class MixtureOfExpertsBlock {
     /// `routerInput` when given (Gemma 4 routes on its own normalization of the stream), else `input`.
     ///
     /// `multiply` is the session's matrix multiplication (rearranged, streaming-order or plain
-    /// kernels). With `streamingFile`, each chosen expert's pages are prefetched a little ahead of
+    /// kernels); its last argument says whether the matrix is an expert's (llama.cpp multiplies
+    /// experts with `mul_mat_id`, whose F32 dot products add up in another order than `mul_mat`'s). With `streamingFile`, each chosen expert's pages are prefetched a little ahead of
     /// its run and released after it, so only the routed experts of the layer are brought in.
     func run(_ weights: ExpertLayerWeights, input: UnsafePointer<Float>, routerInput: UnsafePointer<Float>? = nil, tokens: Int,
              output: UnsafeMutablePointer<Float>, streamingFile: GGUFFile?,
-             multiply: (WeightMatrix, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) {
+             multiply: (WeightMatrix, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void) {
         precondition(tokens <= batchSize, "batch of \(tokens) tokens exceeds the expert buffers of \(batchSize)")
         let experts = traits.expertCount, used = traits.usedExpertCount, feedForward = traits.expertFeedForwardLength
 
         // Route: logits, probabilities, the most probable experts and their weights.
-        multiply(weights.router, routerInput ?? input, tokens, routerLogits)
+        multiply(weights.router, routerInput ?? input, tokens, routerLogits, false)
         for token in 0..<tokens {
             route(token: token)
         }
@@ -272,13 +273,13 @@ final class MixtureOfExpertsBlock {
                 let token = Int(list[index]) / used
                 (expertInput + index * embedding).update(from: input + token * embedding, count: embedding)
             }
-            multiply(weights.gate[expert], expertInput, count, expertGate)
-            multiply(weights.up[expert], expertInput, count, expertUp)
+            multiply(weights.gate[expert], expertInput, count, expertGate, true)
+            multiply(weights.up[expert], expertInput, count, expertUp, true)
             switch traits.activation {
-            case .swiGLU: Operations.swiGLU(gate: expertGate, up: expertUp, count: count * feedForward)
+            case .swiGLU: Operations.swiGLU(gate: expertGate, up: expertUp, rows: count, width: feedForward)
             case .geGLU: Operations.geGLU(gate: expertGate, up: expertUp, count: count * feedForward)
             }
-            multiply(weights.down[expert], expertGate, count, expertOutput)
+            multiply(weights.down[expert], expertGate, count, expertOutput, true)
             let downScale = weights.downScales?[expert]
             for index in 0..<count {
                 let pair = Int(list[index])

@@ -1,28 +1,18 @@
+import EmberKernels
 import Foundation
 
 /// Element-wise and row-wise operations of the transformer, written as plain loops that the
 /// compiler vectorizes. Each follows ggml's arithmetic (accumulation width, order of rounding)
 /// so results track llama.cpp's.
 enum Operations {
-    /// `output[i] = input[i] / sqrt(mean(input²) + epsilon) * weight[i]`; the sum of squares in
-    /// double precision as ggml does.
+    /// `output[i] = input[i] / sqrt(mean(input²) + epsilon) * weight[i]`, as ggml's `rms_norm`
+    /// computes it: each square rounded to single precision and added to a double-precision sum
+    /// in order (a short row: the sequential double sum costs nothing measurable).
     @inline(__always)
     static func rmsNorm(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                         count: Int, epsilon: Float) {
         var sum: Double = 0
-        var partial = SIMD8<Float>.zero
-        var index = 0
-        // Accumulate in blocks of 8 floats, widening each block to double so long rows keep precision.
-        while index + 8 <= count {
-            let vector = UnsafeRawPointer(input + index).loadUnaligned(as: SIMD8<Float>.self)
-            partial = vector * vector
-            sum += Double(partial.sum())
-            index += 8
-        }
-        while index < count {
-            sum += Double(input[index] * input[index])
-            index += 1
-        }
+        for i in 0..<count { sum += Double(input[i] * input[i]) }
         let scale = 1 / (Float(sum / Double(count)) + epsilon).squareRoot()
         if let weight {
             for i in 0..<count { output[i] = input[i] * scale * weight[i] }
@@ -31,7 +21,8 @@ enum Operations {
         }
     }
 
-    /// Σ a[i]·b[i] in 16 single-precision lanes (the order of additions differs from a scalar loop).
+    /// Σ a[i]·b[i] in 16 single-precision lanes of fused multiply-adds, the lanes added in
+    /// halves (ggml's tinyBLAS order), then the elements past the last 16 one by one.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var accumulator = SIMD16<Float>.zero
@@ -41,7 +32,7 @@ enum Operations {
                                    UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self))
             i += 16
         }
-        var sum = accumulator.sum()
+        var sum = ElementwiseKernels.sumInHalves(accumulator)
         while i < count {
             sum += a[i] * b[i]
             i += 1
@@ -61,12 +52,13 @@ enum Operations {
         for i in 0..<count { values[i] *= factor }
     }
 
-    /// SwiGLU: `gate[i] = silu(gate[i]) * up[i]`, silu(x) = x / (1 + e^(-x)).
+    /// SwiGLU over `rows` rows of `width`: `gate[i] = silu(gate[i]) * up[i]`, silu(x) = x / (1 + e^(-x)),
+    /// row by row as ggml computes it (its vector exponential for each 16 values, `expf` for the
+    /// rest of a row).
     @inline(__always)
-    static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let x = gate[i]
-            gate[i] = x / (1 + expf(-x)) * up[i]
+    static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, rows: Int, width: Int) {
+        for row in 0..<rows {
+            ElementwiseKernels.swiGLU(gate + row * width, multipliers: up + row * width, count: width, expf: { expf($0) })
         }
     }
 
@@ -93,12 +85,13 @@ enum Operations {
         }
     }
 
-    /// GELU, tanh approximation, as ggml computes it.
+    /// GELU, tanh approximation, as ggml's `ggml_gelu_f32` is compiled on x86-64 (GCC fuses
+    /// `1 + a·x·x` into one multiply-add; that gives ggml's half-precision table entry for entry).
     @inline(__always)
     static func gelu(_ x: Float) -> Float {
         let coefficientA: Float = 0.044715
         let sqrtTwoOverPi: Float = 0.79788456080286535587989211986876
-        return 0.5 * x * (1 + tanhf(sqrtTwoOverPi * x * (1 + coefficientA * x * x)))
+        return 0.5 * x * (1 + tanhf(sqrtTwoOverPi * x * Float(1).addingProduct(coefficientA * x, x)))
     }
 
     /// Rounds each value to half precision and back, as ggml does when it converts an operand to F16.
@@ -107,19 +100,66 @@ enum Operations {
         for i in 0..<count { values[i] = Float(Float16(values[i])) }
     }
 
-    /// Softmax in place over `count` values (`scale` applied first); the sum in double as ggml does.
+    /// Softmax in place over `count` values, as ggml's `soft_max` computes it: e^(x − max) with its
+    /// vector exponential for each 16 values, each 16 summed in halves and added to a
+    /// double-precision sum, the values past the last 16 with `expf`, then all scaled by the
+    /// single-precision reciprocal of the sum.
     @inline(__always)
     static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
         var maximum = -Float.infinity
         for i in 0..<count where values[i] > maximum { maximum = values[i] }
         var sum: Double = 0
-        for i in 0..<count {
+        var i = 0
+        while i + 16 <= count {
+            sum += exponentiateBlock(values + i, maximum: maximum)
+            i += 16
+        }
+        while i < count {
             let e = expf(values[i] - maximum)
             values[i] = e
             sum += Double(e)
+            i += 1
         }
         let inverse = Float(1 / sum)
         for i in 0..<count { values[i] *= inverse }
+    }
+
+    /// Softmax of attention scores over the visible cells `firstCell ..< firstCell + count` of a row
+    /// of KV cells, as ggml computes it over its whole row (a multiple of 16 cells) with the masked
+    /// cells at −∞: blocks of 16 start at cell 0, and a masked cell adds an exact zero, so each
+    /// partial block is computed with its hidden lanes at −∞.
+    @inline(__always)
+    static func attentionSoftmax(_ values: UnsafeMutablePointer<Float>, count: Int, firstCell: Int) {
+        var maximum = -Float.infinity
+        for i in 0..<count where values[i] > maximum { maximum = values[i] }
+        var sum: Double = 0
+        var i = 0
+        var lead = firstCell % 16
+        while i < count {
+            let visible = min(16 - lead, count - i)
+            if lead == 0 && visible == 16 {
+                sum += exponentiateBlock(values + i, maximum: maximum)
+            } else {
+                var block = SIMD16<Float>(repeating: -.infinity)
+                for j in 0..<visible { block[lead + j] = values[i + j] - maximum }
+                let exponentials = ElementwiseKernels.exponential(block)
+                for j in 0..<visible { values[i + j] = exponentials[lead + j] }
+                sum += Double(ElementwiseKernels.sumInHalves(exponentials))
+            }
+            i += visible
+            lead = 0
+        }
+        let inverse = Float(1 / sum)
+        for i in 0..<count { values[i] *= inverse }
+    }
+
+    /// e^(x − maximum) of 16 values in place; returns their sum in halves, widened.
+    @inline(__always)
+    private static func exponentiateBlock(_ values: UnsafeMutablePointer<Float>, maximum: Float) -> Double {
+        let block = UnsafeRawPointer(values).loadUnaligned(as: SIMD16<Float>.self) - maximum
+        let exponentials = ElementwiseKernels.exponential(block)
+        UnsafeMutableRawPointer(values).storeBytes(of: exponentials, as: SIMD16<Float>.self)
+        return Double(ElementwiseKernels.sumInHalves(exponentials))
     }
 }
 
@@ -179,7 +219,9 @@ struct RotaryEmbedding: Sendable {
         }
     }
 
-    /// Rotates `headCount` heads of `headLength` floats in place by the angles of `tables`.
+    /// Rotates `headCount` heads of `headLength` floats in place by the angles of `tables`:
+    /// (x0·cos − x1·sin, x0·sin + x1·cos), each with its first product fused into the sum as GCC
+    /// compiles ggml's `rotate_pairs` on x86-64 (contraction on by default), so the results match.
     func rotate(_ heads: UnsafeMutablePointer<Float>, headCount: Int, headLength: Int,
                 cosines: UnsafePointer<Float>, sines: UnsafePointer<Float>) {
         let pairCount = dimensionCount / 2
@@ -189,14 +231,14 @@ struct RotaryEmbedding: Sendable {
             case .adjacentPairs:
                 for pair in 0..<pairCount {
                     let x0 = vector[2 * pair], x1 = vector[2 * pair + 1]
-                    vector[2 * pair] = x0 * cosines[pair] - x1 * sines[pair]
-                    vector[2 * pair + 1] = x0 * sines[pair] + x1 * cosines[pair]
+                    vector[2 * pair] = (-(x1 * sines[pair])).addingProduct(x0, cosines[pair])
+                    vector[2 * pair + 1] = (x1 * cosines[pair]).addingProduct(x0, sines[pair])
                 }
             case .splitHalves:
                 for pair in 0..<pairCount {
                     let x0 = vector[pair], x1 = vector[pair + pairCount]
-                    vector[pair] = x0 * cosines[pair] - x1 * sines[pair]
-                    vector[pair + pairCount] = x0 * sines[pair] + x1 * cosines[pair]
+                    vector[pair] = (-(x1 * sines[pair])).addingProduct(x0, cosines[pair])
+                    vector[pair + pairCount] = (x1 * cosines[pair]).addingProduct(x0, sines[pair])
                 }
             }
         }

@@ -34,6 +34,10 @@ public struct ArchitectureTraits: Sendable {
     public var hasPostNorms: Bool
     /// Multiplies query·key before the softmax.
     public var attentionScale: Float
+    /// Multiplies the queries after RoPE, before their rounding to half precision, where llama.cpp's
+    /// graph scales them (`ggml_scale` on Q, then attention with scale 1: phi3, gemma3); the
+    /// product rounds differently from scaling query·key. nil when the scale is `attentionScale`.
+    public var queryScale: Float? = nil
     public var layers: [LayerAttention]
     /// Chat template family used when the file carries no `tokenizer.chat_template`.
     public var defaultChatTemplate: ChatTemplate.Family?

@@ -25,14 +25,17 @@ public enum Gemma3Architecture: ArchitectureDefinition {
                 slidingWindow: isGlobal ? nil : window,
                 ropeFrequencyBase: isGlobal ? configuration.ropeFrequencyBase : localRopeFrequencyBase)
         }
-        return ArchitectureTraits(
+        var traits = ArchitectureTraits(
             activation: .geGLU,
             rotaryLayout: .splitHalves,
             embeddingScale: Float(configuration.embeddingLength).squareRoot(),
             hasQueryKeyNorms: true,
             hasPostNorms: true,
-            attentionScale: 1 / Float(configuration.keyLength).squareRoot(),
+            attentionScale: 1,
             layers: layers,
             defaultChatTemplate: .gemma)
+        // llama.cpp's gemma3 graph scales the queries (after RoPE) rather than query·key.
+        traits.queryScale = 1 / Float(configuration.keyLength).squareRoot()
+        return traits
     }
 }

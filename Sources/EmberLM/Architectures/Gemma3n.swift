@@ -332,9 +332,11 @@ final class Gemma3nForwardPass: CustomForwardPass {
                     let mix = coefficients + (token * streamCount + index) * streamCount
                     let row = prediction + token * embedding
                     for i in 0..<embedding {
+                        // A matmul over the streams in llama.cpp (k = streams, under 16: ggml_vec_dot_f32's
+                        // fused scalar loop).
                         var sum: Float = 0
                         for source in 0..<streamCount {
-                            sum += streams[(source * count + token) * embedding + i] * mix[source]
+                            sum.addProduct(streams[(source * count + token) * embedding + i], mix[source])
                         }
                         row[i] = sum + own[token * embedding + i]
                     }

@@ -348,8 +348,8 @@ final class Gemma4ForwardPass: CustomForwardPass {
         }
         let workspace = self.workspace
         block.run(experts.weights, input: expertInput, routerInput: routerInput, tokens: count, output: expertOutput,
-                  streamingFile: nil) { matrix, input, tokens, output in
-            workspace.multiply(matrix, input: input, tokens: tokens, output: output)
+                  streamingFile: nil) { matrix, input, tokens, output, expert in
+            workspace.multiply(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
         }
         workspace.rmsNormRows(expertOutput, weight: experts.expertNorm, output: expertOutput, rows: count, length: embedding,
                               epsilon: epsilon)

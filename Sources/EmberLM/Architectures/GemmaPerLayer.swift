@@ -404,15 +404,19 @@ final class GemmaWorkspace {
     }
 
     /// `output = input · matrixᵀ` for `tokens` rows, the same kernels as `InferenceSession`.
-    func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>) {
+    /// `rowByRow`: a matrix llama.cpp multiplies one dot product at a time (an expert's, through
+    /// `mul_mat_id`), whose F32 sums add up in another order than tinyBLAS's.
+    func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
+                  rowByRow: Bool = false) {
         if let interleaved = matrix.interleaved {
             Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
         } else if model.options.streamWeights {
             Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
+                                             rowByRow: rowByRow)
         } else {
             Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                           input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+                           input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
         }
     }
 
@@ -519,7 +523,7 @@ final class GemmaWorkspace {
                         Kernels.dequantize(elementType, source: key, into: keyFloats, count: headLength)
                         threadScores[visible - first] = Operations.dot(query, keyFloats, count: headLength) * scale
                     }
-                    Operations.softmax(threadScores, count: position - first + 1)
+                    Operations.attentionSoftmax(threadScores, count: position - first + 1, firstCell: first)
                     for visible in first...position {
                         let weight = Float(Float16(threadScores[visible - first]))
                         let value = cache.valueBytes(layer: layer, position: visible) + keyValueHead * headBytes
@@ -529,18 +533,23 @@ final class GemmaWorkspace {
                     continue
                 }
                 let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * headLength
-                for visible in first...position {
-                    let key = keyBase + visible * keyWidth
-                    for i in 0..<headLength { keyFloats[i] = Float(key[i]) }
-                    threadScores[visible - first] = Operations.dot(query, keyFloats, count: headLength) * scale
+                let visibleCount = position - first + 1
+                if headLength % 16 == 0 {
+                    AttentionKernels.scoreHalfKeys(query: query, keys: keyBase + first * keyWidth, keyStride: keyWidth,
+                                                   count: visibleCount, length: headLength, scale: scale, scores: threadScores)
+                } else {
+                    for visible in first...position {
+                        let key = keyBase + visible * keyWidth
+                        for i in 0..<headLength { keyFloats[i] = Float(key[i]) }
+                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: headLength) * scale
+                    }
                 }
-                Operations.softmax(threadScores, count: position - first + 1)
+                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
+                // The weights rounded to half precision once, then summed over the visible values.
+                for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
                 let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * headLength
-                for visible in first...position {
-                    let weight = Float(Float16(threadScores[visible - first]))
-                    let value = valueBase + visible * valueWidth
-                    for i in 0..<headLength { out[i] += weight * Float(value[i]) }
-                }
+                AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
+                                                  count: visibleCount, firstCell: first, length: headLength, output: out)
             }
         }
     }

@@ -20,9 +20,11 @@ public enum Phi3Architecture: ArchitectureDefinition {
             embeddingScale: nil,
             hasQueryKeyNorms: false,
             hasPostNorms: false,
-            attentionScale: 1 / Float(configuration.keyLength).squareRoot(),
+            attentionScale: 1,
             layers: Array(repeating: layer, count: configuration.layerCount),
             defaultChatTemplate: .chatML)
+        // llama.cpp's phi3 graph scales the queries (after RoPE) rather than query·key.
+        traits.queryScale = 1 / Float(configuration.keyLength).squareRoot()
         traits.ropeScaling = configuration.ropeScaling
         let pairs = configuration.ropeDimensionCount / 2
         if let short = try RotaryFrequencyFactors.read(gguf, "rope_factors_short.weight", pairs: pairs) {
