@@ -13,41 +13,49 @@ public enum AttentionKernels {
     public static func scoreHalfKeys(query: UnsafePointer<Float>, keys: UnsafePointer<Float16>, keyStride: Int, count: Int,
                                      length: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
         precondition(length % 16 == 0)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { buffer in
-            let accumulators = buffer.baseAddress!
-            let raw = UnsafeRawPointer(accumulators)
-            var v = 0
-            while v + 4 <= count {
-                for i in 0..<64 { accumulators[i] = 0 }
-                var k0 = keys + v * keyStride, k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride
-                var q = query
-                for _ in 0..<(length / 16) {
-                    for l in 0..<16 {
-                        let x = q[l]
-                        accumulators[l].addProduct(x, Float(k0[l]))
-                        accumulators[16 + l].addProduct(x, Float(k1[l]))
-                        accumulators[32 + l].addProduct(x, Float(k2[l]))
-                        accumulators[48 + l].addProduct(x, Float(k3[l]))
-                    }
-                    q += 16; k0 += 16; k1 += 16; k2 += 16; k3 += 16
-                }
-                for j in 0..<4 {
-                    scores[v + j] = ElementwiseKernels.sumInHalves(raw.load(fromByteOffset: 64 * j, as: SIMD16<Float>.self)) * scale
-                }
-                v += 4
+        let queryBytes = UnsafeRawPointer(query)
+        var v = 0
+        while v + 4 <= count {
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            let k0 = keys + v * keyStride, k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride
+            var offset = 0
+            while offset < length {
+                let q = queryBytes.loadUnaligned(fromByteOffset: offset * 4, as: SIMD16<Float>.self)
+                a0.addProduct(q, widen16(k0 + offset))
+                a1.addProduct(q, widen16(k1 + offset))
+                a2.addProduct(q, widen16(k2 + offset))
+                a3.addProduct(q, widen16(k3 + offset))
+                offset += 16
             }
-            while v < count {
-                for i in 0..<16 { accumulators[i] = 0 }
-                var k0 = keys + v * keyStride
-                var q = query
-                for _ in 0..<(length / 16) {
-                    for l in 0..<16 { accumulators[l].addProduct(q[l], Float(k0[l])) }
-                    q += 16; k0 += 16
-                }
-                scores[v] = ElementwiseKernels.sumInHalves(raw.load(as: SIMD16<Float>.self)) * scale
-                v += 1
-            }
+            scores[v] = ElementwiseKernels.sumInHalves(a0) * scale
+            scores[v + 1] = ElementwiseKernels.sumInHalves(a1) * scale
+            scores[v + 2] = ElementwiseKernels.sumInHalves(a2) * scale
+            scores[v + 3] = ElementwiseKernels.sumInHalves(a3) * scale
+            v += 4
         }
+        while v < count {
+            var a0 = SIMD16<Float>()
+            let k0 = keys + v * keyStride
+            var offset = 0
+            while offset < length {
+                a0.addProduct(queryBytes.loadUnaligned(fromByteOffset: offset * 4, as: SIMD16<Float>.self), widen16(k0 + offset))
+                offset += 16
+            }
+            scores[v] = ElementwiseKernels.sumInHalves(a0) * scale
+            v += 1
+        }
+    }
+
+    /// Sixteen halves from `source` as floats (a loop LLVM turns into one F16C/NEON conversion;
+    /// the generic SIMD conversion initializer is not vectorized).
+    @inline(__always)
+    static func widen16(_ source: UnsafePointer<Float16>) -> SIMD16<Float> {
+        var result = SIMD16<Float>()
+        withUnsafeMutableBytes(of: &result) { raw in
+            let floats = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            for i in 0..<16 { floats[i] = Float(source[i]) }
+        }
+        return result
     }
 
     /// The scalar twin of `scoreHalfKeys`.
@@ -76,7 +84,7 @@ public enum AttentionKernels {
                 var row = values + c
                 var lane = firstCell % 16
                 for v in 0..<count {
-                    let value = SIMD16<Float>(UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float16>.self))
+                    let value = widen16(row)
                     lanes[lane].addProduct(SIMD16(repeating: weights[v]), value)
                     row += valueStride
                     lane = lane == 15 ? 0 : lane + 1

@@ -248,9 +248,10 @@ public final class InterleavedWeights: @unchecked Sendable {
         let blocks = columns / 32
         let groupBlock = 1088
         let lanes = Self.rowGroup
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 * lanes) { buffer in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 10 * lanes) { buffer in
             let scales = buffer.baseAddress!        // 32 × Float: d_w · d_a of each row
             let accumulators = scales + lanes       // 8 parts × 32 rows
+            let quantFloats = accumulators + 8 * lanes  // the block's 32 activation quants as floats
             for group in groupRange {
                 for token in firstToken..<tokens {
                     let activationRow = activations + token * activationRowBytes
@@ -263,16 +264,22 @@ public final class InterleavedWeights: @unchecked Sendable {
                         let activationScale = loadHalf(activation, 0)
                         let halves = source.assumingMemoryBound(to: Float16.self)
                         for lane in 0..<lanes { scales[lane] = Float(halves[lane]) * activationScale }
+                        for j in 0..<32 { quantFloats[j] = Float(quants[j]) }
                         for part in 0..<8 {
                             let j = 4 * part
-                            let a0 = Int16(quants[j]), a1 = Int16(quants[j + 1]), a2 = Int16(quants[j + 2]), a3 = Int16(quants[j + 3])
+                            let a0 = quantFloats[j], a1 = quantFloats[j + 1], a2 = quantFloats[j + 2], a3 = quantFloats[j + 3]
                             let row0 = weights + j * lanes, row1 = row0 + lanes, row2 = row1 + lanes, row3 = row2 + lanes
                             let accumulator = accumulators + part * lanes
-                            // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
+                            // The part's integer sum of four products, in float: every product
+                            // (≤ 127 · 128) and partial sum is an exact integer, so this is the
+                            // same number as the Int32 sum, with multiply-adds instead of 32-bit
+                            // integer multiplies.
                             for lane in 0..<lanes {
-                                let first = Int16(row0[lane]) &* a0 &+ Int16(row1[lane]) &* a1
-                                let second = Int16(row2[lane]) &* a2 &+ Int16(row3[lane]) &* a3
-                                accumulator[lane].addProduct(scales[lane], Float(Int32(first) &+ Int32(second)))
+                                var sum = Float(row0[lane]) * a0
+                                sum.addProduct(Float(row1[lane]), a1)
+                                sum.addProduct(Float(row2[lane]), a2)
+                                sum.addProduct(Float(row3[lane]), a3)
+                                accumulator[lane].addProduct(scales[lane], sum)
                             }
                         }
                     }
@@ -295,10 +302,10 @@ public final class InterleavedWeights: @unchecked Sendable {
         let blocks = columns / 32
         let groupBlock = 1088
         let lanes = Self.rowGroup
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
-            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
-            let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
-            let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: lanes * 3) { buffer in
+            let blockSum = buffer.baseAddress!          // 32 × the block's integer sum, as a float
+            let accumulator = blockSum + lanes          // 32 × Float
+            let quantFloats = accumulator + lanes       // the block's 32 activation quants as floats
             for group in groupRange {
                 for token in firstToken..<tokens {
                     let activationRow = activations + token * activationRowBytes
@@ -308,19 +315,26 @@ public final class InterleavedWeights: @unchecked Sendable {
                         let activation = activationRow + block * 34
                         let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
                         let weights = (source + 64).assumingMemoryBound(to: Int8.self)
-                        for lane in 0..<lanes { integer[lane] = 0 }
-                        // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
-                        for j in stride(from: 0, to: 32, by: 2) {
-                            let first = Int16(quants[j]), second = Int16(quants[j + 1])
-                            let row0 = weights + j * lanes, row1 = weights + (j + 1) * lanes
+                        for j in 0..<32 { quantFloats[j] = Float(quants[j]) }
+                        for lane in 0..<lanes { blockSum[lane] = 0 }
+                        // The block's integer sum in float: products (|w| ≤ 16 · 127) and partial
+                        // sums (< 2²⁴) are exact integers, so this is the Int32 sum exactly.
+                        for j in stride(from: 0, to: 32, by: 4) {
+                            let a0 = quantFloats[j], a1 = quantFloats[j + 1], a2 = quantFloats[j + 2], a3 = quantFloats[j + 3]
+                            let row0 = weights + j * lanes, row1 = row0 + lanes, row2 = row1 + lanes, row3 = row2 + lanes
                             for lane in 0..<lanes {
-                                integer[lane] &+= Int32(Int16(row0[lane]) &* first &+ Int16(row1[lane]) &* second)
+                                var sum = blockSum[lane]
+                                sum.addProduct(Float(row0[lane]), a0)
+                                sum.addProduct(Float(row1[lane]), a1)
+                                sum.addProduct(Float(row2[lane]), a2)
+                                sum.addProduct(Float(row3[lane]), a3)
+                                blockSum[lane] = sum
                             }
                         }
                         let activationScale = loadHalf(activation, 0)
                         let halves = source.assumingMemoryBound(to: Float16.self)
                         for lane in 0..<lanes {
-                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
+                            accumulator[lane] += blockSum[lane] * (Float(halves[lane]) * activationScale)
                         }
                     }
                     let destination = output + token * rows + group * lanes
