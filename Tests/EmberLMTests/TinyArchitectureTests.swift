@@ -8,7 +8,7 @@ import Testing
 /// sequences, in F32 and quantized.
 @Suite struct TinyArchitectureTests {
     /// Architectures that must have fixtures; a missing one fails rather than passing vacuously.
-    static let architectures = ["qwen3", "phi3", "mistral3", "ministral", "qwen3moe", "gemma4", "gemma4moe", "gemma3n"]
+    static let architectures = ["qwen3", "phi3", "mistral3", "ministral", "qwen3moe", "gemma4", "gemma4moe", "mistral3moe", "gemma3n"]
     static let variants = ["f32", "q8_0"]
 
     struct Manifest: Decodable {
