@@ -22,6 +22,11 @@ public final class InterleavedWeights: @unchecked Sendable {
     public let type: TensorType
     /// The file's type (Q4_K and Q5_0 are stored in another type's layout).
     public let sourceType: TensorType
+    /// For Q8_0: add up in llama.cpp's order (eight partial sums a row, `multiplyQ8_0`), which makes
+    /// a model whose every matrix has such a kernel give llama.cpp's logits bit for bit; false
+    /// keeps one integer sum per block (`multiplyBlockSums`), about a third faster, for models
+    /// that cannot match llama.cpp's bits anyway (Q4_K, Q4_1, Q5_0, Q6_K matrices beside it).
+    public let llamaOrder: Bool
     public let rows: Int
     public let columns: Int
     let storage: UnsafeMutableRawPointer
@@ -49,8 +54,9 @@ public final class InterleavedWeights: @unchecked Sendable {
     /// Works in chunks of rows and calls `release` with each chunk's source bytes once copied, so
     /// the caller can drop them from memory and the peak stays near one copy.
     public init?(type: TensorType, data: UnsafeRawPointer, rows: Int, columns: Int, pool: ThreadPool? = nil,
-                 release: (UnsafeRawPointer, Int) -> Void = { _, _ in }) {
+                 llamaOrder: Bool = true, release: (UnsafeRawPointer, Int) -> Void = { _, _ in }) {
         guard Self.supports(type, rows: rows, columns: columns) else { return nil }
+        self.llamaOrder = llamaOrder
         // Q4_K is multiplied as Q4_1 (see below), so activations are quantized as for Q4_1.
         self.type = type == .q4_K ? .q4_1 : type
         self.sourceType = type
@@ -295,17 +301,18 @@ public final class InterleavedWeights: @unchecked Sendable {
         }
     }
 
-    /// `output[t * rows + r]` for Q5_0 weights decoded to Q8_0's layout and Q8_0 activations: one
-    /// integer sum per block, one running float sum (`multiplyTiled` gives the same bits).
-    func multiplyDecodedQ5_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
-                      firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
+    /// `output[t * rows + r]` for weights in Q8_0's layout (Q8_0 without `llamaOrder`, or Q5_0
+    /// decoded to signed bytes) and Q8_0 activations: one integer sum per block, one running float
+    /// sum (`multiplyTiled` gives the same bits for Q5_0).
+    func multiplyBlockSums(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                           firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 1088
         let lanes = Self.rowGroup
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: lanes * 3) { buffer in
-            let blockSum = buffer.baseAddress!          // 32 × the block's integer sum, as a float
-            let accumulator = blockSum + lanes          // 32 × Float
-            let quantFloats = accumulator + lanes       // the block's 32 activation quants as floats
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
+            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
+            let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
             for group in groupRange {
                 for token in firstToken..<tokens {
                     let activationRow = activations + token * activationRowBytes
@@ -315,26 +322,19 @@ public final class InterleavedWeights: @unchecked Sendable {
                         let activation = activationRow + block * 34
                         let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
                         let weights = (source + 64).assumingMemoryBound(to: Int8.self)
-                        for j in 0..<32 { quantFloats[j] = Float(quants[j]) }
-                        for lane in 0..<lanes { blockSum[lane] = 0 }
-                        // The block's integer sum in float: products (|w| ≤ 16 · 127) and partial
-                        // sums (< 2²⁴) are exact integers, so this is the Int32 sum exactly.
-                        for j in stride(from: 0, to: 32, by: 4) {
-                            let a0 = quantFloats[j], a1 = quantFloats[j + 1], a2 = quantFloats[j + 2], a3 = quantFloats[j + 3]
-                            let row0 = weights + j * lanes, row1 = row0 + lanes, row2 = row1 + lanes, row3 = row2 + lanes
+                        for lane in 0..<lanes { integer[lane] = 0 }
+                        // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
+                        for j in stride(from: 0, to: 32, by: 2) {
+                            let first = Int16(quants[j]), second = Int16(quants[j + 1])
+                            let row0 = weights + j * lanes, row1 = weights + (j + 1) * lanes
                             for lane in 0..<lanes {
-                                var sum = blockSum[lane]
-                                sum.addProduct(Float(row0[lane]), a0)
-                                sum.addProduct(Float(row1[lane]), a1)
-                                sum.addProduct(Float(row2[lane]), a2)
-                                sum.addProduct(Float(row3[lane]), a3)
-                                blockSum[lane] = sum
+                                integer[lane] &+= Int32(Int16(row0[lane]) &* first &+ Int16(row1[lane]) &* second)
                             }
                         }
                         let activationScale = loadHalf(activation, 0)
                         let halves = source.assumingMemoryBound(to: Float16.self)
                         for lane in 0..<lanes {
-                            accumulator[lane] += blockSum[lane] * (Float(halves[lane]) * activationScale)
+                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
                         }
                     }
                     let destination = output + token * rows + group * lanes

@@ -204,12 +204,12 @@ public enum Kernels {
             case .q4_1:
                 weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, firstToken: tiled, output: output)
-            case .q8_0:
+            case .q8_0 where weights.llamaOrder:
                 weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, firstToken: tiled, output: output)
             default:
-                weights.multiplyDecodedQ5_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                            tokens: tokens, firstToken: tiled, output: output)
+                weights.multiplyBlockSums(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
+                                          tokens: tokens, firstToken: tiled, output: output)
             }
         }
     }

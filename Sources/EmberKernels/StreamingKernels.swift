@@ -22,9 +22,23 @@ enum SequentialDot {
         return accumulator + minimums
     }
 
-    /// Q8_0 has one order everywhere (see `VectorKernels.dotQ8_0`): the interleaved kernel's too.
+    /// Q8_0 in llama.cpp's order (see `VectorKernels.dotQ8_0`), as `multiplyQ8_0` sums.
     static func q8_0(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
         VectorKernels.dotQ8_0(weights: weights, activation: activation, blocks: columns / 32)
+    }
+
+    /// Q8_0 with one integer sum per block, as `multiplyBlockSums` sums.
+    static func q8_0Blocks(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
+        var accumulator: Float = 0
+        for b in 0..<(columns / 32) {
+            let w = weights + b * 34, a = activation + b * 34
+            let weightQuants = (w + 2).assumingMemoryBound(to: Int8.self)
+            let quants = (a + 2).assumingMemoryBound(to: Int8.self)
+            var isum: Int32 = 0
+            for j in 0..<32 { isum &+= Int32(weightQuants[j]) &* Int32(quants[j]) }
+            accumulator += Float(isum) * (loadHalf(w, 0) * loadHalf(a, 0))
+        }
+        return accumulator
     }
 
     static func q5_0(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ columns: Int) -> Float {
@@ -56,11 +70,13 @@ extension Kernels {
     /// (see `SequentialDot`), for types where `hasInterleavedOrderKernel`; otherwise the usual kernel.
     public static func matmulInInterleavedOrder(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                                                 input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
+                                                scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false,
+                                                llamaOrder: Bool = true) {
         let kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
         switch type {
         case .q4_1: kernel = SequentialDot.q4_1
-        case .q8_0: kernel = SequentialDot.q8_0
+        case .q8_0 where llamaOrder: kernel = SequentialDot.q8_0
+        case .q8_0: kernel = SequentialDot.q8_0Blocks
         case .q5_0: kernel = SequentialDot.q5_0
         default:
             matmul(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,

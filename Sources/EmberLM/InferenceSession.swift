@@ -387,7 +387,7 @@ public final class InferenceSession {
             // Same sums as the rearranged kernels, so streaming gives the same tokens.
             Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
                                              input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
-                                             rowByRow: rowByRow)
+                                             rowByRow: rowByRow, llamaOrder: model.llamaOrder)
             return
         }
         Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
@@ -415,7 +415,8 @@ public final class InferenceSession {
             }
             // Logits of this slice for every token go into a temporary, then to their rows.
             Kernels.matmulInInterleavedOrder(weights: data, type: output.type, rows: rows, columns: output.columns,
-                                             input: hiddenRows, tokens: count, output: sliceLogits, scratch: matmulScratch, pool: pool)
+                                             input: hiddenRows, tokens: count, output: sliceLogits, scratch: matmulScratch, pool: pool,
+                                             llamaOrder: model.llamaOrder)
             for token in 0..<count {
                 (logits + token * output.rows + first).update(from: sliceLogits + token * rows, count: rows)
             }

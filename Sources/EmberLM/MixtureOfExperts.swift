@@ -118,7 +118,8 @@ extension WeightLoader {
         return (0..<experts).map { expert in
             let slice = data + expert * expertBytes
             let interleaved = interleave
-                ? InterleavedWeights(type: tensor.type, data: slice, rows: rows, columns: columns, pool: pool) { pointer, count in
+                ? InterleavedWeights(type: tensor.type, data: slice, rows: rows, columns: columns, pool: pool,
+                                     llamaOrder: llamaOrder) { pointer, count in
                     file.releaseResidentPages(pointer, byteCount: count)
                 }
                 : nil

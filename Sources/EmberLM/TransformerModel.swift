@@ -60,6 +60,8 @@ public final class TransformerModel: Sendable {
     public let configuration: ModelConfiguration
     public let traits: ArchitectureTraits
     public let options: LoadOptions
+    /// Q8_0 matrices add up in llama.cpp's order (see `WeightLoader.llamaOrder`).
+    public let llamaOrder: Bool
     let tokenEmbedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
@@ -85,6 +87,7 @@ public final class TransformerModel: Sendable {
 
         var loader = WeightLoader(file: file)
         loader.interleave = options.interleave
+        llamaOrder = loader.llamaOrder
         let embedding = configuration.embeddingLength
         let headsWidth = configuration.headCount * configuration.keyLength
         let keyWidth = configuration.keyValueHeadCount * configuration.keyLength
@@ -227,6 +230,16 @@ struct WeightLoader {
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
 
+    /// Whether Q8_0 matrices add up in llama.cpp's order: only when every matrix of the file is of
+    /// a type whose kernels follow llama.cpp's arithmetic (F32, F16, Q8_0), so the model can give
+    /// llama.cpp's logits bit for bit; otherwise the faster per-block order (the logits differ
+    /// from llama.cpp's in the last bits either way).
+    var llamaOrder: Bool { Self.followsLlamaOrder(file) }
+
+    static func followsLlamaOrder(_ file: GGUFFile) -> Bool {
+        file.tensors.allSatisfy { $0.dimensions.count < 2 || [.f32, .f16, .q8_0].contains($0.type) }
+    }
+
     func matrix(_ name: String, rows: Int, columns: Int, interleave: Bool? = nil) throws(LanguageModelError) -> WeightMatrix {
         guard let tensor = file.tensor(named: name) else {
             throw LanguageModelError(.missingTensor, "model file has no tensor '\(name)'")
@@ -239,7 +252,7 @@ struct WeightLoader {
         }
         let data = file.tensorData(tensor)
         let interleaved = (interleave ?? self.interleave)
-            ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool) { pointer, count in
+            ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool, llamaOrder: llamaOrder) { pointer, count in
                 file.releaseResidentPages(pointer, byteCount: count)
             }
             : nil
@@ -255,7 +268,8 @@ struct WeightLoader {
             let data = whole.data + first * whole.rowBytes
             first += count
             let interleaved = interleave
-                ? InterleavedWeights(type: whole.type, data: data, rows: count, columns: columns, pool: pool) { pointer, bytes in
+                ? InterleavedWeights(type: whole.type, data: data, rows: count, columns: columns, pool: pool,
+                                     llamaOrder: llamaOrder) { pointer, bytes in
                     file.releaseResidentPages(pointer, byteCount: bytes)
                 }
                 : nil

@@ -121,6 +121,58 @@ struct LlamaOrderTests {
         }
     }
 
+    /// Q8_0 in a model that cannot match llama.cpp's bits anyway adds up one integer sum per block:
+    /// the interleaved and streaming kernels agree bit for bit with a scalar twin of that order.
+    @Test("Q8_0 per-block order: interleaved, streaming and the scalar twin give the same bits", arguments: [1, 3, 17])
+    func q8_0Blocks(tokens: Int) throws {
+        var random = KernelRandom(state: 25 &+ UInt64(tokens))
+        let rows = 64, columns = 320
+        let weights = randomBlocks(.q8_0, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns, scale: 3)
+        let pool = ThreadPool(threadCount: 2)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q8_0, columns: columns, tokens: tokens),
+                                                       alignment: 64)
+        defer { scratch.deallocate() }
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q8_0, data: $0.baseAddress!, rows: rows, columns: columns, llamaOrder: false)
+        })
+        var rearranged = [Float](repeating: .nan, count: rows * tokens), streamed = rearranged
+        weights.withUnsafeBytes { w in
+            input.withUnsafeBufferPointer { x in
+                Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: &rearranged, scratch: scratch, pool: pool)
+                Kernels.matmulInInterleavedOrder(weights: w.baseAddress!, type: .q8_0, rows: rows, columns: columns, input: x.baseAddress!,
+                                                 tokens: tokens, output: &streamed, scratch: scratch, pool: pool, llamaOrder: false)
+            }
+        }
+        #expect(rearranged.map(\.bitPattern) == streamed.map(\.bitPattern))
+        let activationBytes = Kernels.activationType(for: .q8_0).byteCount(elements: columns)!
+        let rowBytes = TensorType.q8_0.byteCount(elements: columns)!
+        var activation = [UInt8](repeating: 0, count: activationBytes)
+        var differing = 0
+        for token in 0..<tokens {
+            input.withUnsafeBufferPointer { x in
+                activation.withUnsafeMutableBytes { Kernels.quantize(x.baseAddress! + token * columns, count: columns, as: .q8_0, into: $0.baseAddress!) }
+            }
+            for row in 0..<rows {
+                // The twin: Σ over blocks, in order, of Float(Σ w·a) · (d_w · d_a).
+                var sum: Float = 0
+                weights.withUnsafeBytes { w in
+                    activation.withUnsafeBytes { a in
+                        for block in 0..<(columns / 32) {
+                            let wb = w.baseAddress! + row * rowBytes + block * 34, ab = a.baseAddress! + block * 34
+                            var integer: Int32 = 0
+                            for j in 0..<32 { integer += Int32(wb.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(ab.load(fromByteOffset: 2 + j, as: Int8.self)) }
+                            let scales = Float(wb.loadUnaligned(as: Float16.self)) * Float(ab.loadUnaligned(as: Float16.self))
+                            sum += Float(integer) * scales
+                        }
+                    }
+                }
+                if sum.bitPattern != rearranged[token * rows + row].bitPattern { differing += 1 }
+            }
+        }
+        #expect(differing == 0)
+    }
+
     @Test("Attention values by KV cell equal their scalar twin from any first cell", arguments: [0, 5, 16, 29])
     func attentionValues(firstCell: Int) {
         var random = KernelRandom(state: 16 &+ UInt64(firstCell))

@@ -326,7 +326,8 @@ extension WeightLoader {
         return (0..<count).map { slice in
             let data = base + slice * rows * rowBytes
             let interleaved = interleave
-                ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool) { pointer, byteCount in
+                ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool,
+                                     llamaOrder: llamaOrder) { pointer, byteCount in
                     file.releaseResidentPages(pointer, byteCount: byteCount)
                 }
                 : nil
@@ -413,7 +414,7 @@ final class GemmaWorkspace {
         } else if model.options.streamWeights {
             Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
                                              input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
-                                             rowByRow: rowByRow)
+                                             rowByRow: rowByRow, llamaOrder: model.llamaOrder)
         } else {
             Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
                            input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
