@@ -551,7 +551,10 @@ public final class InferenceSession {
             let keyFloats = query + keyLength
             let valueFloats = keyFloats + keyLength
             for task in range {
-                let token = task / headCount
+                // Causal rows grow with the position: tokens are dealt from both ends (0, n−1, 1,
+                // n−2, …) so that contiguous ranges of tasks carry equal work on every thread.
+                let dealt = task / headCount
+                let token = dealt % 2 == 0 ? dealt / 2 : tokens - 1 - dealt / 2
                 let head = task % headCount
                 let keyValueHead = head / group
                 let cache = placement.cache(token)
