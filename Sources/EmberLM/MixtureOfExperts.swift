@@ -116,15 +116,7 @@ extension WeightLoader {
         let data = file.tensorData(tensor)
         let expertBytes = tensor.byteCount / experts
         return (0..<experts).map { expert in
-            let slice = data + expert * expertBytes
-            let interleaved = interleave
-                ? InterleavedWeights(type: tensor.type, data: slice, rows: rows, columns: columns, pool: pool,
-                                     llamaOrder: llamaOrder) { pointer, count in
-                    file.releaseResidentPages(pointer, byteCount: count)
-                }
-                : nil
-            return WeightMatrix(name: "\(name)[\(expert)]", data: slice, type: tensor.type, rows: rows, columns: columns,
-                                interleaved: interleaved)
+            weightMatrix("\(name)[\(expert)]", data: data + expert * expertBytes, type: tensor.type, rows: rows, columns: columns)
         }
     }
 }

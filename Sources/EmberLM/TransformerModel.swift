@@ -225,19 +225,31 @@ public final class TransformerModel: Sendable {
 /// Binds named tensors of a GGUF file to weights, checking types and shapes.
 struct WeightLoader {
     let file: GGUFFile
+    /// Whether Q8_0 matrices add up in llama.cpp's order: only when every matrix of the file is of
+    /// a type whose kernels follow llama.cpp's arithmetic (F32, F16, Q8_0), so the model can give
+    /// llama.cpp's logits bit for bit; otherwise the faster per-block order (the logits differ
+    /// from llama.cpp's in the last bits either way). Decided once per file.
+    let llamaOrder: Bool
     /// Rearrange weights for the kernels (`InterleavedWeights`); `EMBER_INTERLEAVE=0` keeps the file's layout.
     var interleave = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0"
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
 
-    /// Whether Q8_0 matrices add up in llama.cpp's order: only when every matrix of the file is of
-    /// a type whose kernels follow llama.cpp's arithmetic (F32, F16, Q8_0), so the model can give
-    /// llama.cpp's logits bit for bit; otherwise the faster per-block order (the logits differ
-    /// from llama.cpp's in the last bits either way).
-    var llamaOrder: Bool { Self.followsLlamaOrder(file) }
+    init(file: GGUFFile) {
+        self.file = file
+        llamaOrder = file.tensors.allSatisfy { $0.dimensions.count < 2 || [.f32, .f16, .q8_0].contains($0.type) }
+    }
 
-    static func followsLlamaOrder(_ file: GGUFFile) -> Bool {
-        file.tensors.allSatisfy { $0.dimensions.count < 2 || [.f32, .f16, .q8_0].contains($0.type) }
+    /// A weight matrix over `data` (rows in the file's layout), with its rearranged copy when
+    /// `interleave` is on and the type has one; each copied chunk's file pages are released.
+    func weightMatrix(_ name: String, data: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
+                      interleave: Bool? = nil) -> WeightMatrix {
+        let interleaved = (interleave ?? self.interleave)
+            ? InterleavedWeights(type: type, data: data, rows: rows, columns: columns, pool: pool, llamaOrder: llamaOrder) { pointer, count in
+                file.releaseResidentPages(pointer, byteCount: count)
+            }
+            : nil
+        return WeightMatrix(name: name, data: data, type: type, rows: rows, columns: columns, interleaved: interleaved)
     }
 
     func matrix(_ name: String, rows: Int, columns: Int, interleave: Bool? = nil) throws(LanguageModelError) -> WeightMatrix {
@@ -250,13 +262,7 @@ struct WeightLoader {
         guard Kernels.supportsMatrixMultiply(tensor.type) else {
             throw LanguageModelError(.unsupportedTensorType, "tensor '\(name)' has type \(tensor.type), which Ember cannot multiply yet")
         }
-        let data = file.tensorData(tensor)
-        let interleaved = (interleave ?? self.interleave)
-            ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool, llamaOrder: llamaOrder) { pointer, count in
-                file.releaseResidentPages(pointer, byteCount: count)
-            }
-            : nil
-        return WeightMatrix(name: name, data: data, type: tensor.type, rows: rows, columns: columns, interleaved: interleaved)
+        return weightMatrix(name, data: file.tensorData(tensor), type: tensor.type, rows: rows, columns: columns, interleave: interleave)
     }
 
     /// A fused matrix of `rows.reduce(0, +)` rows, as one matrix per consecutive row range
@@ -267,14 +273,7 @@ struct WeightLoader {
         return rows.enumerated().map { index, count in
             let data = whole.data + first * whole.rowBytes
             first += count
-            let interleaved = interleave
-                ? InterleavedWeights(type: whole.type, data: data, rows: count, columns: columns, pool: pool,
-                                     llamaOrder: llamaOrder) { pointer, bytes in
-                    file.releaseResidentPages(pointer, byteCount: bytes)
-                }
-                : nil
-            return WeightMatrix(name: "\(name)[\(index)]", data: data, type: whole.type, rows: count, columns: columns,
-                                interleaved: interleaved)
+            return weightMatrix("\(name)[\(index)]", data: data, type: whole.type, rows: count, columns: columns)
         }
     }
 

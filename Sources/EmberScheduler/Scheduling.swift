@@ -116,6 +116,17 @@ public enum PerformanceHint: Sendable, Equatable {
     case target(seconds: Double)
 }
 
+extension PerformanceHint {
+    /// Whether the hint asks for top clocks at once.
+    public var isBoost: Bool { self == .boost }
+
+    /// The target duration, if the hint sets one.
+    public var targetSeconds: Double? {
+        if case .target(let seconds) = self { return seconds }
+        return nil
+    }
+}
+
 /// The next step on the one model owner.
 public enum SchedulingDecision: Sendable, Equatable {
     /// Run one step (a prompt chunk of at most `chunk` tokens, or one token) of request `id` on

@@ -270,9 +270,9 @@ public final class TokenScheduler: @unchecked Sendable {
     /// One token of each of `batch` (all past their prompts) in one pass over the weights, on the
     /// worker thread.
     private func decodeTogether(_ batch: [Entry], threads: Int) throws {
-        for entry in batch where entry.session == nil || entry.prefilled < (entry.tokens?.count ?? .max) {
-            // A policy error, not the caller's: step the request on its own instead.
-            try step(entry, threads: threads, chunk: 128)
+        if let unready = batch.first(where: { $0.session == nil || $0.prefilled < ($0.tokens?.count ?? .max) }) {
+            // A policy error, not the caller's: its prompt comes first, on its own.
+            try step(unready, threads: threads, chunk: 128)
             return
         }
         let start = clock()

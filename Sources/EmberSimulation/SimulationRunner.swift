@@ -84,13 +84,7 @@ public struct SimulationRunner {
                 phone.idle(seconds: span)
                 idleSeconds[reason, default: 0] += span
             case .run(let id, let threads, let hint, let chunkLimit):
-                var boost = false
-                var target: Double?
-                switch hint {
-                case .none: break
-                case .boost: boost = true
-                case .target(let seconds): target = seconds
-                }
+                let boost = hint.isBoost, target = hint.targetSeconds
                 var request = requests[id]
                 if request.started == nil {
                     request.started = phone.time
@@ -118,13 +112,11 @@ public struct SimulationRunner {
                 finishIfDone(&request)
                 requests[id] = request
             case .decodeBatch(let ids, let threads, let hint):
-                var target: Double?
-                if case .target(let seconds) = hint { target = seconds }
                 let members = ids.map { requests[$0] }
                 precondition(members.allSatisfy(\.isPrefilled), "the policy batched a request whose prompt is not processed")
                 let positions = members.map { $0.promptTokenCount! + $0.generatedTokens }
-                let step = phone.perform(workload.decodeCost(positions: positions), threads: threads, boost: hint == .boost,
-                                         targetSeconds: target)
+                let step = phone.perform(workload.decodeCost(positions: positions), threads: threads, boost: hint.isBoost,
+                                         targetSeconds: hint.targetSeconds)
                 inferenceJoules += step.socJoules
                 policy.record(StepOutcome(id: ids[0], kind: .decode, threads: threads, tokens: ids.count, seconds: step.seconds))
                 let texts = (try? engine.next(batch: members)) ?? members.map { _ in nil }

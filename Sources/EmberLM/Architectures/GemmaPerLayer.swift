@@ -324,15 +324,7 @@ extension WeightLoader {
         }
         let base = file.tensorData(tensor)
         return (0..<count).map { slice in
-            let data = base + slice * rows * rowBytes
-            let interleaved = interleave
-                ? InterleavedWeights(type: tensor.type, data: data, rows: rows, columns: columns, pool: pool,
-                                     llamaOrder: llamaOrder) { pointer, byteCount in
-                    file.releaseResidentPages(pointer, byteCount: byteCount)
-                }
-                : nil
-            return WeightMatrix(name: "\(name)[\(slice)]", data: data, type: tensor.type, rows: rows, columns: columns,
-                                interleaved: interleaved)
+            weightMatrix("\(name)[\(slice)]", data: base + slice * rows * rowBytes, type: tensor.type, rows: rows, columns: columns)
         }
     }
 
