@@ -308,38 +308,33 @@ public final class InterleavedWeights: @unchecked Sendable {
                            firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 1088
-        let lanes = Self.rowGroup
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
-            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
-            let integer = raw.assumingMemoryBound(to: Int32.self)             // 32 × Int32
-            let accumulator = (raw + 128).assumingMemoryBound(to: Float.self) // 32 × Float
-            for group in groupRange {
-                for token in firstToken..<tokens {
-                    let activationRow = activations + token * activationRowBytes
-                    for lane in 0..<lanes { accumulator[lane] = 0 }
-                    for block in 0..<blocks {
-                        let source = storage + (group * blocks + block) * groupBlock
-                        let activation = activationRow + block * 34
-                        let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
-                        let weights = (source + 64).assumingMemoryBound(to: Int8.self)
-                        for lane in 0..<lanes { integer[lane] = 0 }
-                        // Pairs of products (each at most 127 · 128) fit in Int16 before widening.
-                        for j in stride(from: 0, to: 32, by: 2) {
-                            let first = Int16(quants[j]), second = Int16(quants[j + 1])
-                            let row0 = weights + j * lanes, row1 = weights + (j + 1) * lanes
-                            for lane in 0..<lanes {
-                                integer[lane] &+= Int32(Int16(row0[lane]) &* first &+ Int16(row1[lane]) &* second)
-                            }
-                        }
-                        let activationScale = loadHalf(activation, 0)
-                        let halves = source.assumingMemoryBound(to: Float16.self)
-                        for lane in 0..<lanes {
-                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
-                        }
+        for group in groupRange {
+            for token in firstToken..<tokens {
+                let activationRow = activations + token * activationRowBytes
+                // Rows 0..<16 and 16..<32 of the group, one lane each.
+                var low = SIMD16<Float>(), high = SIMD16<Float>()
+                for block in 0..<blocks {
+                    let source = storage + (group * blocks + block) * groupBlock
+                    let activation = activationRow + block * 34
+                    let quants = (activation + 2).assumingMemoryBound(to: Int8.self)
+                    let weights = source + 64
+                    var integerLow = SIMD16<Int32>(), integerHigh = SIMD16<Int32>()
+                    // Two products (each at most 128 · 127 in magnitude) fit in 16 bits before widening.
+                    for j in stride(from: 0, to: 32, by: 2) {
+                        let first = SIMD32<Int16>(repeating: Int16(quants[j]))
+                        let second = SIMD32<Int16>(repeating: Int16(quants[j + 1]))
+                        let pair = Widening.signedBytes(weights + j * 32) &* first &+ Widening.signedBytes(weights + j * 32 + 32) &* second
+                        let (pairLow, pairHigh) = Widening.words(pair)
+                        integerLow &+= pairLow
+                        integerHigh &+= pairHigh
                     }
-                    let destination = output + token * rows + group * lanes
-                    for lane in 0..<lanes { destination[lane] = accumulator[lane] }
+                    let activationScale = loadHalf(activation, 0)
+                    low += Widening.floats(integerLow) * (Widening.halves(source) * activationScale)
+                    high += Widening.floats(integerHigh) * (Widening.halves(source + 32) * activationScale)
                 }
+                let destination = UnsafeMutableRawPointer(output + token * rows + group * Self.rowGroup)
+                destination.storeBytes(of: low, as: SIMD16<Float>.self)
+                destination.storeBytes(of: high, toByteOffset: 64, as: SIMD16<Float>.self)
             }
         }
     }
