@@ -197,50 +197,40 @@ public final class InterleavedWeights: @unchecked Sendable {
                       firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
         let groupBlock = 640
-        let lanes = Self.rowGroup
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: lanes * 4) { buffer in
-            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
-            let partial = raw.assumingMemoryBound(to: Int16.self)            // 32 × Int16
-            let integer = (raw + 64).assumingMemoryBound(to: Int32.self)      // 32 × Int32
-            let accumulator = (raw + 192).assumingMemoryBound(to: Float.self) // 32 × Float
-            let minimums = (raw + 320).assumingMemoryBound(to: Float.self)    // 32 × Float (ends at 448 ≤ 512)
-            for group in groupRange {
-                for token in firstToken..<tokens {
-                    let activationRow = activations + token * activationRowBytes
-                    for lane in 0..<lanes {
-                        accumulator[lane] = 0
-                        minimums[lane] = 0
-                    }
-                    for block in 0..<blocks {
-                        let source = storage + (group * blocks + block) * groupBlock
-                        let activation = activationRow + block * 36
-                        let quants = (activation + 4).assumingMemoryBound(to: Int8.self)
-                        let packed = (source + 128).assumingMemoryBound(to: UInt8.self)
-                        for lane in 0..<lanes { integer[lane] = 0 }
-                        // Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in Int16.
-                        for half in 0..<2 {
-                            for lane in 0..<lanes { partial[lane] = 0 }
-                            for j in (half * 8)..<(half * 8 + 8) {
-                                let low = Int16(quants[j]), high = Int16(quants[j + 16])
-                                let bytes = packed + j * lanes
-                                for lane in 0..<lanes {
-                                    let byte = bytes[lane]
-                                    partial[lane] &+= Int16(byte & 0x0F) &* low &+ Int16(byte >> 4) &* high
-                                }
-                            }
-                            for lane in 0..<lanes { integer[lane] &+= Int32(partial[lane]) }
+        for group in groupRange {
+            for token in firstToken..<tokens {
+                let activationRow = activations + token * activationRowBytes
+                // Rows 0..<16 and 16..<32 of the group, one lane each.
+                var low = SIMD16<Float>(), high = SIMD16<Float>()
+                var minimumLow = SIMD16<Float>(), minimumHigh = SIMD16<Float>()
+                for block in 0..<blocks {
+                    let source = storage + (group * blocks + block) * groupBlock
+                    let activation = activationRow + block * 36
+                    let quants = (activation + 4).assumingMemoryBound(to: Int8.self)
+                    let packed = source + 128
+                    var integerLow = SIMD16<Int32>(), integerHigh = SIMD16<Int32>()
+                    // Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in 16 bits.
+                    for half in 0..<2 {
+                        var partial = SIMD32<Int16>()
+                        for j in (half * 8)..<(half * 8 + 8) {
+                            let (first, second) = Widening.nibbles(packed + j * 32)
+                            partial &+= first &* SIMD32<Int16>(repeating: Int16(quants[j]))
+                                &+ second &* SIMD32<Int16>(repeating: Int16(quants[j + 16]))
                         }
-                        let activationScale = loadHalf(activation, 0)
-                        let activationSum = loadHalf(activation, 2)
-                        let halves = source.assumingMemoryBound(to: Float16.self)
-                        for lane in 0..<lanes {
-                            accumulator[lane] += Float(integer[lane]) * (Float(halves[lane]) * activationScale)
-                            minimums[lane] += Float(halves[lanes + lane]) * activationSum
-                        }
+                        let (partialLow, partialHigh) = Widening.words(partial)
+                        integerLow &+= partialLow
+                        integerHigh &+= partialHigh
                     }
-                    let destination = output + token * rows + group * lanes
-                    for lane in 0..<lanes { destination[lane] = accumulator[lane] + minimums[lane] }
+                    let activationScale = loadHalf(activation, 0)
+                    let activationSum = loadHalf(activation, 2)
+                    low += Widening.floats(integerLow) * (Widening.halves(source) * activationScale)
+                    high += Widening.floats(integerHigh) * (Widening.halves(source + 32) * activationScale)
+                    minimumLow += Widening.halves(source + 64) * activationSum
+                    minimumHigh += Widening.halves(source + 96) * activationSum
                 }
+                let destination = UnsafeMutableRawPointer(output + token * rows + group * Self.rowGroup)
+                destination.storeBytes(of: low + minimumLow, as: SIMD16<Float>.self)
+                destination.storeBytes(of: high + minimumHigh, toByteOffset: 64, as: SIMD16<Float>.self)
             }
         }
     }

@@ -15,16 +15,20 @@ enum Widening {
         return result
     }
 
-    /// 32 unsigned bytes at `source` as 16-bit integers.
+    /// The low and high nibbles of 32 bytes at `source` as 16-bit integers.
     @inline(__always)
-    static func unsignedBytes(_ source: UnsafeRawPointer) -> SIMD32<Int16> {
-        var result = SIMD32<Int16>()
-        withUnsafeMutableBytes(of: &result) { raw in
+    static func nibbles(_ source: UnsafeRawPointer) -> (low: SIMD32<Int16>, high: SIMD32<Int16>) {
+        var low = SIMD32<Int16>(), high = SIMD32<Int16>()
+        let bytes = source.assumingMemoryBound(to: UInt8.self)
+        withUnsafeMutableBytes(of: &low) { raw in
             let words = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
-            let bytes = source.assumingMemoryBound(to: UInt8.self)
-            for i in 0..<32 { words[i] = Int16(bytes[i]) }
+            for i in 0..<32 { words[i] = Int16(bytes[i] & 0x0F) }
         }
-        return result
+        withUnsafeMutableBytes(of: &high) { raw in
+            let words = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+            for i in 0..<32 { words[i] = Int16(bytes[i] >> 4) }
+        }
+        return (low, high)
     }
 
     /// The low and high sixteen elements of `value`, sign-extended to 32 bits.
