@@ -75,6 +75,10 @@ extension InterleavedWeights {
     /// Output for groups `groupRange` and tokens `0..<tokens`, activations quantized to Q8_K.
     func multiplyQ6_K(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                       output: UnsafeMutablePointer<Float>) {
+        if tokens == 1 {
+            multiplyQ6_KOneToken(groups: groupRange, activations: activations, output: output)
+            return
+        }
         let superBlocks = columns / 256
         let lanes = Self.rowGroup
         let superTile = Self.tokenSuperTile
@@ -138,6 +142,58 @@ extension InterleavedWeights {
                     first += count
                 }
             }
+        }
+    }
+
+    /// `multiplyQ6_K` for one token: the weights are unpacked in registers (`Widening.q6Elements`)
+    /// and never stored; the same integers and the same floating-point order.
+    func multiplyQ6_KOneToken(groups groupRange: Range<Int>, activations: UnsafeRawPointer, output: UnsafeMutablePointer<Float>) {
+        let superBlocks = columns / 256
+        let fullQuads = superBlocks / 4 * 4
+        for group in groupRange {
+            // Four running sums (super-blocks 4k + slot), rows 0..<16 and 16..<32 of each.
+            var sums = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
+                        SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+            for superBlock in 0..<superBlocks {
+                let source = storage + (group * superBlocks + superBlock) * Self.q6SuperBlockBytes
+                let activation = activations + superBlock * 292
+                var integerLow = SIMD16<Int32>(), integerHigh = SIMD16<Int32>()
+                for block in 0..<8 {
+                    let quants = (activation + 4 + block * 32).assumingMemoryBound(to: Int8.self)
+                    let weights = source + 576 + block * 768
+                    // Elements 0..<8, 8..<16, 16..<24, 24..<32 of the block: eight products of at
+                    // most 32 · 127 each fit in 16 bits.
+                    var part0 = SIMD32<Int16>(), part1 = SIMD32<Int16>(), part2 = SIMD32<Int16>(), part3 = SIMD32<Int16>()
+                    for j in 0..<8 {
+                        let (e0, e8, e16, e24) = Widening.q6Elements(weights, j)
+                        part0 &+= e0 &* SIMD32<Int16>(repeating: Int16(quants[j]))
+                        part1 &+= e8 &* SIMD32<Int16>(repeating: Int16(quants[j + 8]))
+                        part2 &+= e16 &* SIMD32<Int16>(repeating: Int16(quants[j + 16]))
+                        part3 &+= e24 &* SIMD32<Int16>(repeating: Int16(quants[j + 24]))
+                    }
+                    let (low0, high0) = Widening.words(part0)
+                    let (low1, high1) = Widening.words(part1)
+                    let (low2, high2) = Widening.words(part2)
+                    let (low3, high3) = Widening.words(part3)
+                    let scales = source + 64 + block * 64
+                    let scaleLow0 = Widening.signedBytes32(scales), scaleHigh0 = Widening.signedBytes32(scales + 16)
+                    let scaleLow1 = Widening.signedBytes32(scales + 32), scaleHigh1 = Widening.signedBytes32(scales + 48)
+                    integerLow &+= (low0 &+ low1) &* scaleLow0 &+ (low2 &+ low3) &* scaleLow1
+                    integerHigh &+= (high0 &+ high1) &* scaleHigh0 &+ (high2 &+ high3) &* scaleHigh1
+                }
+                let scale = activation.loadUnaligned(as: Float.self)
+                let low = (Widening.halves(source) * scale) * Widening.floats(integerLow)
+                let high = (Widening.halves(source + 32) * scale) * Widening.floats(integerHigh)
+                switch superBlock < fullQuads ? superBlock % 4 : 0 {
+                case 0: sums.0 += low; sums.1 += high
+                case 1: sums.2 += low; sums.3 += high
+                case 2: sums.4 += low; sums.5 += high
+                default: sums.6 += low; sums.7 += high
+                }
+            }
+            let destination = UnsafeMutableRawPointer(output + group * Self.rowGroup)
+            destination.storeBytes(of: (sums.0 + sums.2) + (sums.4 + sums.6), as: SIMD16<Float>.self)
+            destination.storeBytes(of: (sums.1 + sums.3) + (sums.5 + sums.7), toByteOffset: 64, as: SIMD16<Float>.self)
         }
     }
 

@@ -31,6 +31,47 @@ enum Widening {
         return (low, high)
     }
 
+    /// One Q6_K block of the interleaved layout (`InterleavedWeights.interleaveQ6_K`) at 32 rows ×
+    /// 32 elements: for j in 0..<8, elements j, j + 8, j + 16 and j + 24 of every row as 16-bit
+    /// integers (−32…31), from packed low bytes j and j + 8 and high byte j.
+    @inline(__always)
+    static func q6Elements(_ block: UnsafeRawPointer, _ j: Int)
+        -> (SIMD32<Int16>, SIMD32<Int16>, SIMD32<Int16>, SIMD32<Int16>) {
+        var e0 = SIMD32<Int16>(), e8 = SIMD32<Int16>(), e16 = SIMD32<Int16>(), e24 = SIMD32<Int16>()
+        let first = (block + j * 32).assumingMemoryBound(to: UInt8.self)
+        let second = first + 256
+        let high = (block + 512 + j * 32).assumingMemoryBound(to: UInt8.self)
+        withUnsafeMutableBytes(of: &e0) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+            for i in 0..<32 { out[i] = Int16((first[i] & 0x0F) | (high[i] & 3) << 4) &- 32 }
+        }
+        withUnsafeMutableBytes(of: &e8) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+            for i in 0..<32 { out[i] = Int16((second[i] & 0x0F) | (high[i] >> 2 & 3) << 4) &- 32 }
+        }
+        withUnsafeMutableBytes(of: &e16) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+            for i in 0..<32 { out[i] = Int16((first[i] >> 4) | (high[i] >> 4 & 3) << 4) &- 32 }
+        }
+        withUnsafeMutableBytes(of: &e24) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
+            for i in 0..<32 { out[i] = Int16((second[i] >> 4) | (high[i] >> 6) << 4) &- 32 }
+        }
+        return (e0, e8, e16, e24)
+    }
+
+    /// Sixteen signed bytes at `source` as 32-bit integers.
+    @inline(__always)
+    static func signedBytes32(_ source: UnsafeRawPointer) -> SIMD16<Int32> {
+        var result = SIMD16<Int32>()
+        withUnsafeMutableBytes(of: &result) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            let bytes = source.assumingMemoryBound(to: Int8.self)
+            for i in 0..<16 { out[i] = Int32(bytes[i]) }
+        }
+        return result
+    }
+
     /// The low and high sixteen elements of `value`, sign-extended to 32 bits.
     @inline(__always)
     static func words(_ value: SIMD32<Int16>) -> (low: SIMD16<Int32>, high: SIMD16<Int32>) {
