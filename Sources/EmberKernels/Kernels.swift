@@ -91,7 +91,12 @@ public enum Kernels {
     /// Bytes of scratch `matmul` needs to hold `tokens` quantized activation rows.
     public static func matmulScratchBytes(type: TensorType, columns: Int, tokens: Int) -> Int {
         let activation = activationType(for: type)
-        return (activation.byteCount(elements: columns) ?? 0) * tokens
+        let quantized = (activation.byteCount(elements: columns) ?? 0) * tokens
+        guard [.q4_1, .q4_K, .q5_0].contains(type) else { return quantized }
+        // Interleaved small weights multiply batches with tokens in the lanes, after a transposed
+        // copy of the quantized activations (`InterleavedWeights.multiplyTokenLanes`).
+        let lanes = InterleavedWeights.tokenLaneScratchBytes(columns: columns, tokens: tokens)
+        return lanes == 0 ? quantized : (quantized + 63) / 64 * 64 + lanes
     }
 
     /// `output[t * rows + r] = dot(weight row r, input row t)` for every token t and row r.
@@ -189,6 +194,18 @@ public enum Kernels {
             pool.parallelFor(groups) { range, _ in
                 weights.multiplyQ6_K(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
                                      tokens: tokens, output: output)
+            }
+            return
+        }
+        // Large batches: tokens in the lanes (bit-identical sums).
+        if tokens >= InterleavedWeights.tokenLaneMinimum && weights.supportsTiles {
+            let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
+            pool.parallelFor((tokens + 31) / 32) { range, _ in
+                weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
+                                             vectors: range, into: lanes)
+            }
+            pool.parallelFor(groups) { range, _ in
+                weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output)
             }
             return
         }

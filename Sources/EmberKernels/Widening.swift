@@ -72,6 +72,41 @@ enum Widening {
         return result
     }
 
+    /// For 32 lanes, `w[2i] · a[2i] + w[2i + 1] · a[2i + 1]` of unsigned weight bytes at `weights`
+    /// and signed activation bytes, saturated to 16 bits: the shape LLVM lowers to one `vpmaddubsw`
+    /// (the callers keep every sum far below saturation, so it is the exact sum).
+    @inline(__always)
+    static func pairProducts(_ weights: UnsafeRawPointer, _ activations: SIMD64<Int8>) -> SIMD32<Int16> {
+        var result = SIMD32<Int16>()
+        let unsigned = weights.assumingMemoryBound(to: UInt8.self)
+        withUnsafeBytes(of: activations) { raw in
+            let signed = raw.baseAddress!.assumingMemoryBound(to: Int8.self)
+            withUnsafeMutableBytes(of: &result) { out in
+                let words = out.baseAddress!.assumingMemoryBound(to: Int16.self)
+                for i in 0..<32 {
+                    let sum = Int32(unsigned[2 * i]) * Int32(signed[2 * i]) + Int32(unsigned[2 * i + 1]) * Int32(signed[2 * i + 1])
+                    words[i] = Int16(truncatingIfNeeded: min(max(sum, -32768), 32767))
+                }
+            }
+        }
+        return result
+    }
+
+    /// The two signed bytes at `source` repeated across 64 bytes.
+    @inline(__always)
+    static func splatPair(_ source: UnsafeRawPointer) -> SIMD64<Int8> {
+        unsafeBitCast(SIMD32<UInt16>(repeating: source.loadUnaligned(as: UInt16.self)), to: SIMD64<Int8>.self)
+    }
+
+    /// The sum of 32 signed bytes at `source`.
+    @inline(__always)
+    static func sum32(_ source: UnsafeRawPointer) -> Int32 {
+        let bytes = source.assumingMemoryBound(to: Int8.self)
+        var sum: Int32 = 0
+        for i in 0..<32 { sum &+= Int32(bytes[i]) }
+        return sum
+    }
+
     /// The low and high sixteen elements of `value`, sign-extended to 32 bits.
     @inline(__always)
     static func words(_ value: SIMD32<Int16>) -> (low: SIMD16<Int32>, high: SIMD16<Int32>) {

@@ -325,12 +325,25 @@ struct InterleavedKQuantTests {
 
 @Suite("Batched kernels")
 struct BatchedKernelTests {
-    @Test("The tiled interleaved kernel gives the one-token kernel's outputs bit for bit", arguments: [TensorType.q4_1, .q5_0, .q4_K])
-    func tiledEqualsOneToken(type: TensorType) throws {
-        var random = KernelRandom(state: 9090)
-        let rows = 64, columns = 512, tokens = 23
-        let weights = randomBlocks(type, elements: rows * columns, random: &random)
-        let input = random.floats(tokens * columns)
+    /// 23 tokens go through the tiled kernel and the one-token kernel; 70 (≥ `tokenLaneMinimum`,
+    /// three token vectors, the last one padded) through the token-lane kernel. The extreme
+    /// cases (largest weights, every activation 127) reach the largest 16-bit partial sums.
+    @Test("Batched interleaved kernels give the one-token kernel's outputs bit for bit",
+          arguments: [(TensorType.q4_1, 23, false), (.q5_0, 23, false), (.q4_K, 23, false), (.q4_1, 70, false), (.q5_0, 70, false),
+                      (.q4_K, 70, false), (.q4_1, 70, true), (.q5_0, 70, true)])
+    func tiledEqualsOneToken(type: TensorType, tokens: Int, extreme: Bool) throws {
+        var random = KernelRandom(state: 9090 &+ UInt64(tokens))
+        let rows = 64, columns = 512
+        var weights = randomBlocks(type, elements: rows * columns, random: &random)
+        var input = random.floats(tokens * columns)
+        if extreme {
+            // Q4_1: every nibble 15; Q5_0: every high bit and nibble set (q = 15, 31 once offset).
+            let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
+            for b in 0..<(weights.count / blockBytes) {
+                for i in quantStart..<blockBytes { weights[b * blockBytes + i] = 0xFF }
+            }
+            input = input.map { _ in 0.5 }
+        }
         let pool = ThreadPool(threadCount: 2)
         let interleaved = try #require(weights.withUnsafeBytes {
             InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)

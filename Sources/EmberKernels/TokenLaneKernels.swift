@@ -1,0 +1,197 @@
+import EmberCore
+
+/// Prompt processing with tokens in the vector lanes: for batches of `tokenLaneMinimum` tokens or
+/// more over small interleaved weights (Q4_1, Q4_K rewritten as Q4_1, Q5_0 decoded).
+///
+/// The activations are transposed once per multiplication into token vectors: per 32 tokens and
+/// 32-element block, pair p of elements (2p, 2p + 1) of all 32 tokens in 64 bytes. Each weight
+/// pair of a group's block is repeated across 64 bytes once per block (`splatWeights`) and used
+/// for every token vector. The products are unsigned weight bytes × signed activation bytes
+/// summed in pairs (`Widening.pairProducts`: one `vpmaddubsw` per 64 products on x86), partial
+/// sums in 16 bits, then the block's exact integer sum — the same integer as the one-token
+/// kernels' — and the same floating-point steps in the same order, so the outputs are
+/// bit-identical to `multiplyQ4_1` / `multiplyBlockSums`.
+extension InterleavedWeights {
+    /// Batches of at least this many tokens go through `multiplyTokenLanes`; below it, splatting
+    /// the weights costs more than it saves.
+    public static let tokenLaneMinimum = 64
+
+    /// Bytes of one token vector's block of transposed activations: 16 pairs × 64 bytes, then the
+    /// 32 tokens' scales (Float) and sums (Float `s` of Q8_1, or Int32 16 · Σ q for Q8_0).
+    static let tokenLaneBlockBytes = 1024 + 128 + 128
+
+    /// Scratch for the transposed activations of `tokens` tokens (0 below `tokenLaneMinimum`).
+    public static func tokenLaneScratchBytes(columns: Int, tokens: Int) -> Int {
+        tokens >= tokenLaneMinimum ? (tokens + 31) / 32 * (columns / 32) * tokenLaneBlockBytes : 0
+    }
+
+    /// Transposes token vectors `vectors` of the quantized activations (Q8_1 for Q4_1 weights,
+    /// Q8_0 for decoded Q5_0) into `lanes`; tokens past `tokens` are zero.
+    func transposeActivations(_ activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int, vectors: Range<Int>,
+                              into lanes: UnsafeMutableRawPointer) {
+        let blocks = columns / 32
+        let isQ4 = type == .q4_1
+        let activationBlockBytes = isQ4 ? 36 : 34
+        let quantOffset = isQ4 ? 4 : 2
+        for vector in vectors {
+            for block in 0..<blocks {
+                let out = lanes + (vector * blocks + block) * Self.tokenLaneBlockBytes
+                let pairs = out.assumingMemoryBound(to: UInt16.self)
+                let scales = (out + 1024).assumingMemoryBound(to: Float.self)
+                for lane in 0..<32 {
+                    let token = vector * 32 + lane
+                    guard token < tokens else {
+                        for p in 0..<16 { pairs[p * 32 + lane] = 0 }
+                        scales[lane] = 0
+                        (out + 1152).storeBytes(of: 0, toByteOffset: 4 * lane, as: UInt32.self)
+                        continue
+                    }
+                    let activation = activations + token * activationRowBytes + block * activationBlockBytes
+                    let quants = activation + quantOffset
+                    for p in 0..<16 { pairs[p * 32 + lane] = quants.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self) }
+                    scales[lane] = loadHalf(activation, 0)
+                    if isQ4 {
+                        (out + 1152).storeBytes(of: loadHalf(activation, 2), toByteOffset: 4 * lane, as: Float.self)
+                    } else {
+                        (out + 1152).storeBytes(of: 16 &* Widening.sum32(quants), toByteOffset: 4 * lane, as: Int32.self)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `output[t * rows + r]` for the rows of groups `groupRange` and tokens `0..<tokens`, from
+    /// activations transposed by `transposeActivations`.
+    func multiplyTokenLanes(groups groupRange: Range<Int>, lanes: UnsafeRawPointer, tokens: Int, output: UnsafeMutablePointer<Float>) {
+        let blocks = columns / 32
+        let isQ4 = type == .q4_1
+        let groupBlock = isQ4 ? 640 : 1088
+        let vectors = (tokens + 31) / 32
+        let padded = vectors * 32
+        // One row's accumulators; the extra 64 bytes keep the 32 rows off the same cache sets.
+        let rowStride = padded + 16
+        // Nibbles (0…15): eight pairs of products ≤ 2 · 15 · 127 sum in 16 bits; Q5_0 plus 16
+        // (0…31): four pairs ≤ 2 · 31 · 127.
+        let stretch = isQ4 ? 8 : 4
+        let splatBytes = Self.rowGroup * 16 * 64
+        withUnsafeTemporaryAllocation(byteCount: splatBytes + 512 + 2 * Self.rowGroup * rowStride * 4, alignment: 64) { buffer in
+            let splats = buffer.baseAddress!
+            let sums = splats + splatBytes                                                 // 4 rows × 32 tokens Int32
+            let accumulators = (sums + 512).assumingMemoryBound(to: Float.self)   // [row][token]
+            let minimums = accumulators + Self.rowGroup * rowStride                          // [row][token]
+            for group in groupRange {
+                accumulators.initialize(repeating: 0, count: 2 * Self.rowGroup * rowStride)
+                for block in 0..<blocks {
+                    let source = storage + (group * blocks + block) * groupBlock
+                    Self.splatWeights(source, isQ4: isQ4, into: splats)
+                    let weightScales = source.assumingMemoryBound(to: Float16.self)
+                    for vector in 0..<vectors {
+                        let activation = lanes + (vector * blocks + block) * Self.tokenLaneBlockBytes
+                        let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
+                        let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
+                        var rowTile = 0
+                        while rowTile < Self.rowGroup {
+                            Self.tokenLaneSums(splats: splats + rowTile * 1024, activations: activation, stretch: stretch, into: sums)
+                            for i in 0..<4 {
+                                let row = rowTile + i
+                                var integerLow = sums.load(fromByteOffset: i * 128, as: SIMD16<Int32>.self)
+                                var integerHigh = sums.load(fromByteOffset: i * 128 + 64, as: SIMD16<Int32>.self)
+                                if !isQ4 {
+                                    integerLow &-= activation.load(fromByteOffset: 1152, as: SIMD16<Int32>.self)
+                                    integerHigh &-= activation.load(fromByteOffset: 1216, as: SIMD16<Int32>.self)
+                                }
+                                let accumulator = UnsafeMutableRawPointer(accumulators + row * rowStride + vector * 32)
+                                let weightScale = SIMD16<Float>(repeating: Float(weightScales[row]))
+                                accumulator.storeBytes(of: accumulator.load(as: SIMD16<Float>.self)
+                                                       + Widening.floats(integerLow) * (weightScale * scaleLow), as: SIMD16<Float>.self)
+                                accumulator.storeBytes(of: accumulator.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+                                                       + Widening.floats(integerHigh) * (weightScale * scaleHigh),
+                                                       toByteOffset: 64, as: SIMD16<Float>.self)
+                                if isQ4 {
+                                    let minimum = UnsafeMutableRawPointer(minimums + row * rowStride + vector * 32)
+                                    let weightMinimum = SIMD16<Float>(repeating: Float(weightScales[32 + row]))
+                                    minimum.storeBytes(of: minimum.load(as: SIMD16<Float>.self)
+                                                       + weightMinimum * activation.load(fromByteOffset: 1152, as: SIMD16<Float>.self),
+                                                       as: SIMD16<Float>.self)
+                                    minimum.storeBytes(of: minimum.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+                                                       + weightMinimum * activation.load(fromByteOffset: 1216, as: SIMD16<Float>.self),
+                                                       toByteOffset: 64, as: SIMD16<Float>.self)
+                                }
+                            }
+                            rowTile += 4
+                        }
+                    }
+                }
+                // Token by token, so each token's 32 outputs are written together.
+                for token in 0..<tokens {
+                    let destination = output + token * rows + group * Self.rowGroup
+                    if isQ4 {
+                        for row in 0..<Self.rowGroup {
+                            destination[row] = accumulators[row * rowStride + token] + minimums[row * rowStride + token]
+                        }
+                    } else {
+                        for row in 0..<Self.rowGroup { destination[row] = accumulators[row * rowStride + token] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The integer sums of four rows (whose splatted pairs start at `splats`, 1 KB per row) with
+    /// one token vector's block, stored as row i's tokens 0..<16 then 16..<32 at `i · 128`.
+    @inline(__always)
+    static func tokenLaneSums(splats: UnsafeRawPointer, activations: UnsafeRawPointer, stretch: Int, into sums: UnsafeMutableRawPointer) {
+        var low0 = SIMD16<Int32>(), low1 = SIMD16<Int32>(), low2 = SIMD16<Int32>(), low3 = SIMD16<Int32>()
+        var high0 = SIMD16<Int32>(), high1 = SIMD16<Int32>(), high2 = SIMD16<Int32>(), high3 = SIMD16<Int32>()
+        var start = 0
+        while start < 16 {
+            var p0 = SIMD32<Int16>(), p1 = SIMD32<Int16>(), p2 = SIMD32<Int16>(), p3 = SIMD32<Int16>()
+            for p in start..<(start + stretch) {
+                let a = activations.load(fromByteOffset: p * 64, as: SIMD64<Int8>.self)
+                p0 &+= Widening.pairProducts(splats + p * 64, a)
+                p1 &+= Widening.pairProducts(splats + 1024 + p * 64, a)
+                p2 &+= Widening.pairProducts(splats + 2048 + p * 64, a)
+                p3 &+= Widening.pairProducts(splats + 3072 + p * 64, a)
+            }
+            var (l, h) = Widening.words(p0); low0 &+= l; high0 &+= h
+            (l, h) = Widening.words(p1); low1 &+= l; high1 &+= h
+            (l, h) = Widening.words(p2); low2 &+= l; high2 &+= h
+            (l, h) = Widening.words(p3); low3 &+= l; high3 &+= h
+            start += stretch
+        }
+        sums.storeBytes(of: low0, toByteOffset: 0, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: high0, toByteOffset: 64, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: low1, toByteOffset: 128, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: high1, toByteOffset: 192, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: low2, toByteOffset: 256, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: high2, toByteOffset: 320, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: low3, toByteOffset: 384, as: SIMD16<Int32>.self)
+        sums.storeBytes(of: high3, toByteOffset: 448, as: SIMD16<Int32>.self)
+    }
+
+    /// Every weight pair of a group's block repeated across 64 bytes: `splats[(row · 16 + p) · 64
+    /// ..< +64]` holds elements 2p and 2p + 1 of `row` as unsigned bytes (Q4_1 nibbles, or decoded
+    /// Q5_0 plus 16). Not inlined: LLVM must not see that the vectors are splats, or it no longer
+    /// forms `vpmaddubsw` from `Widening.pairProducts`.
+    @inline(never)
+    static func splatWeights(_ source: UnsafeRawPointer, isQ4: Bool, into splats: UnsafeMutableRawPointer) {
+        for row in 0..<rowGroup {
+            for p in 0..<16 {
+                let first = 2 * p, second = 2 * p + 1
+                let pair: UInt16
+                if isQ4 {
+                    // Byte j of a row holds element j (low nibble) and element j + 16 (high nibble).
+                    let packed = (source + 128).assumingMemoryBound(to: UInt8.self)
+                    let a = first < 16 ? packed[first * 32 + row] & 0x0F : packed[(first - 16) * 32 + row] >> 4
+                    let b = second < 16 ? packed[second * 32 + row] & 0x0F : packed[(second - 16) * 32 + row] >> 4
+                    pair = UInt16(a) | UInt16(b) << 8
+                } else {
+                    let quants = (source + 64).assumingMemoryBound(to: Int8.self)
+                    let a = UInt8(bitPattern: quants[first * 32 + row] &+ 16), b = UInt8(bitPattern: quants[second * 32 + row] &+ 16)
+                    pair = UInt16(a) | UInt16(b) << 8
+                }
+                splats.storeBytes(of: SIMD32<UInt16>(repeating: pair), toByteOffset: (row * 16 + p) * 64, as: SIMD32<UInt16>.self)
+            }
+        }
+    }
+}
