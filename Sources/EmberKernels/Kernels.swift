@@ -204,8 +204,9 @@ public enum Kernels {
                 weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
                                              vectors: range, into: lanes)
             }
-            pool.parallelFor(groups) { range, _ in
-                weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output)
+            pool.parallelFor(groups) { range, thread in
+                weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output,
+                                           workspace: pool.workspace(thread))
             }
             return
         }

@@ -12,11 +12,19 @@ import Synchronization
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
+    /// `threadCount` workspaces of `workspaceBytes`, allocated once (see `workspace(_:)`).
+    private let workspaces: UnsafeMutableRawPointer
+
+    /// Bytes of each thread's workspace: kernels keep per-thread buffers there instead of
+    /// allocating on each call (an allocation this large is a fresh mapping whose pages the kernel
+    /// zeroes every time).
+    public static let workspaceBytes = 192 << 10
 
     /// Starts `threadCount - 1` workers; the caller of `parallelFor` is the remaining one.
     public init(threadCount: Int) {
         self.threadCount = max(1, threadCount)
         shared = Shared(threadCount: self.threadCount)
+        workspaces = .allocate(byteCount: self.threadCount * Self.workspaceBytes, alignment: 64)
         for index in 1..<self.threadCount {
             let shared = self.shared
             let thread = Thread { shared.workerLoop(index: index) }
@@ -28,6 +36,14 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit {
         shared.stop()
+        workspaces.deallocate()
+    }
+
+    /// The workspace of thread `thread` (the second argument of a `parallelFor` body), for that
+    /// thread's use during the call.
+    public func workspace(_ thread: Int) -> UnsafeMutableRawPointer {
+        precondition(thread >= 0 && thread < threadCount)
+        return workspaces + thread * Self.workspaceBytes
     }
 
     /// Threads that take part in the next calls (1…threadCount): a scheduler uses fewer threads

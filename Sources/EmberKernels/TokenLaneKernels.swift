@@ -62,31 +62,38 @@ extension InterleavedWeights {
 
     /// `output[t * rows + r]` for the rows of groups `groupRange` and tokens `0..<tokens`, from
     /// activations transposed by `transposeActivations`.
-    func multiplyTokenLanes(groups groupRange: Range<Int>, lanes: UnsafeRawPointer, tokens: Int, output: UnsafeMutablePointer<Float>) {
+    func multiplyTokenLanes(groups groupRange: Range<Int>, lanes: UnsafeRawPointer, tokens: Int, output: UnsafeMutablePointer<Float>,
+                            workspace: UnsafeMutableRawPointer) {
         let blocks = columns / 32
         let isQ4 = type == .q4_1
         let groupBlock = isQ4 ? 640 : 1088
         let vectors = (tokens + 31) / 32
-        let padded = vectors * 32
-        // One row's accumulators; the extra 64 bytes keep the 32 rows off the same cache sets.
-        let rowStride = padded + 16
         // Nibbles (0…15): eight pairs of products ≤ 2 · 15 · 127 sum in 16 bits; Q5_0 plus 16
         // (0…31): four pairs ≤ 2 · 31 · 127.
         let stretch = isQ4 ? 8 : 4
+        // The workspace: the splatted weights, four rows' sums, then the running sums and
+        // minimums of as many token vectors as fit (16, 512 tokens, in 192 KiB).
         let splatBytes = Self.rowGroup * 16 * 64
-        withUnsafeTemporaryAllocation(byteCount: splatBytes + 512 + 2 * Self.rowGroup * rowStride * 4, alignment: 64) { buffer in
-            let splats = buffer.baseAddress!
-            let sums = splats + splatBytes                                                 // 4 rows × 32 tokens Int32
-            let accumulators = (sums + 512).assumingMemoryBound(to: Float.self)   // [row][token]
-            let minimums = accumulators + Self.rowGroup * rowStride                          // [row][token]
-            for group in groupRange {
+        let splats = workspace
+        let sums = splats + splatBytes
+        let accumulatorBytes = ThreadPool.workspaceBytes - splatBytes - 512
+        let chunk = min(vectors, (accumulatorBytes / (2 * Self.rowGroup * 4) - 16) / 32)
+        precondition(chunk >= 1)
+        // One row's sums; the extra 64 bytes keep the 32 rows off the same cache sets.
+        let rowStride = chunk * 32 + 16
+        let accumulators = (sums + 512).assumingMemoryBound(to: Float.self)             // [row][token]
+        let minimums = accumulators + Self.rowGroup * rowStride                         // [row][token]
+        for group in groupRange {
+            var firstVector = 0
+            while firstVector < vectors {
+                let chunkVectors = min(chunk, vectors - firstVector)
                 accumulators.initialize(repeating: 0, count: 2 * Self.rowGroup * rowStride)
                 for block in 0..<blocks {
                     let source = storage + (group * blocks + block) * groupBlock
                     Self.splatWeights(source, isQ4: isQ4, into: splats)
                     let weightScales = source.assumingMemoryBound(to: Float16.self)
-                    for vector in 0..<vectors {
-                        let activation = lanes + (vector * blocks + block) * Self.tokenLaneBlockBytes
+                    for vector in 0..<chunkVectors {
+                        let activation = lanes + ((firstVector + vector) * blocks + block) * Self.tokenLaneBlockBytes
                         let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
                         let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
                         var rowTile = 0
@@ -123,16 +130,19 @@ extension InterleavedWeights {
                     }
                 }
                 // Token by token, so each token's 32 outputs are written together.
-                for token in 0..<tokens {
+                let firstToken = firstVector * 32
+                for token in firstToken..<min(tokens, firstToken + chunkVectors * 32) {
                     let destination = output + token * rows + group * Self.rowGroup
+                    let column = token - firstToken
                     if isQ4 {
                         for row in 0..<Self.rowGroup {
-                            destination[row] = accumulators[row * rowStride + token] + minimums[row * rowStride + token]
+                            destination[row] = accumulators[row * rowStride + column] + minimums[row * rowStride + column]
                         }
                     } else {
-                        for row in 0..<Self.rowGroup { destination[row] = accumulators[row * rowStride + token] }
+                        for row in 0..<Self.rowGroup { destination[row] = accumulators[row * rowStride + column] }
                     }
                 }
+                firstVector += chunkVectors
             }
         }
     }

@@ -141,7 +141,7 @@ public final class InferenceSession {
         }
         let custom = (ArchitectureRegistry.definition(for: c.architecture) as? any CustomForwardArchitecture.Type)?
             .scratchByteCount(configuration: c, file: file, contextLength: contextLength, batchSize: batch, threadCount: threadCount) ?? 0
-        return floats * MemoryLayout<Float>.size + matmulBytes
+        return floats * MemoryLayout<Float>.size + matmulBytes + threadCount * ThreadPool.workspaceBytes
             + MixtureOfExpertsBlock.byteCount(file: file, configuration: c, batchSize: batch) + custom
     }
 
