@@ -72,8 +72,8 @@ extension InterleavedWeights {
         // (0…31): four pairs ≤ 2 · 31 · 127.
         let stretch = isQ4 ? 8 : 4
         // The workspace: the splatted weights, four rows' sums, then the running sums and
-        // minimums of as many token vectors as fit (16, 512 tokens, in 192 KiB).
-        let splatBytes = Self.rowGroup * 16 * 64
+        // minimums of as many token vectors as fit (22, 704 tokens, in 192 KiB).
+        let splatBytes = 4 * 16 * 64
         let splats = workspace
         let sums = splats + splatBytes
         let accumulatorBytes = ThreadPool.workspaceBytes - splatBytes - 512
@@ -90,15 +90,16 @@ extension InterleavedWeights {
                 accumulators.initialize(repeating: 0, count: 2 * Self.rowGroup * rowStride)
                 for block in 0..<blocks {
                     let source = storage + (group * blocks + block) * groupBlock
-                    Self.splatWeights(source, isQ4: isQ4, into: splats)
                     let weightScales = source.assumingMemoryBound(to: Float16.self)
-                    for vector in 0..<chunkVectors {
-                        let activation = lanes + ((firstVector + vector) * blocks + block) * Self.tokenLaneBlockBytes
-                        let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
-                        let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
-                        var rowTile = 0
-                        while rowTile < Self.rowGroup {
-                            Self.tokenLaneSums(splats: splats + rowTile * 1024, activations: activation, stretch: stretch, into: sums)
+                    // Four rows at a time: their splatted pairs (4 KiB) stay in L1 across the token vectors.
+                    var rowTile = 0
+                    while rowTile < Self.rowGroup {
+                        Self.splatWeights(source, isQ4: isQ4, rows: rowTile..<(rowTile + 4), into: splats)
+                        for vector in 0..<chunkVectors {
+                            let activation = lanes + ((firstVector + vector) * blocks + block) * Self.tokenLaneBlockBytes
+                            Self.tokenLaneSums(splats: splats, activations: activation, stretch: stretch, into: sums)
+                            let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
+                            let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
                             for i in 0..<4 {
                                 let row = rowTile + i
                                 var integerLow = sums.load(fromByteOffset: i * 128, as: SIMD16<Int32>.self)
@@ -125,8 +126,8 @@ extension InterleavedWeights {
                                                        toByteOffset: 64, as: SIMD16<Float>.self)
                                 }
                             }
-                            rowTile += 4
                         }
+                        rowTile += 4
                     }
                 }
                 // Token by token, so each token's 32 outputs are written together.
@@ -179,13 +180,13 @@ extension InterleavedWeights {
         sums.storeBytes(of: high3, toByteOffset: 448, as: SIMD16<Int32>.self)
     }
 
-    /// Every weight pair of a group's block repeated across 64 bytes: `splats[(row · 16 + p) · 64
-    /// ..< +64]` holds elements 2p and 2p + 1 of `row` as unsigned bytes (Q4_1 nibbles, or decoded
-    /// Q5_0 plus 16). Not inlined: LLVM must not see that the vectors are splats, or it no longer
-    /// forms `vpmaddubsw` from `Widening.pairProducts`.
+    /// Every weight pair of rows `rowRange` of a group's block repeated across 64 bytes:
+    /// `splats[(i · 16 + p) · 64 ..< +64]` holds elements 2p and 2p + 1 of row `rowRange.lowerBound + i`
+    /// as unsigned bytes (Q4_1 nibbles, or decoded Q5_0 plus 16). Not inlined: LLVM must not see
+    /// that the vectors are splats, or it no longer forms `vpmaddubsw` from `Widening.pairProducts`.
     @inline(never)
-    static func splatWeights(_ source: UnsafeRawPointer, isQ4: Bool, into splats: UnsafeMutableRawPointer) {
-        for row in 0..<rowGroup {
+    static func splatWeights(_ source: UnsafeRawPointer, isQ4: Bool, rows rowRange: Range<Int>, into splats: UnsafeMutableRawPointer) {
+        for row in rowRange {
             for p in 0..<16 {
                 let first = 2 * p, second = 2 * p + 1
                 let pair: UInt16
@@ -200,7 +201,8 @@ extension InterleavedWeights {
                     let a = UInt8(bitPattern: quants[first * 32 + row] &+ 16), b = UInt8(bitPattern: quants[second * 32 + row] &+ 16)
                     pair = UInt16(a) | UInt16(b) << 8
                 }
-                splats.storeBytes(of: SIMD32<UInt16>(repeating: pair), toByteOffset: (row * 16 + p) * 64, as: SIMD32<UInt16>.self)
+                splats.storeBytes(of: SIMD32<UInt16>(repeating: pair), toByteOffset: ((row - rowRange.lowerBound) * 16 + p) * 64,
+                                  as: SIMD32<UInt16>.self)
             }
         }
     }
