@@ -75,13 +75,13 @@ extension InterleavedWeights {
         // minimums of as many token vectors as fit (22, 704 tokens, in 192 KiB).
         let splatBytes = 4 * 16 * 64
         let splats = workspace
-        let sums = splats + splatBytes
-        let accumulatorBytes = ThreadPool.workspaceBytes - splatBytes - 512
+        let sums = splats + splatBytes                                                   // two vectors × 4 rows × 32 Int32
+        let accumulatorBytes = ThreadPool.workspaceBytes - splatBytes - 1024
         let chunk = min(vectors, (accumulatorBytes / (2 * Self.rowGroup * 4) - 16) / 32)
         precondition(chunk >= 1)
         // One row's sums; the extra 64 bytes keep the 32 rows off the same cache sets.
         let rowStride = chunk * 32 + 16
-        let accumulators = (sums + 512).assumingMemoryBound(to: Float.self)             // [row][token]
+        let accumulators = (sums + 1024).assumingMemoryBound(to: Float.self)             // [row][token]
         let minimums = accumulators + Self.rowGroup * rowStride                         // [row][token]
         for group in groupRange {
             var firstVector = 0
@@ -95,37 +95,50 @@ extension InterleavedWeights {
                     var rowTile = 0
                     while rowTile < Self.rowGroup {
                         Self.splatWeights(source, isQ4: isQ4, rows: rowTile..<(rowTile + 4), into: splats)
-                        for vector in 0..<chunkVectors {
-                            let activation = lanes + ((firstVector + vector) * blocks + block) * Self.tokenLaneBlockBytes
-                            Self.tokenLaneSums(splats: splats, activations: activation, stretch: stretch, into: sums)
-                            let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
-                            let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
-                            for i in 0..<4 {
-                                let row = rowTile + i
-                                var integerLow = sums.load(fromByteOffset: i * 128, as: SIMD16<Int32>.self)
-                                var integerHigh = sums.load(fromByteOffset: i * 128 + 64, as: SIMD16<Int32>.self)
-                                if !isQ4 {
-                                    integerLow &-= activation.load(fromByteOffset: 1152, as: SIMD16<Int32>.self)
-                                    integerHigh &-= activation.load(fromByteOffset: 1216, as: SIMD16<Int32>.self)
-                                }
-                                let accumulator = UnsafeMutableRawPointer(accumulators + row * rowStride + vector * 32)
-                                let weightScale = SIMD16<Float>(repeating: Float(weightScales[row]))
-                                accumulator.storeBytes(of: accumulator.load(as: SIMD16<Float>.self)
-                                                       + Widening.floats(integerLow) * (weightScale * scaleLow), as: SIMD16<Float>.self)
-                                accumulator.storeBytes(of: accumulator.load(fromByteOffset: 64, as: SIMD16<Float>.self)
-                                                       + Widening.floats(integerHigh) * (weightScale * scaleHigh),
-                                                       toByteOffset: 64, as: SIMD16<Float>.self)
-                                if isQ4 {
-                                    let minimum = UnsafeMutableRawPointer(minimums + row * rowStride + vector * 32)
-                                    let weightMinimum = SIMD16<Float>(repeating: Float(weightScales[32 + row]))
-                                    minimum.storeBytes(of: minimum.load(as: SIMD16<Float>.self)
-                                                       + weightMinimum * activation.load(fromByteOffset: 1152, as: SIMD16<Float>.self),
-                                                       as: SIMD16<Float>.self)
-                                    minimum.storeBytes(of: minimum.load(fromByteOffset: 64, as: SIMD16<Float>.self)
-                                                       + weightMinimum * activation.load(fromByteOffset: 1216, as: SIMD16<Float>.self),
-                                                       toByteOffset: 64, as: SIMD16<Float>.self)
-                                }
+                        var vector = 0
+                        while vector < chunkVectors {
+                            let pair = vector + 1 < chunkVectors
+                            let firstActivation = lanes + ((firstVector + vector) * blocks + block) * Self.tokenLaneBlockBytes
+                            if pair {
+                                Self.tokenLaneSums2(splats: splats, activations: firstActivation, stride: blocks * Self.tokenLaneBlockBytes,
+                                                    stretch: stretch, into: sums)
+                            } else {
+                                Self.tokenLaneSums(splats: splats, activations: firstActivation, stretch: stretch, into: sums)
                             }
+                            for member in 0..<(pair ? 2 : 1) {
+                                let activation = firstActivation + member * blocks * Self.tokenLaneBlockBytes
+                                let vectorSums = sums + member * 512
+                                let column = (vector + member) * 32
+                                let scaleLow = activation.load(fromByteOffset: 1024, as: SIMD16<Float>.self)
+                                let scaleHigh = activation.load(fromByteOffset: 1088, as: SIMD16<Float>.self)
+                                for i in 0..<4 {
+                                    let row = rowTile + i
+                                    var integerLow = vectorSums.load(fromByteOffset: i * 128, as: SIMD16<Int32>.self)
+                                    var integerHigh = vectorSums.load(fromByteOffset: i * 128 + 64, as: SIMD16<Int32>.self)
+                                    if !isQ4 {
+                                        integerLow &-= activation.load(fromByteOffset: 1152, as: SIMD16<Int32>.self)
+                                        integerHigh &-= activation.load(fromByteOffset: 1216, as: SIMD16<Int32>.self)
+                                    }
+                                    let accumulator = UnsafeMutableRawPointer(accumulators + row * rowStride + column)
+                                    let weightScale = SIMD16<Float>(repeating: Float(weightScales[row]))
+                                    accumulator.storeBytes(of: accumulator.load(as: SIMD16<Float>.self)
+                                                           + Widening.floats(integerLow) * (weightScale * scaleLow), as: SIMD16<Float>.self)
+                                    accumulator.storeBytes(of: accumulator.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+                                                           + Widening.floats(integerHigh) * (weightScale * scaleHigh),
+                                                           toByteOffset: 64, as: SIMD16<Float>.self)
+                                    if isQ4 {
+                                        let minimum = UnsafeMutableRawPointer(minimums + row * rowStride + column)
+                                        let weightMinimum = SIMD16<Float>(repeating: Float(weightScales[32 + row]))
+                                        minimum.storeBytes(of: minimum.load(as: SIMD16<Float>.self)
+                                                           + weightMinimum * activation.load(fromByteOffset: 1152, as: SIMD16<Float>.self),
+                                                           as: SIMD16<Float>.self)
+                                        minimum.storeBytes(of: minimum.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+                                                           + weightMinimum * activation.load(fromByteOffset: 1216, as: SIMD16<Float>.self),
+                                                           toByteOffset: 64, as: SIMD16<Float>.self)
+                                    }
+                            }
+                            }
+                            vector += pair ? 2 : 1
                         }
                         rowTile += 4
                     }
@@ -178,6 +191,44 @@ extension InterleavedWeights {
         sums.storeBytes(of: high2, toByteOffset: 320, as: SIMD16<Int32>.self)
         sums.storeBytes(of: low3, toByteOffset: 384, as: SIMD16<Int32>.self)
         sums.storeBytes(of: high3, toByteOffset: 448, as: SIMD16<Int32>.self)
+    }
+
+    /// `tokenLaneSums` for two token vectors at once (`activations` and `activations + stride`):
+    /// each splatted pair is loaded once for both; the second vector's sums follow at 512 bytes.
+    @inline(__always)
+    static func tokenLaneSums2(splats: UnsafeRawPointer, activations: UnsafeRawPointer, stride: Int, stretch: Int,
+                               into sums: UnsafeMutableRawPointer) {
+        var s = (SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(),
+                 SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(),
+                 SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>(), SIMD16<Int32>())
+        let second = activations + stride
+        var start = 0
+        while start < 16 {
+            var p0 = SIMD32<Int16>(), p1 = SIMD32<Int16>(), p2 = SIMD32<Int16>(), p3 = SIMD32<Int16>()
+            var q0 = SIMD32<Int16>(), q1 = SIMD32<Int16>(), q2 = SIMD32<Int16>(), q3 = SIMD32<Int16>()
+            for p in start..<(start + stretch) {
+                let a = activations.load(fromByteOffset: p * 64, as: SIMD64<Int8>.self)
+                let b = second.load(fromByteOffset: p * 64, as: SIMD64<Int8>.self)
+                p0 &+= Widening.pairProducts(splats + p * 64, a)
+                q0 &+= Widening.pairProducts(splats + p * 64, b)
+                p1 &+= Widening.pairProducts(splats + 1024 + p * 64, a)
+                q1 &+= Widening.pairProducts(splats + 1024 + p * 64, b)
+                p2 &+= Widening.pairProducts(splats + 2048 + p * 64, a)
+                q2 &+= Widening.pairProducts(splats + 2048 + p * 64, b)
+                p3 &+= Widening.pairProducts(splats + 3072 + p * 64, a)
+                q3 &+= Widening.pairProducts(splats + 3072 + p * 64, b)
+            }
+            var (l, h) = Widening.words(p0); s.0 &+= l; s.1 &+= h
+            (l, h) = Widening.words(p1); s.2 &+= l; s.3 &+= h
+            (l, h) = Widening.words(p2); s.4 &+= l; s.5 &+= h
+            (l, h) = Widening.words(p3); s.6 &+= l; s.7 &+= h
+            (l, h) = Widening.words(q0); s.8 &+= l; s.9 &+= h
+            (l, h) = Widening.words(q1); s.10 &+= l; s.11 &+= h
+            (l, h) = Widening.words(q2); s.12 &+= l; s.13 &+= h
+            (l, h) = Widening.words(q3); s.14 &+= l; s.15 &+= h
+            start += stretch
+        }
+        withUnsafeBytes(of: s) { sums.copyMemory(from: $0.baseAddress!, byteCount: 1024) }
     }
 
     /// Every weight pair of rows `rowRange` of a group's block repeated across 64 bytes:
