@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "EmberLM", targets: ["EmberLM"]),
         .library(name: "EmberGGUF", targets: ["EmberGGUF"]),
         .executable(name: "ember", targets: ["EmberCommand"]),
+        .executable(name: "ember-decode-steps", targets: ["EmberDecodeSteps"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
@@ -58,6 +59,9 @@ let package = Package(
             name: "EmberCommand",
             dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Simulator/Command"),
+
+        // Decode steps for instruction counts under valgrind (scripts/instructions.sh).
+        .executableTarget(name: "EmberDecodeSteps", dependencies: ["EmberLM"], path: "Simulator/DecodeSteps"),
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),

@@ -50,6 +50,18 @@ def bandwidth_gb_s():
     return best
 
 
+def instructions_per_step(paths):
+    """Instructions of one decode step of each model (scripts/instructions.sh, callgrind on an AVX2
+    build); {} when valgrind cannot run here."""
+    try:
+        output = subprocess.run([os.path.join(ROOT, "scripts", "instructions.sh"), *paths], check=True,
+                                capture_output=True, text=True).stdout
+    except (subprocess.CalledProcessError, OSError) as error:
+        print(f"bench: no instruction counts ({error})", file=sys.stderr)
+        return {}
+    return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in output.strip().splitlines()}
+
+
 def combine(samples):
     """Pools the means of alternating rounds: mean of means, largest sd."""
     means = [s["mean"] for s in samples]
@@ -87,6 +99,9 @@ def main():
             rows.append(result)
             print(json.dumps(result), flush=True)
 
+    # EMBER_BENCH_INSTRUCTIONS=0 skips the counts (about half an hour: the model loads run under valgrind).
+    counts = ({} if os.environ.get("EMBER_BENCH_INSTRUCTIONS") == "0"
+              else instructions_per_step([model_path(name) for name in ("smollm2", "gemma3")]))
     bandwidth = bandwidth_gb_s()  # after the runs: its large arrays must not be in the children's memory
     lines = [
         "# Benchmarks: Ember and llama.cpp, same run",
@@ -120,6 +135,14 @@ def main():
             roof = bandwidth * 1e9 / row["weight_bytes_per_token"]
             tg = row["ember"]["tg"]["mean"]
             lines.append(f"| {row['model']} | {row['weight_bytes_per_token'] / 1e6:.1f} | {roof:.0f} | {tg:.1f} | {tg / roof:.0%} |")
+    if counts:
+        lines += ["", "Instructions of one decode step (one thread, after the first token), counted by valgrind's callgrind "
+                  "inside `InferenceSession.evaluate` on an AVX2 (Haswell) build, since valgrind does not decode AVX-512 "
+                  "(`scripts/instructions.sh`); unlike the times, this figure does not move between runs:", "",
+                  "| model | instructions per decode step |", "|---|---|"]
+        for name in ("smollm2", "gemma3"):
+            if model_path(name) in counts:
+                lines.append(f"| {name} | {counts[model_path(name)] / 1e6:.1f} M |")
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print("wrote BENCHMARKS.md")
