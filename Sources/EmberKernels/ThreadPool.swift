@@ -12,8 +12,9 @@ import Synchronization
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
-    /// `threadCount` workspaces of `workspaceBytes`, allocated once (see `workspace(_:)`).
-    private let workspaces: UnsafeMutableRawPointer
+    /// Each thread's workspace, allocated on its first use and kept (see `workspace(_:)`); only
+    /// pools whose kernels ask for one pay for it.
+    private let workspaces: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
     /// Bytes of each thread's workspace: kernels keep per-thread buffers there instead of
     /// allocating on each call (an allocation this large is a fresh mapping whose pages the kernel
@@ -24,7 +25,8 @@ public final class ThreadPool: @unchecked Sendable {
     public init(threadCount: Int) {
         self.threadCount = max(1, threadCount)
         shared = Shared(threadCount: self.threadCount)
-        workspaces = .allocate(byteCount: self.threadCount * Self.workspaceBytes, alignment: 64)
+        workspaces = .allocate(capacity: self.threadCount)
+        workspaces.initialize(repeating: nil, count: self.threadCount)
         for index in 1..<self.threadCount {
             let shared = self.shared
             let thread = Thread { shared.workerLoop(index: index) }
@@ -36,14 +38,18 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit {
         shared.stop()
+        for thread in 0..<threadCount { workspaces[thread]?.deallocate() }
         workspaces.deallocate()
     }
 
     /// The workspace of thread `thread` (the second argument of a `parallelFor` body), for that
-    /// thread's use during the call.
+    /// thread's use during the call. Each thread only reads and writes its own slot.
     public func workspace(_ thread: Int) -> UnsafeMutableRawPointer {
         precondition(thread >= 0 && thread < threadCount)
-        return workspaces + thread * Self.workspaceBytes
+        if let workspace = workspaces[thread] { return workspace }
+        let workspace = UnsafeMutableRawPointer.allocate(byteCount: Self.workspaceBytes, alignment: 64)
+        workspaces[thread] = workspace
+        return workspace
     }
 
     /// Threads that take part in the next calls (1…threadCount): a scheduler uses fewer threads
