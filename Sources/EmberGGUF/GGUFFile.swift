@@ -171,6 +171,28 @@ public final class GGUFFile: @unchecked Sendable {
         madvise(base + firstPage, endPage - firstPage, MADV_DONTNEED)
     }
 
+    /// Bytes around a read that a page fault may map at once: the kernel maps a whole page-cache
+    /// folio, and file systems with large folios (ext4 and XFS on Linux 6.x) cache a warm file in
+    /// folios of up to 2 MiB.
+    public static let faultMappingBytes = 2 << 20
+
+    /// Drops from this process every page of the mapping within the `faultMappingBytes`-aligned
+    /// windows that cover `pointer ..< pointer + byteCount`: what reading those bytes may have
+    /// mapped, neighbours included. For reads that must not stay resident (streamed weights, a
+    /// looked-up embedding row, a norm copied out while loading). Pages needed later fault back in.
+    public func releaseResidentPages(around pointer: UnsafeRawPointer, byteCount: Int) {
+        guard case .mapped(let base, let size) = storage else { return }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let window = max(pageSize, Self.faultMappingBytes)
+        // Folios are aligned in the file, so the windows are too (the mapping starts at offset 0).
+        let start = pointer - UnsafeRawPointer(base)
+        guard start >= 0, byteCount >= 0, start + byteCount <= size else { return }
+        let first = start / window * window
+        let end = min(size, (start + byteCount + window - 1) / window * window)
+        guard end > first else { return }
+        madvise(base + first, end - first, MADV_DONTNEED)
+    }
+
     /// Asks the kernel to read bytes of the mapping ahead (`madvise(MADV_WILLNEED)`): the pages
     /// come into the page cache without counting in this process's resident set until touched.
     public func prefetch(_ pointer: UnsafeRawPointer, byteCount: Int) {

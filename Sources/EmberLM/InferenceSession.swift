@@ -297,11 +297,7 @@ public final class InferenceSession {
         let embedding = c.embeddingLength
 
         // Embeddings.
-        let embeddingMatrix = model.tokenEmbedding
-        for (index, token) in tokens.enumerated() {
-            Kernels.dequantize(embeddingMatrix.type, source: embeddingMatrix.data + Int(token) * embeddingMatrix.rowBytes,
-                               into: hiddenState + index * embedding, count: embedding)
-        }
+        model.lookUpEmbeddings(tokens, into: hiddenState)
         if let scale = traits.embeddingScale {
             Operations.scale(hiddenState, by: scale, count: count * embedding)
         }
@@ -357,12 +353,6 @@ public final class InferenceSession {
             }
             addToResidual(normalizedBy: layer.postFeedForwardNorm, tokens: count)
             if streaming { releaseLayer(layerIndex) }
-        }
-        if streaming {
-            for (index, token) in tokens.enumerated() where index < 64 {
-                let row = model.tokenEmbedding.data + Int(token) * model.tokenEmbedding.rowBytes
-                model.file.releaseResidentPages(row, byteCount: model.tokenEmbedding.rowBytes)
-            }
         }
 
         model.outputNorm.withUnsafeBufferPointer { weight in
@@ -420,7 +410,7 @@ public final class InferenceSession {
             for token in 0..<count {
                 (logits + token * output.rows + first).update(from: sliceLogits + token * rows, count: rows)
             }
-            model.file.releaseResidentPages(data, byteCount: rows * output.rowBytes)
+            model.file.releaseResidentPages(around: data, byteCount: rows * output.rowBytes)
             first += rows
         }
     }
@@ -431,7 +421,7 @@ public final class InferenceSession {
     }
 
     private func releaseLayer(_ index: Int) {
-        for matrix in model.layerMatrices(index) { model.file.releaseResidentPages(matrix.data, byteCount: matrix.byteCount) }
+        for matrix in model.layerMatrices(index) { model.file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount) }
     }
 
     /// RMS-normalizes `heads` consecutive head vectors of key length with a shared weight.

@@ -290,7 +290,7 @@ final class MixtureOfExpertsBlock {
             statistics.expertRuns += 1
             if let file = streamingFile {
                 for matrix in [weights.gate[expert], weights.up[expert], weights.down[expert]] {
-                    file.releaseResidentPages(matrix.data, byteCount: matrix.byteCount)
+                    file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount)
                 }
             }
         }

@@ -87,6 +87,7 @@ public final class TransformerModel: Sendable {
 
         var loader = WeightLoader(file: file)
         loader.interleave = options.interleave
+        loader.releasesReadPages = options.streamWeights
         llamaOrder = loader.llamaOrder
         let embedding = configuration.embeddingLength
         let headsWidth = configuration.headCount * configuration.keyLength
@@ -151,6 +152,17 @@ public final class TransformerModel: Sendable {
         self.layers = layers
         // Streaming starts from nothing resident: norms were copied out, matrices stay in the file.
         if options.streamWeights { file.releaseAllResidentPages() }
+    }
+
+    /// Writes the embedding rows of `tokens` to `output` (`embeddingLength` floats each). With
+    /// streamed weights, the file pages each row was read from are dropped at once.
+    func lookUpEmbeddings<Tokens: Collection<Int32>>(_ tokens: Tokens, into output: UnsafeMutablePointer<Float>) {
+        let table = tokenEmbedding, width = configuration.embeddingLength
+        for (index, token) in tokens.enumerated() {
+            let row = table.data + Int(token) * table.rowBytes
+            Kernels.dequantize(table.type, source: row, into: output + index * width, count: width)
+            if options.streamWeights { file.releaseResidentPages(around: row, byteCount: table.rowBytes) }
+        }
     }
 
     /// Every matrix of layer `index` that streaming prefetches and releases as a whole: all of a
@@ -234,6 +246,9 @@ struct WeightLoader {
     var interleave = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0"
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
+    /// Drop the file pages a copied-out vector was read from (streamed weights: nothing of the file
+    /// stays resident while loading, not even the folios around the norms).
+    var releasesReadPages = false
 
     init(file: GGUFFile) {
         self.file = file
@@ -291,6 +306,7 @@ struct WeightLoader {
         values.withUnsafeMutableBufferPointer { buffer in
             Kernels.dequantize(tensor.type, source: file.tensorData(tensor), into: buffer.baseAddress!, count: count)
         }
+        if releasesReadPages { file.releaseResidentPages(around: file.tensorData(tensor), byteCount: tensor.byteCount) }
         return values
     }
 }

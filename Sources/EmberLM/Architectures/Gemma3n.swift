@@ -305,10 +305,7 @@ final class Gemma3nForwardPass: CustomForwardPass {
 
         // Stream 0: the scaled embeddings; the others: projections of it at its magnitude.
         let first = stream(streams, 0, count: count)
-        let table = model.tokenEmbedding
-        for (index, token) in tokens.enumerated() {
-            Kernels.dequantize(table.type, source: table.data + Int(token) * table.rowBytes, into: first + index * embedding, count: embedding)
-        }
+        model.lookUpEmbeddings(tokens, into: first)
         Operations.scale(first, by: Float(embedding).squareRoot(), count: rows)
         weights.perLayerEmbeddings.inputs(tokens: tokens, embeddings: first, output: perLayerInputs, projected: perLayerScratch,
                                           workspace: workspace, epsilon: epsilon)

@@ -258,10 +258,7 @@ final class Gemma4ForwardPass: CustomForwardPass {
         let epsilon = weights.epsilon
         let firstPosition = cache.count
 
-        let table = model.tokenEmbedding
-        for (index, token) in tokens.enumerated() {
-            Kernels.dequantize(table.type, source: table.data + Int(token) * table.rowBytes, into: hidden + index * embedding, count: embedding)
-        }
+        model.lookUpEmbeddings(tokens, into: hidden)
         Operations.scale(hidden, by: Float(embedding).squareRoot(), count: count * embedding)
         if let perLayer = weights.perLayerEmbeddings {
             perLayer.inputs(tokens: tokens, embeddings: hidden, output: perLayerInputs, projected: perLayerScratch,

@@ -439,7 +439,7 @@ final class GemmaWorkspace {
     /// Drops matrices from memory after use when weights stream.
     func release(_ matrices: [WeightMatrix]) {
         guard model.options.streamWeights else { return }
-        for matrix in matrices { model.file.releaseResidentPages(matrix.data, byteCount: matrix.byteCount) }
+        for matrix in matrices { model.file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount) }
     }
 
     /// Rotates `headCount` heads of every token (NeoX halves) at positions from `firstPosition`:
