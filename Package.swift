@@ -31,7 +31,9 @@ let package = Package(
         // GGUF reader (memory-mapped, validated) and writer.
         .target(name: "EmberGGUF", dependencies: ["EmberCore"]),
         // Quantized block formats, SIMD kernels beside scalar references, the thread pool.
-        .target(name: "EmberKernels", dependencies: ["EmberCore"], swiftSettings: computeFlags),
+        // A software prefetch hint (C, since Swift has no prefetch intrinsic).
+        .target(name: "CPrefetch"),
+        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch"], swiftSettings: computeFlags),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // Chat templates, architectures, KV cache, sampler, generator.

@@ -73,10 +73,12 @@ struct BenchCommand: ParsableCommand {
         }
         func generation() throws -> Double {
             session.reset()
-            var token = prompt.first ?? 1
+            // As llama-bench: every step computes the logits, none is sampled (the same token is
+            // fed again, as scripts/bench_llamacpp.py does for llama.cpp).
+            let token = prompt.first ?? 1
             let start = MonotonicClock.nanoseconds()
             for _ in 0..<genTokens {
-                try session.evaluate([token], logits: .last) { _, logits in token = Sampler.argmax(logits) }
+                try session.evaluate([token], logits: .last)
             }
             return Double(genTokens) / (Double(MonotonicClock.nanoseconds() - start) / 1e9)
         }

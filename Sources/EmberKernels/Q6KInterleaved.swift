@@ -1,3 +1,4 @@
+import CPrefetch
 import EmberCore
 
 /// Q6_K weights interleaved by 32 rows, the same size as the file, and the kernels over them.
@@ -5,9 +6,11 @@ import EmberCore
 /// Layout, per group of 32 rows and per 256-element super-block (6720 bytes = 32 × 210):
 /// - 0 ..< 64: the 32 rows' `d` halves;
 /// - 64 ..< 576: for each 16-element sub-block s in 0..<16, the 32 rows' Int8 scale;
-/// - then per 32-element block b in 0..<8 (768 bytes): for j in 0..<16 the 32 rows' byte
-///   (low 4 bits of element j) | (low 4 bits of element j + 16) << 4, then for j in 0..<8 the 32
-///   rows' byte of the 2-bit high parts of elements j, j + 8, j + 16, j + 24 (bits 0, 2, 4, 6).
+/// - then per 32-element block b in 0..<8 (768 bytes), for j in 0..<8 (96 bytes each, so that a
+///   one-token pass reads the block front to back, which the hardware prefetchers follow): the 32
+///   rows' byte (low 4 bits of element j) | (low 4 bits of element j + 16) << 4; the 32 rows' byte
+///   (low 4 bits of element j + 8) | (low 4 bits of element j + 24) << 4; the 32 rows' byte of the
+///   2-bit high parts of elements j, j + 8, j + 16, j + 24 (bits 0, 2, 4, 6).
 ///
 /// Element e of a super-block is q = (low | high << 4) − 32 in −32…31, as in the file. The kernels
 /// compute each super-block's integer sum Σ_s scale_s · Σ_{e in s} q_e · y_e exactly (the same
@@ -46,11 +49,11 @@ extension InterleavedWeights {
                         let out = destination + 576 + block * 768
                         let v = { (k: Int) in UInt8(bitPattern: values[block * 32 + k]) }
                         for j in 0..<16 {
-                            out.storeBytes(of: (v(j) & 0x0F) | (v(j + 16) & 0x0F) << 4, toByteOffset: j * lanes + lane, as: UInt8.self)
+                            out.storeBytes(of: (v(j) & 0x0F) | (v(j + 16) & 0x0F) << 4, toByteOffset: Self.q6LowOffset(j) + lane, as: UInt8.self)
                         }
                         for j in 0..<8 {
                             let bits = v(j) >> 4 | (v(j + 8) >> 4) << 2 | (v(j + 16) >> 4) << 4 | (v(j + 24) >> 4) << 6
-                            out.storeBytes(of: bits, toByteOffset: 512 + j * lanes + lane, as: UInt8.self)
+                            out.storeBytes(of: bits, toByteOffset: Self.q6HighOffset(j) + lane, as: UInt8.self)
                         }
                     }
                 }
@@ -58,17 +61,27 @@ extension InterleavedWeights {
         }
     }
 
+    /// Offset in a block of the 32 rows' low-nibble byte `m` (elements m and m + 16), m in 0..<16.
+    @inline(__always)
+    static func q6LowOffset(_ m: Int) -> Int { (m % 8) * 96 + (m / 8) * 32 }
+
+    /// Offset in a block of the 32 rows' high-bits byte `j` (elements j, j + 8, j + 16, j + 24).
+    @inline(__always)
+    static func q6HighOffset(_ j: Int) -> Int { j * 96 + 64 }
+
     /// Block `block` of a super-block's quants as Int16, element-major: `wide[k * 32 + lane]`.
     @inline(__always)
     static func widenQ6(_ superBlock: UnsafeRawPointer, block: Int, into wide: UnsafeMutablePointer<Int16>) {
-        let low = (superBlock + 576 + block * 768).assumingMemoryBound(to: UInt8.self)
-        let high = low + 512
-        for i in 0..<256 {
-            let h = high[i], first = low[i], second = low[256 + i]
-            wide[i] = Int16((first & 0x0F) | (h & 3) << 4) &- 32
-            wide[256 + i] = Int16((second & 0x0F) | ((h >> 2) & 3) << 4) &- 32
-            wide[512 + i] = Int16((first >> 4) | ((h >> 4) & 3) << 4) &- 32
-            wide[768 + i] = Int16((second >> 4) | (h >> 6) << 4) &- 32
+        let quants = (superBlock + 576 + block * 768).assumingMemoryBound(to: UInt8.self)
+        for j in 0..<8 {
+            let first = quants + j * 96, second = first + 32, high = first + 64
+            for lane in 0..<32 {
+                let h = high[lane], i = j * 32 + lane
+                wide[i] = Int16((first[lane] & 0x0F) | (h & 3) << 4) &- 32
+                wide[256 + i] = Int16((second[lane] & 0x0F) | ((h >> 2) & 3) << 4) &- 32
+                wide[512 + i] = Int16((first[lane] >> 4) | ((h >> 4) & 3) << 4) &- 32
+                wide[768 + i] = Int16((second[lane] >> 4) | (h >> 6) << 4) &- 32
+            }
         }
     }
 
@@ -165,6 +178,8 @@ extension InterleavedWeights {
                     // most 32 · 127 each fit in 16 bits.
                     var part0 = SIMD32<Int16>(), part1 = SIMD32<Int16>(), part2 = SIMD32<Int16>(), part3 = SIMD32<Int16>()
                     for j in 0..<8 {
+                        ember_prefetch(weights + j * 96 + 2048)
+                        ember_prefetch(weights + j * 96 + 2048 + 64)
                         let (e0, e8, e16, e24) = Widening.q6Elements(weights, j)
                         part0 &+= e0 &* SIMD32<Int16>(repeating: Int16(quants[j]))
                         part1 &+= e8 &* SIMD32<Int16>(repeating: Int16(quants[j + 8]))
@@ -272,9 +287,9 @@ extension InterleavedWeights {
                         for i in 0..<16 {
                             let e = sub * 16 + i, block = e / 32, k = e % 32
                             let quants = source + 576 + block * 768
-                            let low = quants.load(fromByteOffset: (k % 16) * lanes + lane, as: UInt8.self)
+                            let low = quants.load(fromByteOffset: Self.q6LowOffset(k % 16) + lane, as: UInt8.self)
                             let nibble = k < 16 ? low & 0x0F : low >> 4
-                            let high = (quants.load(fromByteOffset: 512 + (k % 8) * lanes + lane, as: UInt8.self) >> UInt8(2 * (k / 8))) & 3
+                            let high = (quants.load(fromByteOffset: Self.q6HighOffset(k % 8) + lane, as: UInt8.self) >> UInt8(2 * (k / 8))) & 3
                             let q = Int32(nibble | high << 4) - 32
                             subSum += q * Int32(activation.load(fromByteOffset: 4 + e, as: Int8.self))
                         }

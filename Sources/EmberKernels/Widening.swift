@@ -38,9 +38,10 @@ enum Widening {
     static func q6Elements(_ block: UnsafeRawPointer, _ j: Int)
         -> (SIMD32<Int16>, SIMD32<Int16>, SIMD32<Int16>, SIMD32<Int16>) {
         var e0 = SIMD32<Int16>(), e8 = SIMD32<Int16>(), e16 = SIMD32<Int16>(), e24 = SIMD32<Int16>()
-        let first = (block + j * 32).assumingMemoryBound(to: UInt8.self)
-        let second = first + 256
-        let high = (block + 512 + j * 32).assumingMemoryBound(to: UInt8.self)
+        // Layout of `InterleavedWeights.interleaveQ6_K`: 96 bytes per j.
+        let first = (block + j * 96).assumingMemoryBound(to: UInt8.self)
+        let second = first + 32
+        let high = first + 64
         withUnsafeMutableBytes(of: &e0) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Int16.self)
             for i in 0..<32 { out[i] = Int16((first[i] & 0x0F) | (high[i] & 3) << 4) &- 32 }

@@ -126,14 +126,13 @@ public final class TokenScheduler: @unchecked Sendable {
     /// Answers a platform memory warning (Android `onTrimMemory`, iOS `didReceiveMemoryWarning`):
     /// every level drops the KV caches kept for reuse; `critical` also stops background
     /// generations in flight (they finish with `memoryPressure`) and frees their caches, while
-    /// interactive ones continue. Returns the bytes released.
-    @discardableResult
-    public func handleMemoryPressure(_ level: MemoryPressure) -> Int {
+    /// interactive ones continue. Returns at once: the scheduler's thread releases before its next
+    /// step (a step in flight finishes first); `releasedBytes` counts what was freed.
+    public func handleMemoryPressure(_ level: MemoryPressure) {
         condition.lock()
         pressure = max(pressure, level)
         condition.broadcast()
         condition.unlock()
-        return 0
     }
 
     /// Queues `request`; its events arrive on the stream. Dropping the stream cancels it.
