@@ -99,7 +99,7 @@ def main():
             rows.append(result)
             print(json.dumps(result), flush=True)
 
-    # EMBER_BENCH_INSTRUCTIONS=0 skips the counts (about half an hour: the model loads run under valgrind).
+    # EMBER_BENCH_INSTRUCTIONS=0 skips the counts (under two minutes once .build-valgrind is built; its first build takes longer).
     counts = ({} if os.environ.get("EMBER_BENCH_INSTRUCTIONS") == "0"
               else instructions_per_step([model_path(name) for name in ("smollm2", "gemma3")]))
     bandwidth = bandwidth_gb_s()  # after the runs: its large arrays must not be in the children's memory

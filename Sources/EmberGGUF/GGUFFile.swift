@@ -157,29 +157,16 @@ public final class GGUFFile: @unchecked Sendable {
         try body(UnsafeRawBufferPointer(start: tensorData(tensor), count: tensor.byteCount))
     }
 
-    /// Tells the kernel that bytes of the mapping will not be read soon (`madvise(MADV_DONTNEED)` on
-    /// the whole pages inside `pointer ..< pointer + byteCount`), so a copy made elsewhere does not
-    /// count twice in the resident set. Reading them again faults the pages back in from the file.
-    public func releaseResidentPages(_ pointer: UnsafeRawPointer, byteCount: Int) {
-        guard case .mapped(let base, let size) = storage else { return }
-        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = pointer - UnsafeRawPointer(base)
-        guard start >= 0, start + byteCount <= size else { return }
-        let firstPage = (start + pageSize - 1) / pageSize * pageSize
-        let endPage = (start + byteCount) / pageSize * pageSize
-        guard endPage > firstPage else { return }
-        madvise(base + firstPage, endPage - firstPage, MADV_DONTNEED)
-    }
-
     /// Bytes around a read that a page fault may map at once: the kernel maps a whole page-cache
     /// folio, and file systems with large folios (ext4 and XFS on Linux 6.x) cache a warm file in
     /// folios of up to 2 MiB.
     public static let faultMappingBytes = 2 << 20
 
     /// Drops from this process every page of the mapping within the `faultMappingBytes`-aligned
-    /// windows that cover `pointer ..< pointer + byteCount`: what reading those bytes may have
-    /// mapped, neighbours included. For reads that must not stay resident (streamed weights, a
-    /// looked-up embedding row, a norm copied out while loading). Pages needed later fault back in.
+    /// windows that cover `pointer ..< pointer + byteCount` (`madvise(MADV_DONTNEED)`): what reading
+    /// those bytes may have mapped, neighbours included. For bytes that must not stay resident: a
+    /// matrix once copied into its rearranged form, streamed weights, a looked-up embedding row, a
+    /// norm copied out while loading. Pages read again later fault back in from the file.
     public func releaseResidentPages(around pointer: UnsafeRawPointer, byteCount: Int) {
         guard case .mapped(let base, let size) = storage else { return }
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -261,7 +261,7 @@ struct WeightLoader {
                       interleave: Bool? = nil) -> WeightMatrix {
         let interleaved = (interleave ?? self.interleave)
             ? InterleavedWeights(type: type, data: data, rows: rows, columns: columns, pool: pool, llamaOrder: llamaOrder) { pointer, count in
-                file.releaseResidentPages(pointer, byteCount: count)
+                file.releaseResidentPages(around: pointer, byteCount: count)
             }
             : nil
         return WeightMatrix(name: name, data: data, type: type, rows: rows, columns: columns, interleaved: interleaved)
