@@ -57,7 +57,7 @@ struct NotesKillTests {
                 expected = [:]
             }
             let outputPath = (directory as NSString).appendingPathComponent("run.out")
-            FileManager.default.createFile(atPath: outputPath, contents: nil)
+            try #require(FileManager.default.createFile(atPath: outputPath, contents: nil), "cannot create \(outputPath)")
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
             let process = Process()
             process.executableURL = executable
@@ -100,7 +100,7 @@ struct NotesKillTests {
         // last acknowledged text of each is known.
         let writers = try (0..<2).map { index -> (Process, String) in
             let outputPath = (directory as NSString).appendingPathComponent("writer-\(index).out")
-            FileManager.default.createFile(atPath: outputPath, contents: nil)
+            try #require(FileManager.default.createFile(atPath: outputPath, contents: nil), "cannot create \(outputPath)")
             let process = Process()
             process.executableURL = executable
             process.arguments = ["notes", "--db", database, "stress-writer", "--seed", String(index + 1), "--count", "150"]
