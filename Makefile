@@ -17,7 +17,7 @@ bootstrap:
 # Builds everything, fetches the models, then simulates two hours of phone use on a flagship
 # Android profile with SmolLM2 writing every reply: prints the summary, writes the report.
 demo: bootstrap
-	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv
+	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv --overwrite
 
 # Every test, in release, with the real models required (a missing model fails the run).
 test: bootstrap

@@ -27,8 +27,8 @@ struct ModelOptions: ParsableArguments {
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
         }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
+        if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
+            throw ValidationError("--memory-budget: \(problem).")
         }
     }
 

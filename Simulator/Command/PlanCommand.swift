@@ -33,8 +33,8 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
+        if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
+            throw ValidationError("--memory-budget: \(problem).")
         }
     }
 
