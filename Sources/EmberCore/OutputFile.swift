@@ -44,8 +44,10 @@ public final class AtomicOutputFile {
 
     private static let counter = Counter()
 
-    /// Creates the temporary file (`open(O_CREAT | O_EXCL)`, mode 0644).
+    /// Creates the temporary file (`open(O_CREAT | O_EXCL)`, mode 0644); refuses a `path` that is a
+    /// device, directory, fifo or socket.
     public init(path: String) throws(OutputFileError) {
+        try Self.refuseSpecialFile(path)
         self.path = path
         var attempt = 0
         while true {
@@ -89,8 +91,10 @@ public final class AtomicOutputFile {
         if let failure { throw failure }
     }
 
-    /// Flushes the file to disk (`fsync`) and renames it to its final name (`rename`).
+    /// Flushes the file to disk (`fsync`) and renames it to its final name (`rename`). A final name
+    /// that is a device, directory, fifo or socket (also behind a symlink) is never replaced.
     public func commit() throws(OutputFileError) {
+        try Self.refuseSpecialFile(path)
         guard fsync(descriptor) == 0 else {
             throw OutputFileError(.io, "cannot flush \(temporaryPath) to disk: \(Self.systemError())")
         }
@@ -107,6 +111,14 @@ public final class AtomicOutputFile {
         let file = try AtomicOutputFile(path: path)
         try file.write(Array(text.utf8), at: 0)
         try file.commit()
+    }
+
+    /// Throws when `path` exists (following symlinks) and is not a regular file.
+    static func refuseSpecialFile(_ path: String) throws(OutputFileError) {
+        var target = stat()
+        if stat(path, &target) == 0, target.st_mode & S_IFMT != S_IFREG {
+            throw OutputFileError(.notRegularFile, "\(path) is \(OutputPolicy.describe(target.st_mode & S_IFMT)), not a regular file; nothing was written")
+        }
     }
 
     static func systemError() -> String { String(cString: strerror(errno)) }
