@@ -195,6 +195,9 @@ struct SimRunCommand: ParsableCommand {
     func run() throws {
         try OutputFiles([("--timeline", timeline), ("--report", report)], overwrite: overwrite)
             .check(inputs: SimulatorFiles.inputs(profiles: [profile], scenarios: [scenario], options: options))
+        // Created now, so a folder that cannot take them fails before a long run, not after it.
+        let timelineFile = try timeline.map { try AtomicOutputFile(path: $0) }
+        let reportFile = try report.map { try AtomicOutputFile(path: $0) }
         let deviceProfile = try SimulatorFiles.profile(profile)
         let script = try SimulatorFiles.scenario(scenario)
         let workload = try options.workload()
@@ -243,11 +246,13 @@ struct SimRunCommand: ParsableCommand {
         result.memoryPlanBytes = plan?.totalBytes ?? specPlan?.bytes
         result.memoryLimitBytes = limit
         result.streamWeights = plan?.streamWeights ?? specPlan?.streamWeights ?? false
-        if let timeline {
-            try write(result.recorder.csv(), to: timeline)
+        if let timelineFile {
+            try timelineFile.write(Array(result.recorder.csv().utf8), at: 0)
+            try timelineFile.commit()
         }
-        if let report {
-            try write(HTMLReport.render([result], profile: deviceProfile), to: report)
+        if let reportFile {
+            try reportFile.write(Array(HTMLReport.render([result], profile: deviceProfile).utf8), at: 0)
+            try reportFile.commit()
         }
         if json {
             print(result.summaryJSON)

@@ -160,7 +160,7 @@ struct CLIConventionTests {
         return String(decoding: data, as: UTF8.self)
     }
 
-    @Test("bench and sim --real-tokens draw progress on a terminal stderr, nothing when it is a pipe")
+    @Test("bench, sim --real-tokens and eval summarize --json draw progress on a terminal stderr, nothing when it is a pipe")
     func progress() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs script(1) for a pseudo-terminal")
         let bench = ["bench", "--model", Self.tinyModel, "--prompt-tokens", "8", "--gen-tokens", "4", "--repetitions", "2", "--threads", "1"]
@@ -177,5 +177,10 @@ struct CLIConventionTests {
         let simulation = ["sim", "--scenario", scenario, "--model", Self.tinyModel, "--real-tokens", "--threads", "1"]
         #expect(try Self.terminalStandardError(simulation).contains("simulating ["))
         #expect(try Self.run(simulation).standardError.isEmpty)
+
+        let dataset = URL(fileURLWithPath: Self.fixtures).deletingLastPathComponent().appendingPathComponent("notes-dataset").path
+        let evaluation = ["eval", "summarize", "--dataset", dataset, "--model", Self.tinyModel, "--limit", "2", "--json", "--threads", "1"]
+        #expect(try Self.terminalStandardError(evaluation).contains("summarizing ["))
+        #expect(try Self.run(evaluation).standardError.isEmpty)
     }
 }

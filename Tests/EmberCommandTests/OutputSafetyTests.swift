@@ -170,6 +170,17 @@ struct OutputSafetyTests {
         #expect(!FileManager.default.fileExists(atPath: target))
     }
 
+    @Test("sim --timeline into a folder that does not exist fails in one line before the run prints anything")
+    func missingFolder() throws {
+        let workspace = try Workspace()
+        let target = workspace.path("no-such-folder/t.csv")
+        let result = try Self.run(["sim", "--cost-model", "--scenario", workspace.scenario, "--model-spec", "gemma3-270m-q4_k_m",
+                                   "--timeline", target])
+        Self.expectOneLineRefusal(result, naming: "no-such-folder", "missing folder")
+        #expect(result.standardOutput.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("no-such-folder")))
+    }
+
     @Test("A write that fails part-way (a damaged container or patch) leaves no temporary file and the old target as it was")
     func failedWrite() throws {
         let workspace = try Workspace()
