@@ -7,6 +7,6 @@ struct EmberCLI: AsyncParsableCommand {
         commandName: "ember",
         abstract: "Run small language models under a phone's memory, heat and battery budgets.",
         subcommands: [BenchCommand.self, ModelsCommand.self, TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, PerplexityCommand.self, SimCommand.self, PlanCommand.self,
-                      PackCommand.self, UnpackCommand.self, InspectCommand.self, VerifyCommand.self, NotesCommand.self, EvalCommand.self]
+                      PackCommand.self, UnpackCommand.self, InspectCommand.self, VerifyCommand.self, NotesCommand.self, EvalCommand.self, FuzzCommand.self]
     )
 }
