@@ -9,7 +9,7 @@ endif
 EMBER = .build/release/ember
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table rouge-table
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table fuzz
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -40,3 +40,9 @@ policy-table: build
 # Summaries of the notes dataset by both models: ROUGE, latency, energy and battery on a flagship (docs/SUMMARIZATION.md).
 rouge-table: build
 	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
+
+# Seeded fuzzing of the CLI, outside CI (the tests run 600 cases): mutated GGUF metadata and bytes,
+# containers, profiles, scenarios and command lines. Counts crashes, hangs over 10 s and memory
+# peaks over 1 GiB; each finding prints the command that replays it. SEED=… EXECUTIONS=… FIRST=…
+fuzz: build
+	$(EMBER) fuzz --seed $(or $(SEED),1) --executions $(or $(EXECUTIONS),1000000) --first $(or $(FIRST),0)
