@@ -22,14 +22,20 @@ enum EmberMain {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            var command = try EmberCLI.parseAsRoot(arguments)
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
+            try await execute(arguments)
         } catch {
             fail(error, json: arguments.prefix { $0 != "--" }.contains("--json"))
+        }
+    }
+
+    /// Parses `arguments` with the root command and runs the command they name (also in-process,
+    /// by `ember fuzz`).
+    static func execute(_ arguments: [String]) async throws {
+        var command = try EmberCLI.parseAsRoot(arguments)
+        if var asyncCommand = command as? AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
         }
     }
 

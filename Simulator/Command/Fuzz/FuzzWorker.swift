@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -44,12 +43,7 @@ struct FuzzWorker {
     /// Parses and runs `arguments` with the `ember` root command, as its `main` would.
     static func runInProcess(_ arguments: [String]) async {
         do {
-            var command = try EmberCLI.parseAsRoot(arguments)
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
+            try await EmberMain.execute(arguments)
         } catch {
             // Refusing bad input is the point; the message went to the (silenced) standard error.
         }
