@@ -42,7 +42,10 @@ struct SimulationOptions: ParsableArguments {
     var sampleInterval: Double = 1
 
     func validate() throws {
-        guard sampleInterval > 0, sampleInterval <= 3600 else { throw ValidationError("--sample-interval must be in 0…3600 seconds.") }
+        let (shortest, longest) = (SimulationRunner.minimumSampleInterval, SimulationRunner.maximumSampleInterval)
+        guard sampleInterval >= shortest, sampleInterval <= longest else {
+            throw ValidationError("--sample-interval must be in \(shortest)…\(Int(longest)) seconds (the simulator's resolution is \(shortest) s), not \(sampleInterval).")
+        }
         if let modelSpec, ModelWorkload.catalog[modelSpec] == nil {
             throw ValidationError("unknown --model-spec '\(modelSpec)'; use <family>-<quant> with a family of \(ModelWorkload.families.keys.sorted().joined(separator: ", ")) and a quant of \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", "))")
         }
@@ -77,6 +80,13 @@ enum SimulatorFiles {
         let known = roots.lazy.compactMap { try? manager.contentsOfDirectory(atPath: "\($0)/\(folder)") }.first ?? []
         let names = known.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
         throw ValidationError("no \(kind) '\(name)': not a file, and not in \(folder)/\(names.isEmpty ? "" : " (known: \(names.joined(separator: ", ")))")")
+    }
+
+    /// The names in a comma-separated option; none is an error, not an empty run.
+    static func list(_ text: String, option: String) throws -> [String] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("\(option) names nothing; give one or more names separated by commas.") }
+        return names
     }
 
     static func profile(_ name: String) throws -> DeviceProfile {
@@ -268,8 +278,8 @@ struct SimSweepCommand: ParsableCommand {
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
-        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
-        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let profileList = try SimulatorFiles.list(profiles, option: "--profiles").map(SimulatorFiles.profile)
+        let scenarioList = try SimulatorFiles.list(scenarios, option: "--scenarios").map(SimulatorFiles.scenario)
         let policyList = try parsePolicies(policies)
         let workload = try options.workload()
         let interval = options.sampleInterval
