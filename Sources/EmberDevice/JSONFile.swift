@@ -61,7 +61,7 @@ public enum JSONFile {
             }
             throw DeviceError(.wrongType, file: file, field: "", reason: "has a number that does not fit its field (a fraction where a whole number belongs?)")
         } catch let error as DecodingError {
-            throw describe(error, file: file, tree: tree)
+            throw describe(error, file: file)
         } catch let error as DeviceError {
             throw error
         } catch {
@@ -151,7 +151,7 @@ public enum JSONFile {
         return result
     }
 
-    static func describe(_ error: DecodingError, file: String, tree: JSONTree? = nil) -> DeviceError {
+    static func describe(_ error: DecodingError, file: String) -> DeviceError {
         switch error {
         case .keyNotFound(let key, let context):
             let field = path(context.codingPath + [key])
@@ -162,18 +162,11 @@ public enum JSONFile {
         case .valueNotFound(let type, let context):
             return DeviceError(.missingField, file: file, field: path(context.codingPath), reason: "is null; expected \(typeName(type))")
         case .dataCorrupted(let context):
-            let field = path(context.codingPath)
-            // Foundation says a number "does not fit" an integer field: say it needs a whole number.
-            if let tree, case .number(let value)? = tree.value(at: context.codingPath) {
-                let shown = value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
-                return DeviceError(.wrongType, file: file, field: field,
-                                   reason: "must be a whole number within ±\(Int.max), got \(shown)")
-            }
             if context.codingPath.isEmpty {
                 let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
                 return DeviceError(.invalidJSON, file: file, field: "", reason: "is not valid JSON" + (underlying.map { " (\($0))" } ?? ""))
             }
-            return DeviceError(.invalidValue, file: file, field: field, reason: context.debugDescription)
+            return DeviceError(.invalidValue, file: file, field: path(context.codingPath), reason: context.debugDescription)
         @unknown default:
             return DeviceError(.invalidJSON, file: file, field: "", reason: "\(error)")
         }
@@ -207,24 +200,6 @@ indirect enum JSONTree: Sendable, Equatable {
     struct Member: Sendable, Equatable {
         var key: String
         var value: JSONTree
-    }
-
-    /// The value at a decoder's coding path, if the document has one there.
-    func value(at codingPath: [any CodingKey]) -> JSONTree? {
-        var node = self
-        for key in codingPath {
-            switch node {
-            case .object(let members):
-                guard let member = members.last(where: { $0.key == key.stringValue }) else { return nil }
-                node = member.value
-            case .array(let elements):
-                guard let index = key.intValue, elements.indices.contains(index) else { return nil }
-                node = elements[index]
-            default:
-                return nil
-            }
-        }
-        return node
     }
 }
 
@@ -274,8 +249,9 @@ struct JSONStrictReader {
 
     private var line: Int { bytes[..<min(offset, bytes.count)].reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } }
 
+    /// A syntax error: the whole file is refused, the reason says the line and the field it is in.
     private func syntax(_ field: String, _ reason: String) -> Failure {
-        Failure(code: .invalidJSON, field: field, reason: "is not valid JSON (line \(line): \(reason))")
+        Failure(code: .invalidJSON, field: "", reason: "is not valid JSON (line \(line)\(field.isEmpty ? "" : ", in \(field.prefix(80))"): \(reason))")
     }
 
     private mutating func skipSpace() {
@@ -298,7 +274,9 @@ struct JSONStrictReader {
         case UInt8(ascii: "N"), UInt8(ascii: "I"):
             throw Failure(code: .invalidValue, field: path, reason: "must be a finite number; NaN and Infinity are not JSON numbers")
         default:
-            throw syntax(path, "unexpected character '\(Character(Unicode.Scalar(bytes[offset])))'")
+            let byte = bytes[offset]
+            throw syntax(path, (0x21..<0x7F).contains(byte) ? "unexpected character '\(Character(Unicode.Scalar(byte)))'"
+                                                           : "unexpected byte 0x\(String(byte, radix: 16, uppercase: true))")
         }
     }
 

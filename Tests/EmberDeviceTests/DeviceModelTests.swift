@@ -235,7 +235,7 @@ import Testing
         let text = try flagshipChanged { object in
             var cpu = object["cpu"] as! [String: Any]
             var clusters = cpu["clusters"] as! [[String: Any]]
-            clusters[0]["voltages"] = (clusters[0]["voltages"] as! [Double]).reversed()
+            clusters[0]["voltages"] = Array((clusters[0]["voltages"] as! [Double]).reversed())
             cpu["clusters"] = clusters
             object["cpu"] = cpu
         }
