@@ -42,12 +42,11 @@ struct SimulationOptions: ParsableArguments {
     var sampleInterval: Double = 1
 
     /// Timeline samples at most 100 a simulated second (a day's scenario stays under ten million rows).
-    static let sampleIntervalRange = 0.01...3600.0
 
     func validate() throws {
-        guard sampleInterval >= Self.sampleIntervalRange.lowerBound, sampleInterval <= Self.sampleIntervalRange.upperBound else {
-            throw ValidationError("--sample-interval must be at least \(Self.sampleIntervalRange.lowerBound) s and at most "
-                                  + "\(Int(Self.sampleIntervalRange.upperBound)) s, not \(sampleInterval).")
+        let (shortest, longest) = (SimulationRunner.minimumSampleInterval, SimulationRunner.maximumSampleInterval)
+        guard sampleInterval >= shortest, sampleInterval <= longest else {
+            throw ValidationError("--sample-interval must be at least \(shortest) s and at most \(Int(longest)) s, not \(sampleInterval).")
         }
         if let modelSpec, ModelWorkload.catalog[modelSpec] == nil {
             throw ValidationError("unknown --model-spec '\(modelSpec)'; use <family>-<quant> with a family of \(ModelWorkload.families.keys.sorted().joined(separator: ", ")) and a quant of \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", "))")
@@ -83,6 +82,13 @@ enum SimulatorFiles {
         let known = roots.lazy.compactMap { try? manager.contentsOfDirectory(atPath: "\($0)/\(folder)") }.first ?? []
         let names = known.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
         throw ValidationError("no \(kind) '\(name)': not a file, and not in \(folder)/\(names.isEmpty ? "" : " (known: \(names.joined(separator: ", ")))")")
+    }
+
+    /// The names in a comma-separated option; none is an error, not an empty run.
+    static func list(_ text: String, option: String) throws -> [String] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("\(option) names nothing; give one or more names separated by commas.") }
+        return names
     }
 
     static func profile(_ name: String) throws -> DeviceProfile {
@@ -301,11 +307,12 @@ struct SimSweepCommand: ParsableCommand {
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
+        let profileNames = try SimulatorFiles.list(profiles, option: "--profiles")
+        let scenarioNames = try SimulatorFiles.list(scenarios, option: "--scenarios")
         try OutputFiles([("--output", output)], overwrite: overwrite)
-            .check(inputs: SimulatorFiles.inputs(profiles: profiles.split(separator: ",").map(String.init),
-                                                 scenarios: scenarios.split(separator: ",").map(String.init), options: options))
-        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
-        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+            .check(inputs: SimulatorFiles.inputs(profiles: profileNames, scenarios: scenarioNames, options: options))
+        let profileList = try profileNames.map(SimulatorFiles.profile)
+        let scenarioList = try scenarioNames.map(SimulatorFiles.scenario)
         let policyList = try parsePolicies(policies)
         let workload = try options.workload()
         let interval = options.sampleInterval

@@ -28,7 +28,7 @@ func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario:
 }
 
 func parsePolicies(_ text: String) throws -> [PolicyName] {
-    try text.split(separator: ",").map { name in
+    try SimulatorFiles.list(text, option: "--policies").map { name in
         guard let policy = PolicyName(rawValue: String(name)) else {
             throw ValidationError("unknown policy '\(name)'; known: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -108,8 +108,8 @@ struct SimMatrixCommand: ParsableCommand {
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
-        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
-        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let profileList = try SimulatorFiles.list(profiles, option: "--profiles").map(SimulatorFiles.profile)
+        let scenarioList = try SimulatorFiles.list(scenarios, option: "--scenarios").map(SimulatorFiles.scenario)
         let workload = try options.workload()
         var jobs: [(Scenario, DeviceProfile)] = []
         for scenario in scenarioList { for profile in profileList { jobs.append((scenario, profile)) } }
