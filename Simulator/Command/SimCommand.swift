@@ -41,7 +41,6 @@ struct SimulationOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds between timeline samples (0.01 to 3600).")
     var sampleInterval: Double = 1
 
-    /// Timeline samples at most 100 a simulated second (a day's scenario stays under ten million rows).
 
     func validate() throws {
         let (shortest, longest) = (SimulationRunner.minimumSampleInterval, SimulationRunner.maximumSampleInterval)
