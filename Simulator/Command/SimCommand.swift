@@ -41,7 +41,6 @@ struct SimulationOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds between timeline samples (0.01 to 3600).")
     var sampleInterval: Double = 1
 
-
     func validate() throws {
         let (shortest, longest) = (SimulationRunner.minimumSampleInterval, SimulationRunner.maximumSampleInterval)
         guard sampleInterval >= shortest, sampleInterval <= longest else {
