@@ -158,8 +158,8 @@ public enum ModelCatalog {
     /// record only costs one slow check and is then rewritten. Without a record (a cache fetched by an
     /// older Ember), the SHA-256 is computed once, and when it is right the record is written.
     ///
-    /// A file checked earlier in this process and unchanged since (path, inode, size and modification
-    /// time) is not read again. The check reads the file before it is mapped: a change made between the
+    /// A file checked earlier in this process and unchanged since (path, inode, size, modification and
+    /// status-change times — the last changes on every write and cannot be set back) is not read again. The check reads the file before it is mapped: a change made between the
     /// check and the load is not seen.
     /// - Parameter progress: bytes read so far and the total, while a whole-file SHA-256 is computed.
     public static func check(
@@ -214,6 +214,12 @@ public enum ModelCatalog {
     /// Files found intact earlier in this process.
     private static let checkedFiles = Mutex<Set<FileIdentity>>([])
 
+    /// Forgets which files were found intact, so the next check reads them again (for tests that change
+    /// a record, not the file).
+    static func forgetCheckedFiles() {
+        checkedFiles.withLock { $0.removeAll() }
+    }
+
     /// A file as it is now: a replaced or rewritten file gets a new identity.
     private struct FileIdentity: Hashable, Sendable {
         let path: String
@@ -221,16 +227,18 @@ public enum ModelCatalog {
         let inode: UInt64
         let byteCount: Int64
         let modificationNanoseconds: Int64
+        let changeNanoseconds: Int64
 
         init?(path: String) {
             var status = stat()
             guard stat(path, &status) == 0 else { return nil }
             #if canImport(Darwin)
-            let time = status.st_mtimespec
+            let time = status.st_mtimespec, change = status.st_ctimespec
             #else
-            let time = status.st_mtim
+            let time = status.st_mtim, change = status.st_ctim
             #endif
             self.path = path
+            changeNanoseconds = Int64(change.tv_sec) * 1_000_000_000 + Int64(change.tv_nsec)
             device = UInt64(truncatingIfNeeded: status.st_dev)
             inode = UInt64(truncatingIfNeeded: status.st_ino)
             byteCount = Int64(status.st_size)
