@@ -45,7 +45,7 @@ let package = Package(
         // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
         .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
         // The facade an app embeds: model catalog, generation wired to budgets.
-        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM", "EmberScheduler"]),
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberLM", "EmberScheduler"]),
         // libzstd, the system library (apt libzstd-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // The compressed, seekable, checksummed model container (docs/FORMAT.md).
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
-        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberLM"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberKernels", "EmberLM"], swiftSettings: computeFlags),
         .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
         .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation", "EmberNotes"]),
     ],
