@@ -7,9 +7,12 @@ export PATH := $(PATH):/opt/swift/usr/bin
 endif
 
 EMBER = .build/release/ember
+# Compiler flags of every build and test run (-target-cpu native unless EMBER_PORTABLE=1): one list,
+# so `make test` tests the code `ember` runs and nothing rebuilds between them.
+SWIFT_FLAGS := $(shell scripts/swift_flags.sh)
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table rouge-table
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -20,11 +23,15 @@ demo: bootstrap
 	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv
 
 # Every test, in release, with the real models required (a missing model fails the run).
-test: bootstrap
-	EMBER_REQUIRE_MODELS=1 swift test -c release
+test: bootstrap lint
+	EMBER_REQUIRE_MODELS=1 swift test -c release $(SWIFT_FLAGS)
+
+# Library targets (Sources/) use only what iOS and Android offer (scripts/lint_platform.sh).
+lint:
+	@scripts/lint_platform.sh
 
 build:
-	swift build -c release
+	swift build -c release $(SWIFT_FLAGS)
 
 # Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
 bench: bootstrap
