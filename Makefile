@@ -47,3 +47,14 @@ policy-table: build
 # Summaries of the notes dataset by both models: ROUGE, latency, energy and battery on a flagship (docs/SUMMARIZATION.md).
 rouge-table: build
 	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
+
+# Examples/ChatExample, an app that depends on Ember by version: the current tree (uncommitted
+# tracked changes included) becomes tag 0.0.0-ci of a local git repository, which the example
+# resolves through a file:// URL, then builds and runs against SmolLM2.
+EXAMPLE_REPO = $(CURDIR)/.build-example/ember.git
+example:
+	rm -rf $(EXAMPLE_REPO) Examples/ChatExample/.build/checkouts Examples/ChatExample/.build/repositories
+	mkdir -p $(dir $(EXAMPLE_REPO)) && git init -q --bare $(EXAMPLE_REPO)
+	commit=$$(git stash create); git push -q $(EXAMPLE_REPO) "$${commit:-HEAD}:refs/tags/0.0.0-ci"
+	cd Examples/ChatExample && rm -f Package.resolved && EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) swift build -c release $(SWIFT_FLAGS)
+	cd Examples/ChatExample && EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) swift run -c release $(SWIFT_FLAGS) --skip-build ChatExample
