@@ -123,7 +123,7 @@ struct EngineTests {
     @Test("cancelling during a 2,000-token prompt frees the engine within about one chunk")
     func cancelDuringLongPrompt() async throws {
         let engine = try Engine(EngineModel.configuration(context: 4096))
-        let long = String(repeating: "The quick brown fox jumps over the lazy dog near the river bank. ", count: 140)
+        let long = String(repeating: "The quick brown fox jumps over the lazy dog near the river bank. ", count: 170)
         #expect(try engine.model.tokenize(.chat([ChatMessage(role: .user, content: long)])).count > 2000)
         // One chunk's time on this machine now: a prompt of about one chunk (128 tokens).
         let probe = engine.chat(options: ChatOptions(maxTokens: 1, sampling: .greedy, reusesCache: false))
@@ -137,7 +137,7 @@ struct EngineTests {
         try await Task.sleep(for: .milliseconds(Int(max(150, chunkMilliseconds * 2))))
         let cancelledAt = ContinuousClock.now
         task.cancel()
-        #expect { _ = try await task.value } throws: { ($0 as? EngineError)?.code == .cancelled }
+        await #expect { _ = try await task.value } throws: { ($0 as? EngineError)?.code == .cancelled }
         // The engine runs one turn at a time: this one starts only once the cancelled one stopped.
         let next = engine.chat(options: ChatOptions(maxTokens: 1, sampling: .greedy, reusesCache: false))
         _ = try await next.respond(to: "Hi")
