@@ -49,12 +49,14 @@ rouge-table: build
 	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
 
 # Examples/ChatExample, an app that depends on Ember by version: the current tree (uncommitted
-# tracked changes included) becomes tag 0.0.0-ci of a local git repository, which the example
-# resolves through a file:// URL, then builds and runs against SmolLM2.
+# tracked changes included) becomes tag 0.0.0-ci.<commit> of a local git repository, which the
+# example resolves through a file:// URL (a new tag per tree, so SwiftPM's cache never serves an
+# old one), then builds and runs against SmolLM2.
 EXAMPLE_REPO = $(CURDIR)/.build-example/ember.git
 example:
-	rm -rf $(EXAMPLE_REPO) Examples/ChatExample/.build/checkouts Examples/ChatExample/.build/repositories
-	mkdir -p $(dir $(EXAMPLE_REPO)) && git init -q --bare $(EXAMPLE_REPO)
-	commit=$$(git stash create); git push -q $(EXAMPLE_REPO) "$${commit:-HEAD}:refs/tags/0.0.0-ci"
-	cd Examples/ChatExample && rm -f Package.resolved && EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) swift build -c release $(SWIFT_FLAGS)
-	cd Examples/ChatExample && EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) swift run -c release $(SWIFT_FLAGS) --skip-build ChatExample
+	rm -rf $(EXAMPLE_REPO) && mkdir -p $(dir $(EXAMPLE_REPO)) && git init -q --bare $(EXAMPLE_REPO)
+	commit=$$(git stash create); commit=$${commit:-$$(git rev-parse HEAD)}; version=0.0.0-ci.$${commit:0:12}; \
+	git push -q $(EXAMPLE_REPO) "$$commit:refs/tags/$$version" && \
+	cd Examples/ChatExample && rm -f Package.resolved && \
+	export EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) EMBER_PACKAGE_VERSION=$$version && \
+	swift build -c release $(SWIFT_FLAGS) && swift run -c release $(SWIFT_FLAGS) --skip-build ChatExample

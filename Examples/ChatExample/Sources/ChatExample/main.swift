@@ -32,8 +32,7 @@ for (turn, question) in questions.enumerated() {
     }
     print("> \(question)")
     for try await piece in chat.streamResponse(to: question) {
-        print(piece, terminator: "")
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data(piece.utf8))
     }
     print()
     if let statistics = chat.lastStatistics {
