@@ -32,7 +32,8 @@ for (turn, question) in questions.enumerated() {
     }
     print("> \(question)")
     for try await piece in chat.streamResponse(to: question) {
-        FileHandle.standardOutput.write(Data(piece.utf8))
+        print(piece, terminator: "")
+        fflush(nil)  // every C stream: the piece shows at once
     }
     print()
     if let statistics = chat.lastStatistics {
