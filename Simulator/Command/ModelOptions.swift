@@ -62,6 +62,7 @@ struct ModelOptions: ParsableArguments {
         let path = try ModelCatalog.resolve(model)
         let container = try openContainer(path)
         let file = try container ?? GGUFFile(path: path)
+        let context = try boundedContext(context, file: file, adjustable: contextAdjustable)
         var plan: MemoryPlan
         if let budget = budgetBytes {
             plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
@@ -79,6 +80,34 @@ struct ModelOptions: ParsableArguments {
             ?? LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
         return (model, plan)
     }
+}
+
+/// `requested` positions, or the model's trained context when that is shorter: `plan` and
+/// `generate` then agree on the context (a line on stderr says so). Where the context cannot be
+/// adjusted (perplexity chunks), a longer one is refused.
+func boundedContext(_ requested: Int, file: GGUFFile, adjustable: Bool) throws -> Int {
+    let configuration = try ModelConfiguration(gguf: file)
+    let trained = max(configuration.trainedContextLength, 16)
+    guard requested > trained else { return requested }
+    guard adjustable else {
+        throw ValidationError("--context \(requested) is beyond the model's trained context of \(trained) tokens.")
+    }
+    printError("note: --context \(requested) is beyond the model's trained context; using \(trained) tokens")
+    return trained
+}
+
+/// Whether the raw bytes of the command-line argument that became `value` (alone, or after
+/// `--option=`) are valid UTF-8: Swift repairs invalid bytes into U+FFFD before the parser sees them.
+func argumentIsValidUTF8(_ value: String, option: String) -> Bool {
+    guard value.unicodeScalars.contains("\u{FFFD}") else { return true }
+    for index in 0..<Int(CommandLine.argc) {
+        guard let raw = CommandLine.unsafeArgv[index] else { continue }
+        let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+        let repaired = String(decoding: bytes, as: UTF8.self)
+        guard repaired == value || repaired == option + "=" + value else { continue }
+        if String(validating: bytes, as: UTF8.self) == nil { return false }
+    }
+    return true
 }
 
 func defaultThreadCount() -> Int {
