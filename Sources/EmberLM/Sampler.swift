@@ -81,7 +81,7 @@ public struct SamplingParameters: Sendable, Equatable {
         for (name, value) in [("frequency", frequencyPenalty), ("presence", presencePenalty)] where !Self.additivePenaltyRange.contains(value) {
             throw fail("\(name) penalty must be between \(Self.additivePenaltyRange.lowerBound) and \(Self.additivePenaltyRange.upperBound) (0 is off), not \(value)")
         }
-        guard penaltyWindow >= 0 else { throw fail("the penalty window must be at least 0 tokens, not \(penaltyWindow)") }
+        guard penaltyWindow >= 0 else { throw fail("penalty window must be at least 0 tokens, not \(penaltyWindow)") }
     }
 
     /// Always the most likely token.

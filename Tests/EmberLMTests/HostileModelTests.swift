@@ -1,3 +1,4 @@
+import EmberCore
 import EmberGGUF
 import EmberLM
 import Foundation
@@ -133,7 +134,7 @@ struct HostileModelTests {
 
     @Test("An unsupported architecture is named with the supported ones, not as a missing key")
     func unsupportedArchitecture() throws {
-        let file = try HostileModel.file("qwen3-f32", metadata: ["general.architecture": .string("lLama")])
+        let file = try HostileModel.file("qwen3-f32", metadata: ["general.architecture": GGUFValue.string("lLama")])
         let message = try #require(HostileModel.refusal(file))
         #expect(message.contains("'lLama' is not supported"), "\(message)")
         #expect(message.contains("llama") && message.contains("qwen3") && message.contains("gemma3"), "\(message)")
@@ -165,7 +166,7 @@ struct HostileModelTests {
         let session = InferenceSession(model: model, contextLength: 32, threadCount: 1)
         var consumed = 0
         do {
-            try session.evaluate([1, 2, 3], logits: .all) { _, _ in consumed += 1 }
+            try session.evaluate([1, 2, 3], logits: LogitSelection.all) { _, _ in consumed += 1 }
             Issue.record("evaluation of NaN weights did not throw")
         } catch let error as LanguageModelError {
             #expect(error.kind == .nonFinite)
@@ -176,7 +177,7 @@ struct HostileModelTests {
 
     @Test("Non-finite logits stop a generation with an error, greedy or sampled", arguments: [Float(0), 0.8])
     func nonFiniteGeneration(_ temperature: Float) async throws {
-        let bytes = try HostileModel.bytes("qwen3-f32", tensor: HostileModel.fill("output_norm.weight", with: .nan))
+        let bytes = try HostileModel.bytes("qwen3-f32", tensor: HostileModel.fill("output_norm.weight", with: Float.nan))
         let path = NSTemporaryDirectory() + "ember-nan-\(UUID().uuidString).gguf"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
