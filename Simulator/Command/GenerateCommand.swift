@@ -128,6 +128,8 @@ struct GenerateCommand: AsyncParsableCommand {
             }
         }
         guard let statistics else { return }
+        let trained = max(model.configuration.trainedContextLength, 16)
+        if context > trained { printError(contextNote(context, trained: trained)) }
         if json {
             let stats = [
                 "\"prompt_tokens\":\(statistics.promptTokens)",

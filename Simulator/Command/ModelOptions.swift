@@ -62,7 +62,8 @@ struct ModelOptions: ParsableArguments {
         let path = try ModelCatalog.resolve(model)
         let container = try openContainer(path)
         let file = try container ?? GGUFFile(path: path)
-        let context = try boundedContext(context, file: file, adjustable: contextAdjustable)
+        // The caller says when the context was shortened (after a run, so an error stays one line).
+        let context = try boundedContext(context, file: file, adjustable: contextAdjustable, announce: false)
         var plan: MemoryPlan
         if let budget = budgetBytes {
             plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
@@ -83,17 +84,22 @@ struct ModelOptions: ParsableArguments {
 }
 
 /// `requested` positions, or the model's trained context when that is shorter: `plan` and
-/// `generate` then agree on the context (a line on stderr says so). Where the context cannot be
-/// adjusted (perplexity chunks), a longer one is refused.
-func boundedContext(_ requested: Int, file: GGUFFile, adjustable: Bool) throws -> Int {
+/// `generate` then agree on the context (with `announce`, a line on stderr says so). Where the
+/// context cannot be adjusted (perplexity chunks), a longer one is refused.
+func boundedContext(_ requested: Int, file: GGUFFile, adjustable: Bool, announce: Bool = true) throws -> Int {
     let configuration = try ModelConfiguration(gguf: file)
     let trained = max(configuration.trainedContextLength, 16)
     guard requested > trained else { return requested }
     guard adjustable else {
         throw ValidationError("--context \(requested) is beyond the model's trained context of \(trained) tokens.")
     }
-    printError("note: --context \(requested) is beyond the model's trained context; using \(trained) tokens")
+    if announce { printError(contextNote(requested, trained: trained)) }
     return trained
+}
+
+/// The line saying that `requested` positions became the model's `trained` context.
+func contextNote(_ requested: Int, trained: Int) -> String {
+    "note: --context \(requested) is beyond the model's trained context; using \(trained) tokens"
 }
 
 /// Whether the raw bytes of the command-line argument that became `value` (alone, or after
