@@ -87,6 +87,9 @@ public struct ModelConfiguration: Sendable, Equatable {
             guard let value = gguf.integer(key) ?? gguf.integers(key)?.max(), value > 0 else {
                 // A file of another architecture lacks the keys: say so rather than name a key.
                 if ArchitectureRegistry.definition(for: architecture) == nil { throw unsupported() }
+                if let present = gguf.metadata[key] {
+                    throw LanguageModelError(.missingMetadata, "'\(key)' is \(present), not a positive integer up to \(limit)")
+                }
                 throw LanguageModelError(.missingMetadata, "model file is missing '\(key)' (a positive integer)")
             }
             return try limited(suffix, value, 1...limit)

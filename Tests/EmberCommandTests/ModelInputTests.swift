@@ -51,6 +51,15 @@ struct ModelInputTests {
         }
     }
 
+    @Test("logits --top beyond the vocabulary prints the whole row as valid JSON")
+    func logitsTopBeyondVocabulary() throws {
+        let path = Self.tinyModels.appendingPathComponent("qwen3-f32.gguf").path
+        let result = try CommandContractTests.run(["logits", "--model", path, "--ids", "1,2", "--top", "9223372036854775807"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = try #require(result.json?["top"] as? [[[Double]]])
+        #expect(rows.count == 2 && rows.allSatisfy { $0.count == 272 })
+    }
+
     @Test("An unsupported architecture is named with the supported ones")
     func unsupportedArchitecture() throws {
         let path = try Self.hostile("qwen3-f32", metadata: ["general.architecture": .string("lLama")])
