@@ -126,7 +126,9 @@ public struct ModelConfiguration: Sendable, Equatable {
         self.ropeFrequencyBase = try finite("rope.freq_base", gguf.float("\(architecture).rope.freq_base")) ?? 10_000
         self.normEpsilon = try finite("attention.layer_norm_rms_epsilon", gguf.float("\(architecture).attention.layer_norm_rms_epsilon")) ?? 1e-5
         self.trainedContextLength = try optional("context_length", limit: Limits.contextLength) ?? 2048
-        self.slidingWindow = try optional("attention.sliding_window", limit: Limits.contextLength)
+        // A window of 0 is how some converters write "no sliding window".
+        self.slidingWindow = gguf.integer("\(architecture).attention.sliding_window") == 0 ? nil
+            : try optional("attention.sliding_window", limit: Limits.contextLength)
         self.ropeScaling = try RopeScaling(gguf: gguf, architecture: architecture, trainedContextLength: trainedContextLength)
         let temperature = try finite("attention.temperature_scale", gguf.float("\(architecture).attention.temperature_scale")) ?? 0
         self.attentionTemperatureScale = temperature != 0 ? temperature : nil
@@ -196,9 +198,6 @@ public struct ModelConfiguration: Sendable, Equatable {
         }
         guard layerCount <= Limits.layerCount else {
             throw LanguageModelError(.missingMetadata, "'\(a).block_count' is \(layerCount), beyond Ember's limit of \(Limits.layerCount)")
-        }
-        if let window = slidingWindow, window < 1 {
-            throw LanguageModelError(.missingMetadata, "'\(a).attention.sliding_window' is \(window); it must be positive")
         }
         // Architectures with their own forward pass vary head shapes per layer and check them themselves.
         guard let definition = ArchitectureRegistry.definition(for: a), !(definition is any CustomForwardArchitecture.Type) else { return }
