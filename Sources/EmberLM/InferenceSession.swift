@@ -201,25 +201,28 @@ public final class InferenceSession {
 
     /// Throws when a row of logits holds NaN or infinity (weights or activations gone non-finite),
     /// naming `position`, so that no sampler, argmax or JSON writer ever sees such a value. One
-    /// vectorized pass: `x × 0` is 0 for every finite x and NaN otherwise.
+    /// vectorized pass over the bits: a float is non-finite exactly when its exponent bits are all ones.
     static func checkFinite(_ logits: UnsafeBufferPointer<Float>, position: Int) throws(LanguageModelError) {
         guard let base = logits.baseAddress else { return }
+        let exponent: UInt32 = 0x7F80_0000
         let count = logits.count
-        var lanes = SIMD8<Float>()
+        var first = SIMD8<UInt32>(), second = SIMD8<UInt32>()
         var index = 0
-        while index + 8 <= count {
-            lanes += UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self) * 0
-            index += 8
+        let raw = UnsafeRawPointer(base)
+        while index + 16 <= count {
+            first = pointwiseMax(first, raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<UInt32>.self) & exponent)
+            second = pointwiseMax(second, raw.loadUnaligned(fromByteOffset: index * 4 + 32, as: SIMD8<UInt32>.self) & exponent)
+            index += 16
         }
-        var rest: Float = lanes.sum()
+        var largest = pointwiseMax(first, second).max()
         while index < count {
-            rest += base[index] * 0
+            largest = max(largest, base[index].bitPattern & exponent)
             index += 1
         }
-        guard rest.isNaN else { return }
-        let first = logits.firstIndex { !$0.isFinite } ?? 0
+        guard largest == exponent else { return }
+        let bad = logits.firstIndex { !$0.isFinite } ?? 0
         throw LanguageModelError(.nonFinite,
-            "the model produced a non-finite logit (\(logits[first]) for token \(first)) at position \(position): its weights or activations hold NaN or infinity")
+            "the model produced a non-finite logit (\(logits[bad]) for token \(bad)) at position \(position): its weights or activations hold NaN or infinity")
     }
 
     /// Decodes one token of each of several sequences in one pass over the weights: row `i` is
