@@ -68,17 +68,36 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         if chat, promptIds != nil { throw ValidationError("--chat needs --prompt text, not --prompt-ids.") }
         if let promptIds { _ = try parseTokenIDs(promptIds, option: "--prompt-ids") }
+        if let prompt, !argumentIsValidUTF8(prompt, option: "--prompt") {
+            throw ValidationError("--prompt is not valid UTF-8 text.")
+        }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative.") }
-        guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
-        guard temperature >= 0 else { throw ValidationError("--temperature must not be negative.") }
+        guard (16...MemoryPlan.maximumContext).contains(context) else {
+            throw ValidationError("--context must be between 16 and \(MemoryPlan.maximumContext) tokens, not \(context).")
+        }
+        guard temperature.isFinite, temperature >= 0 else {
+            throw ValidationError("--temperature must be a finite number of at least 0 (0 is greedy), not \(temperature).")
+        }
+        guard topK >= 0 else { throw ValidationError("--top-k must be at least 0 (0 keeps every token), not \(topK).") }
         guard (0...1).contains(topP), (0...1).contains(minP) else {
-            throw ValidationError("--top-p and --min-p must be between 0 and 1.")
+            throw ValidationError("--top-p and --min-p must be between 0 and 1, not \(topP) and \(minP).")
+        }
+        let repeatRange = SamplingParameters.repetitionPenaltyRange
+        guard repeatRange.contains(repeatPenalty) else {
+            throw ValidationError("--repeat-penalty must be between \(repeatRange.lowerBound) and \(repeatRange.upperBound) (1 is off), not \(repeatPenalty).")
+        }
+        let additiveRange = SamplingParameters.additivePenaltyRange
+        for (option, value) in [("--frequency-penalty", frequencyPenalty), ("--presence-penalty", presencePenalty)]
+        where !additiveRange.contains(value) {
+            throw ValidationError("\(option) must be between \(additiveRange.lowerBound) and \(additiveRange.upperBound) (0 is off), not \(value).")
+        }
+        if let contextShift, contextShift < 0 {
+            throw ValidationError("--context-shift must be at least 0 tokens, not \(contextShift).")
         }
     }
 
     func run() async throws {
-        let asked = min(context, 1 << 20)
-        let (model, plan) = try modelOptions.loadWithinBudget(context: asked, contextAdjustable: true)
+        let (model, plan) = try modelOptions.loadWithinBudget(context: context, contextAdjustable: true)
         let request = GenerationRequest(
             prompt: try makePrompt(),
             maxTokens: maxTokens,
@@ -109,6 +128,8 @@ struct GenerateCommand: AsyncParsableCommand {
             }
         }
         guard let statistics else { return }
+        let trained = max(model.configuration.trainedContextLength, 16)
+        if context > trained { printError(contextNote(context, trained: trained)) }
         if json {
             let stats = [
                 "\"prompt_tokens\":\(statistics.promptTokens)",

@@ -60,11 +60,14 @@ struct ModelOptions: ParsableArguments {
     /// `--stream-weights`) or refuses before loading. Loads the model as planned. The planning is
     /// the library's (`ModelLoader`, as `Engine` does it); this only reports a changed plan.
     func loadWithinBudget(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> (LanguageModel, MemoryPlan) {
-        let configuration = try engineConfiguration(context: context, batchSize: batchSize, contextAdjustable: contextAdjustable)
+        var configuration = try engineConfiguration(context: context, batchSize: batchSize, contextAdjustable: contextAdjustable)
         let opened = try ModelLoader.open(configuration)
         if opened.isContainer, streamWeights {
             throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).")
         }
+        // The caller says when the context was shortened (after a run, so an error stays one line).
+        let context = try boundedContext(context, file: opened.file, adjustable: contextAdjustable, announce: false)
+        configuration.contextLength = context
         let plan = try ModelLoader.plan(opened, configuration)
         if let budget = budgetBytes,
            plan.context != context || plan.batchSize != batchSize || plan.keyValueType != (kvType ?? .f16) {
@@ -72,6 +75,39 @@ struct ModelOptions: ParsableArguments {
         }
         return (try ModelLoader.load(opened, plan: plan), plan)
     }
+}
+
+/// `requested` positions, or the model's trained context when that is shorter: `plan` and
+/// `generate` then agree on the context (with `announce`, a line on stderr says so). Where the
+/// context cannot be adjusted (perplexity chunks), a longer one is refused.
+func boundedContext(_ requested: Int, file: GGUFFile, adjustable: Bool, announce: Bool = true) throws -> Int {
+    let configuration = try ModelConfiguration(gguf: file)
+    let trained = max(configuration.trainedContextLength, 16)
+    guard requested > trained else { return requested }
+    guard adjustable else {
+        throw ValidationError("--context \(requested) is beyond the model's trained context of \(trained) tokens.")
+    }
+    if announce { printError(contextNote(requested, trained: trained)) }
+    return trained
+}
+
+/// The line saying that `requested` positions became the model's `trained` context.
+func contextNote(_ requested: Int, trained: Int) -> String {
+    "note: --context \(requested) is beyond the model's trained context; using \(trained) tokens"
+}
+
+/// Whether the raw bytes of the command-line argument that became `value` (alone, or after
+/// `--option=`) are valid UTF-8: Swift repairs invalid bytes into U+FFFD before the parser sees them.
+func argumentIsValidUTF8(_ value: String, option: String) -> Bool {
+    guard value.unicodeScalars.contains("\u{FFFD}") else { return true }
+    for index in 0..<Int(CommandLine.argc) {
+        guard let raw = CommandLine.unsafeArgv[index] else { continue }
+        let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+        let repaired = String(decoding: bytes, as: UTF8.self)
+        guard repaired == value || repaired == option + "=" + value else { continue }
+        if String(validating: bytes, as: UTF8.self) == nil { return false }
+    }
+    return true
 }
 
 func defaultThreadCount() -> Int {

@@ -20,7 +20,9 @@ struct PerplexityCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard context >= 8 else { throw ValidationError("--context must be at least 8 tokens.") }
+        guard (8...MemoryPlan.maximumContext).contains(context) else {
+            throw ValidationError("--context must be between 8 and \(MemoryPlan.maximumContext) tokens, not \(context).")
+        }
     }
 
     func run() throws {

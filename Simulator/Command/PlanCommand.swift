@@ -32,7 +32,12 @@ struct PlanCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
+        guard (16...MemoryPlan.maximumContext).contains(context) else {
+            throw ValidationError("--context must be between 16 and \(MemoryPlan.maximumContext) tokens, not \(context).")
+        }
+        if let threads, threads < 1 || threads > 256 {
+            throw ValidationError("--threads must be between 1 and 256, not \(threads).")
+        }
         if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
             throw ValidationError("--memory-budget: \(problem).")
         }
@@ -42,6 +47,7 @@ struct PlanCommand: ParsableCommand {
         let path = try ModelCatalog.resolve(model)
         let file = try GGUFFile(path: path)
         let threadCount = threads ?? defaultThreadCount()
+        let context = try boundedContext(self.context, file: file, adjustable: true)
         var plan: MemoryPlan
         var refusal: String?
         if let budget = memoryBudget.flatMap(ByteCount.parse) {

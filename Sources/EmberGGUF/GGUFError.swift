@@ -29,7 +29,8 @@ public struct GGUFError: Error, CustomStringConvertible, Sendable, Equatable {
         self.message = message
     }
 
+    /// `GGUF: <field> at byte <offset>: <message>`; file-system errors have no byte to name.
     public var description: String {
-        "GGUF: \(field) at byte \(offset): \(message)"
+        kind == .io ? "GGUF: \(field): \(message)" : "GGUF: \(field) at byte \(offset): \(message)"
     }
 }

@@ -61,6 +61,7 @@ struct GGUFParser {
 
         var keys: [String] = []
         var metadata: [String: GGUFValue] = [:]
+        var alignmentOffset = 0
         keys.reserveCapacity(Int(keyCount))
         metadata.reserveCapacity(Int(keyCount))
         for index in 0..<Int(keyCount) {
@@ -75,6 +76,7 @@ struct GGUFParser {
             }
             let typeOffset = offset
             let type = try read(UInt32.self, field: "type of '\(key)'")
+            if key == "general.alignment" { alignmentOffset = offset }
             let value = try readValue(type: type, typeOffset: typeOffset, field: "value of '\(key)'", depth: 0)
             keys.append(key)
             metadata[key] = value
@@ -83,7 +85,7 @@ struct GGUFParser {
         var alignment = 32
         if let value = metadata["general.alignment"] {
             guard case .uint32(let declared) = value, declared > 0, declared & (declared - 1) == 0, declared <= 1 << 16 else {
-                throw GGUFError(.invalidValue, field: "general.alignment", offset: 0,
+                throw GGUFError(.invalidValue, field: "general.alignment", offset: alignmentOffset,
                                 "alignment must be a uint32 power of two up to 65536, not \(value)")
             }
             alignment = Int(declared)

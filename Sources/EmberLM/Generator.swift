@@ -156,13 +156,27 @@ public final class Generator: @unchecked Sendable {
     private func run(_ request: GenerationRequest, cancelled: CancellationFlag,
                      emit: (GenerationEvent) -> Void) throws {
         let start = MonotonicClock.nanoseconds()
+        try request.sampling.validate()
+        guard request.maxTokens >= 0 else {
+            throw LanguageModelError(.invalidInput, "max tokens must be at least 0, not \(request.maxTokens)")
+        }
+        if let keep = request.contextShiftKeep, keep < 0 {
+            throw LanguageModelError(.invalidInput, "a context shift keeps at least 0 tokens, not \(keep)")
+        }
         let promptTokens = try model.tokenize(request.prompt)
         guard !promptTokens.isEmpty else {
             throw LanguageModelError(.invalidInput, "the prompt is empty")
         }
-        guard promptTokens.count < session.cache.capacity else {
+        let capacity = session.cache.capacity
+        guard promptTokens.count < capacity else {
+            // The prompt needs its own positions and one more for the first generated token.
+            let trained = model.transformer.configuration.trainedContextLength
+            if promptTokens.count >= trained {
+                throw LanguageModelError(.contextFull,
+                    "the prompt has \(promptTokens.count) tokens but the model reads at most \(trained) (its trained context); shorten the prompt")
+            }
             throw LanguageModelError(.contextFull,
-                "the prompt has \(promptTokens.count) tokens but the context holds \(session.cache.capacity); use a larger --context or a shorter prompt")
+                "the prompt has \(promptTokens.count) tokens but the context holds \(capacity); use a --context of \(promptTokens.count + 1) to \(trained) (the model's trained context) or a shorter prompt")
         }
 
         // Reuse the cached prefix the new prompt shares with the previous sequence.

@@ -170,6 +170,7 @@ public final class InferenceSession {
         for token in tokens where token < 0 || Int(token) >= vocabulary {
             throw LanguageModelError(.invalidInput, "token id \(token) is outside the vocabulary (0..<\(vocabulary))")
         }
+        let firstPosition = cache.count
         var start = 0
         while start < tokens.count {
             let count = min(batchSize, tokens.count - start)
@@ -188,12 +189,40 @@ public final class InferenceSession {
                 let group = min(logitGroupSize, wanted.upperBound - row)
                 computeLogits(hiddenRows: normalized + row * configuration.embeddingLength, count: group)
                 for index in 0..<group {
-                    try body(start + row + index, UnsafeBufferPointer(start: logits + index * vocabulary, count: vocabulary))
+                    let values = UnsafeBufferPointer(start: logits + index * vocabulary, count: vocabulary)
+                    try Self.checkFinite(values, position: firstPosition + start + row + index)
+                    try body(start + row + index, values)
                 }
                 row += group
             }
             start += count
         }
+    }
+
+    /// Throws when a row of logits holds NaN or infinity (weights or activations gone non-finite),
+    /// naming `position`, so that no sampler, argmax or JSON writer ever sees such a value. One
+    /// vectorized pass over the bits: a float is non-finite exactly when its exponent bits are all ones.
+    static func checkFinite(_ logits: UnsafeBufferPointer<Float>, position: Int) throws(LanguageModelError) {
+        guard let base = logits.baseAddress else { return }
+        let exponent: UInt32 = 0x7F80_0000
+        let count = logits.count
+        var first = SIMD8<UInt32>(), second = SIMD8<UInt32>()
+        var index = 0
+        let raw = UnsafeRawPointer(base)
+        while index + 16 <= count {
+            first = pointwiseMax(first, raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<UInt32>.self) & exponent)
+            second = pointwiseMax(second, raw.loadUnaligned(fromByteOffset: index * 4 + 32, as: SIMD8<UInt32>.self) & exponent)
+            index += 16
+        }
+        var largest = pointwiseMax(first, second).max()
+        while index < count {
+            largest = max(largest, base[index].bitPattern & exponent)
+            index += 1
+        }
+        guard largest == exponent else { return }
+        let bad = logits.firstIndex { !$0.isFinite } ?? 0
+        throw LanguageModelError(.nonFinite,
+            "the model produced a non-finite logit (\(logits[bad]) for token \(bad)) at position \(position): its weights or activations hold NaN or infinity")
     }
 
     /// Decodes one token of each of several sequences in one pass over the weights: row `i` is
@@ -237,6 +266,7 @@ public final class InferenceSession {
             return
         }
         let placement = RowPlacement(caches: sessions.map(\.cache))
+        let positions = sessions.map(\.position)
         tokens.withUnsafeBufferPointer { lead.forward($0, placement: placement) }
         let vocabulary = lead.configuration.vocabularySize
         var row = 0
@@ -244,7 +274,9 @@ public final class InferenceSession {
             let group = min(lead.logitGroupSize, tokens.count - row)
             lead.computeLogits(hiddenRows: lead.normalized + row * lead.configuration.embeddingLength, count: group)
             for index in 0..<group {
-                try body(row + index, UnsafeBufferPointer(start: lead.logits + index * vocabulary, count: vocabulary))
+                let values = UnsafeBufferPointer(start: lead.logits + index * vocabulary, count: vocabulary)
+                try checkFinite(values, position: positions[row + index])
+                try body(row + index, values)
             }
             row += group
         }

@@ -57,8 +57,12 @@ public final class KeyValueCache {
     public var byteCount: Int { layerCount * capacity * (keyRowBytes + valueRowBytes) }
 
     /// Bytes a cache of these dimensions needs.
+    /// `Int.max` when the product overflows (a plan then fits no budget).
     public static func byteCount(layerCount: Int, capacity: Int, keyWidth: Int, valueWidth: Int, type: KeyValueType = .f16) -> Int {
-        layerCount * capacity * (type.rowBytes(keyWidth) + type.rowBytes(valueWidth))
+        let (positions, overflow1) = layerCount.multipliedReportingOverflow(by: capacity)
+        let (row, overflow2) = type.rowBytes(keyWidth).addingReportingOverflow(type.rowBytes(valueWidth))
+        let (bytes, overflow3) = positions.multipliedReportingOverflow(by: row)
+        return overflow1 || overflow2 || overflow3 ? .max : bytes
     }
 
     /// The key row of `position` (raw bytes of `type`).

@@ -11,6 +11,8 @@ public struct LanguageModelError: Error, CustomStringConvertible, Sendable, Equa
         case cancelled
         /// The model, context or cache does not fit the memory budget.
         case memoryBudget
+        /// The model computed NaN or infinite logits (damaged or hostile weights).
+        case nonFinite
     }
 
     public let kind: Kind

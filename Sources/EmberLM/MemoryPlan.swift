@@ -18,7 +18,26 @@ public struct MemoryPlan: Sendable, Equatable {
     public var keyValueType: KeyValueType = .f16
     public var streamWeights: Bool
 
-    public var totalBytes: Int { weightsBytes + keyValueCacheBytes + scratchBytes + overheadBytes }
+    /// The sum of the parts; `Int.max` when it would overflow (no budget holds it).
+    public var totalBytes: Int {
+        [keyValueCacheBytes, scratchBytes, overheadBytes].reduce(weightsBytes) { Self.sum($0, $1) }
+    }
+
+    /// `a + b`, or `Int.max` when that overflows.
+    static func sum(_ a: Int, _ b: Int) -> Int {
+        let (total, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : total
+    }
+
+    /// `a × b`, or `Int.max` when that overflows.
+    static func product(_ a: Int, _ b: Int) -> Int {
+        let (total, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? .max : total
+    }
+
+    /// The most positions a plan holds (`ModelConfiguration.Limits.contextLength`); a longer
+    /// `context` is refused before anything is multiplied by it.
+    public static let maximumContext = ModelConfiguration.Limits.contextLength
     public var fits: Bool { budgetBytes.map { totalBytes <= $0 } ?? true }
 
     /// Resident bytes of the process before a model: the Swift runtime, Foundation, the binary.
@@ -31,6 +50,19 @@ public struct MemoryPlan: Sendable, Equatable {
                             streamWeights: Bool = false, interleave: Bool = LoadOptions().interleave,
                             keyValueType: KeyValueType = .f16, budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
         let configuration = try ModelConfiguration(gguf: file)
+        guard let definition = ArchitectureRegistry.definition(for: configuration.architecture) else {
+            throw LanguageModelError(.unsupportedArchitecture,
+                "architecture '\(configuration.architecture)' is not supported (supported: \(ArchitectureRegistry.supportedNames.joined(separator: ", ")))")
+        }
+        // The architecture's own metadata (layer patterns, experts, per-layer shapes) is checked
+        // as loading checks it, before the plan multiplies anything by it.
+        _ = try definition.traits(configuration: configuration, gguf: file)
+        guard (1...maximumContext).contains(context) else {
+            throw LanguageModelError(.invalidInput, "a context of \(context) positions is outside 1...\(maximumContext)")
+        }
+        guard batchSize >= 1, (1...4096).contains(threadCount) else {
+            throw LanguageModelError(.invalidInput, "a plan needs a batch of at least 1 token and 1 to 4096 threads, not \(batchSize) and \(threadCount)")
+        }
         let hasOutput = file.tensor(named: "output.weight") != nil
         var weights = 0
         var largestLayer = 0
@@ -57,7 +89,7 @@ public struct MemoryPlan: Sendable, Equatable {
             // Experts are rearranged one by one, so their own row count decides.
             let rearranged = interleave && InterleavedWeights.supports(tensor.type, rows: tensor.rowCount / matrixCount,
                                                                        columns: tensor.rowLength)
-            weights += rearranged ? residentBytes(of: tensor) : bytes
+            weights = sum(weights, rearranged ? residentBytes(of: tensor) : bytes)
         }
         if streamWeights {
             largestLayer = layerBytes.values.max() ?? 0
@@ -76,8 +108,8 @@ public struct MemoryPlan: Sendable, Equatable {
         let scratch = InferenceSession.scratchByteCount(
             configuration: configuration, file: file, contextLength: context, batchSize: batchSize,
             threadCount: threadCount, streamWeights: streamWeights)
-        let overhead = runtimeBytes + configuration.vocabularySize * bytesPerVocabularyEntry
-            + threadCount * (1 << 20) / 4
+        let overhead = sum(runtimeBytes + threadCount * (1 << 20) / 4,
+                           product(configuration.vocabularySize, bytesPerVocabularyEntry))
         return MemoryPlan(weightsBytes: weights, keyValueCacheBytes: keyValue, scratchBytes: scratch,
                           overheadBytes: overhead, budgetBytes: budgetBytes, context: context, batchSize: batchSize,
                           keyValueType: keyValueType, streamWeights: streamWeights)

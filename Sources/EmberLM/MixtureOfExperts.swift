@@ -46,15 +46,15 @@ public struct MixtureOfExpertsTraits: Sendable, Equatable {
                             normalizesWeights: Bool, weightScale: Float? = nil,
                             activation: ArchitectureTraits.FeedForwardActivation = .swiGLU) throws(LanguageModelError) -> MixtureOfExpertsTraits {
         let prefix = configuration.architecture
-        guard let experts = gguf.integer("\(prefix).expert_count"), experts > 0 else {
-            throw LanguageModelError(.missingMetadata, "model file is missing '\(prefix).expert_count' (a positive integer)")
+        guard let experts = gguf.integer("\(prefix).expert_count"), (1...ModelConfiguration.Limits.expertCount).contains(experts) else {
+            throw LanguageModelError(.missingMetadata, "model file is missing '\(prefix).expert_count' (a positive integer up to \(ModelConfiguration.Limits.expertCount))")
         }
         guard let used = gguf.integer("\(prefix).expert_used_count"), used > 0, used <= experts else {
             throw LanguageModelError(.missingMetadata,
                 "model file is missing '\(prefix).expert_used_count' (a positive integer up to the \(experts) experts)")
         }
         let feedForward = gguf.integer("\(prefix).expert_feed_forward_length") ?? configuration.feedForwardLength / used
-        guard feedForward > 0 else {
+        guard (1...ModelConfiguration.Limits.feedForwardLength).contains(feedForward) else {
             throw LanguageModelError(.missingMetadata, "model file has no usable '\(prefix).expert_feed_forward_length'")
         }
         return MixtureOfExpertsTraits(expertCount: experts, usedExpertCount: used, expertFeedForwardLength: feedForward,

@@ -58,6 +58,32 @@ public struct SamplingParameters: Sendable, Equatable {
         self.seed = seed
     }
 
+    /// Repetition penalties Ember accepts (1 = off): dividing by less, or by more, only makes
+    /// infinities.
+    public static let repetitionPenaltyRange: ClosedRange<Float> = 0.01...100
+    /// Frequency and presence penalties Ember accepts (0 = off).
+    public static let additivePenaltyRange: ClosedRange<Float> = -100...100
+
+    /// Throws unless every setting is a number in its range (NaN is in none), each message
+    /// stating the range. The sampler itself never traps on any setting; this says which ones
+    /// would give nonsense.
+    public func validate() throws(LanguageModelError) {
+        func fail(_ message: String) -> LanguageModelError { LanguageModelError(.invalidInput, message) }
+        guard temperature.isFinite, temperature >= 0 else {
+            throw fail("temperature must be a finite number of at least 0 (0 is greedy), not \(temperature)")
+        }
+        guard topK >= 0 else { throw fail("top-k must be at least 0 (0 keeps every token), not \(topK)") }
+        guard (0...1).contains(topP) else { throw fail("top-p must be between 0 and 1 (1 is off), not \(topP)") }
+        guard (0...1).contains(minP) else { throw fail("min-p must be between 0 and 1 (0 is off), not \(minP)") }
+        guard Self.repetitionPenaltyRange.contains(repetitionPenalty) else {
+            throw fail("repeat penalty must be between \(Self.repetitionPenaltyRange.lowerBound) and \(Self.repetitionPenaltyRange.upperBound) (1 is off), not \(repetitionPenalty)")
+        }
+        for (name, value) in [("frequency", frequencyPenalty), ("presence", presencePenalty)] where !Self.additivePenaltyRange.contains(value) {
+            throw fail("\(name) penalty must be between \(Self.additivePenaltyRange.lowerBound) and \(Self.additivePenaltyRange.upperBound) (0 is off), not \(value)")
+        }
+        guard penaltyWindow >= 0 else { throw fail("penalty window must be at least 0 tokens, not \(penaltyWindow)") }
+    }
+
     /// Always the most likely token.
     public static let greedy = SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0)
 }
@@ -81,6 +107,15 @@ public struct Sampler: Sendable {
         self.random = random ?? SeededRandomSource(seed: parameters.seed)
     }
 
+    /// A sampler whose parameters were checked first (`SamplingParameters.validate()`).
+    public init(validating parameters: SamplingParameters, random: SeededRandomSource? = nil) throws(LanguageModelError) {
+        try parameters.validate()
+        self.init(parameters: parameters, random: random)
+    }
+
+    /// Temperatures below this sample as greedy: dividing logits by less overflows to infinity.
+    public static let minimumTemperature: Float = 1e-6
+
     /// Records a token (of the prompt or generated) for the penalties.
     public mutating func accept(_ token: Int32) {
         history.append(token)
@@ -90,19 +125,29 @@ public struct Sampler: Sendable {
     }
 
     /// Chooses the next token from raw logits.
+    ///
+    /// Never traps: a temperature below `minimumTemperature` (or NaN) is greedy, and NaN logits
+    /// count as the least likely (`InferenceSession` refuses to hand out such logits at all).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
-        if parameters.temperature <= 0, !hasPenalties {
+        let greedy = !(parameters.temperature >= Self.minimumTemperature)
+        if greedy, !hasPenalties {
             return Sampler.argmax(logits)
         }
-        var candidates = logits.enumerated().map { TokenCandidate(id: Int32($0.offset), logit: $0.element, probability: 0) }
+        var candidates = logits.enumerated().map {
+            TokenCandidate(id: Int32($0.offset), logit: $0.element.isNaN ? -.infinity : $0.element, probability: 0)
+        }
+        guard !candidates.isEmpty else { return 0 }
         applyPenalties(&candidates)
-        if parameters.temperature <= 0 {
-            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }!.id
+        if greedy {
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
         }
         Sampler.topK(&candidates, parameters.topK)
         Sampler.topP(&candidates, parameters.topP)
         Sampler.minP(&candidates, parameters.minP)
         Sampler.applyTemperature(&candidates, parameters.temperature)
+        guard candidates.allSatisfy({ $0.probability.isFinite }) else {
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
+        }
         return Sampler.draw(candidates, unit: random.nextUnitValue())
     }
 
@@ -114,11 +159,11 @@ public struct Sampler: Sendable {
         guard hasPenalties, parameters.penaltyWindow > 0 else { return }
         var counts: [Int32: Int] = [:]
         for token in history.suffix(parameters.penaltyWindow) { counts[token, default: 0] += 1 }
-        for (token, count) in counts where Int(token) < candidates.count {
+        for (token, count) in counts where token >= 0 && Int(token) < candidates.count {
             var logit = candidates[Int(token)].logit
             if logit <= 0 { logit *= parameters.repetitionPenalty } else { logit /= parameters.repetitionPenalty }
             logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
-            candidates[Int(token)].logit = logit
+            candidates[Int(token)].logit = logit.isNaN ? -.infinity : logit
         }
     }
 
@@ -136,7 +181,7 @@ public struct Sampler: Sendable {
     /// Keeps the `k` highest logits, sorted descending (k ≤ 0 keeps all, sorted).
     static func topK(_ candidates: inout [TokenCandidate], _ k: Int) {
         let keep = k <= 0 ? candidates.count : min(k, candidates.count)
-        if keep < candidates.count {
+        if keep > 0, keep < candidates.count {
             // Partial selection: a threshold pass keeps this O(n) for large vocabularies.
             let threshold = candidates.map(\.logit).sorted(by: >)[keep - 1]
             candidates = candidates.filter { $0.logit >= threshold }
@@ -147,7 +192,11 @@ public struct Sampler: Sendable {
 
     /// Softmax over the candidates' logits (sorted descending) into `probability`.
     static func normalize(_ candidates: inout [TokenCandidate]) {
-        guard let maximum = candidates.map(\.logit).max() else { return }
+        guard let maximum = candidates.map(\.logit).max(), maximum.isFinite else {
+            // Nothing finite to normalize: the first (most likely) candidate takes it all.
+            for index in candidates.indices { candidates[index].probability = index == 0 ? 1 : 0 }
+            return
+        }
         var sum: Float = 0
         for index in candidates.indices {
             let value = expf(candidates[index].logit - maximum)
@@ -194,6 +243,6 @@ public struct Sampler: Sendable {
             cumulative += Double(candidate.probability)
             if unit < cumulative { return candidate.id }
         }
-        return candidates.last!.id
+        return candidates.last?.id ?? 0
     }
 }

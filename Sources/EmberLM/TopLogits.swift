@@ -6,7 +6,10 @@ public enum TopLogits {
     }
 
     /// The `count` largest values, largest first; ties go to the lower id (as llama.cpp's reference does).
-    public static func largest(_ logits: UnsafeBufferPointer<Float>, count: Int) -> [Entry] {
+    /// `count` beyond the row gives the whole row; 0 or less gives none.
+    public static func largest(_ logits: UnsafeBufferPointer<Float>, count requested: Int) -> [Entry] {
+        let count = min(max(requested, 0), logits.count)
+        guard count > 0 else { return [] }
         var best: [Entry] = []
         best.reserveCapacity(count + 1)
         for (index, logit) in logits.enumerated() {

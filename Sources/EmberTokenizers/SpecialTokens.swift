@@ -57,6 +57,13 @@ let endOfGenerationTexts: Set<String> = [
     "<|return|>", "<|call|>", "<｜end▁of▁sentence｜>",
 ]
 
+/// Spellings llama.cpp's vocabulary loader also takes for end-of-generation tokens and therefore
+/// makes control tokens whatever the file says (`</s>` is user-defined in Gemma 3's vocabulary,
+/// yet llama.cpp reads `</s>` in plain text as text).
+let controlLookingTexts: Set<String> = endOfGenerationTexts.union([
+    "</s>", "<|eom_id|>", "_<EOT>", "<end_of_utterance>",
+])
+
 /// The EOG set: EOS, EOT and control tokens whose text marks the end of a turn.
 func endOfGenerationSet(_ vocabulary: TokenizerVocabulary) -> Set<Int32> {
     var ids = Set<Int32>()

@@ -91,7 +91,7 @@ public struct TokenizerVocabulary: Sendable {
         self.preTokenizer = preTokenizer
         self.tokens = tokens
         self.scores = scores
-        self.tokenTypes = tokenTypes
+        self.tokenTypes = tokenTypes.map { types in Self.controlLooking(tokens: tokens, types: types) }
         self.merges = merges
         self.bosID = bosID
         self.eosID = eosID
@@ -101,6 +101,18 @@ public struct TokenizerVocabulary: Sendable {
         self.addBOS = addBOS
         self.addEOS = addEOS
         self.addSpacePrefix = addSpacePrefix
+    }
+
+    /// `types` with every token whose text is one of llama.cpp's end-of-generation spellings
+    /// (`controlLookingTexts`, `</s>` among them) made a control token, as llama.cpp's vocabulary
+    /// loader overrides them ("control-looking token … its type will be overridden"): such text in
+    /// a prompt stays text unless special tokens are parsed, and the token renders only as special.
+    static func controlLooking(tokens: [String], types: [Int32]) -> [Int32] {
+        var types = types
+        for (index, text) in tokens.enumerated() where index < types.count && controlLookingTexts.contains(text) {
+            types[index] = TokenType.control.rawValue
+        }
+        return types
     }
 
     public init(gguf: GGUFFile) throws(TokenizerError) {

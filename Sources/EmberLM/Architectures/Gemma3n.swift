@@ -48,7 +48,9 @@ public enum Gemma3nArchitecture: CustomForwardArchitecture {
         guard let window = c.slidingWindow else {
             throw LanguageModelError(.missingMetadata, "\(a) model file is missing '\(a).attention.sliding_window'")
         }
-        let firstShared = min(layerCount, file.integer("\(a).attention.shared_kv_layers").map { layerCount - $0 } ?? defaultFirstSharedLayer)
+        typealias Limits = ModelConfiguration.Limits
+        let firstShared = min(layerCount, try ModelConfiguration.integer(file, a, "attention.shared_kv_layers", in: 0...layerCount)
+            .map { layerCount - $0 } ?? defaultFirstSharedLayer)
         let slidingBase = file.float("\(a).rope.freq_base_swa") ?? Gemma4Architecture.defaultSlidingRopeFrequencyBase
         let layers = try GemmaAttentionShape.layers(isSliding: sliding, firstSharedLayer: firstShared) { _, isSliding in
             GemmaAttentionShape(
@@ -67,15 +69,16 @@ public enum Gemma3nArchitecture: CustomForwardArchitecture {
             }
             multipliers = scales.map { $0.isFinite ? $0 : nil }
         }
-        let streams = file.integer("\(a).altup.num_inputs") ?? 4
-        let active = file.integer("\(a).altup.active_idx") ?? 0
+        let streams = try ModelConfiguration.integer(file, a, "altup.num_inputs", in: 2...64) ?? 4
+        let active = try ModelConfiguration.integer(file, a, "altup.active_idx", in: 0...63) ?? 0
         guard streams >= 2, active < streams else {
             throw LanguageModelError(.missingMetadata, "\(a): active AltUp stream \(active) of \(streams)")
         }
         let cap = file.float("\(a).final_logit_softcapping") ?? Gemma4Architecture.defaultFinalLogitSoftcapping
         let feedForward = try file.perLayerIntegers("\(a).feed_forward_length", layerCount: layerCount) ?? []
         return Hyperparameters(layers: layers, streamCount: streams, activeStream: active, feedForwardLengths: feedForward,
-                               perLayerWidth: file.integer("\(a).embedding_length_per_layer_input") ?? 256,
+                               perLayerWidth: try ModelConfiguration.integer(file, a, "embedding_length_per_layer_input",
+                                                                             in: 1...Limits.embeddingLength) ?? 256,
                                sparsityMultipliers: multipliers, finalLogitSoftcapping: cap == 0 ? nil : cap)
     }
 

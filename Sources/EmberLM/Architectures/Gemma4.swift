@@ -41,14 +41,15 @@ public enum Gemma4Architecture: CustomForwardArchitecture {
         let heads = try file.perLayerIntegers("\(a).attention.head_count", layerCount: layerCount) ?? []
         let keyValueHeads = try file.perLayerIntegers("\(a).attention.head_count_kv", layerCount: layerCount) ?? heads
         let globalHead = c.keyLength
-        let slidingHead = file.integer("\(a).attention.key_length_swa") ?? globalHead
+        typealias Limits = ModelConfiguration.Limits
+        let slidingHead = try ModelConfiguration.integer(file, a, "attention.key_length_swa", in: 1...Limits.headLength) ?? globalHead
         guard c.valueLength == globalHead, (file.integer("\(a).attention.value_length_swa") ?? c.valueLength) == slidingHead else {
             throw LanguageModelError(.missingMetadata, "\(a) needs value lengths equal to key lengths")
         }
         let globalRotary = c.ropeDimensionCount
-        let slidingRotary = file.integer("\(a).rope.dimension_count_swa") ?? globalRotary
+        let slidingRotary = try ModelConfiguration.integer(file, a, "rope.dimension_count_swa", in: 0...Limits.headLength) ?? globalRotary
         let slidingBase = file.float("\(a).rope.freq_base_swa") ?? defaultSlidingRopeFrequencyBase
-        let sharedLayers = file.integer("\(a).attention.shared_kv_layers") ?? 0
+        let sharedLayers = try ModelConfiguration.integer(file, a, "attention.shared_kv_layers", in: 0...layerCount) ?? 0
         let firstShared = layerCount - sharedLayers
         let feedForward = try file.perLayerIntegers("\(a).feed_forward_length", layerCount: layerCount) ?? []
         let cap = file.float("\(a).final_logit_softcapping") ?? defaultFinalLogitSoftcapping
@@ -69,7 +70,8 @@ public enum Gemma4Architecture: CustomForwardArchitecture {
             }
         }
         return Hyperparameters(layers: layers, feedForwardLengths: feedForward,
-                               perLayerWidth: file.integer("\(a).embedding_length_per_layer_input") ?? 0,
+                               perLayerWidth: try ModelConfiguration.integer(file, a, "embedding_length_per_layer_input",
+                                                                             in: 0...Limits.embeddingLength) ?? 0,
                                finalLogitSoftcapping: cap == 0 ? nil : cap)
     }
 
