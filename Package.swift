@@ -51,7 +51,7 @@ let package = Package(
         // The offline notes store: SQLite, FTS5 search, summaries, versions, Markdown export.
         .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
         // Summary evaluation: ROUGE scores and the notes dataset reader.
-        .target(name: "EmberEvaluation", dependencies: ["EmberNotes"]),
+        .target(name: "EmberEvaluation", dependencies: ["EmberCore", "EmberNotes"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmberCore
 import EmberLM
 import Foundation
 
@@ -26,10 +27,8 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ValidationError("cannot read the text file '\(file)'.")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
+        let data = try BoundedRead.file(atPath: file, limit: 64 << 20)
+        guard let text = String(validating: data, as: UTF8.self) else {
             throw ValidationError("'\(file)' is not UTF-8 text.")
         }
         let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: context, contextAdjustable: false)

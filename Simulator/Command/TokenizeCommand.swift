@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmberCore
 import Ember
 import EmberGGUF
 import EmberTokenizers
@@ -19,12 +20,15 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not add BOS/EOS even where the model file asks for them.")
     var noSpecial = false
 
+    /// The most text read from standard input (a million tokens or so).
+    static let maximumInputBytes = 4 << 20
+
     func run() throws {
         let path = try ModelCatalog.resolve(model)
         let file = try GGUFFile(path: path)
         let tokenizer = try makeTokenizer(gguf: file)
-        let input = FileHandle.standardInput.readDataToEndOfFile()
-        guard let text = String(data: input, encoding: .utf8) else {
+        let input = try BoundedRead.standardInput(limit: Self.maximumInputBytes)
+        guard let text = String(validating: input, as: UTF8.self) else {
             throw ValidationError("standard input is not valid UTF-8.")
         }
         let ids = tokenizer.encode(text, addSpecial: !noSpecial, parseSpecial: parseSpecial)

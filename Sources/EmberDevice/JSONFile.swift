@@ -1,3 +1,4 @@
+import EmberCore
 import Foundation
 
 /// Decodes JSON files into `Decodable` values with errors that name the file and the field.
@@ -18,23 +19,14 @@ public enum JSONFile {
 
     /// The bytes of `path`, at most `maximumFileBytes` of them (more is an error, not a truncation).
     static func read(path: String) throws(DeviceError) -> Data {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              let handle = FileHandle(forReadingAtPath: path) else {
-            throw DeviceError(.unreadableFile, file: path, field: "", reason: "cannot read the file (missing, or not readable)")
-        }
-        defer { try? handle.close() }
-        let data: Data
         do {
-            data = try handle.read(upToCount: maximumFileBytes + 1) ?? Data()
-        } catch {
-            throw DeviceError(.unreadableFile, file: path, field: "", reason: "cannot read the file (\(error.localizedDescription))")
-        }
-        guard data.count <= maximumFileBytes else {
+            return Data(try BoundedRead.file(atPath: path, limit: maximumFileBytes))
+        } catch where error.code == .tooLarge {
             throw DeviceError(.invalidJSON, file: path, field: "",
                               reason: "is larger than \(maximumFileBytes / 1_048_576) MiB; a profile or scenario is a few kilobytes")
+        } catch {
+            throw DeviceError(.unreadableFile, file: path, field: "", reason: error.message)
         }
-        return data
     }
 
     /// Decodes `data`, naming `file` in errors.

@@ -1,3 +1,4 @@
+import EmberCore
 import EmberNotes
 import Foundation
 
@@ -44,8 +45,12 @@ public enum SummaryDataset: Sendable {
     }
 
     private static func read(_ path: String) throws(EvaluationError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EvaluationError(.invalidDataset, "cannot read \(path)")
+        let data: Data
+        do {
+            // A note holds at most 2 MiB; its reference summary far less.
+            data = Data(try BoundedRead.file(atPath: path, limit: 2 << 20, streams: .refused))
+        } catch {
+            throw EvaluationError(.invalidDataset, error.message)
         }
         let decoded = Result { () throws(NotesError) -> String in
             try UTF8Text.decode(data, source: path, consequence: "the dataset was not loaded")
