@@ -1,20 +1,16 @@
-/// SplitMix64: a small, fast generator whose whole state is one word, so case `i` of seed `s` is
-/// reproduced from `(s, i)` alone (`ember fuzz --seed s --replay i`).
+import EmberLM
+
+/// The sampler's SplitMix64 generator, seeded from `(seed, index)`, so case `i` of seed `s` is
+/// reproduced from those two numbers alone (`ember fuzz --seed s --replay i`).
 struct FuzzRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var source: SeededRandomSource
 
     init(seed: UInt64, index: Int) {
-        state = seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED69
-        _ = next()
+        source = SeededRandomSource(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED69)
+        _ = source.next()
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { source.next() }
 
     /// True with probability `probability`.
     mutating func chance(_ probability: Double) -> Bool {
