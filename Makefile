@@ -7,9 +7,12 @@ export PATH := $(PATH):/opt/swift/usr/bin
 endif
 
 EMBER = .build/release/ember
+# Compiler flags of every build and test run (-target-cpu native unless EMBER_PORTABLE=1): one list,
+# so `make test` tests the code `ember` runs and nothing rebuilds between them.
+SWIFT_FLAGS := $(shell scripts/swift_flags.sh)
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table rouge-table
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example fuzz
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -17,14 +20,18 @@ bootstrap:
 # Builds everything, fetches the models, then simulates two hours of phone use on a flagship
 # Android profile with SmolLM2 writing every reply: prints the summary, writes the report.
 demo: bootstrap
-	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv
+	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv --overwrite
 
 # Every test, in release, with the real models required (a missing model fails the run).
-test: bootstrap
-	EMBER_REQUIRE_MODELS=1 swift test -c release
+test: bootstrap lint
+	EMBER_REQUIRE_MODELS=1 swift test -c release $(SWIFT_FLAGS)
+
+# Library targets (Sources/) use only what iOS and Android offer (scripts/lint_platform.sh).
+lint:
+	@scripts/lint_platform.sh
 
 build:
-	swift build -c release
+	swift build -c release $(SWIFT_FLAGS)
 
 # Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
 bench: bootstrap
@@ -40,3 +47,22 @@ policy-table: build
 # Summaries of the notes dataset by both models: ROUGE, latency, energy and battery on a flagship (docs/SUMMARIZATION.md).
 rouge-table: build
 	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
+
+# Examples/ChatExample, an app that depends on Ember by version: the current tree (uncommitted
+# tracked changes included) becomes tag 0.0.0-ci.<commit> of a local git repository, which the
+# example resolves through a file:// URL (a new tag per tree, so SwiftPM's cache never serves an
+# old one), then builds and runs against SmolLM2.
+EXAMPLE_REPO = $(CURDIR)/.build-example/ember.git
+example:
+	rm -rf $(EXAMPLE_REPO) && mkdir -p $(dir $(EXAMPLE_REPO)) && git init -q --bare $(EXAMPLE_REPO)
+	commit=$$(git stash create); commit=$${commit:-$$(git rev-parse HEAD)}; version=0.0.0-ci.$${commit:0:12}; \
+	git push -q $(EXAMPLE_REPO) "$$commit:refs/tags/$$version" && \
+	cd Examples/ChatExample && rm -f Package.resolved && \
+	export EMBER_PACKAGE_URL=file://$(EXAMPLE_REPO) EMBER_PACKAGE_VERSION=$$version && \
+	swift build -c release $(SWIFT_FLAGS) && swift run -c release $(SWIFT_FLAGS) --skip-build ChatExample
+
+# Seeded fuzzing of the CLI, outside CI (the tests run 600 cases): mutated GGUF metadata and bytes,
+# containers, profiles, scenarios and command lines. Counts crashes, hangs over 10 s and memory
+# peaks over 1 GiB; each finding prints the command that replays it. SEED=… EXECUTIONS=… FIRST=…
+fuzz: build
+	$(EMBER) fuzz --seed $(or $(SEED),1) --executions $(or $(EXECUTIONS),1000000) --first $(or $(FIRST),0)

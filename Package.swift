@@ -1,22 +1,17 @@
 // swift-tools-version: 6.1
 import PackageDescription
-import class Foundation.ProcessInfo
 
-// Release builds target the CPU they are built on (AVX-512 or AVX2 FMA on x86-64,
-// NEON/dot-product on ARM) unless EMBER_PORTABLE=1 asks for the baseline ISA.
-// See docs/ARCHITECTURE.md, "Build flags".
-let environment = ProcessInfo.processInfo.environment
-let portable = environment["EMBER_PORTABLE"] == "1"
-let targetCPU = environment["EMBER_TARGET_CPU"] ?? "native"
-let computeFlags: [SwiftSetting] = portable
-    ? [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
-    : [.unsafeFlags(["-target-cpu", targetCPU, "-enforce-exclusivity=unchecked"])]
+// No unsafeFlags here, so an app can depend on Ember by version. The fast build's compiler flags
+// (-target-cpu native, -enforce-exclusivity=unchecked) come from scripts/swift_flags.sh, which the
+// Makefile and every script pass to `swift build` and `swift test`. See docs/ARCHITECTURE.md, "Build flags".
 
 let package = Package(
     name: "Ember",
     platforms: [.macOS(.v14), .iOS(.v17)],
     products: [
+        // What an app port embeds: the engine facade (it re-exports the types its API uses) and the notes store.
         .library(name: "Ember", targets: ["Ember"]),
+        .library(name: "EmberNotes", targets: ["EmberNotes"]),
         .library(name: "EmberLM", targets: ["EmberLM"]),
         .library(name: "EmberGGUF", targets: ["EmberGGUF"]),
         .executable(name: "ember", targets: ["EmberCommand"]),
@@ -33,23 +28,24 @@ let package = Package(
         // Quantized block formats, SIMD kernels beside scalar references, the thread pool.
         // A software prefetch hint (C, since Swift has no prefetch intrinsic).
         .target(name: "CPrefetch"),
-        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch"], swiftSettings: computeFlags),
+        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch"]),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // Chat templates, architectures, KV cache, sampler, generator.
-        .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"], swiftSettings: computeFlags),
+        .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"]),
         // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
         .target(name: "EmberDevice", dependencies: ["EmberCore"]),
         // Requests, priorities, deadlines and the policies that pace them (race, adaptive).
         .target(name: "EmberScheduler", dependencies: ["EmberCore", "EmberLM"]),
         // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
         .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
-        // The facade an app embeds: model catalog, generation wired to budgets.
-        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberLM", "EmberScheduler"]),
+        // The facade an app embeds: Engine, ChatSession, platform state in, hints out (and, until it moves
+        // to the CLI, the model catalog).
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberLM", "EmberScheduler", "EmberStorage"]),
         // libzstd, the system library (apt libzstd-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // The compressed, seekable, checksummed model container (docs/FORMAT.md).
-        .target(name: "EmberStorage", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "CZstd"], swiftSettings: computeFlags),
+        .target(name: "EmberStorage", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "CZstd"]),
         // SQLite from the system (Debian: libsqlite3-dev), a leaf C target.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The offline notes store: SQLite, FTS5 search, summaries, versions, Markdown export.
@@ -67,14 +63,14 @@ let package = Package(
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
-        .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"]),
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
-        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberLM"], swiftSettings: computeFlags),
+        .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberKernels", "EmberLM"]),
         .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),
         .testTarget(name: "EmberEvaluationTests", dependencies: ["EmberEvaluation", "EmberNotes"]),
     ],

@@ -50,11 +50,11 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 command -v swift >/dev/null 2>&1 || fail "swift is not on PATH and not in /opt/swift/usr/bin; install Swift 6 from swift.org"
 
-# 3. A release build of `ember` (the package adds -target-cpu native unless EMBER_PORTABLE=1).
-swift build -c release --product ember -q
+# 3. A release build of `ember` (scripts/swift_flags.sh: -target-cpu native unless EMBER_PORTABLE=1).
+swift build -c release $(scripts/swift_flags.sh) --product ember -q
 
 # 4. The catalog models, fetched and verified (instant when already cached).
-"$(swift build -c release --show-bin-path)/ember" models fetch all --quiet
+"$(swift build -c release $(scripts/swift_flags.sh) --show-bin-path)/ember" models fetch all --quiet
 
 # 5. The tiny random-weight test models (Tests/Fixtures/tiny-models), written by the seeded
 #    generator with pinned packages and checked against the committed SHA-256 sums; llama.cpp's

@@ -15,7 +15,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends valgrind >/dev/null
 fi
-EMBER_TARGET_CPU=haswell swift build -c release --scratch-path .build-valgrind --product ember-decode-steps >&2
+EMBER_TARGET_CPU=haswell swift build -c release $(EMBER_TARGET_CPU=haswell scripts/swift_flags.sh) --scratch-path .build-valgrind --product ember-decode-steps >&2
 binary=.build-valgrind/release/ember-decode-steps
 count() {  # model steps → instructions collected inside evaluate
     local out; out=$(mktemp)

@@ -85,14 +85,23 @@ struct BenchCommand: ParsableCommand {
 
         var promptSamples: [Double] = []
         var generationSamples: [Double] = []
+        // One warm-up and `repetitions` measured runs of each test.
+        let runs = (promptTokens > 0 ? repetitions + 1 : 0) + (genTokens > 0 ? repetitions + 1 : 0)
+        let bar = ProgressBar("benchmarking", total: { "\($0) runs" })
+        var runsDone = 0
+        func ran() { runsDone += 1; bar.update(runsDone, runs) }
+        bar.update(0, runs)
         if promptTokens > 0 {
             _ = try promptProcessing()
-            for _ in 0..<repetitions { promptSamples.append(try promptProcessing()) }
+            ran()
+            for _ in 0..<repetitions { promptSamples.append(try promptProcessing()); ran() }
         }
         if genTokens > 0 {
             _ = try generation()
-            for _ in 0..<repetitions { generationSamples.append(try generation()) }
+            ran()
+            for _ in 0..<repetitions { generationSamples.append(try generation()); ran() }
         }
+        bar.finish()
         let pp = Summary(promptSamples), tg = Summary(generationSamples)
         let peak = ProcessMemory.peakResidentBytes()
         if json {

@@ -61,7 +61,10 @@ struct EvalSummarizeCommand: AsyncParsableCommand {
         }
         var rows: [String] = []
         var sums = (rouge1: 0.0, rouge2: 0.0, rougeL: 0.0, seconds: 0.0, simulated: 0.0)
+        // With --json the per-note lines are not printed: a bar shows how far the run is.
+        let bar = ProgressBar("summarizing", total: { "\($0) notes" })
         for (index, example) in examples.enumerated() {
+            if json { bar.update(index, examples.count) }
             let result = try await summarizer.summarize(title: example.title, text: example.text)
             let scores = ROUGE.scores(candidate: result.summary, reference: example.reference)
             var simulatedSeconds = 0.0
@@ -92,6 +95,7 @@ struct EvalSummarizeCommand: AsyncParsableCommand {
                                   scores.rouge1.f1, scores.rouge2.f1, scores.rougeL.f1, result.seconds))
             }
         }
+        bar.finish()
         let count = Double(examples.count)
         let batteryUsed = phone.map { 100 - $0.batteryPercent } ?? 0
         if json {

@@ -27,8 +27,8 @@ struct ModelOptions: ParsableArguments {
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
         }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
+        if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
+            throw ValidationError("--memory-budget: \(problem).")
         }
     }
 
@@ -36,48 +36,41 @@ struct ModelOptions: ParsableArguments {
 
     var budgetBytes: Int? { memoryBudget.flatMap(ByteCount.parse) }
 
+    /// The engine configuration these options describe, for `context` positions and `batchSize`-token
+    /// steps (a budget may shorten the context only when `contextAdjustable`).
+    func engineConfiguration(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> EngineConfiguration {
+        EngineConfiguration(model: .file(path: try ModelCatalog.resolve(model)), memoryBudgetBytes: budgetBytes,
+                            contextLength: context, adjustsContext: contextAdjustable, threadCount: threadCount,
+                            keyValueType: kvType, weightStreaming: streamWeights ? .always : .never, batchSize: batchSize)
+    }
+
     /// Resolves the alias or path and loads the model (streaming weights when asked). A compressed
     /// container (`ember pack`) is decoded into memory, every chunk checked.
     func load() throws -> LanguageModel {
-        let path = try ModelCatalog.resolve(model)
-        if let file = try openContainer(path) {
-            return try LanguageModel(file: file, path: path)
+        let configuration = try engineConfiguration(context: 2048, contextAdjustable: true)
+        let opened = try ModelLoader.open(configuration)
+        if opened.isContainer, streamWeights {
+            throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).")
         }
-        return try LanguageModel(path: path, options: LoadOptions(streamWeights: streamWeights))
-    }
-
-    /// The GGUF inside `path` when it is a compressed container, nil for a plain GGUF file.
-    func openContainer(_ path: String) throws -> GGUFFile? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let magic = try handle.read(upToCount: 4), magic != Data("GGUF".utf8) else { return nil }
-        if streamWeights { throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).") }
-        return try ModelContainer(path: path).loadGGUF(threads: max(1, min(threadCount, 4)))
+        return try LanguageModel(file: opened.file, path: opened.name, options: LoadOptions(streamWeights: streamWeights))
     }
 
     /// Plans memory for `context` positions and `batchSize`-token steps; with a budget, fits the
     /// plan (shorter context when `contextAdjustable`, smaller steps, streamed weights when
-    /// `--stream-weights`) or refuses before loading. Loads the model as planned.
+    /// `--stream-weights`) or refuses before loading. Loads the model as planned. The planning is
+    /// the library's (`ModelLoader`, as `Engine` does it); this only reports a changed plan.
     func loadWithinBudget(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> (LanguageModel, MemoryPlan) {
-        let path = try ModelCatalog.resolve(model)
-        let container = try openContainer(path)
-        let file = try container ?? GGUFFile(path: path)
-        var plan: MemoryPlan
-        if let budget = budgetBytes {
-            plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, batchSize: batchSize,
-                                      threadCount: threadCount, allowStreaming: streamWeights, requireStreaming: streamWeights,
-                                      keyValueTypes: kvType.map { [$0] } ?? [.f16, .q8_0, .q4_0],
-                                      minimumContext: contextAdjustable ? min(256, context) : context)
-            if plan.context != context || plan.batchSize != batchSize || plan.keyValueType != (kvType ?? .f16) {
-                printError("memory plan: context \(plan.context) (asked \(context)), \(plan.keyValueType.rawValue) KV cache, \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
-            }
-        } else {
-            plan = try MemoryPlan.make(file: file, context: context, batchSize: batchSize, threadCount: threadCount,
-                                       streamWeights: streamWeights, keyValueType: kvType ?? .f16)
+        let configuration = try engineConfiguration(context: context, batchSize: batchSize, contextAdjustable: contextAdjustable)
+        let opened = try ModelLoader.open(configuration)
+        if opened.isContainer, streamWeights {
+            throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).")
         }
-        let model = try container.map { try LanguageModel(file: $0, path: path) }
-            ?? LanguageModel(path: path, options: LoadOptions(streamWeights: plan.streamWeights))
-        return (model, plan)
+        let plan = try ModelLoader.plan(opened, configuration)
+        if let budget = budgetBytes,
+           plan.context != context || plan.batchSize != batchSize || plan.keyValueType != (kvType ?? .f16) {
+            printError("memory plan: context \(plan.context) (asked \(context)), \(plan.keyValueType.rawValue) KV cache, \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
+        }
+        return (try ModelLoader.load(opened, plan: plan), plan)
     }
 }
 

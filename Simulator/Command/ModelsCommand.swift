@@ -32,8 +32,14 @@ extension ModelsCommand {
 
         @OptionGroup var cache: ModelCacheOptions
 
-        @Flag(name: .shortAndLong, help: "Print nothing for models that are already cached.")
+        @Flag(name: .shortAndLong, help: "Print nothing but errors: no progress, no line for each model.")
         var quiet = false
+
+        @Flag(name: .shortAndLong, help: "Show pip's own output as it runs (otherwise only its last lines, when it fails).")
+        var verbose = false
+
+        @Flag(help: "Print a JSON array, one object per model: name, file, path, bytes, sha256, fetched.")
+        var json = false
 
         func validate() throws {
             guard !names.isEmpty else {
@@ -42,24 +48,40 @@ extension ModelsCommand {
             for name in names where name != "all" && ModelCatalog.entry(named: name) == nil {
                 throw ValidationError("There is no model named '\(name)'; choose from \(ModelsCommand.knownNames) or all.")
             }
+            if quiet, verbose { throw ValidationError("Choose --quiet or --verbose, not both.") }
         }
 
         func run() throws {
             let entries = names.contains("all")
                 ? ModelCatalog.entries
                 : names.compactMap { ModelCatalog.entry(named: $0) }
-            let fetcher = ModelFetcher()
-            let display = ProgressLine()
+            let fetcher = ModelFetcher(source: StandardModelPartSource(showsToolOutput: verbose))
+            let display = quiet ? nil : ProgressLine()
+            var objects: [String] = []
             for entry in deduplicated(entries) {
-                let outcome = try fetcher.fetch(entry, into: cache.cacheDirectory) { event in
-                    display.show(event)
+                let outcome: ModelFetchOutcome
+                do {
+                    outcome = try fetcher.fetch(entry, into: cache.cacheDirectory) { event in
+                        display?.show(event)
+                    }
+                } catch {
+                    display?.finish()
+                    for line in error.details { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
+                    throw error
                 }
                 let path = ModelCatalog.path(of: entry, in: cache.cacheDirectory)
-                switch outcome {
-                case .alreadyPresent: if !quiet { print("\(entry.name): already cached at \(path)") }
-                case .installed: print("\(entry.name): fetched to \(path)")
+                if json {
+                    objects.append("  {\"name\": \(JSONText.string(entry.name)), \"file\": \(JSONText.string(entry.fileName)), "
+                        + "\"path\": \(JSONText.string(path)), \"bytes\": \(entry.byteCount), \"sha256\": \(JSONText.string(entry.sha256)), "
+                        + "\"fetched\": \(outcome == .installed)}")
+                } else if !quiet {
+                    switch outcome {
+                    case .alreadyPresent: print("\(entry.name): already cached at \(path)")
+                    case .installed: print("\(entry.name): fetched to \(path)")
+                    }
                 }
             }
+            if json { print("[\n" + objects.joined(separator: ",\n") + "\n]") }
         }
 
         private func deduplicated(_ entries: [ModelEntry]) -> [ModelEntry] {
@@ -71,7 +93,7 @@ extension ModelsCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the catalog's models, their sizes and whether they are cached.",
-            discussion: "Status: verified (checksum checked), present (right size, not yet checked), damaged, or missing.")
+            discussion: "Status: verified (content checked against the catalog), damaged (run `ember models fetch NAME`), missing, or present (right size, but unreadable).")
 
         @OptionGroup var cache: ModelCacheOptions
 
@@ -142,7 +164,7 @@ final class ProgressLine {
         case let .fetchingPart(entry, part, index, count):
             line("\(entry.name): fetching \(part.label) (\(index)/\(count))")
         case let .replacingDamaged(entry, path):
-            line("\(entry.name): \(path) has the wrong size or checksum; fetching it again")
+            line("\(entry.name): \(path) is damaged; fetching it again")
         case .alreadyPresent, .installed:
             finish()
         }
@@ -167,7 +189,8 @@ final class ProgressLine {
         write(text + "\n")
     }
 
-    private func finish() {
+    /// Ends an open progress line.
+    func finish() {
         if lineOpen { write("\n") }
         lineOpen = false
         lastPercent = -1

@@ -46,6 +46,9 @@ extension PackCommand {
         @Flag(name: .long, help: "Print one JSON object instead of a summary line.")
         var json = false
 
+        @Flag(name: .long, help: "Replace --output if it already exists (never a device, a directory or the model itself).")
+        var overwrite = false
+
         func validate() throws {
             guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19, not \(level).") }
             guard let bytes = ByteCount.parse(chunkSize), bytes >= 1, bytes <= ContainerFormat.maximumChunkByteCount else {
@@ -59,6 +62,7 @@ extension PackCommand {
 
         func run() throws {
             let path = try ModelCatalog.resolve(model)
+            try OutputFiles([("--output", output)], overwrite: overwrite).check(inputs: [path])
             let writer = ContainerWriter(level: level, chunkByteCount: ByteCount.parse(chunkSize)!, threads: threads ?? defaultThreadCount(),
                                          rawBelowGain: rawBelow / 100)
             let bar = ProgressBar("packing")
@@ -100,7 +104,11 @@ extension PackCommand {
         @Flag(name: .long, help: "Print one JSON object.")
         var json = false
 
+        @Flag(name: .long, help: "Replace --output if it already exists (never a device, a directory or an input).")
+        var overwrite = false
+
         func run() throws {
+            try OutputFiles([("--output", output)], overwrite: overwrite).check(inputs: [old, new])
             let oldContainer = try ModelContainer(path: old)
             let newContainer = try ModelContainer(path: new)
             let diff = ContainerDiff(old: oldContainer, new: newContainer)
@@ -147,13 +155,26 @@ extension PackCommand {
         @Flag(name: .long, inversion: .prefixedNo, help: "Decode the result and check its SHA-256 before keeping it.")
         var verify = true
 
+        @Flag(name: .long, help: "Replace --output if it already exists (never a device, a directory or an input).")
+        var overwrite = false
+
+        @Flag(name: .long, help: "Print one JSON object instead of a summary line.")
+        var json = false
+
         func run() throws {
+            try OutputFiles([("--output", output)], overwrite: overwrite).check(inputs: [old, patch])
             let oldContainer = try ModelContainer(path: old)
             let bar = ProgressBar("rebuilding")
             try ContainerPatch.apply(old: oldContainer, patchPath: patch, outputPath: output, verify: verify) { done, total in
                 bar.update(done, total)
             }
             bar.finish()
+            if json {
+                let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? nil
+                print("{\"output\":\(JSONText.string(output)),\"old\":\(JSONText.string(old)),\"patch\":\(JSONText.string(patch)),"
+                      + "\"container_bytes\":\(bytes.map(String.init) ?? "null"),\"verified\":\(verify)}")
+                return
+            }
             print("\(output): rebuilt from \(old) and \(patch)" + (verify ? ", verified" : ""))
         }
     }

@@ -33,23 +33,26 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         guard context >= 16 else { throw ValidationError("--context must be at least 16 tokens.") }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget takes a size like 160MiB, 1.5GiB or 500MB, not '\(memoryBudget)'.")
+        if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
+            throw ValidationError("--memory-budget: \(problem).")
         }
     }
 
     func run() throws {
-        let file = try GGUFFile(path: ModelCatalog.resolve(model))
+        let path = try ModelCatalog.resolve(model)
+        let file = try GGUFFile(path: path)
         let threadCount = threads ?? defaultThreadCount()
         var plan: MemoryPlan
         var refusal: String?
         if let budget = memoryBudget.flatMap(ByteCount.parse) {
             do {
-                plan = try MemoryPlan.fit(file: file, budgetBytes: budget, context: context, threadCount: threadCount,
-                                          allowStreaming: true, requireStreaming: streamWeights,
-                                          keyValueTypes: kvType.map { [$0] } ?? [.f16, .q8_0, .q4_0])
+                // The library's planner, as `Engine.plan` and `--memory-budget` use it.
+                let configuration = EngineConfiguration(model: .gguf(path: path), memoryBudgetBytes: budget, contextLength: context,
+                                                        threadCount: threadCount, keyValueType: kvType,
+                                                        weightStreaming: streamWeights ? .always : .allowed)
+                plan = try ModelLoader.plan(OpenedModel(file: file, name: path, isContainer: false), configuration)
             } catch {
-                refusal = error.description
+                refusal = "\(error)"
                 plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount,
                                            streamWeights: streamWeights, keyValueType: kvType ?? .f16, budgetBytes: budget)
             }

@@ -38,11 +38,14 @@ struct SimulationOptions: ParsableArguments {
     @Option(name: .long, help: "A named model instead of a file, for cost-model runs: <family>-<quant>, families \(ModelWorkload.families.keys.sorted().joined(separator: ", ")); quants \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", ")) (e.g. gemma4-e4b-q4_k_m).")
     var modelSpec: String?
 
-    @Option(name: .long, help: "Seconds between timeline samples.")
+    @Option(name: .long, help: "Seconds between timeline samples (0.01 to 3600).")
     var sampleInterval: Double = 1
 
     func validate() throws {
-        guard sampleInterval > 0, sampleInterval <= 3600 else { throw ValidationError("--sample-interval must be in 0…3600 seconds.") }
+        let (shortest, longest) = (SimulationRunner.minimumSampleInterval, SimulationRunner.maximumSampleInterval)
+        guard sampleInterval >= shortest, sampleInterval <= longest else {
+            throw ValidationError("--sample-interval must be at least \(shortest) s and at most \(Int(longest)) s, not \(sampleInterval).")
+        }
         if let modelSpec, ModelWorkload.catalog[modelSpec] == nil {
             throw ValidationError("unknown --model-spec '\(modelSpec)'; use <family>-<quant> with a family of \(ModelWorkload.families.keys.sorted().joined(separator: ", ")) and a quant of \(ModelWorkload.bitsPerWeight.keys.sorted().joined(separator: ", "))")
         }
@@ -79,8 +82,23 @@ enum SimulatorFiles {
         throw ValidationError("no \(kind) '\(name)': not a file, and not in \(folder)/\(names.isEmpty ? "" : " (known: \(names.joined(separator: ", ")))")")
     }
 
+    /// The names in a comma-separated option; none is an error, not an empty run.
+    static func list(_ text: String, option: String) throws -> [String] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("\(option) names nothing; give one or more names separated by commas.") }
+        return names
+    }
+
     static func profile(_ name: String) throws -> DeviceProfile {
         try DeviceProfile.load(path: locate(name, folder: "Profiles", kind: "profile"))
+    }
+
+    /// The files a simulation reads (those that exist), which its outputs must not replace.
+    static func inputs(profiles: [String], scenarios: [String], options: SimulationOptions) -> [String] {
+        var paths = profiles.compactMap { try? locate($0, folder: "Profiles", kind: "profile") }
+            + scenarios.compactMap { try? locate($0, folder: "Simulator/Scenarios", kind: "scenario") }
+        if options.modelSpec == nil, let model = try? ModelCatalog.resolve(options.model) { paths.append(model) }
+        return paths
     }
 
     static func scenario(_ name: String) throws -> Scenario {
@@ -129,11 +147,14 @@ struct SimRunCommand: ParsableCommand {
     @Option(name: .long, help: "Memory budget (default: the profile's app memory limit).")
     var memoryBudget: String?
 
+    @Flag(name: .long, help: "Replace --timeline and --report files that already exist (never a device, a directory or an input).")
+    var overwrite = false
+
     @OptionGroup var options: SimulationOptions
 
     func validate() throws {
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget takes a size like 160MiB, not '\(memoryBudget)'.")
+        if let memoryBudget, let problem = ByteCount.problem(parsing: memoryBudget) {
+            throw ValidationError("--memory-budget: \(problem).")
         }
         if realTokens && costModel { throw ValidationError("choose one of --real-tokens and --cost-model.") }
         if realTokens && options.modelSpec != nil { throw ValidationError("--model-spec has no weights; --real-tokens needs --model.") }
@@ -176,6 +197,11 @@ struct SimRunCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputFiles([("--timeline", timeline), ("--report", report)], overwrite: overwrite)
+            .check(inputs: SimulatorFiles.inputs(profiles: [profile], scenarios: [scenario], options: options))
+        // Created now, so a folder that cannot take them fails before a long run, not after it.
+        let timelineFile = try timeline.map { try AtomicOutputFile(path: $0) }
+        let reportFile = try report.map { try AtomicOutputFile(path: $0) }
         let deviceProfile = try SimulatorFiles.profile(profile)
         let script = try SimulatorFiles.scenario(scenario)
         let workload = try options.workload()
@@ -208,7 +234,13 @@ struct SimRunCommand: ParsableCommand {
             let sampling = temperature == 0 ? SamplingParameters.greedy : SamplingParameters(temperature: temperature, seed: seed)
             var engine = LanguageModelEngine(model: model, sampling: sampling, contextLength: plan?.context ?? 2048,
                                              threadCount: threads ?? defaultThreadCount())
-            result = try runner.run(policy: &policy, engine: &engine)
+            // Real tokens take minutes: a bar follows the simulated clock (by each reply's arrival).
+            let bar = ProgressBar("simulating", total: { "\($0) simulated s" })
+            let duration = Int(script.durationSeconds.rounded(.up))
+            result = try runner.run(policy: &policy, engine: &engine) { request, _ in
+                bar.update(min(duration, Int(request.arrival)), duration)
+            }
+            bar.finish()
             result.mode = "real-tokens"
         } else {
             var engine = CostModelEngine()
@@ -218,11 +250,13 @@ struct SimRunCommand: ParsableCommand {
         result.memoryPlanBytes = plan?.totalBytes ?? specPlan?.bytes
         result.memoryLimitBytes = limit
         result.streamWeights = plan?.streamWeights ?? specPlan?.streamWeights ?? false
-        if let timeline {
-            try write(result.recorder.csv(), to: timeline)
+        if let timelineFile {
+            try timelineFile.write(Array(result.recorder.csv().utf8), at: 0)
+            try timelineFile.commit()
         }
-        if let report {
-            try write(HTMLReport.render([result], profile: deviceProfile), to: report)
+        if let reportFile {
+            try reportFile.write(Array(HTMLReport.render([result], profile: deviceProfile).utf8), at: 0)
+            try reportFile.commit()
         }
         if json {
             print(result.summaryJSON)
@@ -265,11 +299,18 @@ struct SimSweepCommand: ParsableCommand {
     @Option(name: .long, help: "Write the JSON lines here instead of standard output.")
     var output: String?
 
+    @Flag(name: .long, help: "Replace --output if it already exists (never a device, a directory or an input).")
+    var overwrite = false
+
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
-        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
-        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let profileNames = try SimulatorFiles.list(profiles, option: "--profiles")
+        let scenarioNames = try SimulatorFiles.list(scenarios, option: "--scenarios")
+        try OutputFiles([("--output", output)], overwrite: overwrite)
+            .check(inputs: SimulatorFiles.inputs(profiles: profileNames, scenarios: scenarioNames, options: options))
+        let profileList = try profileNames.map(SimulatorFiles.profile)
+        let scenarioList = try scenarioNames.map(SimulatorFiles.scenario)
         let policyList = try parsePolicies(policies)
         let workload = try options.workload()
         let interval = options.sampleInterval
@@ -284,7 +325,8 @@ struct SimSweepCommand: ParsableCommand {
                                                  workload: workload, sampleInterval: interval)[0]
                 lines.set(index, result.summaryJSON)
             } catch {
-                lines.set(index, "{\"profile\":\"\(profile.name)\",\"scenario\":\"\(scenario.name)\",\"error\":\"\(error)\"}")
+                lines.set(index, "{\"profile\":\(JSONText.string(profile.name)),\"scenario\":\(JSONText.string(scenario.name)),"
+                          + "\"error\":\(JSONText.string(String(describing: error)))}")
             }
         }
         let text = lines.values.joined(separator: "\n") + "\n"
@@ -299,13 +341,4 @@ final class LockedArray: @unchecked Sendable {
     init(count: Int) { storage = Array(repeating: "", count: count) }
     func set(_ index: Int, _ value: String) { lock.lock(); storage[index] = value; lock.unlock() }
     var values: [String] { lock.lock(); defer { lock.unlock() }; return storage }
-}
-
-/// Writes `text` to `path`, with a clear error.
-func write(_ text: String, to path: String) throws {
-    do {
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-    } catch {
-        throw ValidationError("cannot write '\(path)': \((error as NSError).localizedDescription)")
-    }
 }

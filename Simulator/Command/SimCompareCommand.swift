@@ -28,7 +28,7 @@ func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario:
 }
 
 func parsePolicies(_ text: String) throws -> [PolicyName] {
-    try text.split(separator: ",").map { name in
+    try SimulatorFiles.list(text, option: "--policies").map { name in
         guard let policy = PolicyName(rawValue: String(name)) else {
             throw ValidationError("unknown policy '\(name)'; known: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -57,10 +57,15 @@ struct SimCompareCommand: ParsableCommand {
     @Option(name: .long, help: "Write an HTML report with every policy overlaid.")
     var report: String?
 
+    @Flag(name: .long, help: "Replace --report if it already exists (never a device, a directory or an input).")
+    var overwrite = false
+
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
         let names = try parsePolicies(policies)
+        try OutputFiles([("--report", report)], overwrite: overwrite)
+            .check(inputs: SimulatorFiles.inputs(profiles: [profile], scenarios: [scenario], options: options))
         let deviceProfile = try SimulatorFiles.profile(profile)
         let results = try comparePolicies(names, profile: deviceProfile, scenario: SimulatorFiles.scenario(scenario),
                                           workload: options.workload(), sampleInterval: options.sampleInterval)
@@ -97,25 +102,41 @@ struct SimMatrixCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated scenarios.")
     var scenarios: String = "hot-day-chat,overnight-summarize,low-battery,long-prompt-burst,mixed-day"
 
+    @Flag(name: .long, help: "Print {\"model\", \"cells\": [{scenario, profile, race, adaptive, checks} or {scenario, profile, error}]} as JSON.")
+    var json = false
+
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
-        let profileList = try profiles.split(separator: ",").map { try SimulatorFiles.profile(String($0)) }
-        let scenarioList = try scenarios.split(separator: ",").map { try SimulatorFiles.scenario(String($0)) }
+        let profileList = try SimulatorFiles.list(profiles, option: "--profiles").map(SimulatorFiles.profile)
+        let scenarioList = try SimulatorFiles.list(scenarios, option: "--scenarios").map(SimulatorFiles.scenario)
         let workload = try options.workload()
         var jobs: [(Scenario, DeviceProfile)] = []
         for scenario in scenarioList { for profile in profileList { jobs.append((scenario, profile)) } }
         let pairs = jobs
         let rows = LockedArray(count: pairs.count)
+        let cells = LockedArray(count: pairs.count)
         let interval = options.sampleInterval
         DispatchQueue.concurrentPerform(iterations: pairs.count) { index in
             let (scenario, profile) = pairs[index]
-            guard let results = try? comparePolicies([.race, .adaptive], profile: profile, scenario: scenario,
-                                                     workload: workload, sampleInterval: interval) else {
-                rows.set(index, "| \(scenario.name) | \(profile.name) | error |")
-                return
+            let names = "\"scenario\":\(JSONText.string(scenario.name)),\"profile\":\(JSONText.string(profile.name))"
+            do {
+                let results = try comparePolicies([.race, .adaptive], profile: profile, scenario: scenario,
+                                                  workload: workload, sampleInterval: interval)
+                rows.set(index, Self.row(race: results[0], adaptive: results[1]))
+                let failures = Self.failures(race: results[0], adaptive: results[1])
+                cells.set(index, "{\(names),\"race\":\(results[0].summaryJSON),\"adaptive\":\(results[1].summaryJSON),"
+                          + "\"checks\":{\"pass\":\(failures.isEmpty),\"failures\":[\(failures.map(JSONText.string).joined(separator: ","))]}}")
+            } catch {
+                // The cell's own error, on one line (a Markdown cell cannot hold a line break or a bar).
+                let text = EmberMain.oneLine(String(describing: error))
+                rows.set(index, "| \(scenario.name) | \(profile.name) | error: \(text.replacingOccurrences(of: "|", with: "\\|")) | | | | | |")
+                cells.set(index, "{\(names),\"error\":\(JSONText.string(text))}")
             }
-            rows.set(index, Self.row(race: results[0], adaptive: results[1]))
+        }
+        if json {
+            print("{\"model\":\(JSONText.string(workload.name)),\"cells\":[\(cells.values.joined(separator: ","))]}")
+            return
         }
         print("Model: \(workload.name). Produced by `ember sim matrix` (cost model, virtual clock).\n")
         print("| scenario | profile | s ≥ SEVERE race / adaptive | J/token race / adaptive (ratio) | TTFT p95 s race / adaptive (ratio) | deadlines missed race / adaptive | tokens race / adaptive | checks |")
@@ -127,8 +148,9 @@ struct SimMatrixCommand: ParsableCommand {
         result.summary.first { $0.0 == key }?.1.doubleValue ?? 0
     }
 
-    static func row(race: SimulationResult, adaptive: SimulationResult) -> String {
-        let severeRace = value(race, "seconds_at_or_above_severe"), severeAdaptive = value(adaptive, "seconds_at_or_above_severe")
+    /// The scheduler's acceptance checks adaptive fails against race: SEVERE, energy, TTFT, deadline.
+    static func failures(race: SimulationResult, adaptive: SimulationResult) -> [String] {
+        let severeAdaptive = value(adaptive, "seconds_at_or_above_severe")
         let joulesRace = value(race, "joules_per_token"), joulesAdaptive = value(adaptive, "joules_per_token")
         let ttftRace = value(race, "ttft_p95_s"), ttftAdaptive = value(adaptive, "ttft_p95_s")
         let joulesRatio = joulesRace > 0 ? joulesAdaptive / joulesRace : 0
@@ -141,6 +163,16 @@ struct SimMatrixCommand: ParsableCommand {
         if joulesRatio > 0.75 { failures.append("energy") }
         if ttftRace > 0, ttftRatio > 1.1 { failures.append("TTFT") }
         if regressions > 0 { failures.append("deadline") }
+        return failures
+    }
+
+    static func row(race: SimulationResult, adaptive: SimulationResult) -> String {
+        let severeRace = value(race, "seconds_at_or_above_severe"), severeAdaptive = value(adaptive, "seconds_at_or_above_severe")
+        let joulesRace = value(race, "joules_per_token"), joulesAdaptive = value(adaptive, "joules_per_token")
+        let ttftRace = value(race, "ttft_p95_s"), ttftAdaptive = value(adaptive, "ttft_p95_s")
+        let joulesRatio = joulesRace > 0 ? joulesAdaptive / joulesRace : 0
+        let ttftRatio = ttftRace > 0 ? ttftAdaptive / ttftRace : 0
+        let failures = failures(race: race, adaptive: adaptive)
         let checks = failures.isEmpty ? "pass" : "**fail: " + failures.joined(separator: ", ") + "**"
         func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
         return "| \(race.scenario) | \(race.profile) | \(f(severeRace, 0)) / \(f(severeAdaptive, 0)) "

@@ -22,11 +22,14 @@ public struct ModelCatalogError: Error, CustomStringConvertible, Sendable, Equat
     public let code: Code
     /// One line for a person: what went wrong and what to try.
     public let message: String
+    /// The last lines a failed tool (pip) printed, for a person to read below the message; empty otherwise.
+    public let details: [String]
 
     /// An error of `code` with a message for people.
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, details: [String] = []) {
         self.code = code
         self.message = message
+        self.details = details
     }
 
     public var description: String { message }

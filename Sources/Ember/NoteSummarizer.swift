@@ -41,15 +41,34 @@ public final class NoteSummarizer: Sendable {
         }
     }
 
+    /// Where a summary is, for a progress display: request `step` (from 1) of `stepCount` — one per part,
+    /// plus one that combines the parts' summaries when there are several — with `tokens` of at most
+    /// `maxTokens` generated so far.
+    public struct Progress: Sendable, Equatable {
+        public var step: Int
+        public var stepCount: Int
+        /// Whether this step combines the parts' summaries.
+        public var isCombining: Bool
+        public var tokens: Int
+        public var maxTokens: Int
+    }
+
     /// Summarizes `text` (titled `title`), splitting it when it does not fit one request.
-    public func summarize(title: String, text: String, deadlineSeconds: Double? = nil) async throws -> Result {
+    /// - Parameter progress: called on the calling task as each request starts and after each token.
+    public func summarize(
+        title: String, text: String, deadlineSeconds: Double? = nil,
+        progress: (Progress) -> Void = { _ in }
+    ) async throws -> Result {
         let start = MonotonicClock.nanoseconds()
         let parts = split(text)
+        let stepCount = parts.count > 1 ? parts.count + 1 : 1
         var promptTokens = 0, generatedTokens = 0
         var partSummaries: [String] = []
-        for part in parts {
+        for (index, part) in parts.enumerated() {
             let (summary, prompt, generated) = try await run(header: title.isEmpty ? "" : "Title: \(title)\n\n", body: part,
-                                                            deadlineSeconds: deadlineSeconds)
+                                                            deadlineSeconds: deadlineSeconds) { tokens in
+                progress(Progress(step: index + 1, stepCount: stepCount, isCombining: false, tokens: tokens, maxTokens: maxSummaryTokens))
+            }
             partSummaries.append(summary)
             promptTokens += prompt
             generatedTokens += generated
@@ -58,7 +77,9 @@ public final class NoteSummarizer: Sendable {
         if partSummaries.count > 1 {
             let combined = partSummaries.enumerated().map { "Part \($0.offset + 1): \($0.element)" }.joined(separator: "\n")
             let (text, prompt, generated) = try await run(header: "Title: \(title)\n\nSummaries of the parts of a long note:\n",
-                                                         body: combined, deadlineSeconds: deadlineSeconds)
+                                                         body: combined, deadlineSeconds: deadlineSeconds) { tokens in
+                progress(Progress(step: stepCount, stepCount: stepCount, isCombining: true, tokens: tokens, maxTokens: maxSummaryTokens))
+            }
             summary = text
             promptTokens += prompt
             generatedTokens += generated
@@ -97,17 +118,23 @@ public final class NoteSummarizer: Sendable {
         return parts
     }
 
-    private func run(header: String, body: String, deadlineSeconds: Double?) async throws -> (String, Int, Int) {
+    private func run(
+        header: String, body: String, deadlineSeconds: Double?, progress: (_ tokens: Int) -> Void
+    ) async throws -> (String, Int, Int) {
         let content = "\(instruction)\n\n\(header)\(body)"
         let prompt: Prompt = model.chatTemplate != nil ? .chat([ChatMessage(role: .user, content: content)]) : .text(content)
         let request = ScheduledRequest(prompt: prompt, maxTokens: maxSummaryTokens, sampling: .greedy,
                                        requestClass: .background, deadlineSeconds: deadlineSeconds)
         var text = ""
-        var promptTokens = 0, generated = 0
+        var promptTokens = 0, generated = 0, generatedSoFar = 0
+        progress(0)
         for try await event in scheduler.submit(request) {
             switch event {
             case .promptProcessed(let tokens, _): promptTokens = tokens
-            case .token(_, let piece): text += piece
+            case .token(_, let piece):
+                text += piece
+                generatedSoFar += 1
+                progress(generatedSoFar)
             case .finished(let reason, let count):
                 generated = count
                 if reason == .memoryPressure || reason == .cancelled {

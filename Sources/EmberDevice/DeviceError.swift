@@ -12,6 +12,10 @@ public struct DeviceError: Error, CustomStringConvertible, Sendable, Equatable {
         case wrongType
         /// A number is out of range or in the wrong units, or values disagree.
         case invalidValue
+        /// A key the schema does not have (a misspelling, or a field of another version).
+        case unknownField
+        /// A key written twice in one object.
+        case duplicateField
     }
 
     public let code: Code

@@ -208,10 +208,22 @@ extension DeviceProfile {
     /// Bytes the OS lets the app keep resident.
     public var appMemoryLimitBytes: Int { Int(memory.appLimitMebibytes * 1_048_576) }
 
-    /// Reads and validates the profile at `path`.
+    /// Most CPU clusters, operating points per cluster and points on the battery's OCV curve a
+    /// profile may have: every simulated step walks them, so they are bounded before use.
+    public static let maximumClusters = 8
+    public static let maximumOperatingPoints = 64
+    public static let maximumCurvePoints = 256
+
+    /// Reads and validates the profile at `path`; its `name` must be the file's name.
     public static func load(path: String) throws(DeviceError) -> DeviceProfile {
         let profile: DeviceProfile = try JSONFile.decode(path: path)
         try profile.validate(file: path)
+        let fileName = String(path.split(separator: "/").last ?? "")
+        let stem = fileName.hasSuffix(".json") ? String(fileName.dropLast(5)) : fileName
+        guard profile.name == stem else {
+            throw DeviceError(.invalidValue, file: path, field: "name",
+                              reason: "'\(profile.name)' differs from the file's name '\(stem)'; a profile is named after its file")
+        }
         return profile
     }
 
@@ -226,12 +238,18 @@ extension DeviceProfile {
         try check.range(memory.energyPicojoulesPerByte, "memory.energy_pj_per_byte", 1...1000, unit: "pJ/byte")
         try check.range(memory.frequencyCoupling, "memory.frequency_coupling", 0...2, unit: "an exponent")
         guard !cpu.clusters.isEmpty else { throw check.error("cpu.clusters", "needs at least one cluster") }
+        guard cpu.clusters.count <= Self.maximumClusters else {
+            throw check.error("cpu.clusters", "has \(cpu.clusters.count) clusters; at most \(Self.maximumClusters)")
+        }
         for (index, cluster) in cpu.clusters.enumerated() {
             let prefix = "cpu.clusters[\(index)]"
             try check.nonEmpty(cluster.name, prefix + ".name")
             try check.range(Double(cluster.cores), prefix + ".cores", 1...64, unit: "cores")
             guard !cluster.frequenciesMegahertz.isEmpty else {
                 throw check.error(prefix + ".frequencies_mhz", "needs at least one operating point")
+            }
+            guard cluster.frequenciesMegahertz.count <= Self.maximumOperatingPoints else {
+                throw check.error(prefix + ".frequencies_mhz", "has \(cluster.frequenciesMegahertz.count) operating points; at most \(Self.maximumOperatingPoints)")
             }
             guard cluster.voltages.count == cluster.frequenciesMegahertz.count else {
                 throw check.error(prefix + ".voltages", "has \(cluster.voltages.count) values but frequencies_mhz has \(cluster.frequenciesMegahertz.count)")
@@ -241,6 +259,10 @@ extension DeviceProfile {
                 try check.range(cluster.voltages[step], prefix + ".voltages[\(step)]", 0.3...1.5, unit: "volts")
                 if step > 0, frequency <= cluster.frequenciesMegahertz[step - 1] {
                     throw check.error(prefix + ".frequencies_mhz", "must ascend")
+                }
+                if step > 0, cluster.voltages[step] < cluster.voltages[step - 1] {
+                    throw check.error(prefix + ".voltages[\(step)]",
+                                      "\(cluster.voltages[step]) V is below the previous point's \(cluster.voltages[step - 1]) V; voltage must not decrease as frequency rises")
                 }
             }
             try check.range(cluster.dynamicPowerCoefficient, prefix + ".dynamic_power_coefficient", 1...5000, unit: "µW/MHz/V²")
@@ -285,6 +307,9 @@ extension DeviceProfile {
         }
         try check.range(battery.capacityMilliampHours, "battery.capacity_mah", 100...50_000, unit: "mAh")
         try check.range(battery.nominalVolts, "battery.nominal_v", 2.5...5, unit: "volts")
+        guard battery.ocvStateOfChargePercent.count <= Self.maximumCurvePoints else {
+            throw check.error("battery.ocv_soc_pct", "has \(battery.ocvStateOfChargePercent.count) points; at most \(Self.maximumCurvePoints)")
+        }
         guard battery.ocvStateOfChargePercent.count >= 2, battery.ocvStateOfChargePercent.count == battery.ocvVolts.count else {
             throw check.error("battery.ocv_v", "needs at least two points and one voltage per ocv_soc_pct value")
         }
@@ -295,6 +320,17 @@ extension DeviceProfile {
         let sortedPercent = battery.ocvStateOfChargePercent.sorted()
         guard sortedPercent.first == 0, sortedPercent.last == 100 else {
             throw check.error("battery.ocv_soc_pct", "must cover 0 and 100 %")
+        }
+        // A cell's open-circuit voltage rises with its charge.
+        let curve = zip(battery.ocvStateOfChargePercent, battery.ocvVolts).enumerated().sorted { $0.element.0 < $1.element.0 }
+        for (lower, upper) in zip(curve, curve.dropFirst()) {
+            guard upper.element.0 > lower.element.0 else {
+                throw check.error("battery.ocv_soc_pct[\(upper.offset)]", "repeats \(upper.element.0) %; each point needs its own charge level")
+            }
+            guard upper.element.1 >= lower.element.1 else {
+                throw check.error("battery.ocv_v[\(upper.offset)]",
+                                  "\(upper.element.1) V at \(upper.element.0) % is below \(lower.element.1) V at \(lower.element.0) %; the voltage must not fall as the charge rises")
+            }
         }
         try check.range(battery.internalResistanceOhms, "battery.r0_ohm", 0.001...2, unit: "ohms")
         try check.range(battery.rcResistanceOhms, "battery.r1_ohm", 0...2, unit: "ohms")

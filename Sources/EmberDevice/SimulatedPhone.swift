@@ -104,15 +104,17 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     /// The clocks follow schedutil: after idle gaps the utilisation average has decayed, so work
     /// starts at a lower frequency and speeds up as utilisation climbs back. `boost` asks for top
     /// clocks at once (Android ADPF, uclamp.min); `targetSeconds` is an ADPF target duration: the
-    /// lowest clocks that finish the work in time.
+    /// lowest clocks that finish the work in time. Work still running at `until` (a simulated
+    /// time) stops there unfinished: `finished` is false and the seconds and energy are those spent.
     @discardableResult
-    public mutating func perform(_ work: WorkCost, threads: Int, boost: Bool = false,
-                                 targetSeconds: Double? = nil) -> (seconds: Double, socJoules: Double) {
+    public mutating func perform(_ work: WorkCost, threads: Int, boost: Bool = false, targetSeconds: Double? = nil,
+                                 until stopTime: Double = .infinity) -> (seconds: Double, socJoules: Double, finished: Bool) {
         self.threads = threads
         if boost || targetSeconds != nil { utilization = 1 }
         var seconds = 0.0, joules = 0.0
         var remaining = 1.0  // fraction of the work still to do
         while remaining > 1e-12 {
+            guard time < stopTime - 1e-12 else { return (seconds, joules, false) }
             updateLevel()
             if let targetSeconds {
                 // The deepest level that still finishes the rest in the time left, never above the caps.
@@ -130,13 +132,13 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
             let untilPoll = max(1e-9, nextPoll - time)
             // While utilisation is still climbing, re-pick the clocks every few milliseconds.
             let untilRamp = utilization < 0.8 ? 0.004 : .infinity
-            let span = min(full * remaining, untilPoll, untilRamp)
+            let span = min(full * remaining, untilPoll, untilRamp, stopTime - time)
             advance(seconds: span, socWatts: watts, busy: true)
             seconds += span
             joules += watts * span
             remaining -= full > 0 ? span / full : remaining
         }
-        return (seconds, joules)
+        return (seconds, joules, true)
     }
 
     /// Lets `seconds` pass with the CPU idle.

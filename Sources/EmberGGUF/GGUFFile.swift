@@ -55,6 +55,14 @@ public final class GGUFFile: @unchecked Sendable {
             throw GGUFError(.io, field: "file '\(path)'", offset: 0, "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
+        try self.init(fileDescriptor: descriptor, name: path)
+    }
+
+    /// Memory-maps the open file `descriptor` (`fstat`, `mmap(PROT_READ, MAP_PRIVATE)`), then
+    /// validates it; `name` names it in messages. The descriptor stays the caller's: the mapping
+    /// outlives it, so the caller may close it at once (an Android `ParcelFileDescriptor`, an asset).
+    public convenience init(fileDescriptor descriptor: Int32, name: String) throws(GGUFError) {
+        let path = name
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
             throw GGUFError(.io, field: "file '\(path)'", offset: 0, "cannot stat: \(String(cString: strerror(errno)))")

@@ -119,36 +119,15 @@ public struct GGUFWriter: Sendable {
         return output
     }
 
-    /// Writes the file to `path` through a temporary file renamed into place, so a failed write
-    /// never leaves a partial file under the final name.
+    /// Writes the file to `path` through a temporary file beside it, flushed and renamed into place
+    /// (EmberCore's ``AtomicOutputFile``), so a failed write never leaves a partial file under the final name.
     public func write(to path: String) throws(GGUFError) {
-        let bytes = serialized()
-        let temporary = path + ".partial"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else {
-            throw GGUFError(.io, field: "file '\(path)'", offset: 0, "cannot create: \(String(cString: strerror(errno)))")
-        }
-        var written = 0
-        let failure: Int32? = bytes.withUnsafeBytes { buffer in
-            while written < buffer.count {
-                let result = Glibc.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                written += result
-            }
-            return fsync(descriptor) == 0 ? nil : errno
-        }
-        close(descriptor)
-        if let failure {
-            unlink(temporary)
-            throw GGUFError(.io, field: "file '\(path)'", offset: written, "cannot write: \(String(cString: strerror(failure)))")
-        }
-        guard rename(temporary, path) == 0 else {
-            let code = errno
-            unlink(temporary)
-            throw GGUFError(.io, field: "file '\(path)'", offset: 0, "cannot rename into place: \(String(cString: strerror(code)))")
+        do {
+            let file = try AtomicOutputFile(path: path)
+            try file.write(serialized(), at: 0)
+            try file.commit()
+        } catch {
+            throw GGUFError(.io, field: "file '\(path)'", offset: 0, error.message)
         }
     }
 }

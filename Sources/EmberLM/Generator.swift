@@ -14,15 +14,63 @@ public struct GenerationRequest: Sendable {
     /// When the context fills: keep this many tokens from the start, drop the oldest half of the
     /// rest, recompute the cache and continue (nil: stop with `contextFull`).
     public var contextShiftKeep: Int?
+    /// Prompt tokens evaluated per step, with a cancellation check (and the pacer's say) between
+    /// steps; nil evaluates the whole prompt in one call (batches of the generator's batch size).
+    public var prefillChunk: Int?
+    /// Start from the longest prefix the cache already holds (false: evaluate the whole prompt again).
+    public var reusesCache: Bool
+    /// Decides, before every prompt chunk and every token, how many threads run it and whether to
+    /// wait first (nil: as fast as possible on every thread).
+    public var pacer: (any GenerationPacer)?
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
-                ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil) {
+                ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil, prefillChunk: Int? = nil,
+                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.ignoreEndOfGeneration = ignoreEndOfGeneration
         self.contextShiftKeep = contextShiftKeep
+        self.prefillChunk = prefillChunk
+        self.reusesCache = reusesCache
+        self.pacer = pacer
     }
+}
+
+/// Where a generation stands before its next step, as a `GenerationPacer` sees it.
+public struct GenerationProgress: Sendable, Equatable {
+    public enum Step: String, Sendable, Equatable { case prefill, decode }
+    /// The step about to run.
+    public var step: Step
+    /// Prompt tokens this generation evaluates (those not reused from the cache).
+    public var promptTokens: Int
+    public var prefilledTokens: Int
+    public var generatedTokens: Int
+    public var maxTokens: Int
+
+    public init(step: Step, promptTokens: Int, prefilledTokens: Int, generatedTokens: Int, maxTokens: Int) {
+        self.step = step
+        self.promptTokens = promptTokens
+        self.prefilledTokens = prefilledTokens
+        self.generatedTokens = generatedTokens
+        self.maxTokens = maxTokens
+    }
+}
+
+/// What a pacer wants before the next step.
+public enum PacingDecision: Sendable, Equatable {
+    /// Run the step on `threads` (nil: all), a prompt step on at most `chunk` tokens (nil: as asked).
+    case run(threads: Int?, chunk: Int?)
+    /// Wait `seconds` (interrupted by cancellation), then ask again.
+    case wait(seconds: Double)
+}
+
+/// Paces a generation from outside the inference core (the facade wires the scheduler's policy
+/// and the platform's thermal and power state into it). Called on the generator's thread.
+public protocol GenerationPacer: Sendable {
+    func decide(_ progress: GenerationProgress) -> PacingDecision
+    /// What the step just run cost.
+    func record(_ progress: GenerationProgress, threads: Int, tokens: Int, seconds: Double)
 }
 
 /// Why a generation stopped.
@@ -77,6 +125,15 @@ public final class Generator: @unchecked Sendable {
 
     public var contextLength: Int { session.cache.capacity }
 
+    /// Forgets the sequence in the cache (after generations already submitted); the next prompt is
+    /// evaluated from the start. For memory warnings: nothing is kept for reuse.
+    public func forgetCache() {
+        worker.submit { [self] in
+            session.reset()
+            cachedTokens = []
+        }
+    }
+
     /// Starts a generation; cancel it by cancelling the consuming task or dropping the stream.
     public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self)
@@ -110,7 +167,8 @@ public final class Generator: @unchecked Sendable {
 
         // Reuse the cached prefix the new prompt shares with the previous sequence.
         var shared = 0
-        while shared < min(cachedTokens.count, promptTokens.count - 1), cachedTokens[shared] == promptTokens[shared] {
+        while request.reusesCache, shared < min(cachedTokens.count, promptTokens.count - 1),
+              cachedTokens[shared] == promptTokens[shared] {
             shared += 1
         }
         session.cache.truncate(to: shared)
@@ -119,22 +177,50 @@ public final class Generator: @unchecked Sendable {
         var sampler = Sampler(parameters: request.sampling)
         for token in promptTokens { sampler.accept(token) }
 
+        let allThreads = session.pool.threadCount
+        defer { session.pool.activeThreadCount = allThreads }
         var nextToken: Int32 = 0
         let remainder = Array(promptTokens[shared...])
-        try session.evaluate(remainder, logits: .last) { _, logits in
-            nextToken = sampler.sample(logits)
+        var progress = GenerationProgress(step: .prefill, promptTokens: remainder.count, prefilledTokens: 0,
+                                          generatedTokens: 0, maxTokens: request.maxTokens)
+        var reason = StopReason.maxTokens
+        // The prompt in steps of `prefillChunk` (one step when nil and unpaced), checking for
+        // cancellation between them.
+        while progress.prefilledTokens < remainder.count {
+            var chunk = request.prefillChunk ?? remainder.count
+            var threads = allThreads
+            if let pacer = request.pacer {
+                guard let decision = pace(pacer, progress, cancelled: cancelled) else { break }
+                threads = decision.threads ?? allThreads
+                chunk = min(chunk, decision.chunk ?? chunk)
+            }
+            if cancelled.isCancelled { break }
+            session.pool.activeThreadCount = threads
+            let first = progress.prefilledTokens
+            let end = min(remainder.count, first + max(1, chunk))
+            let stepStart = MonotonicClock.nanoseconds()
+            try session.evaluate(Array(remainder[first..<end]), logits: end == remainder.count ? .last : .none) { _, logits in
+                nextToken = sampler.sample(logits)
+            }
+            cachedTokens += remainder[first..<end]
+            request.pacer?.record(progress, threads: threads, tokens: end - first,
+                                  seconds: Double(MonotonicClock.nanoseconds() - stepStart) / 1e9)
+            progress.prefilledTokens = end
         }
-        cachedTokens += remainder
         let prefillMilliseconds = MonotonicClock.milliseconds(since: start)
-        emit(.promptProcessed(tokens: remainder.count, milliseconds: prefillMilliseconds))
+        if progress.prefilledTokens < remainder.count {
+            reason = .cancelled
+        } else {
+            emit(.promptProcessed(tokens: remainder.count, milliseconds: prefillMilliseconds))
+        }
+        progress.step = .decode
 
         var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
         let endOfGeneration = model.tokenizer.endOfGenerationIDs
         var generated = 0
-        var reason = StopReason.maxTokens
         var firstTokenTime: UInt64 = 0
         var lastTokenTime: UInt64 = 0
-        while generated < request.maxTokens {
+        while reason != .cancelled, generated < request.maxTokens {
             if cancelled.isCancelled {
                 reason = .cancelled
                 break
@@ -163,10 +249,23 @@ public final class Generator: @unchecked Sendable {
                 try session.evaluate(retained, logits: .none)
                 cachedTokens = retained
             }
+            var threads = allThreads
+            if let pacer = request.pacer {
+                progress.generatedTokens = generated
+                guard let decision = pace(pacer, progress, cancelled: cancelled) else {
+                    reason = .cancelled
+                    break
+                }
+                threads = decision.threads ?? allThreads
+                session.pool.activeThreadCount = threads
+            }
+            let stepStart = MonotonicClock.nanoseconds()
             try session.evaluate([token], logits: .last) { _, logits in
                 nextToken = sampler.sample(logits)
             }
             cachedTokens.append(token)
+            request.pacer?.record(progress, threads: threads, tokens: 1,
+                                  seconds: Double(MonotonicClock.nanoseconds() - stepStart) / 1e9)
         }
         let tail = detokenizer.finish()
         if !tail.isEmpty { emit(.token(id: -1, text: tail)) }
@@ -174,13 +273,33 @@ public final class Generator: @unchecked Sendable {
         let decodeSeconds = Double(lastTokenTime &- firstTokenTime) / 1e9
         let statistics = GenerationStatistics(
             promptTokens: promptTokens.count,
-            evaluatedPromptTokens: remainder.count,
+            evaluatedPromptTokens: progress.prefilledTokens,
             generatedTokens: generated,
             timeToFirstTokenMilliseconds: generated > 0 ? Double(firstTokenTime &- start) / 1e6 : prefillMilliseconds,
-            prefillTokensPerSecond: prefillMilliseconds > 0 ? Double(remainder.count) / (prefillMilliseconds / 1000) : 0,
+            prefillTokensPerSecond: prefillMilliseconds > 0 ? Double(progress.prefilledTokens) / (prefillMilliseconds / 1000) : 0,
             decodeTokensPerSecond: generated > 1 && decodeSeconds > 0 ? Double(generated - 1) / decodeSeconds : 0,
             peakResidentBytes: ProcessMemory.peakResidentBytes())
         emit(.finished(reason: reason, statistics: statistics))
+    }
+
+    /// Asks `pacer` until it says run, waiting as told in slices that notice cancellation; nil
+    /// when cancelled meanwhile.
+    private func pace(_ pacer: any GenerationPacer, _ progress: GenerationProgress,
+                      cancelled: CancellationFlag) -> (threads: Int?, chunk: Int?)? {
+        while true {
+            if cancelled.isCancelled { return nil }
+            switch pacer.decide(progress) {
+            case .run(let threads, let chunk):
+                return (threads, chunk)
+            case .wait(let seconds):
+                let until = MonotonicClock.nanoseconds() + UInt64(max(0, min(seconds, 3600)) * 1e9)
+                while MonotonicClock.nanoseconds() < until {
+                    if cancelled.isCancelled { return nil }
+                    let left = Double(until - min(until, MonotonicClock.nanoseconds())) / 1e9
+                    Thread.sleep(forTimeInterval: min(left, 0.02))
+                }
+            }
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import CSQLite
+import EmberCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -67,6 +68,26 @@ public struct NotesError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 extension NotesError {
+    /// A failed read of a file or standard input (``BoundedRead``) as a notes error.
+    /// - Parameters:
+    ///   - limit: the read's limit in bytes; `holder` what it is the limit of ("a note").
+    ///   - consequence: what did not happen because of it ("nothing was saved").
+    public init(_ error: FileReadError, limit: Int, holder: String, consequence: String) {
+        switch error.code {
+        case .tooLarge:
+            let size = error.byteCount.map {
+                "is \(ByteCount.format(Int($0))) but \(holder) holds at most \(ByteCount.format(limit))"
+            } ?? "is larger than \(ByteCount.format(limit)), the most \(holder) holds"
+            self.init(.tooLarge, "\(error.source) \(size); split it into smaller notes. \(Self.capitalized(consequence))")
+        case .isDirectory, .notRegularFile, .cannotOpen, .cannotRead:
+            self.init(.fileSystem, "\(error.message); \(consequence)")
+        }
+    }
+
+    static func capitalized(_ text: String) -> String {
+        text.prefix(1).uppercased() + text.dropFirst()
+    }
+
     /// Turns an SQLite failure on the database at `path` into a message for people.
     ///
     /// - Parameter unsaved: what the failed write did not store ("note 12 was not saved"), or nil

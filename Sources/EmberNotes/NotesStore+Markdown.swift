@@ -1,3 +1,4 @@
+import EmberCore
 import Foundation
 
 extension NotesStore {
@@ -30,11 +31,14 @@ extension NotesStore {
     }
 
     /// Reads Markdown files (a directory stands for the `.md` files in it, sorted by name) and
-    /// adds one note per file, all in one transaction: every file is read and checked first, and
-    /// if any is unreadable, not UTF-8, has bad front matter or is too large, nothing is imported.
+    /// adds one note per file, all in one transaction: if any file is unreadable, not UTF-8, has bad
+    /// front matter or is too large, nothing is imported. A file named in `paths` may be a pipe or a
+    /// device (read up to the size limit); a file found in a directory must be a regular file.
     /// - Returns: the new notes, in file order.
     public func importMarkdown(from paths: [String]) throws(NotesError) -> [Note] {
-        var files: [String] = []
+        // Files named by the caller may be pipes or devices (read up to the limit); files found by
+        // listing a directory must be regular files (a FIFO there would wait forever for a writer).
+        var files: [(path: String, streams: BoundedRead.Streams)] = []
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -45,33 +49,44 @@ extension NotesStore {
                 do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
                     throw NotesError(.fileSystem, "cannot list \(path): \(Self.reason(error)); nothing was imported")
                 }
-                files += names.filter { $0.lowercased().hasSuffix(".md") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+                files += names.filter { $0.lowercased().hasSuffix(".md") }.sorted()
+                    .map { ((path as NSString).appendingPathComponent($0), .refused) }
             } else {
-                files.append(path)
+                files.append((path, .allowed))
             }
         }
-        var drafts: [NoteDraft] = []
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw NotesError(.fileSystem, "cannot read \(file); nothing was imported")
-            }
-            guard data.count <= configuration.maximumBodyBytes + 64 * 1024 else {
-                throw NotesError(.tooLarge, "\(file) is \(data.count) bytes but a note holds at most \(configuration.maximumBodyBytes); nothing was imported")
-            }
-            let text = try UTF8Text.decode(data, source: file, consequence: "nothing was imported")
-            let draft = try MarkdownNoteFile.parse(text, source: file)
-            let unsaved = "\(file) was not imported, so nothing was"
-            try validate(title: draft.title, body: draft.body, unsaved: unsaved)
-            try checkNotEmpty(title: draft.title, body: draft.body, unsaved: unsaved)
-            var checked = draft
-            checked.tags = try normalizedTags(draft.tags, unsaved: unsaved)
-            drafts.append(checked)
-        }
+        // A note's body plus room for its front matter.
+        let fileLimit = configuration.maximumBodyBytes + 64 * 1024
         let now = nowMilliseconds
-        let count = drafts.count
+        let count = files.count
+        // Each file is read, checked and inserted in turn inside the one transaction, so memory holds
+        // one file at a time however many there are; any failure rolls every insert back.
         return try write(unsaved: "none of the \(count) files was imported") { connection in
-            try drafts.map { draft in try Self.insert(draft, now: now, connection) }
+            var notes: [Note] = []
+            for (file, streams) in files {
+                let draft = try checkedDraft(file, streams: streams, limit: fileLimit)
+                notes.append(try Self.insert(draft, now: now, connection))
+            }
+            return notes
         }
+    }
+
+    /// The note in the Markdown file at `path`, read (at most `limit` bytes) and checked as `add` checks it.
+    private func checkedDraft(_ file: String, streams: BoundedRead.Streams, limit: Int) throws(NotesError) -> NoteDraft {
+        let data: [UInt8]
+        do {
+            data = try BoundedRead.file(atPath: file, limit: limit, streams: streams)
+        } catch {
+            throw NotesError(error, limit: limit, holder: "a note file", consequence: "nothing was imported")
+        }
+        let text = try UTF8Text.decode(data, source: file, consequence: "nothing was imported")
+        let draft = try MarkdownNoteFile.parse(text, source: file)
+        let unsaved = "\(file) was not imported, so nothing was"
+        try validate(title: draft.title, body: draft.body, unsaved: unsaved)
+        try checkNotEmpty(title: draft.title, body: draft.body, unsaved: unsaved)
+        var checked = draft
+        checked.tags = try normalizedTags(draft.tags, unsaved: unsaved)
+        return checked
     }
 
     private static func reason(_ error: any Error) -> String {

@@ -83,6 +83,20 @@ extension NotesStore {
         }
     }
 
+    /// Moves several notes to the trash in one transaction: when any id has no note, none is moved.
+    /// - Returns: the notes as stored, in the order of `ids` (a repeated id once).
+    public func moveToTrash(_ ids: [NoteID]) throws(NotesError) -> [Note] {
+        let ids = Self.unique(ids)
+        let now = nowMilliseconds
+        return try write(unsaved: "no note was moved to the trash") { connection in
+            try Self.requireNotes(ids, connection, consequence: "nothing was moved to the trash")
+            return try ids.map { id in
+                try connection.run("UPDATE notes SET trashed_at = ? WHERE id = ? AND trashed_at IS NULL", [.integer(now), .integer(id.rawValue)])
+                return try Self.fetchNote(id, connection)!
+            }
+        }
+    }
+
     /// Takes a note out of the trash.
     /// - Throws: ``NotesError/Code/noteNotInTrash`` when it is not there.
     public func restoreFromTrash(_ id: NoteID) throws(NotesError) -> Note {
@@ -124,6 +138,21 @@ extension NotesStore {
             try connection.run("DELETE FROM notes WHERE id = ?", [.integer(id.rawValue)])
             try Self.forgetUnusedTags(connection)
         }
+    }
+
+    /// Deletes several notes for good in one transaction: when any id has no note, none is deleted.
+    /// - Returns: the ids deleted, in the order of `ids` (a repeated id once).
+    @discardableResult
+    public func purge(_ ids: [NoteID]) throws(NotesError) -> [NoteID] {
+        let ids = Self.unique(ids)
+        try write(unsaved: "no note was deleted") { connection in
+            try Self.requireNotes(ids, connection, consequence: "nothing was deleted")
+            for id in ids {
+                try connection.run("DELETE FROM notes WHERE id = ?", [.integer(id.rawValue)])
+            }
+            try Self.forgetUnusedTags(connection)
+        }
+        return ids
     }
 
     /// Deletes for good every note in the trash.
@@ -221,6 +250,25 @@ extension NotesStore {
 
     static func noSuchNote(_ id: NoteID) -> NotesError {
         NotesError(.noSuchNote, "there is no note \(id)")
+    }
+
+    /// `ids` without repeats, in first-seen order.
+    static func unique(_ ids: [NoteID]) -> [NoteID] {
+        var seen: Set<NoteID> = []
+        return ids.filter { seen.insert($0).inserted }
+    }
+
+    /// Throws ``NotesError/Code/noSuchNote`` naming every id in `ids` that has no note.
+    static func requireNotes(_ ids: [NoteID], _ connection: SQLiteConnection, consequence: String) throws {
+        var missing: [NoteID] = []
+        for id in ids {
+            if try fetchNote(id, connection) == nil { missing.append(id) }
+        }
+        guard !missing.isEmpty else { return }
+        let list = missing.map { "\($0)" }.joined(separator: ", ")
+        throw NotesError(.noSuchNote, missing.count == 1
+            ? "there is no note \(list); \(consequence)"
+            : "there are no notes \(list); \(consequence)")
     }
 
     static func bodyHash(_ body: String) -> String {

@@ -55,6 +55,10 @@ public final class NotesStore: Sendable {
     init(path: String, configuration: Configuration, migratingThrough lastMigration: String?) throws(NotesError) {
         self.path = path
         self.configuration = configuration
+        if let kind = Self.nonRegularKind(path) {
+            // SQLite would read a device as an empty database and create PATH-journal beside it.
+            throw NotesError(.notADatabase, "\(path) is \(kind), not a notes database file; it was left as it is")
+        }
         if !configuration.createIfMissing, !FileManager.default.fileExists(atPath: path) {
             throw NotesError(.noDatabase, "there is no notes database at \(path)")
         }
@@ -80,6 +84,20 @@ public final class NotesStore: Sendable {
             return reader
         }
         _ = try Migrator.migrate(writer, path: path, through: lastMigration, now: Timestamp.milliseconds(configuration.now()))
+    }
+
+    /// What `path` names when it exists and is not a regular file ("a directory", "a device"…), else nil.
+    static func nonRegularKind(_ path: String) -> String? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        switch status.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "a directory"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFIFO: return "a pipe"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
     }
 
     /// The names of the schema migrations applied to this database, oldest first.

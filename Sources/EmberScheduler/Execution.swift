@@ -74,8 +74,9 @@ public protocol ExecutionPlatform: ThermalSource, PowerSource {
     var availableCores: Int { get }
     /// Accounts for a step of `work` on `threads` with `hint` whose engine part began at
     /// `startedAt` and is done; returns the seconds the step took (measured on the wall clock,
-    /// charged to the device model on a simulated phone).
-    mutating func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double
+    /// charged to the device model on a simulated phone), or nil when the platform's time ran out
+    /// before the step finished (a simulation's end): the step then counts for nothing.
+    mutating func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double?
     /// The seconds an idle decision until `until` lasts at most (before a new arrival cuts it short).
     func idleSeconds(until: Double) -> Double
     /// Leaves the CPU idle for up to `seconds`.
@@ -268,8 +269,8 @@ public struct RequestExecutor<Engine: ExecutionEngine, Platform: ExecutionPlatfo
             let count = min(max(1, chunk ?? prefillChunkTokens), prefillChunkTokens, snapshot.promptTokens - snapshot.prefilledTokens)
             let started = platform.now
             try engine.prefill(id, tokens: count, threads: threads)
-            let seconds = platform.charge(.prefill(tokens: count, position: snapshot.prefilledTokens), threads: threads,
-                                          hint: hint, startedAt: started)
+            guard let seconds = platform.charge(.prefill(tokens: count, position: snapshot.prefilledTokens), threads: threads,
+                                                hint: hint, startedAt: started) else { return }
             policy.record(StepOutcome(id: id, kind: .prefill, threads: threads, tokens: count, seconds: seconds))
             tracked[id]!.snapshot.prefilledTokens += count
             let time = platform.now
@@ -285,7 +286,7 @@ public struct RequestExecutor<Engine: ExecutionEngine, Platform: ExecutionPlatfo
         let position = snapshot.promptTokens + snapshot.generatedTokens
         let started = platform.now
         let token = try engine.next(id, threads: threads)
-        let seconds = platform.charge(.decode(positions: [position]), threads: threads, hint: hint, startedAt: started)
+        guard let seconds = platform.charge(.decode(positions: [position]), threads: threads, hint: hint, startedAt: started) else { return }
         policy.record(StepOutcome(id: id, kind: .decode, threads: threads, tokens: 1, seconds: seconds))
         emit(id, token, time: platform.now, events: events)
     }
@@ -296,7 +297,7 @@ public struct RequestExecutor<Engine: ExecutionEngine, Platform: ExecutionPlatfo
         let positions = ids.map { id in tracked[id]!.snapshot.promptTokens + tracked[id]!.snapshot.generatedTokens }
         let started = platform.now
         let tokens = try engine.next(batch: ids, threads: threads)
-        let seconds = platform.charge(.decode(positions: positions), threads: threads, hint: hint, startedAt: started)
+        guard let seconds = platform.charge(.decode(positions: positions), threads: threads, hint: hint, startedAt: started) else { return }
         policy.record(StepOutcome(id: ids[0], kind: .decode, threads: threads, tokens: ids.count, seconds: seconds))
         let time = platform.now
         for (index, id) in ids.enumerated() { emit(id, tokens[index], time: time, events: events) }

@@ -70,7 +70,7 @@ struct WallClockPlatform: ExecutionPlatform {
     var availableCores: Int { deviceState?.availableCores.map { max($0, maximumThreads) } ?? maximumThreads }
     private var deviceState: (any DeviceStateSource)? { (thermal as? any DeviceStateSource) ?? (power as? any DeviceStateSource) }
 
-    func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double {
+    func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double? {
         clock() - startedAt
     }
 

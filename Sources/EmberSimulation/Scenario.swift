@@ -162,6 +162,27 @@ extension Scenario.Event.CodingKeys {
 }
 
 extension Scenario {
+    /// The longest scenario: a week of simulated time.
+    public static let maximumDurationSeconds = 7.0 * 86_400
+    /// The shortest repeat interval: the simulator's time resolution (a timeline sample, a
+    /// governor poll are no finer).
+    public static let minimumRepeatSeconds = 0.01
+    /// The most requests one run makes, repeats and notes included. Every pending request is
+    /// shown to the policy at every step, so the host's work grows with the square of the
+    /// requests in flight: 1,000 notes summarized at once take about 40 s to simulate, 10,000
+    /// over five minutes.
+    public static let maximumRequests = 1_000
+    /// The longest prompt: 131,072 tokens (a 128k context), given as `prompt_tokens` or as text of
+    /// about four bytes a token (`prompt` at most 512 KiB).
+    public static let maximumPromptTokens = 131_072
+    public static let maximumPromptBytes = maximumPromptTokens * 4
+    /// The longest reply, `response_tokens` and `max_tokens`.
+    public static let maximumResponseTokens = 32_768
+    /// Labels are copied into every request an event makes.
+    public static let maximumLabelCharacters = 200
+    /// Events in one scenario (repeats are one event).
+    public static let maximumEvents = 10_000
+
     /// Reads and validates the scenario at `path`.
     public static func load(path: String) throws(DeviceError) -> Scenario {
         let scenario: Scenario = try JSONFile.decode(path: path)
@@ -169,14 +190,43 @@ extension Scenario {
         return scenario
     }
 
-    /// Checks ranges and that each event has the fields its type needs.
+    /// Requests the event makes: exact for timed repeats and notes, at most `maximumRequests`
+    /// for back-to-back repeats bounded only by time (the run counts those as they come).
+    func requestCount(_ event: Event) -> Double {
+        guard event.isRequest else { return 0 }
+        let notes = event.type == .summarize ? Double(event.notes ?? 1) : 1
+        if event.backToBack == true {
+            return Double(event.count ?? 1) * notes
+        }
+        if let every = event.repeatEverySeconds {
+            let until = min(event.untilSeconds ?? durationSeconds, durationSeconds)
+            let byTime = until >= event.atSeconds ? ((until - event.atSeconds) / every + 1e-9).rounded(.down) + 1 : 1
+            return min(Double(event.count ?? Int.max), byTime)
+        }
+        return notes
+    }
+
+    /// Checks ranges and that each event has the fields its type needs, then that the whole
+    /// scenario stays within `maximumRequests`; every number must be finite.
     public func validate(file: String) throws(DeviceError) {
         func fail(_ field: String, _ reason: String) -> DeviceError {
             DeviceError(.invalidValue, file: file, field: field, reason: reason)
         }
+        func number(_ value: Double) -> String { format(value, 3) }
+        func seconds(_ value: Double?, _ field: String, _ range: ClosedRange<Double>, _ meaning: String) throws(DeviceError) {
+            guard let value else { return }
+            guard value.isFinite, range.contains(value) else {
+                throw fail(field, "must be \(meaning) in \(number(range.lowerBound))…\(number(range.upperBound)) s, got \(value)")
+            }
+        }
+        func whole(_ value: Int?, _ field: String, _ range: ClosedRange<Int>) throws(DeviceError) {
+            guard let value else { return }
+            guard range.contains(value) else { throw fail(field, "must be \(range.lowerBound)…\(range.upperBound), got \(value)") }
+        }
         guard !name.isEmpty else { throw fail("name", "must not be empty") }
-        guard durationSeconds.isFinite, durationSeconds > 0, durationSeconds <= 7 * 86_400 else {
-            throw fail("duration_s", "must be seconds in 0…604800 (a week), got \(durationSeconds)")
+        guard name.count <= Self.maximumLabelCharacters else { throw fail("name", "is longer than \(Self.maximumLabelCharacters) characters") }
+        guard durationSeconds.isFinite, durationSeconds > 0, durationSeconds <= Self.maximumDurationSeconds else {
+            throw fail("duration_s", "must be seconds in 0…\(Int(Self.maximumDurationSeconds)) (a week), got \(durationSeconds)")
         }
         guard (0...100).contains(start.batteryPercent) else {
             throw fail("start.battery_pct", "must be a percentage 0…100, got \(start.batteryPercent)")
@@ -187,35 +237,49 @@ extension Scenario {
         for (field, value) in [("start.soc_c", start.socCelsius), ("start.skin_c", start.skinCelsius)] {
             if let value, !(-30...120).contains(value) { throw fail(field, "must be °C in -30…120, got \(value)") }
         }
+        guard events.count <= Self.maximumEvents else {
+            throw fail("events", "has \(events.count) events; at most \(Self.maximumEvents) (use repeat_every_s or count for repeats)")
+        }
+        var totalRequests = 0.0
         for (index, event) in events.enumerated() {
             let prefix = "events[\(index)]"
             guard event.atSeconds >= 0, event.atSeconds <= durationSeconds else {
                 throw fail(prefix + ".at_s", "must be within the scenario (0…\(durationSeconds) s), got \(event.atSeconds)")
             }
+            if let label = event.label, label.count > Self.maximumLabelCharacters {
+                throw fail(prefix + ".label", "is longer than \(Self.maximumLabelCharacters) characters")
+            }
             if event.isRequest {
                 if event.type == .summarize {
-                    guard let notes = event.notes, notes > 0, notes <= 100_000 else {
-                        throw fail(prefix + ".notes", "a summarize event needs the number of notes (1…100000)")
+                    guard let notes = event.notes, notes > 0, notes <= Self.maximumRequests else {
+                        throw fail(prefix + ".notes", "a summarize event needs the number of notes (1…\(Self.maximumRequests))")
                     }
                 } else if event.prompt == nil && event.promptTokens == nil {
                     throw fail(prefix, "a \(event.type.rawValue) event needs 'prompt' or 'prompt_tokens'")
                 }
-                if let tokens = event.promptTokens, !(1...131_072).contains(tokens) {
-                    throw fail(prefix + ".prompt_tokens", "must be 1…131072, got \(tokens)")
+                if let prompt = event.prompt, prompt.utf8.count > Self.maximumPromptBytes {
+                    throw fail(prefix + ".prompt", "has \(prompt.utf8.count) bytes, about \(prompt.utf8.count / 4) tokens; at most "
+                               + "\(Self.maximumPromptBytes) bytes (\(Self.maximumPromptTokens) tokens, a 128k context)")
                 }
-                for (field, value) in [("response_tokens", event.responseTokens), ("max_tokens", event.maxTokens)] {
-                    if let value, !(1...32_768).contains(value) { throw fail(prefix + "." + field, "must be 1…32768, got \(value)") }
-                }
-                if let deadline = event.deadlineSeconds, !(deadline > 0) {
-                    throw fail(prefix + ".deadline_s", "must be positive seconds after arrival, got \(deadline)")
-                }
-                if let every = event.repeatEverySeconds, !(every > 0) {
-                    throw fail(prefix + ".repeat_every_s", "must be positive, got \(every)")
-                }
-                if let count = event.count, count < 1 { throw fail(prefix + ".count", "must be at least 1, got \(count)") }
-                if let think = event.thinkSeconds, think < 0 { throw fail(prefix + ".think_s", "must not be negative") }
+                try whole(event.promptTokens, prefix + ".prompt_tokens", 1...Self.maximumPromptTokens)
+                try whole(event.responseTokens, prefix + ".response_tokens", 1...Self.maximumResponseTokens)
+                try whole(event.maxTokens, prefix + ".max_tokens", 1...Self.maximumResponseTokens)
+                try whole(event.priority, prefix + ".priority", -1000...1000)
+                try seconds(event.deadlineSeconds, prefix + ".deadline_s", Self.minimumRepeatSeconds...Self.maximumDurationSeconds,
+                            "seconds after arrival")
+                try seconds(event.repeatEverySeconds, prefix + ".repeat_every_s", Self.minimumRepeatSeconds...Self.maximumDurationSeconds,
+                            "an interval")
+                try whole(event.count, prefix + ".count", 1...Self.maximumRequests)
+                try seconds(event.untilSeconds, prefix + ".until_s", event.atSeconds...durationSeconds, "a time from at_s to the scenario's end")
+                try seconds(event.thinkSeconds, prefix + ".think_s", 0...durationSeconds, "a pause within the scenario")
                 if event.backToBack == true, event.untilSeconds == nil, event.count == nil {
                     throw fail(prefix + ".until_s", "a back_to_back event needs until_s or count")
+                }
+                let requests = requestCount(event)
+                totalRequests += requests
+                guard totalRequests <= Double(Self.maximumRequests) else {
+                    throw fail(prefix, "brings the scenario to \(number(totalRequests)) requests (this event \(number(requests))); "
+                               + "at most \(Self.maximumRequests) in one run (raise repeat_every_s, lower count or notes)")
                 }
             }
             switch event.type {

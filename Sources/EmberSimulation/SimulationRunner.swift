@@ -8,9 +8,21 @@ public struct SimulationRunner {
     public let profile: DeviceProfile
     public let scenario: Scenario
     public let workload: ModelWorkload
+    /// Seconds between timeline samples, `minimumSampleInterval`…`maximumSampleInterval`, and at
+    /// most `maximumSamples` of them over the scenario.
     public var sampleInterval = 1.0
-    /// Most requests the engine decodes in one step (the KV caches it may hold at once).
+    /// Most requests the engine decodes in one step (the KV caches it may hold at once), 1…64.
     public var maximumDecodeBatch = 4
+
+    /// The finest timeline: the simulator's time resolution.
+    public static let minimumSampleInterval = 0.01
+    public static let maximumSampleInterval = 3600.0
+    /// The most timeline samples one run keeps (about 100 bytes each, and a CSV row each): a
+    /// week at 1 s, or two hours at 0.01 s, fit.
+    public static let maximumSamples = 1_000_000
+    /// The most thermal-governor polls one run simulates (the phone advances at least once a
+    /// poll): a week at the shipped profiles' 1 s polls fits ten times over.
+    public static let maximumPolls = 10_000_000
 
     public init(profile: DeviceProfile, scenario: Scenario, workload: ModelWorkload) {
         self.profile = profile
@@ -18,12 +30,48 @@ public struct SimulationRunner {
         self.workload = workload
     }
 
+    /// Checks the settings against the scenario and the profile before anything is allocated:
+    /// the sample interval and the samples it makes, the governor polls, the decode batch.
+    public func validate() throws(SimulationError) {
+        let interval = sampleInterval, duration = scenario.durationSeconds
+        guard interval.isFinite, interval >= Self.minimumSampleInterval, interval <= Self.maximumSampleInterval else {
+            throw SimulationError(field: "sample_interval_s", reason: "must be \(format(Self.minimumSampleInterval, 2))…"
+                                  + "\(format(Self.maximumSampleInterval, 0)) seconds (the simulator's resolution is 0.01 s), got \(interval)")
+        }
+        guard duration.isFinite, duration > 0, duration <= Scenario.maximumDurationSeconds else {
+            throw SimulationError(field: "duration_s", reason: "must be seconds in 0…\(Int(Scenario.maximumDurationSeconds)), got \(duration)")
+        }
+        let samples = (duration / interval).rounded(.up)
+        guard samples <= Double(Self.maximumSamples) else {
+            throw SimulationError(field: "sample_interval_s", reason: "\(format(interval, 3)) s over the scenario's \(format(duration, 1)) s "
+                                  + "makes \(format(samples, 0)) timeline samples; at most \(Self.maximumSamples) "
+                                  + "(use an interval of at least \(format(duration / Double(Self.maximumSamples), 3)) s)")
+        }
+        let poll = profile.thermal.governor.pollSeconds
+        guard poll.isFinite, poll > 0, (duration / poll).rounded(.up) <= Double(Self.maximumPolls) else {
+            throw SimulationError(field: "thermal.governor.poll_s", reason: "\(poll) s over the scenario's \(format(duration, 1)) s makes "
+                                  + "more than \(Self.maximumPolls) governor polls; use a longer poll or a shorter scenario")
+        }
+        guard (1...64).contains(maximumDecodeBatch) else {
+            throw SimulationError(field: "maximum_decode_batch", reason: "must be 1…64, got \(maximumDecodeBatch)")
+        }
+        do {
+            try scenario.validate(file: "scenario '\(scenario.name)'")
+        } catch {
+            throw SimulationError(field: error.field.isEmpty ? "scenario" : error.field, reason: error.reason)
+        }
+    }
+
     /// Simulates the whole scenario: the same `RequestExecutor` as the app's `TokenScheduler`, on
-    /// the simulated phone's virtual clock, with the scenario's requests as its arrivals.
+    /// the simulated phone's virtual clock, with the scenario's requests as its arrivals. Refuses
+    /// settings `validate()` refuses, and stops with an error when back-to-back repeats would make
+    /// more than `Scenario.maximumRequests` requests, or with the engine's error when a step fails.
     ///
-    /// - Throws: the engine's error when a step fails.
+    /// The run ends at the scenario's duration: a step still running then is cut there (its
+    /// energy counted, its tokens not), or earlier when the phone shuts down.
     public func run(policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
                     onToken: (SimulatedRequest, String) -> Void = { _, _ in }) throws -> SimulationResult {
+        try validate()
         let start = scenario.start
         var phone = SimulatedPhone(profile: profile, ambientCelsius: start.ambientCelsius,
                                    socCelsius: start.socCelsius ?? 30, skinCelsius: start.skinCelsius ?? 30,
@@ -76,6 +124,10 @@ public struct SimulationRunner {
             while let event = schedule.next(before: executor.platform.phone.time + 1e-9) {
                 switch event {
                 case .request(let request):
+                    guard requests.count < Scenario.maximumRequests else {
+                        throw SimulationError(field: "events[\(request.eventIndex)]", reason: "the scenario has made \(requests.count) requests, "
+                                              + "the most one run simulates; bound its back_to_back repeats with count or an earlier until_s")
+                    }
                     requests.append(request)
                     executor.add(request.snapshot, request: request)
                     recorder.mark(request.arrival, .arrival, request.label)
@@ -156,24 +208,26 @@ struct SimulatedPlatform: ExecutionPlatform {
     var isCharging: Bool { phone.isCharging }
     var isPowerSaveMode: Bool { phone.isPowerSaveMode }
 
-    mutating func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double {
-        let step: (seconds: Double, socJoules: Double)
+    /// Charges the step to the phone, up to the scenario's end: a step still running then is cut
+    /// (nil; its energy counted).
+    mutating func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double? {
+        let step: (seconds: Double, socJoules: Double, finished: Bool)
         switch work {
         case .prefill(let tokens, let position):
             step = phone.perform(workload.prefillCost(tokens: tokens, position: position), threads: threads,
-                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds)
+                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds, until: duration)
             inferenceJoules += step.socJoules
             prefillJoules += step.socJoules
         case .decode(let positions):
             step = phone.perform(workload.decodeCost(positions: positions), threads: threads,
-                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds)
+                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds, until: duration)
             inferenceJoules += step.socJoules
         }
-        return step.seconds
+        return step.finished ? step.seconds : nil
     }
 
     func idleSeconds(until: Double) -> Double {
-        max(min(until, nextEvent, duration) - phone.time, 1e-3)
+        min(max(min(until, nextEvent, duration) - phone.time, 1e-3), duration - phone.time)
     }
 
     mutating func idle(seconds: Double, reason: IdleReason) {

@@ -1,4 +1,5 @@
 import EmberCore
+import EmberKernels
 
 /// Constants of the container format, version 1 (docs/FORMAT.md is the specification).
 public enum ContainerFormat {

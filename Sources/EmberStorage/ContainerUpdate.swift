@@ -1,4 +1,5 @@
 import EmberCore
+import EmberKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

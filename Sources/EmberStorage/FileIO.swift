@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import EmberCore
 
 /// `strerror(errno)` as a Swift string.
 func systemErrorMessage() -> String { String(cString: strerror(errno)) }
@@ -71,59 +72,30 @@ final class MappedFile: @unchecked Sendable {
 }
 
 /// A file being written under a temporary name beside its destination, renamed into place by
-/// ``commit()`` after `fsync`, so a half-written file never carries the final name.
+/// ``commit()`` after `fsync`, so a half-written file never carries the final name: EmberCore's
+/// ``AtomicOutputFile`` (the one implementation every writer shares) with storage errors.
 final class OutputFile {
-    let path: String
-    let temporaryPath: String
-    private(set) var descriptor: Int32
-    private var committed = false
+    private let file: AtomicOutputFile
+    var path: String { file.path }
+    var temporaryPath: String { file.temporaryPath }
+    var descriptor: Int32 { file.descriptor }
 
     init(path: String) throws(StorageError) {
-        self.path = path
-        temporaryPath = path + ".partial-\(getpid())"
-        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else {
-            throw StorageError(.io, "cannot create \(temporaryPath): \(systemErrorMessage())")
-        }
-    }
-
-    deinit {
-        if descriptor >= 0 { close(descriptor) }
-        if !committed { unlink(temporaryPath) }
+        do { file = try AtomicOutputFile(path: path) } catch { throw StorageError(.io, error.message) }
     }
 
     /// Writes every byte of `bytes` at `offset` (`pwrite`, retrying short writes).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(StorageError) {
-        var done = 0
-        while done < bytes.count {
-            let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw StorageError(.io, "cannot write \(temporaryPath): \(systemErrorMessage())")
-            }
-            done += written
-        }
+        do { try file.write(bytes, at: offset) } catch { throw StorageError(.io, error.message) }
     }
 
     func write(_ bytes: [UInt8], at offset: Int) throws(StorageError) {
-        var failure: StorageError?
-        bytes.withUnsafeBytes { buffer in
-            do throws(StorageError) { try write(buffer, at: offset) } catch { failure = error }
-        }
-        if let failure { throw failure }
+        do { try file.write(bytes, at: offset) } catch { throw StorageError(.io, error.message) }
     }
 
     /// Flushes the file to disk (`fsync`) and renames it to its final name.
     func commit() throws(StorageError) {
-        guard fsync(descriptor) == 0 else {
-            throw StorageError(.io, "cannot flush \(temporaryPath) to disk: \(systemErrorMessage())")
-        }
-        close(descriptor)
-        descriptor = -1
-        guard rename(temporaryPath, path) == 0 else {
-            throw StorageError(.io, "cannot rename \(temporaryPath) to \(path): \(systemErrorMessage())")
-        }
-        committed = true
+        do { try file.commit() } catch { throw StorageError(.io, error.message) }
     }
 }
 

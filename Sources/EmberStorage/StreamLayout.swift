@@ -1,4 +1,5 @@
 import EmberCore
+import EmberKernels
 
 /// How the blocks of one tensor type split into byte streams before compression.
 ///

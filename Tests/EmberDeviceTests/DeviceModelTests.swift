@@ -99,6 +99,21 @@ import Testing
         }
     }
 
+    @Test func workStillRunningAtTheStopTimeEndsThere() throws {
+        var phone = SimulatedPhone(profile: try DeviceSupport.profile("flagship-android"), ambientCelsius: 25, socCelsius: 30,
+                                   skinCelsius: 30, batteryPercent: 80)
+        let prompt = DeviceSupport.oneBillionQ4.prefillCost(tokens: 4096, position: 0)
+        var whole = phone
+        let full = whole.perform(prompt, threads: 4)
+        #expect(full.finished && full.seconds > 2)
+        let cut = phone.perform(prompt, threads: 4, until: 1.5)
+        #expect(!cut.finished)
+        #expect(abs(phone.time - 1.5) < 1e-9)
+        #expect(abs(cut.seconds - 1.5) < 1e-9 && cut.socJoules < full.socJoules)
+        let none = phone.perform(prompt, threads: 4, until: 1.0)
+        #expect(!none.finished && none.seconds == 0 && phone.time == 1.5)
+    }
+
     @Test func powerSaveCapsTheClocks() throws {
         let profile = try DeviceSupport.profile("flagship-android")
         var phone = SimulatedPhone(profile: profile, ambientCelsius: 25, socCelsius: 30, skinCelsius: 30, batteryPercent: 10)
@@ -121,7 +136,8 @@ import Testing
         try String(contentsOfFile: DeviceSupport.profilePath("flagship-android"), encoding: .utf8)
     }
 
-    func expectError(_ text: String, field: String, reasonContains: String) throws {
+    /// `field` nil: any field.
+    func expectError(_ text: String, field: String?, reasonContains: String) throws {
         let path = try write(text)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect {
@@ -129,7 +145,7 @@ import Testing
         } throws: { error in
             guard let error = error as? DeviceError else { return false }
             let line = error.description
-            return error.field == field && line.contains(path) && line.contains(reasonContains) && !line.contains("\n")
+            return (field == nil || error.field == field) && line.contains(path) && line.contains(reasonContains) && !line.contains("\n")
         }
     }
 
@@ -164,5 +180,114 @@ import Testing
 
     @Test func missingFile() throws {
         #expect(throws: DeviceError.self) { _ = try DeviceProfile.load(path: "/nonexistent/profile.json") }
+    }
+
+    /// The flagship profile with `change` applied to its parsed JSON (keys come back in another order).
+    func flagshipChanged(_ change: (inout [String: Any]) -> Void) throws -> String {
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(flagshipText().utf8)) as? [String: Any])
+        change(&object)
+        return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    }
+
+    @Test func unknownTopLevelField() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"platform\": \"android\",", with: "\"platform\": \"android\", \"colour\": \"blue\",")
+        try expectError(text, field: "colour", reasonContains: "unknown field 'colour'; expected one of battery, cpu, description, memory, name")
+    }
+
+    @Test func unknownNestedField() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000,", with: "\"capacity_mah\": 5000, \"capacity_wh\": 19,")
+        try expectError(text, field: "battery.capacity_wh", reasonContains: "unknown field 'capacity_wh'")
+    }
+
+    @Test func unknownFieldInACluster() throws {
+        let text = try flagshipChanged { object in
+            var cpu = object["cpu"] as! [String: Any]
+            var clusters = cpu["clusters"] as! [[String: Any]]
+            clusters[1]["turbo"] = true
+            cpu["clusters"] = clusters
+            object["cpu"] = cpu
+        }
+        try expectError(text, field: "cpu.clusters[1].turbo", reasonContains: "unknown field 'turbo'")
+    }
+
+    @Test func duplicateKey() throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000,", with: "\"capacity_mah\": 5000, \"capacity_mah\": 50,")
+        try expectError(text, field: "battery.capacity_mah", reasonContains: "written twice")
+    }
+
+    @Test func nameUnlikeTheFile() throws {
+        let directory = NSTemporaryDirectory() + "ember-profile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/my-phone.json"
+        try flagshipText().write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try DeviceProfile.load(path: path)
+        } throws: { error in
+            (error as? DeviceError)?.field == "name" && "\(error)".contains("differs from the file's name 'my-phone'")
+        }
+        let renamed = directory + "/flagship-android.json"
+        try FileManager.default.moveItem(atPath: path, toPath: renamed)
+        #expect(try DeviceProfile.load(path: renamed).name == "flagship-android")
+    }
+
+    @Test func voltageFallingWithFrequency() throws {
+        let text = try flagshipChanged { object in
+            var cpu = object["cpu"] as! [String: Any]
+            var clusters = cpu["clusters"] as! [[String: Any]]
+            clusters[0]["voltages"] = Array((clusters[0]["voltages"] as! [Double]).reversed())
+            cpu["clusters"] = clusters
+            object["cpu"] = cpu
+        }
+        try expectError(text, field: "cpu.clusters[0].voltages[1]", reasonContains: "voltage must not decrease as frequency rises")
+    }
+
+    @Test func batteryVoltageFallingWithCharge() throws {
+        let text = try flagshipChanged { object in
+            var battery = object["battery"] as! [String: Any]
+            var volts = battery["ocv_v"] as! [Double]
+            volts.swapAt(2, 3)
+            battery["ocv_v"] = volts
+            object["battery"] = battery
+        }
+        try expectError(text, field: "battery.ocv_v[2]", reasonContains: "must not fall as the charge rises")
+    }
+
+    @Test func tooManyOperatingPoints() throws {
+        let text = try flagshipChanged { object in
+            var cpu = object["cpu"] as! [String: Any]
+            var clusters = cpu["clusters"] as! [[String: Any]]
+            clusters[0]["frequencies_mhz"] = (0..<100_000).map { 100 + Double($0) * 0.01 }
+            clusters[0]["voltages"] = [Double](repeating: 0.8, count: 100_000)
+            cpu["clusters"] = clusters
+            object["cpu"] = cpu
+        }
+        try expectError(text, field: "cpu.clusters[0].frequencies_mhz", reasonContains: "at most 64")
+    }
+
+    @Test(arguments: [("NaN", "must be a finite number"), ("Infinity", "must be a finite number"), ("-Infinity", "finite number"),
+                      ("1e999", "too large for a number"), ("-5000", "must not be negative")])
+    func numbersThatAreNotCapacities(_ written: String, _ reason: String) throws {
+        let text = try flagshipText().replacingOccurrences(of: "\"capacity_mah\": 5000", with: "\"capacity_mah\": \(written)")
+        try expectError(text, field: "battery.capacity_mah", reasonContains: reason)
+    }
+
+    @Test func fractionalWholeNumber() throws {
+        let text = try flagshipChanged { object in
+            var cpu = object["cpu"] as! [String: Any]
+            cpu["default_threads"] = 2.5
+            object["cpu"] = cpu
+        }
+        try expectError(text, field: "cpu.default_threads", reasonContains: "whole number")
+    }
+
+    @Test func nestingTooDeep() throws {
+        let text = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        try expectError(text, field: nil, reasonContains: "nested deeper than 64 levels")
+    }
+
+    @Test func fileTooLarge() throws {
+        let text = "{\"name\": \"" + String(repeating: "x", count: JSONFile.maximumFileBytes) + "\"}"
+        try expectError(text, field: "", reasonContains: "larger than 4 MiB")
     }
 }

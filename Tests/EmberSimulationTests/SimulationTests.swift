@@ -185,4 +185,160 @@ enum SimulationSupport {
     @Test func unknownMemoryPressureLevel() {
         expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"memory_pressure\",\"level\":\"high\"}]}", field: "events[0].level", reasonContains: "must be one of")
     }
+
+    func chat(_ fields: String) -> String {
+        "{\(header),\"events\":[{\"at_s\":0,\"type\":\"chat\",\"prompt_tokens\":10,\(fields)}]}"
+    }
+
+    @Test func unknownTopLevelField() {
+        expectError("{\(header),\"events\":[],\"speed\":2}", field: "speed", reasonContains: "unknown field 'speed'; expected one of description, duration_s")
+    }
+
+    @Test func unknownStartField() {
+        expectError("{\"name\":\"x\",\"description\":\"\",\"duration_s\":60,\"start\":{\"battery_pct\":50,\"ambient_c\":25,\"humidity\":40},\"events\":[]}",
+                    field: "start.humidity", reasonContains: "unknown field 'humidity'")
+    }
+
+    @Test func duplicateTopLevelKey() {
+        expectError("{\(header),\"duration_s\":7200,\"events\":[]}", field: "duration_s", reasonContains: "written twice")
+    }
+
+    @Test func duplicateKeyInAnEvent() {
+        expectError(chat("\"response_tokens\":5,\"response_tokens\":50000"), field: "events[0].response_tokens", reasonContains: "written twice")
+    }
+
+    @Test func repeatEveryNanosecond() {
+        expectError(chat("\"repeat_every_s\":1e-9,\"until_s\":60"), field: "events[0].repeat_every_s", reasonContains: "0.01")
+    }
+
+    @Test func repeatsBeyondTheRequestLimit() {
+        let json = "{\"name\":\"x\",\"description\":\"\",\"duration_s\":7200,\"start\":{\"battery_pct\":50,\"ambient_c\":25},"
+            + "\"events\":[{\"at_s\":0,\"type\":\"chat\",\"prompt_tokens\":10,\"repeat_every_s\":0.01,\"until_s\":7200}]}"
+        expectError(json, field: "events[0]", reasonContains: "720001 requests (this event 720001); at most 1000")
+    }
+
+    @Test func notesAddUpAcrossEvents() {
+        let note = "{\"at_s\":0,\"type\":\"summarize\",\"notes\":600}"
+        expectError("{\(header),\"events\":[\(note),\(note)]}", field: "events[1]", reasonContains: "1200 requests")
+    }
+
+    @Test func fractionalWholeNumber() {
+        expectError("{\(header),\"events\":[{\"at_s\":0,\"type\":\"chat\",\"prompt_tokens\":2.5}]}", field: "events[0].prompt_tokens",
+                    reasonContains: "whole number")
+    }
+
+    @Test(arguments: [("\"deadline_s\":-5", "deadline_s"), ("\"deadline_s\":1e300", "deadline_s"), ("\"deadline_s\":1e999", "deadline_s"),
+                      ("\"think_s\":-1,\"back_to_back\":true,\"count\":2", "think_s"), ("\"until_s\":90", "until_s"),
+                      ("\"count\":1000000000", "count"), ("\"priority\":99999999", "priority"),
+                      ("\"response_tokens\":-3", "response_tokens"), ("\"max_tokens\":NaN", "max_tokens")])
+    func numbersOutOfRange(_ fields: String, _ field: String) {
+        expectError(chat(fields), field: "events[0].\(field)", reasonContains: "events[0].\(field): ")
+    }
+
+    @Test func untilBeforeTheEvent() {
+        let json = "{\(header),\"events\":[{\"at_s\":30,\"type\":\"chat\",\"prompt_tokens\":10,\"repeat_every_s\":5,\"until_s\":10}]}"
+        expectError(json, field: "events[0].until_s", reasonContains: "from at_s to the scenario's end")
+    }
+
+    @Test func promptLongerThanTheContext() {
+        let words = String(repeating: "word ", count: 400_000)
+        expectError(chat("\"prompt\":\"\(words)\""), field: "events[0].prompt", reasonContains: "at most 524288 bytes (131072 tokens")
+    }
+
+    @Test func labelCopiedIntoEveryRequestIsBounded() {
+        expectError(chat("\"label\":\"\(String(repeating: "x", count: 10_000))\""), field: "events[0].label", reasonContains: "longer than 200")
+    }
+}
+
+@Suite struct SimulationBoundsTests {
+    func runner(_ json: String, workload: ModelWorkload = SimulationSupport.workload) throws -> SimulationRunner {
+        SimulationRunner(profile: try SimulationSupport.profile("flagship-android"), scenario: try SimulationSupport.scenario(json: json),
+                         workload: workload)
+    }
+
+    func run(_ runner: SimulationRunner) throws -> SimulationResult {
+        var policy = RacePolicy()
+        var engine = CostModelEngine()
+        return try runner.run(policy: &policy, engine: &engine)
+    }
+
+    let idle = "{\"name\":\"idle\",\"description\":\"\",\"duration_s\":600,\"start\":{\"battery_pct\":50,\"ambient_c\":25},\"events\":[]}"
+
+    @Test(arguments: [1e-9, 1e-6, 0.001, 0, -1, .nan, .infinity, 7200])
+    func sampleIntervalOutsideTheResolution(_ interval: Double) throws {
+        var runner = try runner(idle)
+        runner.sampleInterval = interval
+        let start = Date()
+        #expect {
+            _ = try run(runner)
+        } throws: { error in
+            (error as? SimulationError)?.field == "sample_interval_s" && "\(error)".contains("0.01…3600 seconds")
+        }
+        #expect(Date().timeIntervalSince(start) < 1)
+    }
+
+    @Test func samplesOverTheScenarioAreBounded() throws {
+        var runner = try runner(idle.replacingOccurrences(of: "\"duration_s\":600", with: "\"duration_s\":604800"))
+        runner.sampleInterval = 0.01
+        #expect {
+            _ = try run(runner)
+        } throws: { error in
+            (error as? SimulationError)?.field == "sample_interval_s"
+                && "\(error)".contains("makes 60480000 timeline samples; at most 1000000 (use an interval of at least 0.605 s)")
+        }
+        runner.sampleInterval = 0.01
+        var short = try self.runner(idle)
+        short.sampleInterval = 0.01
+        #expect(try run(short).recorder.samples.count == 60_000)
+    }
+
+    @Test func scenarioBuiltInCodeIsCheckedToo() throws {
+        var scenario = try SimulationSupport.scenario(json: idle)
+        var event = Scenario.Event(atSeconds: 0, type: .chat)
+        event.promptTokens = 10
+        event.repeatEverySeconds = 1e-9
+        scenario.events = [event]
+        let runner = SimulationRunner(profile: try SimulationSupport.profile("flagship-android"), scenario: scenario,
+                                      workload: SimulationSupport.workload)
+        #expect {
+            _ = try run(runner)
+        } throws: { error in
+            (error as? SimulationError)?.field == "events[0].repeat_every_s"
+        }
+    }
+
+    @Test func backToBackRepeatsStopAtTheRequestLimit() throws {
+        let runner = try runner("""
+        {"name":"flood","description":"","duration_s":86400,"start":{"battery_pct":100,"ambient_c":20,"plugged_in":true},
+         "events":[{"at_s":0,"type":"chat","prompt_tokens":1,"response_tokens":1,"back_to_back":true,"until_s":86400}]}
+        """)
+        #expect {
+            _ = try run(runner)
+        } throws: { error in
+            (error as? SimulationError)?.field == "events[0]" && "\(error)".contains("1000 requests")
+        }
+    }
+
+    @Test func runEndsAtTheScenarioDurationWhenAStepIsStillRunning() throws {
+        // Prompt chunks at positions near 100,000 of a 7B model take seconds each: the last one straddles the end.
+        let runner = try runner("""
+        {"name":"long","description":"","duration_s":120,"start":{"battery_pct":90,"ambient_c":25},
+         "events":[{"at_s":0,"type":"chat","prompt_tokens":131072,"response_tokens":10}]}
+        """, workload: try #require(ModelWorkload.catalog["llama-7b-q4_0"]))
+        let result = try run(runner)
+        #expect(abs(result.simulatedSeconds - 120) < 1e-6)
+        #expect(result.summary.first { $0.0 == "simulated_s" }?.1 == .number(120, 1))
+        let request = try #require(result.requests.first)
+        #expect(!request.isFinished)
+        #expect(request.prefilledTokens < request.promptTokens)
+        #expect(result.recorder.samples.count == 120)
+    }
+
+    @Test func shippedScenariosEndAtTheirDuration() throws {
+        for name in ["sustained-decode", "long-prompt-burst", "low-battery"] {
+            let scenario = try SimulationSupport.scenario(name)
+            let result = try SimulationSupport.run(scenario)
+            #expect(result.shutdownReason != nil || abs(result.simulatedSeconds - scenario.durationSeconds) < 1e-6, "\(name): \(result.simulatedSeconds)")
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import EmberCore
+import EmberKernels
 import EmberGGUF
 import Foundation
 import Testing

@@ -29,7 +29,9 @@ struct ModelCatalogTests {
         let entry = fakeEntry(pieces: [], expected: bytes)
         let file = try directory.write(entry.fileName, bytes)
         #expect(try ModelCatalog.resolve("tiny", cacheDirectory: directory.path, entries: [entry]) == file)
-        #expect(ModelCatalog.status(of: entry, in: directory.path) == .present)
+        // The first resolve checked the SHA-256 and recorded the chunk hashes the next ones compare.
+        #expect(ModelCatalog.status(of: entry, in: directory.path) == .verified)
+        #expect(FileChecksum.chunkRecord(ofFileAt: file)?.sha256 == entry.sha256)
     }
 
     @Test func missingAliasTellsWhichCommandFetchesIt() throws {

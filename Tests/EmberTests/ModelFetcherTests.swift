@@ -24,7 +24,8 @@ struct ModelFetcherTests {
         #expect(source.callCount == 2)
         let installed = ModelCatalog.path(of: entry, in: cache.path)
         #expect(FileManager.default.contents(atPath: installed) == Data(first + second))
-        #expect(cache.contents() == [entry.fileName, entry.fileName + ".sha256"])
+        #expect(cache.contents() == [entry.fileName, entry.fileName + ".chunks", entry.fileName + ".sha256"])
+        #expect(FileChecksum.chunkRecord(ofFileAt: installed)?.hashes.count == 5, "4 MiB + 4116 bytes in 1 MiB chunks")
         #expect(ModelCatalog.status(of: entry, in: cache.path) == .verified)
         #expect(events.contains { $0.hasPrefix("installed") })
         // The local pieces are read, never moved.

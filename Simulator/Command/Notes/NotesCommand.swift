@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmberCore
 import EmberNotes
 import Foundation
 
@@ -65,23 +66,21 @@ struct NotesBodyOptions: ParsableArguments {
         if body != nil, bodyFile != nil { throw ValidationError("Give the body with --body or --body-file, not both.") }
     }
 
-    /// The body, or nil when neither option was given.
-    func read() throws -> String? {
+    /// The body, or nil when neither option was given. A file or standard input is read up to the
+    /// store's body limit and one byte more: a larger (or endless) source is refused after that much.
+    func read(limit: Int = NotesStore.Configuration().maximumBodyBytes) throws -> String? {
         if let body { return body }
         guard let bodyFile else { return nil }
-        let data: Data
-        let source: String
-        if bodyFile == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-            source = "standard input"
-        } else {
-            guard let contents = FileManager.default.contents(atPath: bodyFile) else {
-                throw NotesError(.fileSystem, "cannot read \(bodyFile); nothing was saved")
-            }
-            data = contents
-            source = bodyFile
+        let source = bodyFile == "-" ? "standard input" : bodyFile
+        let bytes: [UInt8]
+        do {
+            bytes = bodyFile == "-"
+                ? try BoundedRead.standardInput(limit: limit)
+                : try BoundedRead.file(atPath: bodyFile, limit: limit)
+        } catch {
+            throw NotesError(error, limit: limit, holder: "a note", consequence: "nothing was saved")
         }
-        return try UTF8Text.decode(data, source: source, consequence: "nothing was saved")
+        return try UTF8Text.decode(bytes, source: source, consequence: "nothing was saved")
     }
 }
 

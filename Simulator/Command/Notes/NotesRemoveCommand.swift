@@ -32,12 +32,14 @@ struct NotesRemoveCommand: ParsableCommand {
             print(output.json ? "{\"purged\":\(count)}" : "deleted \(count) notes from the trash for good")
             return
         }
-        for argument in ids {
-            if purge {
-                try store.purge(argument.id)
-                print(output.json ? "{\"id\":\(argument.id),\"purged\":true}" : "deleted note \(argument.id) for good")
-            } else {
-                let note = try store.moveToTrash(argument.id)
+        // All or nothing: one id without a note changes no note.
+        let noteIDs = ids.map(\.id)
+        if purge {
+            for id in try store.purge(noteIDs) {
+                print(output.json ? "{\"id\":\(id),\"purged\":true}" : "deleted note \(id) for good")
+            }
+        } else {
+            for note in try store.moveToTrash(noteIDs) {
                 print(output.json ? "{\"id\":\(note.id),\"trashed\":true}" : "moved note \(note.id) to the trash")
             }
         }

@@ -3,6 +3,7 @@ import Ember
 import EmberLM
 import EmberNotes
 import EmberScheduler
+import Foundation
 
 /// `ember notes summarize`: summarizes a note with the on-device model (background work through the
 /// scheduler) and stores the summary with the model's name — or stores one given with `--text`.
@@ -40,13 +41,44 @@ struct NotesSummarizeCommand: AsyncParsableCommand {
             return
         }
         let note = try store.note(id.id)
+        let display = SummaryProgressLine(noteID: id.id)
+        defer { display.finish() }
+        display.show("loading \(model)")
         let languageModel = try LanguageModel(path: ModelCatalog.resolve(model))
         let platform = NominalPlatform()
         let scheduler = TokenScheduler(model: languageModel, policy: RacePolicy(), thermal: platform, power: platform,
                                        threadCount: threads ?? defaultThreadCount())
         let summarizer = NoteSummarizer(model: languageModel, scheduler: scheduler)
-        let result = try await summarizer.summarize(title: note.title, text: note.body)
+        let result = try await summarizer.summarize(title: note.title, text: note.body) { progress in
+            let step = progress.isCombining
+                ? "combining the \(progress.stepCount - 1) parts"
+                : progress.stepCount > 1 ? "part \(progress.step) of \(progress.stepCount - 1)" : "summarizing"
+            display.show("\(step), \(progress.tokens) of at most \(progress.maxTokens) tokens")
+        }
+        display.finish()
         let summary = try store.storeSummary(result.summary, model: model, for: id.id)
         print(output.json ? NotesJSON.summary(summary) : "note \(id.id) (\(result.parts) part\(result.parts == 1 ? "" : "s")): \(summary.text)")
+    }
+}
+
+/// The summary's progress on standard error, one rewritten line, only when standard error is a terminal.
+final class SummaryProgressLine {
+    private let prefix: String
+    private let isTerminal = isatty(STDERR_FILENO) == 1
+    private var drawn = false
+
+    init(noteID: NoteID) { prefix = "note \(noteID): " }
+
+    func show(_ text: String) {
+        guard isTerminal else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(prefix)\(text)".utf8))
+        drawn = true
+    }
+
+    /// Clears the line.
+    func finish() {
+        guard drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        drawn = false
     }
 }

@@ -1,8 +1,9 @@
-/// XXH3-64 (xxHash 0.8, seed 0, the default 192-byte secret): the container's checksum for chunks,
-/// the header, the index and the seek table.
+/// XXH3-64 (xxHash 0.8, seed 0, the default 192-byte secret): the compressed container's checksum for
+/// chunks, the header, the index and the seek table, and the model cache's per-chunk record
+/// (`FileChecksum` in Ember), which is why it lives here and not in EmberStorage (which needs zstd).
 ///
-/// It is the same function as `XXH3_64bits()` in xxhash.h and `xxhsum -H3`, written in Swift so the
-/// container needs no library besides zstd. Inputs longer than 240 bytes take the vectorised path
+/// It is the same function as `XXH3_64bits()` in xxhash.h and `xxhsum -H3`, written in Swift so
+/// neither needs a library for it. Inputs longer than 240 bytes take the vectorised path
 /// (eight 64-bit lanes, `SIMD8<UInt64>`), which runs at tens of GB/s, so verifying every chunk on
 /// every load costs a few percent of decoding.
 public enum XXH3 {
@@ -222,23 +223,22 @@ public enum XXH3 {
     /// The long-input hash (more than 240 bytes) of a buffer being filled front to back: ``consume``
     /// hashes the whole 1024-byte blocks already written while they are still in cache, ``finish``
     /// the rest. The result equals ``hash(_:)`` of the finished buffer.
-    struct LongHasher {
-        let length: Int
+    public struct LongHasher: Sendable {
+        public let length: Int
         /// Full blocks the one-shot loop processes: `(length - 1) / 1024`.
         let blockCount: Int
         private(set) var blocksDone = 0
         private var accumulators = SIMD8<UInt64>(prime32_3, prime64_1, prime64_2, prime64_3,
                                                  prime64_4, prime32_2, prime64_5, prime32_1)
 
-        init(length: Int) {
+        public init(length: Int) {
             precondition(length > 240, "the long hash is for inputs over 240 bytes")
             self.length = length
             blockCount = (length - 1) / blockLength
         }
 
         /// Hashes the blocks inside the first `available` bytes at `input` not hashed yet.
-        @inline(__always)
-        mutating func consume(_ input: UnsafeRawPointer, available: Int) {
+        public mutating func consume(_ input: UnsafeRawPointer, available: Int) {
             let target = min(blockCount, available / blockLength)
             guard target > blocksDone else { return }
             let keys = longKeys
@@ -257,7 +257,7 @@ public enum XXH3 {
         }
 
         /// The hash of all `length` bytes at `input`.
-        mutating func finish(_ input: UnsafeRawPointer) -> UInt64 {
+        public mutating func finish(_ input: UnsafeRawPointer) -> UInt64 {
             consume(input, available: length)
             let keys = longKeys
             keys.stripe.withUnsafeBufferPointer { stripeKeys in

@@ -1,0 +1,88 @@
+@_exported import EmberCore
+@_exported import EmberLM
+@_exported import EmberScheduler
+import EmberGGUF
+import Foundation
+
+/// The engine an app embeds: one model within a memory budget, one owner of its KV cache, chats
+/// that reuse that cache turn after turn, paced by the platform's thermal and power state.
+///
+/// ```swift
+/// let engine = try Engine(EngineConfiguration(model: .file(path: path), memoryBudgetBytes: 160 << 20))
+/// let chat = engine.chat(instructions: "You are a helpful assistant.")
+/// print(try await chat.respond(to: "Hello!"))
+/// engine.update(PlatformState(thermalStatus: PlatformState.thermalStatus(iOSThermalState: 2)))
+/// ```
+///
+/// Generation runs on the engine's own thread, one turn at a time (turns of several chat sessions
+/// queue); every method may be called from any thread.
+public final class Engine: Sendable {
+    public let configuration: EngineConfiguration
+    public let model: LanguageModel
+    /// The memory plan the model was loaded with (context, KV type and steps may differ from the
+    /// configuration when the budget asked for less).
+    public let plan: MemoryPlan
+    /// Positions of the KV cache.
+    public let contextLength: Int
+    let generator: Generator
+    let runtime: EngineRuntime
+
+    /// The memory plan for `configuration` without loading the model: it fits (perhaps with a
+    /// shorter context, quantized KV cache or smaller steps), or this throws one error that says
+    /// what would fit. A container is decoded to be measured.
+    public static func plan(_ configuration: EngineConfiguration) throws(EngineError) -> MemoryPlan {
+        try ModelLoader.plan(ModelLoader.open(configuration), configuration)
+    }
+
+    /// Plans as `plan(_:)` does, then loads the model as planned.
+    public init(_ configuration: EngineConfiguration) throws(EngineError) {
+        let opened = try ModelLoader.open(configuration)
+        let plan = try ModelLoader.plan(opened, configuration)
+        let model = try ModelLoader.load(opened, plan: plan)
+        self.configuration = configuration
+        self.model = model
+        self.plan = plan
+        contextLength = max(8, min(plan.context, model.configuration.trainedContextLength))
+        let threads = configuration.resolvedThreadCount
+        generator = Generator(model: model, contextLength: contextLength, threadCount: threads, batchSize: plan.batchSize,
+                              keyValueType: plan.keyValueType)
+        runtime = EngineRuntime(threadCount: threads, prefillChunk: configuration.prefillChunk)
+    }
+
+    /// A conversation with this model; `instructions` become its system message.
+    public func chat(instructions: String? = nil, options: ChatOptions = ChatOptions()) -> ChatSession {
+        ChatSession(engine: self, instructions: instructions, options: options)
+    }
+
+    /// The platform's latest thermal and power state; the next step is paced by it. Any thread.
+    public func update(_ state: PlatformState) {
+        runtime.platform = state
+    }
+
+    /// The state last passed to `update(_:)` (nominal until then).
+    public var platformState: PlatformState { runtime.platform }
+
+    /// The performance hints the policy picks, each time it changes (a boost for the first prompt,
+    /// target durations for prompt chunks, none for paced tokens): pass them to Android's
+    /// `PerformanceHintManager.Session` or map them to thread QoS on iOS. One consumer.
+    public var hints: AsyncStream<PerformanceHint> { runtime.hints }
+
+    /// What pacing has done so far.
+    public var pacing: PacingSummary { runtime.summary }
+
+    /// Answers a platform memory warning (Android `onTrimMemory`, iOS `didReceiveMemoryWarning`):
+    /// every level forgets the conversation kept in the KV cache once the turn in flight ends (the
+    /// next turn evaluates its history again). Replies are interactive, so even `critical` lets the
+    /// turn in flight finish, as the scheduler does. The cache's memory stays allocated: it is part
+    /// of the plan the budget admitted.
+    public func memoryWarning(_ level: MemoryPressure) {
+        guard level != .none else { return }
+        runtime.noteMemoryWarning()
+        generator.forgetCache()
+    }
+
+    /// A pacer for one turn, or nil when pacing is off.
+    func makePacer() -> (any GenerationPacer)? {
+        configuration.pacesTokens ? runtime.makePacer() : nil
+    }
+}
