@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
-        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore"]),
+        .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberStorageTests", dependencies: ["EmberStorage", "EmberGGUF", "EmberCore", "EmberKernels", "EmberLM"]),
         .testTarget(name: "EmberNotesTests", dependencies: ["EmberNotes"]),

@@ -38,27 +38,76 @@ public enum ScheduledEvent: Sendable, Equatable {
     case finished(reason: StopReason, generatedTokens: Int)
 }
 
+/// What a platform may also report besides thermal and power state: whether the screen is on
+/// and how many cores the device has. A thermal or power source given to `TokenScheduler` that
+/// conforms to it is read before each step.
+public protocol DeviceStateSource {
+    /// Android `PowerManager.isInteractive()`; iOS: app in the foreground.
+    var isScreenOn: Bool { get }
+    /// Every core of the device (Android `Runtime.availableProcessors()`), or nil when unknown.
+    var availableCores: Int? { get }
+}
+
+/// The wall clock as an `ExecutionPlatform`: a step takes the time it takes; idle time waits on
+/// the scheduler's condition until the wake time or a new arrival (at most a second, so a changed
+/// platform state is read again soon).
+struct WallClockPlatform: ExecutionPlatform {
+    let thermal: any ThermalSource & Sendable
+    let power: any PowerSource & Sendable
+    let clock: @Sendable () -> Double
+    let condition: NSCondition
+    /// Whether something arrived that the worker must handle (read with `condition` locked).
+    let hasNews: () -> Bool
+    let maximumThreads: Int
+
+    var now: Double { clock() }
+    var thermalStatus: ThermalStatus { thermal.thermalStatus }
+    func thermalHeadroom(forecastSeconds: Double) -> Double { thermal.thermalHeadroom(forecastSeconds: forecastSeconds) }
+    var batteryPercent: Double { power.batteryPercent }
+    var isCharging: Bool { power.isCharging }
+    var isPowerSaveMode: Bool { power.isPowerSaveMode }
+    var isScreenOn: Bool { deviceState?.isScreenOn ?? true }
+    var availableCores: Int { deviceState?.availableCores.map { max($0, maximumThreads) } ?? maximumThreads }
+    private var deviceState: (any DeviceStateSource)? { (thermal as? any DeviceStateSource) ?? (power as? any DeviceStateSource) }
+
+    func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double? {
+        clock() - startedAt
+    }
+
+    func idleSeconds(until: Double) -> Double {
+        let now = clock()
+        return min(until, now + 1) - now
+    }
+
+    func idle(seconds: Double, reason: IdleReason) {
+        guard seconds > 0 else { return }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        while !hasNews() && condition.wait(until: deadline) {}
+        condition.unlock()
+    }
+}
+
 /// The one owner of a model: it takes many requests and runs them token by token on a dedicated
 /// thread, in the order and at the pace a `SchedulingPolicy` picks from the platform's thermal
 /// and power state.
 ///
-/// Each started request holds its own KV cache (at most `maximumSessions` at once; the rest wait
-/// in the queue). `@unchecked Sendable`: all mutable state is touched only with `condition` locked,
-/// or only on the worker thread (sessions, samplers).
+/// The worker is a `RequestExecutor` on the wall clock with a `ModelEngine` — the same executor
+/// the simulator runs on its virtual clock. Each started request holds its own KV cache (at most
+/// `maximumSessions` at once; the rest wait in the queue). `@unchecked Sendable`: all mutable
+/// state is touched only with `condition` locked, or only on the worker thread (the executor).
 public final class TokenScheduler: @unchecked Sendable {
     public let model: LanguageModel
     private let condition = NSCondition()
     private var policy: any SchedulingPolicy
-    private let thermal: any ThermalSource & Sendable
-    private let power: any PowerSource & Sendable
     private let clock: @Sendable () -> Double
-    private let threadCount: Int
-    private let contextLength: Int
-    private let maximumSessions: Int
-    private var entries: [Int: Entry] = [:]
+    private var executor: RequestExecutor<ModelEngine, WallClockPlatform>!
+    private var streams: [Int: AsyncThrowingStream<ScheduledEvent, Error>.Continuation] = [:]
+    /// Submitted, not yet handed to the executor.
+    private var arrivals: [(snapshot: RequestSnapshot, request: ScheduledRequest)] = []
+    private var cancelled: Set<Int> = []
     private var nextID = 0
     private var stopped = false
-    private var freeSessions: [InferenceSession] = []
     /// A memory warning not yet handled by the worker.
     private var pressure = MemoryPressure.none
     private var released = 0
@@ -69,31 +118,6 @@ public final class TokenScheduler: @unchecked Sendable {
         return released
     }
 
-    private final class Entry {
-        let id: Int
-        let request: ScheduledRequest
-        let arrival: Double
-        let continuation: AsyncThrowingStream<ScheduledEvent, Error>.Continuation
-        var cancelled = false
-        // Worker-thread state.
-        var tokens: [Int32]?
-        var session: InferenceSession?
-        var sampler: Sampler
-        var detokenizer: StreamingDetokenizer?
-        var prefilled = 0
-        var generated = 0
-        var nextToken: Int32 = 0
-        var promptStart = 0.0
-
-        init(id: Int, request: ScheduledRequest, arrival: Double, continuation: AsyncThrowingStream<ScheduledEvent, Error>.Continuation) {
-            self.id = id
-            self.request = request
-            self.arrival = arrival
-            self.continuation = continuation
-            sampler = Sampler(parameters: request.sampling)
-        }
-    }
-
     /// - Parameters:
     ///   - clock: seconds on a monotonic clock (injected so tests can script it).
     public init(model: LanguageModel, policy: any SchedulingPolicy, thermal: any ThermalSource & Sendable,
@@ -101,12 +125,14 @@ public final class TokenScheduler: @unchecked Sendable {
                 clock: @escaping @Sendable () -> Double = { Double(MonotonicClock.nanoseconds()) / 1e9 }) {
         self.model = model
         self.policy = policy
-        self.thermal = thermal
-        self.power = power
-        self.threadCount = max(1, threadCount)
-        self.contextLength = min(contextLength, model.configuration.trainedContextLength)
-        self.maximumSessions = max(1, maximumSessions)
         self.clock = clock
+        let threads = max(1, threadCount)
+        let sessions = max(1, maximumSessions)
+        let platform = WallClockPlatform(thermal: thermal, power: power, clock: clock, condition: condition,
+                                         hasNews: { [unowned self] in self.hasNews }, maximumThreads: threads)
+        executor = RequestExecutor(engine: ModelEngine(model: model, contextLength: contextLength, threadCount: threads),
+                                   platform: platform, prefillChunkTokens: 128, maximumDecodeBatch: sessions,
+                                   maximumStarted: sessions)
         let thread = Thread { [weak self] in self?.workerLoop() }
         thread.name = "ember.scheduler"
         thread.stackSize = 8 << 20
@@ -141,190 +167,88 @@ public final class TokenScheduler: @unchecked Sendable {
         condition.lock()
         let id = nextID
         nextID += 1
-        entries[id] = Entry(id: id, request: request, arrival: clock(), continuation: continuation)
+        let arrival = clock()
+        let snapshot = RequestSnapshot(id: id, requestClass: request.requestClass, priority: request.priority, arrival: arrival,
+                                       deadline: request.deadlineSeconds.map { arrival + $0 }, promptTokens: 64,
+                                       maxTokens: request.maxTokens)
+        arrivals.append((snapshot, request))
+        streams[id] = continuation
         condition.broadcast()
         condition.unlock()
         continuation.onTermination = { [weak self] termination in
             guard case .cancelled = termination, let self else { return }
             self.condition.lock()
-            self.entries[id]?.cancelled = true
+            self.cancelled.insert(id)
             self.condition.broadcast()
             self.condition.unlock()
         }
         return stream
     }
 
+    /// Whether the worker has something new to handle; called with `condition` locked.
+    private var hasNews: Bool { stopped || !arrivals.isEmpty || !cancelled.isEmpty || pressure != .none }
+
     // MARK: The worker
 
     private func workerLoop() {
         while true {
             condition.lock()
-            while entries.isEmpty && !stopped { condition.wait() }
+            while executor.isEmpty && !hasNews { condition.wait() }
             if stopped {
-                let all = entries.values
-                entries.removeAll()
+                let all = streams.values
+                streams.removeAll()
+                arrivals.removeAll()
                 condition.unlock()
-                for entry in all { entry.continuation.finish() }
+                for continuation in all { continuation.finish() }
                 return
             }
-            for entry in entries.values where entry.cancelled { finish(entry, reason: .cancelled, locked: true) }
+            for arrival in arrivals { executor.add(arrival.snapshot, request: arrival.request) }
+            arrivals.removeAll()
+            let cancel = cancelled
+            cancelled.removeAll()
             let level = pressure
             pressure = .none
-            if level != .none {
-                var freed = freeSessions.reduce(0) { $0 + $1.cache.byteCount + $1.scratchByteCount }
-                freeSessions.removeAll()
-                if level == .critical {
-                    for entry in entries.values where entry.request.requestClass == .background {
-                        if let session = entry.session { freed += session.cache.byteCount + session.scratchByteCount }
-                        entry.session = nil
-                        finish(entry, reason: .memoryPressure, locked: true)
-                    }
-                    freeSessions.removeAll()
-                }
-                released += freed
-            }
-            let started = entries.values.filter { $0.session != nil }
-            let startable = entries.values.filter { $0.session == nil }.sorted { $0.id < $1.id }
-                .prefix(max(0, maximumSessions - started.count))
-            let visible = started + startable
             condition.unlock()
-            guard !visible.isEmpty else { continue }
 
-            let now = clock()
-            let snapshots = visible.map { entry in
-                RequestSnapshot(id: entry.id, requestClass: entry.request.requestClass, priority: entry.request.priority,
-                                arrival: entry.arrival, deadline: entry.request.deadlineSeconds.map { entry.arrival + $0 },
-                                promptTokens: entry.tokens?.count ?? 64, prefilledTokens: entry.prefilled,
-                                generatedTokens: entry.generated, maxTokens: entry.request.maxTokens)
-            }
-            var context = SchedulingContext(time: now, pending: snapshots, thermal: thermal, power: power,
-                                            maximumThreads: threadCount, availableCores: threadCount, prefillChunkTokens: 128)
-            context.maximumDecodeBatch = maximumSessions
-            switch policy.decide(context) {
-            case .idle(let until, let reason):
-                let seconds = min(until, now + 1) - now
-                if reason != .noWork, let urgent = mostUrgent(snapshots), let entry = visible.first(where: { $0.id == urgent.id }) {
-                    entry.continuation.yield(.paced(reason: reason, seconds: max(0, seconds)))
-                }
+            for id in cancel.sorted() { executor.end(id, reason: .cancelled, events: deliver) }
+            if level != .none {
+                let freed = executor.relieveMemoryPressure(level, events: deliver)
                 condition.lock()
-                if seconds > 0 { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
+                released += freed
                 condition.unlock()
-            case .run(let id, let threads, _, let chunk):
-                guard let entry = visible.first(where: { $0.id == id }) else { continue }
-                do {
-                    try step(entry, threads: threads, chunk: chunk ?? 128)
-                } catch {
-                    fail([entry], error)
-                }
-            case .decodeBatch(let ids, let threads, _):
-                let batch = ids.compactMap { id in visible.first { $0.id == id } }
-                guard !batch.isEmpty else { continue }
-                do {
-                    try decodeTogether(batch, threads: threads)
-                } catch {
-                    fail(batch, error)
-                }
+            }
+            guard !executor.isEmpty else { continue }
+            do {
+                try executor.step(policy: &policy, events: deliver)
+            } catch {
+                for id in error.requestIDs { stream(id, remove: true)?.finish(throwing: error.underlying) }
             }
         }
     }
 
-    /// One prompt chunk or one token of `entry`, on the worker thread.
-    private func step(_ entry: Entry, threads: Int, chunk: Int) throws {
-        let start = clock()
-        if entry.tokens == nil {
-            let tokens = try model.tokenize(entry.request.prompt)
-            guard !tokens.isEmpty, tokens.count + 1 < contextLength else {
-                throw LanguageModelError(.contextFull, "the prompt has \(tokens.count) tokens but the context holds \(contextLength)")
-            }
-            entry.tokens = tokens
-            entry.session = freeSessions.popLast() ?? InferenceSession(model: model.transformer, contextLength: contextLength, threadCount: threadCount)
-            entry.session!.reset()
-            entry.detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
-            for token in tokens { entry.sampler.accept(token) }
-            entry.promptStart = start
-        }
-        let session = entry.session!
-        session.pool.activeThreadCount = threads
-        let tokens = entry.tokens!
-        if entry.prefilled < tokens.count {
-            let firstToken = entry.prefilled
-            let end = min(tokens.count, entry.prefilled + max(1, chunk))
-            let last = end == tokens.count
-            try session.evaluate(Array(tokens[entry.prefilled..<end]), logits: last ? .last : .none) { _, logits in
-                entry.nextToken = entry.sampler.sample(logits)
-            }
-            entry.prefilled = end
-            policy.record(StepOutcome(id: entry.id, kind: .prefill, threads: threads, tokens: end - firstToken, seconds: clock() - start))
-            if last {
-                entry.continuation.yield(.promptProcessed(tokens: tokens.count, milliseconds: (clock() - entry.promptStart) * 1000))
-                emit(entry)
-            }
-            return
-        }
-        try session.evaluate([entry.nextToken], logits: .last) { _, logits in entry.nextToken = entry.sampler.sample(logits) }
-        policy.record(StepOutcome(id: entry.id, kind: .decode, threads: threads, tokens: 1, seconds: clock() - start))
-        emit(entry)
-    }
-
-    /// One token of each of `batch` (all past their prompts) in one pass over the weights, on the
-    /// worker thread.
-    private func decodeTogether(_ batch: [Entry], threads: Int) throws {
-        if let unready = batch.first(where: { $0.session == nil || $0.prefilled < ($0.tokens?.count ?? .max) }) {
-            // A policy error, not the caller's: its prompt comes first, on its own.
-            try step(unready, threads: threads, chunk: 128)
-            return
-        }
-        let start = clock()
-        let sessions = batch.map { $0.session! }
-        sessions[0].pool.activeThreadCount = threads
-        try InferenceSession.decode(batch.map(\.nextToken), sessions: sessions) { index, logits in
-            batch[index].nextToken = batch[index].sampler.sample(logits)
-        }
-        policy.record(StepOutcome(id: batch[0].id, kind: .decode, threads: threads, tokens: batch.count, seconds: clock() - start))
-        for entry in batch { emit(entry) }
-    }
-
-    private func fail(_ batch: [Entry], _ error: Error) {
+    /// The continuation of request `id`.
+    private func stream(_ id: Int, remove: Bool = false) -> AsyncThrowingStream<ScheduledEvent, Error>.Continuation? {
         condition.lock()
-        for entry in batch { entries[entry.id] = nil }
-        condition.unlock()
-        for entry in batch {
-            release(entry)
-            entry.continuation.finish(throwing: error)
-        }
+        defer { condition.unlock() }
+        return remove ? streams.removeValue(forKey: id) : streams[id]
     }
 
-    /// Emits the pending token of `entry`, or finishes it.
-    private func emit(_ entry: Entry) {
-        let token = entry.nextToken
-        if !entry.request.ignoreEndOfGeneration, model.tokenizer.endOfGenerationIDs.contains(token) {
-            finish(entry, reason: .endOfGeneration, locked: false)
-            return
-        }
-        entry.generated += 1
-        entry.continuation.yield(.token(id: token, text: entry.detokenizer!.append(token)))
-        entry.sampler.accept(token)
-        if entry.generated >= entry.request.maxTokens {
-            finish(entry, reason: .maxTokens, locked: false)
-        } else if entry.session!.position >= contextLength - 1 {
-            finish(entry, reason: .contextFull, locked: false)
-        }
-    }
-
-    private func finish(_ entry: Entry, reason: StopReason, locked: Bool) {
-        if !locked { condition.lock() }
-        entries[entry.id] = nil
-        if !locked { condition.unlock() }
-        if let tail = entry.detokenizer?.finish(), !tail.isEmpty { entry.continuation.yield(.token(id: -1, text: tail)) }
-        release(entry)
-        entry.continuation.yield(.finished(reason: reason, generatedTokens: entry.generated))
-        entry.continuation.finish()
-    }
-
-    private func release(_ entry: Entry) {
-        if let session = entry.session {
-            freeSessions.append(session)
-            entry.session = nil
+    /// Turns the executor's events into the request's stream events.
+    private func deliver(_ event: ExecutionEvent) {
+        switch event {
+        case .began, .prefilled:
+            break
+        case .promptProcessed(let id, let tokens, let seconds):
+            stream(id)?.yield(.promptProcessed(tokens: tokens, milliseconds: seconds * 1000))
+        case .token(let id, let token, _):
+            stream(id)?.yield(.token(id: token.id, text: token.text))
+        case .paced(let id, let reason, let seconds):
+            stream(id)?.yield(.paced(reason: reason, seconds: seconds))
+        case .finished(let id, let reason, let generatedTokens, let tail, _):
+            guard let continuation = stream(id, remove: true) else { return }
+            if !tail.isEmpty { continuation.yield(.token(id: -1, text: tail)) }
+            continuation.yield(.finished(reason: reason, generatedTokens: generatedTokens))
+            continuation.finish()
         }
     }
 }

@@ -62,8 +62,10 @@ public struct SimulationRunner {
         }
     }
 
-    /// Simulates the whole scenario; refuses settings `validate()` refuses, and stops with an
-    /// error when back-to-back repeats would make more than `Scenario.maximumRequests` requests.
+    /// Simulates the whole scenario: the same `RequestExecutor` as the app's `TokenScheduler`, on
+    /// the simulated phone's virtual clock, with the scenario's requests as its arrivals. Refuses
+    /// settings `validate()` refuses, and stops with an error when back-to-back repeats would make
+    /// more than `Scenario.maximumRequests` requests, or with the engine's error when a step fails.
     ///
     /// The run ends at the scenario's duration: a step still running then is cut there (its
     /// energy counted, its tokens not), or earlier when the phone shuts down.
@@ -77,21 +79,49 @@ public struct SimulationRunner {
                                    screenOn: start.screenOn ?? true)
         let recorder = TimelineRecorder(interval: sampleInterval)
         phone.observer = { recorder.record($0) }
-        var inferenceJoules = 0.0
-        var prefillJoules = 0.0
+        let duration = scenario.durationSeconds
+        let platform = SimulatedPlatform(phone: phone, workload: workload, maximumThreads: profile.cpu.defaultThreads,
+                                         availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores }, duration: duration)
+        var executor = RequestExecutor(engine: engine, platform: platform, prefillChunkTokens: max(1, min(workload.batchSize, 128)),
+                                       maximumDecodeBatch: maximumDecodeBatch)
+        defer { engine = executor.engine }
         var schedule = EventSchedule(scenario: scenario)
         var requests: [SimulatedRequest] = []
-        var pendingIDs: [Int] = []
         var memoryPressureEvents = 0
         var memoryReleasedBytes = 0
-        var idleSeconds: [IdleReason: Double] = [:]
         var shutdownReason: String?
-        let duration = scenario.durationSeconds
-        let prefillChunk = max(1, min(workload.batchSize, 128))
 
-        while phone.time < duration - 1e-9 {
+        /// Mirrors what the executor did into the requests and the timeline.
+        func record(_ event: ExecutionEvent) {
+            switch event {
+            case .began(let id, let promptTokens, let time):
+                requests[id].started = time
+                requests[id].promptTokenCount = promptTokens
+            case .prefilled(let id, let tokens, _):
+                requests[id].prefilledTokens += tokens
+            case .promptProcessed, .paced:
+                break
+            case .token(let id, let token, let time):
+                requests[id].generatedTokens += 1
+                requests[id].text += token.text
+                requests[id].lastTokenTime = time
+                if requests[id].firstTokenTime == nil {
+                    requests[id].firstTokenTime = time
+                    recorder.mark(time, .firstToken, requests[id].label)
+                }
+                recorder.addToken()
+                onToken(requests[id], token.text)
+            case .finished(let id, _, _, let tail, let time):
+                requests[id].finishedTime = time
+                requests[id].text += tail
+                recorder.mark(time, requests[id].missedDeadline ? .missedDeadline : .finished, requests[id].label)
+                schedule.finished(requests[id], at: time)
+            }
+        }
+
+        while executor.platform.phone.time < duration - 1e-9 {
             // Events due now.
-            while let event = schedule.next(before: phone.time + 1e-9) {
+            while let event = schedule.next(before: executor.platform.phone.time + 1e-9) {
                 switch event {
                 case .request(let request):
                     guard requests.count < Scenario.maximumRequests else {
@@ -99,127 +129,110 @@ public struct SimulationRunner {
                                               + "the most one run simulates; bound its back_to_back repeats with count or an earlier until_s")
                     }
                     requests.append(request)
-                    pendingIDs.append(request.id)
+                    executor.add(request.snapshot, request: request)
                     recorder.mark(request.arrival, .arrival, request.label)
                 case .environment(let change):
-                    recorder.mark(phone.time, .event, change.label)
+                    recorder.mark(executor.platform.phone.time, .event, change.label)
                     switch change.event.type {
                     case .plug:
-                        phone.pluggedIn = true
-                        phone.chargerWatts = change.event.chargerWatts
-                    case .unplug: phone.pluggedIn = false
-                    case .ambient: phone.ambientCelsius = change.event.celsius ?? phone.ambientCelsius
-                    case .screen: phone.screenOn = change.event.on ?? phone.screenOn
-                    case .lowPowerMode: phone.powerSaveOverride = change.event.on
+                        executor.platform.phone.pluggedIn = true
+                        executor.platform.phone.chargerWatts = change.event.chargerWatts
+                    case .unplug: executor.platform.phone.pluggedIn = false
+                    case .ambient: executor.platform.phone.ambientCelsius = change.event.celsius ?? executor.platform.phone.ambientCelsius
+                    case .screen: executor.platform.phone.screenOn = change.event.on ?? executor.platform.phone.screenOn
+                    case .lowPowerMode: executor.platform.phone.powerSaveOverride = change.event.on
                     case .memoryPressure:
                         memoryPressureEvents += 1
-                        memoryReleasedBytes += engine.memoryPressure()
+                        memoryReleasedBytes += executor.relieveMemoryPressure(.moderate, events: record)
                     default: break
                     }
                 }
             }
+            let phone = executor.platform.phone
             if phone.isShutDown {
                 shutdownReason = phone.battery.brownedOut ? "battery brown-out" : "thermal shutdown"
                 break
             }
-            recorder.context = { [phone] in (phone.thermalHeadroom(forecastSeconds: 0), phone.pluggedIn, phone.screenOn) }
-
-            var context = SchedulingContext(time: phone.time, pending: pendingIDs.map { requests[$0].snapshot },
-                                            thermal: phone, power: phone, maximumThreads: profile.cpu.defaultThreads,
-                                            availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores },
-                                            prefillChunkTokens: prefillChunk)
-            context.isScreenOn = phone.screenOn
-            context.maximumDecodeBatch = maximumDecodeBatch
-            switch policy.decide(context) {
-            case .idle(let until, let reason):
-                let wake = min(until, schedule.nextTime, duration)
-                let span = min(max(wake - phone.time, 1e-3), duration - phone.time)
-                phone.idle(seconds: span)
-                idleSeconds[reason, default: 0] += span
-            case .run(let id, let threads, let hint, let chunkLimit):
-                let boost = hint.isBoost, target = hint.targetSeconds
-                var request = requests[id]
-                if request.started == nil {
-                    request.started = phone.time
-                    request.promptTokenCount = try engine.begin(request)
-                }
-                if !request.isPrefilled {
-                    let count = min(max(1, chunkLimit ?? prefillChunk), prefillChunk, request.promptTokenCount! - request.prefilledTokens)
-                    let cost = workload.prefillCost(tokens: count, position: request.prefilledTokens)
-                    let step = phone.perform(cost, threads: threads, boost: boost, targetSeconds: target, until: duration)
-                    inferenceJoules += step.socJoules
-                    prefillJoules += step.socJoules
-                    guard step.finished else { requests[id] = request; break }
-                    policy.record(StepOutcome(id: id, kind: .prefill, threads: threads, tokens: count, seconds: step.seconds))
-                    request.prefilledTokens += count
-                    if request.isPrefilled {
-                        // The last prompt chunk's logits give the first token.
-                        emitToken(&request, text: try? engine.next(request), time: phone.time, recorder: recorder, onToken: onToken)
-                    }
-                } else {
-                    let position = request.promptTokenCount! + request.generatedTokens
-                    let step = phone.perform(workload.decodeCost(position: position), threads: threads, boost: boost,
-                                             targetSeconds: target, until: duration)
-                    inferenceJoules += step.socJoules
-                    guard step.finished else { requests[id] = request; break }
-                    policy.record(StepOutcome(id: id, kind: .decode, threads: threads, tokens: 1, seconds: step.seconds))
-                    emitToken(&request, text: try? engine.next(request), time: phone.time, recorder: recorder, onToken: onToken)
-                }
-                finishIfDone(&request)
-                requests[id] = request
-            case .decodeBatch(let ids, let threads, let hint):
-                let members = ids.map { requests[$0] }
-                precondition(members.allSatisfy(\.isPrefilled), "the policy batched a request whose prompt is not processed")
-                let positions = members.map { $0.promptTokenCount! + $0.generatedTokens }
-                let step = phone.perform(workload.decodeCost(positions: positions), threads: threads, boost: hint.isBoost,
-                                         targetSeconds: hint.targetSeconds, until: duration)
-                inferenceJoules += step.socJoules
-                guard step.finished else { break }
-                policy.record(StepOutcome(id: ids[0], kind: .decode, threads: threads, tokens: ids.count, seconds: step.seconds))
-                let texts = (try? engine.next(batch: members)) ?? members.map { _ in nil }
-                for (index, id) in ids.enumerated() {
-                    var request = requests[id]
-                    emitToken(&request, text: texts[index], time: phone.time, recorder: recorder, onToken: onToken)
-                    finishIfDone(&request)
-                    requests[id] = request
-                }
+            recorder.context = { (phone.thermalHeadroom(forecastSeconds: 0), phone.pluggedIn, phone.screenOn) }
+            executor.platform.nextEvent = schedule.nextTime
+            do {
+                try executor.step(policy: &policy, events: record)
+            } catch {
+                throw error.underlying
             }
         }
-        func finishIfDone(_ request: inout SimulatedRequest) {
-            guard request.isFinished else { return }
-            request.text += engine.end(request)
-            pendingIDs.removeAll { $0 == request.id }
-            recorder.mark(phone.time, request.missedDeadline ? .missedDeadline : .finished, request.label)
-            schedule.finished(request, at: phone.time)
-        }
         // Close the last sample.
-        if phone.time < duration, shutdownReason == nil { phone.idle(seconds: duration - phone.time) }
+        if executor.platform.phone.time < duration, shutdownReason == nil {
+            executor.platform.phone.idle(seconds: duration - executor.platform.phone.time)
+        }
+        let platformState = executor.platform
         return SimulationResult(
             profile: profile.name, scenario: scenario.name, policy: policy.name, workload: workload,
-            simulatedSeconds: phone.time, requests: requests, recorder: recorder,
-            inferenceJoules: inferenceJoules, batteryStartPercent: start.batteryPercent,
-            batteryEndPercent: phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
-            shutdownReason: shutdownReason, idleSeconds: idleSeconds, prefillJoules: prefillJoules,
+            simulatedSeconds: platformState.phone.time, requests: requests, recorder: recorder,
+            inferenceJoules: platformState.inferenceJoules, batteryStartPercent: start.batteryPercent,
+            batteryEndPercent: platformState.phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
+            shutdownReason: shutdownReason, idleSeconds: platformState.idleSeconds, prefillJoules: platformState.prefillJoules,
             memoryReleasedBytes: memoryReleasedBytes)
     }
+}
 
-    /// Records `text` as the request's next token, or ends the request when it is nil.
-    private func emitToken(_ request: inout SimulatedRequest, text: String?, time: Double,
-                           recorder: TimelineRecorder, onToken: (SimulatedRequest, String) -> Void) {
-        guard let text else {
-            request.finishedTime = time
-            return
+/// The simulated phone as an `ExecutionPlatform`: each step's work is charged to the device model
+/// (time, heat, charge) and counted as inference energy; idle time advances the virtual clock to
+/// the policy's wake time or the next scenario event, whichever comes first.
+struct SimulatedPlatform: ExecutionPlatform {
+    var phone: SimulatedPhone
+    let workload: ModelWorkload
+    let maximumThreads: Int
+    let availableCores: Int
+    let duration: Double
+    /// When the next scenario event is due.
+    var nextEvent = Double.infinity
+    /// Energy of the SoC in inference steps, and the part of it in prompt processing.
+    private(set) var inferenceJoules = 0.0
+    private(set) var prefillJoules = 0.0
+    private(set) var idleSeconds: [IdleReason: Double] = [:]
+
+    init(phone: SimulatedPhone, workload: ModelWorkload, maximumThreads: Int, availableCores: Int, duration: Double) {
+        self.phone = phone
+        self.workload = workload
+        self.maximumThreads = maximumThreads
+        self.availableCores = availableCores
+        self.duration = duration
+    }
+
+    var now: Double { phone.time }
+    var isScreenOn: Bool { phone.screenOn }
+    var thermalStatus: ThermalStatus { phone.thermalStatus }
+    func thermalHeadroom(forecastSeconds: Double) -> Double { phone.thermalHeadroom(forecastSeconds: forecastSeconds) }
+    var batteryPercent: Double { phone.batteryPercent }
+    var isCharging: Bool { phone.isCharging }
+    var isPowerSaveMode: Bool { phone.isPowerSaveMode }
+
+    /// Charges the step to the phone, up to the scenario's end: a step still running then is cut
+    /// (nil; its energy counted).
+    mutating func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double? {
+        let step: (seconds: Double, socJoules: Double, finished: Bool)
+        switch work {
+        case .prefill(let tokens, let position):
+            step = phone.perform(workload.prefillCost(tokens: tokens, position: position), threads: threads,
+                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds, until: duration)
+            inferenceJoules += step.socJoules
+            prefillJoules += step.socJoules
+        case .decode(let positions):
+            step = phone.perform(workload.decodeCost(positions: positions), threads: threads,
+                                 boost: hint.isBoost, targetSeconds: hint.targetSeconds, until: duration)
+            inferenceJoules += step.socJoules
         }
-        request.generatedTokens += 1
-        request.text += text
-        request.lastTokenTime = time
-        if request.firstTokenTime == nil {
-            request.firstTokenTime = time
-            recorder.mark(time, .firstToken, request.label)
-        }
-        recorder.addToken()
-        onToken(request, text)
-        if request.generatedTokens >= request.maxTokens { request.finishedTime = time }
+        return step.finished ? step.seconds : nil
+    }
+
+    func idleSeconds(until: Double) -> Double {
+        min(max(min(until, nextEvent, duration) - phone.time, 1e-3), duration - phone.time)
+    }
+
+    mutating func idle(seconds: Double, reason: IdleReason) {
+        phone.idle(seconds: seconds)
+        idleSeconds[reason, default: 0] += seconds
     }
 }
 
