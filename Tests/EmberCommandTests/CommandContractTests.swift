@@ -25,6 +25,21 @@ struct CommandContractTests {
         }
     }
 
+    /// A failed command's standard output: nothing, or with `--json` exactly one `{"error": "…"}`
+    /// object whose text is the one line on standard error.
+    static func expectErrorOutput(_ result: Output, _ arguments: [String]) {
+        guard arguments.prefix(while: { $0 != "--" }).contains("--json") else {
+            #expect(result.standardOutput.isEmpty, "\(arguments) printed \(result.standardOutput)")
+            return
+        }
+        let object = result.json
+        #expect(object?.count == 1 && object?["error"] is String, "\(arguments) printed \(result.standardOutput)")
+        if let message = object?["error"] as? String {
+            #expect(result.standardError.contains(message), "\(arguments): stdout and stderr disagree")
+        }
+        #expect(result.standardOutput.split(separator: "\n").count == 1, "\(arguments) printed \(result.standardOutput)")
+    }
+
     static func run(_ arguments: [String], input: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = executable

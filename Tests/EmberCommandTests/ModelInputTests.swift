@@ -34,7 +34,7 @@ struct ModelInputTests {
         let result = try CommandContractTests.run(arguments, input: input)
         #expect(result.status != 0, "\(arguments) exited 0: \(result.standardOutput)")
         #expect(result.status < 128 && !result.standardError.contains("Fatal error"), "\(arguments) crashed: \(result.standardError)")
-        #expect(result.standardOutput.isEmpty, "\(arguments) printed \(result.standardOutput)")
+        CommandContractTests.expectErrorOutput(result, arguments)
         let lines = result.standardError.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See") }
         #expect(lines.count == 1, "stderr of \(arguments): \(result.standardError)")
         return lines.first.map(String.init) ?? ""

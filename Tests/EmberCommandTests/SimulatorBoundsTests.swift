@@ -10,7 +10,7 @@ struct SimulatorBoundsTests {
         let result = try CommandContractTests.run(arguments)
         #expect(Date().timeIntervalSince(start) < 30)
         #expect(result.status != 0)
-        #expect(result.standardOutput.isEmpty)
+        CommandContractTests.expectErrorOutput(result, arguments)
         let lines = result.standardError.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See") }
         #expect(lines.count == 1, "stderr: \(result.standardError)")
         #expect(result.standardError.contains(text), "stderr: \(result.standardError)")
