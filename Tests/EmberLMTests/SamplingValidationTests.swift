@@ -15,7 +15,7 @@ struct SamplingValidationTests {
         ("min-p", SamplingParameters(minP: -0.1)),
         ("repeat penalty", SamplingParameters(repetitionPenalty: .nan)),
         ("repeat penalty", SamplingParameters(repetitionPenalty: 0)),
-        ("repeat penalty", SamplingParameters(repetitionPenalty: 1e-45)),
+        ("repeat penalty", SamplingParameters(repetitionPenalty: Float.leastNonzeroMagnitude)),
         ("repeat penalty", SamplingParameters(repetitionPenalty: .infinity)),
         ("frequency penalty", SamplingParameters(frequencyPenalty: .nan)),
         ("frequency penalty", SamplingParameters(frequencyPenalty: 1e30)),
