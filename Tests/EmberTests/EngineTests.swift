@@ -146,8 +146,9 @@ struct EngineTests {
         print(String(format: "engine: cancel during a 2,000-token prompt: the engine was free %.0f ms after the cancel (one 128-token chunk: %.0f ms)",
                      freedAfter, chunkMilliseconds))
         #expect(chat.history.isEmpty)
-        // Without the checks between chunks it would run the whole prompt (about 16 chunks).
-        #expect(freedAfter < chunkMilliseconds * 3 + 250, "freed after \(freedAfter) ms; a chunk takes \(chunkMilliseconds) ms")
+        // Without the checks between chunks it would run the rest of the prompt (about 14 more chunks). The
+        // bound leaves room for a loaded machine, where one chunk's time moves between the probe and the run.
+        #expect(freedAfter < chunkMilliseconds * 6 + 250, "freed after \(freedAfter) ms; a chunk takes \(chunkMilliseconds) ms")
     }
 
     @Test("a memory warning forgets the cached conversation: the next turn evaluates it all")
