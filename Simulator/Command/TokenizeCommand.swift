@@ -1,6 +1,7 @@
 import ArgumentParser
 import EmberCore
 import Ember
+import EmberModelCatalog
 import EmberGGUF
 import EmberTokenizers
 import Foundation

@@ -3,6 +3,7 @@
 @_exported import EmberScheduler
 import EmberGGUF
 import Foundation
+@_exported import Logging
 
 /// The engine an app embeds: one model within a memory budget, one owner of its KV cache, chats
 /// that reuse that cache turn after turn, paced by the platform's thermal and power state.
@@ -14,8 +15,10 @@ import Foundation
 /// engine.update(PlatformState(thermalStatus: PlatformState.thermalStatus(iOSThermalState: 2)))
 /// ```
 ///
-/// Generation runs on the engine's own thread, one turn at a time (turns of several chat sessions
-/// queue); every method may be called from any thread.
+/// Chat turns run on the engine's generator thread, one turn at a time (turns of several chat
+/// sessions queue); background summaries run on its scheduler's thread. Both take their KV cache
+/// from one `SessionPool` (`configuration.concurrentRequests` sessions, all counted in the plan)
+/// and share its one thread pool, step by step. Every method may be called from any thread.
 public final class Engine: Sendable {
     public let configuration: EngineConfiguration
     public let model: LanguageModel
@@ -24,8 +27,14 @@ public final class Engine: Sendable {
     public let plan: MemoryPlan
     /// Positions of the KV cache.
     public let contextLength: Int
+    /// The sessions (KV caches and scratch) of the plan and the one thread pool they share.
+    public let sessions: SessionPool
     let generator: Generator
     let runtime: EngineRuntime
+    /// Background work (summaries): the scheduler's executor on the wall clock, paced by the
+    /// adaptive policy from the pushed platform state.
+    let scheduler: TokenScheduler
+    let logger: Logger
 
     /// The memory plan for `configuration` without loading the model: it fits (perhaps with a
     /// shorter context, quantized KV cache or smaller steps), or this throws one error that says
@@ -34,20 +43,43 @@ public final class Engine: Sendable {
         try ModelLoader.plan(ModelLoader.open(configuration), configuration)
     }
 
+    /// Plans as `plan(_:)` does, then loads the model as planned; threads take the priority of the
+    /// work they run (the operating system's), and nothing is logged.
+    public convenience init(_ configuration: EngineConfiguration) throws(EngineError) {
+        try self.init(configuration, threadPriority: SystemThreadPriority(), logger: SessionPool.silentLogger)
+    }
+
     /// Plans as `plan(_:)` does, then loads the model as planned.
-    public init(_ configuration: EngineConfiguration) throws(EngineError) {
+    /// - Parameters:
+    ///   - threadPriority: how the shared threads take the priority of each step's work (chat turns
+    ///     interactive, summaries background); nil leaves them alone.
+    ///   - logger: where the engine, its session pool and its scheduler log (the app picks the handler).
+    public init(_ configuration: EngineConfiguration, threadPriority: (any ThreadPrioritySetting)?,
+                logger: Logger) throws(EngineError) {
         let opened = try ModelLoader.open(configuration)
         let plan = try ModelLoader.plan(opened, configuration)
         let model = try ModelLoader.load(opened, plan: plan)
+        logger.info("engine: loaded within the plan", metadata: [
+            "model": "\(opened.name)", "planned_bytes": "\(plan.totalBytes)",
+            "budget_bytes": "\(plan.budgetBytes.map(String.init) ?? "none")", "sessions": "\(plan.sessions)",
+            "context": "\(plan.context)", "kv": "\(plan.keyValueType.rawValue)", "load_ms": "\(Int(model.loadMilliseconds))"])
+        self.logger = logger
         self.configuration = configuration
         self.model = model
         self.plan = plan
         contextLength = max(8, min(plan.context, model.configuration.trainedContextLength))
         let threads = configuration.resolvedThreadCount
-        generator = Generator(model: model, contextLength: contextLength, threadCount: threads, batchSize: plan.batchSize,
-                              keyValueType: plan.keyValueType)
-        runtime = EngineRuntime(threadCount: threads, prefillChunk: configuration.prefillChunk)
+        sessions = SessionPool(model: model, contextLength: contextLength, batchSize: plan.batchSize,
+                               keyValueType: plan.keyValueType, threadCount: threads, capacity: plan.sessions,
+                               threadPriority: threadPriority, logger: logger)
+        generator = Generator(pool: sessions)
+        let runtime = EngineRuntime(threadCount: threads, prefillChunk: configuration.prefillChunk)
+        self.runtime = runtime
+        let platform = PushedPlatform(runtime: runtime)
+        scheduler = TokenScheduler(pool: sessions, policy: AdaptivePolicy(), thermal: platform, power: platform, logger: logger)
     }
+
+    deinit { scheduler.stop() }
 
     /// A conversation with this model; `instructions` become its system message.
     public func chat(instructions: String? = nil, options: ChatOptions = ChatOptions()) -> ChatSession {
@@ -77,8 +109,23 @@ public final class Engine: Sendable {
     /// of the plan the budget admitted.
     public func memoryWarning(_ level: MemoryPressure) {
         guard level != .none else { return }
+        logger.notice("engine: memory warning", metadata: ["level": "\(level)"])
         runtime.noteMemoryWarning()
         generator.forgetCache()
+        scheduler.handleMemoryPressure(level)
+    }
+
+    /// Summarizes a note as background work: `NoteSummarizer`'s pipeline, its requests going
+    /// through the engine's scheduler (background class, paced by the platform state pushed with
+    /// `update`), their sessions from the engine's pool beside any chat. `critical` memory
+    /// warnings stop it.
+    public func summarize(title: String, text: String, deadlineSeconds: Double? = nil) async throws -> NoteSummarizer.Result {
+        let summarizer = NoteSummarizer(model: model, scheduler: scheduler, contextLength: contextLength)
+        do {
+            return try await summarizer.summarize(title: title, text: text, deadlineSeconds: deadlineSeconds)
+        } catch {
+            throw ChatSession.engineError(error)
+        }
     }
 
     /// A pacer for one turn, or nil when pacing is off.

@@ -51,6 +51,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var pacesTokens: Bool
     /// Prompt tokens evaluated between two cancellation checks.
     public var prefillChunk: Int
+    /// Requests that generate at once — chat turns and background summaries (`Engine.summarize`),
+    /// each with its own KV cache and scratch, all on one shared thread pool. The plan counts every
+    /// one; more wait for a free one.
+    public var concurrentRequests: Int = 1
 
     public init(model: ModelSource, memoryBudgetBytes: Int? = nil, contextLength: Int = 2048, adjustsContext: Bool = true,
                 threadCount: Int? = nil, keyValueType: KeyValueType? = nil, weightStreaming: WeightStreaming = .never,
@@ -79,6 +83,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     }
 
     func validate() throws(EngineError) {
+        guard (1...16).contains(concurrentRequests) else {
+            throw EngineError(.invalidConfiguration, "concurrent requests must be between 1 and 16, not \(concurrentRequests)")
+        }
         if let threadCount, !(1...256).contains(threadCount) {
             throw EngineError(.invalidConfiguration, "the thread count must be between 1 and 256, not \(threadCount)")
         }
@@ -162,11 +169,13 @@ public enum ModelLoader {
                     file: model.file, budgetBytes: budget, context: context, batchSize: configuration.batchSize, threadCount: threads,
                     allowStreaming: streaming != .never && !model.isContainer, requireStreaming: streaming == .always,
                     keyValueTypes: configuration.keyValueType.map { [$0] } ?? [.f16, .q8_0, .q4_0],
-                    minimumContext: configuration.adjustsContext ? min(256, context) : context)
+                    minimumContext: configuration.adjustsContext ? min(256, context) : context,
+                    sessions: configuration.concurrentRequests)
             }
             return try MemoryPlan.make(file: model.file, context: context, batchSize: configuration.batchSize, threadCount: threads,
                                        streamWeights: configuration.weightStreaming == .always,
-                                       keyValueType: configuration.keyValueType ?? .f16)
+                                       keyValueType: configuration.keyValueType ?? .f16,
+                                       sessions: configuration.concurrentRequests)
         } catch {
             throw EngineError(error.kind == .memoryBudget ? .memoryBudget : .unreadableModel, error.message)
         }

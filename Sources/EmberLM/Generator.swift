@@ -104,33 +104,45 @@ public enum GenerationEvent: Sendable, Equatable {
     case finished(reason: StopReason, statistics: GenerationStatistics)
 }
 
-/// The one owner of a model's inference state: runs generations one at a time on a dedicated
-/// thread (never Swift's shared cooperative pool) and streams their events.
+/// Runs generations one at a time on a dedicated thread (never Swift's shared cooperative pool)
+/// and streams their events: a thin loop over a `GenerationSequence` lent by a `SessionPool`.
 ///
-/// `@unchecked Sendable`: the `InferenceSession` and the cached token list are touched only by
-/// jobs on `worker`, which runs them one after another.
+/// Between generations the sequence goes back to the pool with its cache, and the next generation
+/// asks for it again, so a chat's next turn evaluates only its new tokens (unless a memory
+/// warning or another borrower of the pool took it meanwhile).
+///
+/// `@unchecked Sendable`: `lastSequence` is touched only by jobs on `worker`, which runs them one
+/// after another.
 public final class Generator: @unchecked Sendable {
     public let model: LanguageModel
-    private let session: InferenceSession
+    /// Where the sequences come from (shared with a scheduler when an engine runs both).
+    public let pool: SessionPool
     private let worker: WorkerThread
-    private var cachedTokens: [Int32] = []
+    /// The sequence of the last generation, asked for again to reuse its cache.
+    private var lastSequence: GenerationSequence?
 
-    public init(model: LanguageModel, contextLength: Int, threadCount: Int, batchSize: Int = 512,
-                keyValueType: KeyValueType = .f16) {
-        self.model = model
-        session = InferenceSession(model: model.transformer, contextLength: contextLength, batchSize: batchSize,
-                                   threadCount: threadCount, keyValueType: keyValueType)
+    /// A generator with a pool of its own: one sequence of `contextLength` positions on `threadCount` threads.
+    public convenience init(model: LanguageModel, contextLength: Int, threadCount: Int, batchSize: Int = 512,
+                            keyValueType: KeyValueType = .f16) {
+        self.init(pool: SessionPool(model: model, contextLength: contextLength, batchSize: batchSize,
+                                    keyValueType: keyValueType, threadCount: threadCount, capacity: 1))
+    }
+
+    /// A generator whose sequences come from `pool`.
+    public init(pool: SessionPool) {
+        model = pool.model
+        self.pool = pool
         worker = WorkerThread(name: "ember.generator")
     }
 
-    public var contextLength: Int { session.cache.capacity }
+    public var contextLength: Int { pool.contextLength }
 
     /// Forgets the sequence in the cache (after generations already submitted); the next prompt is
-    /// evaluated from the start. For memory warnings: nothing is kept for reuse.
+    /// evaluated from the start. For memory warnings: the idle sequences of the pool are released.
     public func forgetCache() {
         worker.submit { [self] in
-            session.reset()
-            cachedTokens = []
+            lastSequence = nil
+            pool.releaseIdle()
         }
     }
 
@@ -167,7 +179,7 @@ public final class Generator: @unchecked Sendable {
         guard !promptTokens.isEmpty else {
             throw LanguageModelError(.invalidInput, "the prompt is empty")
         }
-        let capacity = session.cache.capacity
+        let capacity = pool.contextLength
         guard promptTokens.count < capacity else {
             // The prompt needs its own positions and one more for the first generated token.
             let trained = model.transformer.configuration.trainedContextLength
@@ -178,30 +190,26 @@ public final class Generator: @unchecked Sendable {
             throw LanguageModelError(.contextFull,
                 "the prompt has \(promptTokens.count) tokens but the context holds \(capacity); use a --context of \(promptTokens.count + 1) to \(trained) (the model's trained context) or a shorter prompt")
         }
-
-        // Reuse the cached prefix the new prompt shares with the previous sequence.
-        var shared = 0
-        while request.reusesCache, shared < min(cachedTokens.count, promptTokens.count - 1),
-              cachedTokens[shared] == promptTokens[shared] {
-            shared += 1
+        guard let sequence = try takeSequence(cancelled: cancelled) else {
+            emit(.finished(reason: .cancelled, statistics: GenerationStatistics(
+                promptTokens: promptTokens.count, evaluatedPromptTokens: 0, generatedTokens: 0,
+                timeToFirstTokenMilliseconds: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0,
+                peakResidentBytes: ProcessMemory.peakResidentBytes())))
+            return
         }
-        session.cache.truncate(to: shared)
-        cachedTokens = Array(promptTokens[..<shared])
+        lastSequence = sequence
+        defer { pool.giveBack(sequence) }
 
-        var sampler = Sampler(parameters: request.sampling)
-        for token in promptTokens { sampler.accept(token) }
-
-        let allThreads = session.pool.threadCount
-        defer { session.pool.activeThreadCount = allThreads }
-        var nextToken: Int32 = 0
-        let remainder = Array(promptTokens[shared...])
-        var progress = GenerationProgress(step: .prefill, promptTokens: remainder.count, prefilledTokens: 0,
+        let remainder = sequence.begin(prompt: promptTokens, sampling: request.sampling,
+                                       ignoreEndOfGeneration: request.ignoreEndOfGeneration, reusesCache: request.reusesCache)
+        let allThreads = pool.threadCount
+        var progress = GenerationProgress(step: .prefill, promptTokens: remainder, prefilledTokens: 0,
                                           generatedTokens: 0, maxTokens: request.maxTokens)
         var reason = StopReason.maxTokens
         // The prompt in steps of `prefillChunk` (one step when nil and unpaced), checking for
         // cancellation between them.
-        while progress.prefilledTokens < remainder.count {
-            var chunk = request.prefillChunk ?? remainder.count
+        while !sequence.isPromptProcessed {
+            var chunk = request.prefillChunk ?? remainder
             var threads = allThreads
             if let pacer = request.pacer {
                 guard let decision = pace(pacer, progress, cancelled: cancelled) else { break }
@@ -209,28 +217,21 @@ public final class Generator: @unchecked Sendable {
                 chunk = min(chunk, decision.chunk ?? chunk)
             }
             if cancelled.isCancelled { break }
-            session.pool.activeThreadCount = threads
-            let first = progress.prefilledTokens
-            let end = min(remainder.count, first + max(1, chunk))
+            let first = sequence.prefilledTokens
             let stepStart = MonotonicClock.nanoseconds()
-            try session.evaluate(Array(remainder[first..<end]), logits: end == remainder.count ? .last : .none) { _, logits in
-                nextToken = sampler.sample(logits)
-            }
-            cachedTokens += remainder[first..<end]
-            request.pacer?.record(progress, threads: threads, tokens: end - first,
+            try sequence.processPrompt(chunk, threads: threads)
+            request.pacer?.record(progress, threads: threads, tokens: sequence.prefilledTokens - first,
                                   seconds: Double(MonotonicClock.nanoseconds() - stepStart) / 1e9)
-            progress.prefilledTokens = end
+            progress.prefilledTokens = sequence.prefilledTokens
         }
         let prefillMilliseconds = MonotonicClock.milliseconds(since: start)
-        if progress.prefilledTokens < remainder.count {
+        if !sequence.isPromptProcessed {
             reason = .cancelled
         } else {
-            emit(.promptProcessed(tokens: remainder.count, milliseconds: prefillMilliseconds))
+            emit(.promptProcessed(tokens: remainder, milliseconds: prefillMilliseconds))
         }
         progress.step = .decode
 
-        var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
-        let endOfGeneration = model.tokenizer.endOfGenerationIDs
         var generated = 0
         var firstTokenTime: UInt64 = 0
         var lastTokenTime: UInt64 = 0
@@ -239,49 +240,46 @@ public final class Generator: @unchecked Sendable {
                 reason = .cancelled
                 break
             }
-            let token = nextToken
-            if !request.ignoreEndOfGeneration, endOfGeneration.contains(token) {
+            // Every token after the first evaluates the one before it: room, pace, then the step.
+            var threads = allThreads
+            let evaluates = generated > 0
+            if evaluates {
+                if sequence.isFull {
+                    guard let keep = request.contextShiftKeep else {
+                        reason = .contextFull
+                        break
+                    }
+                    try sequence.shiftContext(keep: keep)
+                }
+                if let pacer = request.pacer {
+                    progress.generatedTokens = generated
+                    guard let decision = pace(pacer, progress, cancelled: cancelled) else {
+                        reason = .cancelled
+                        break
+                    }
+                    threads = decision.threads ?? allThreads
+                }
+            }
+            let stepStart = MonotonicClock.nanoseconds()
+            let next = try sequence.next(threads: threads)
+            if evaluates {
+                request.pacer?.record(progress, threads: threads, tokens: 1,
+                                      seconds: Double(MonotonicClock.nanoseconds() - stepStart) / 1e9)
+                if cancelled.isCancelled {
+                    reason = .cancelled
+                    break
+                }
+            }
+            guard let token = next else {
                 reason = .endOfGeneration
                 break
             }
             generated += 1
             lastTokenTime = MonotonicClock.nanoseconds()
             if generated == 1 { firstTokenTime = lastTokenTime }
-            emit(.token(id: token, text: detokenizer.append(token)))
-            sampler.accept(token)
-            if generated == request.maxTokens { break }
-            if session.position >= session.cache.capacity {
-                guard let keep = request.contextShiftKeep else {
-                    reason = .contextFull
-                    break
-                }
-                // Context shift: the first `keep` tokens, then the newer half of the rest.
-                let kept = min(max(0, keep), cachedTokens.count - 1)
-                let rest = cachedTokens.count - kept
-                let retained = Array(cachedTokens[..<kept]) + Array(cachedTokens[(kept + rest / 2)...])
-                session.reset()
-                try session.evaluate(retained, logits: .none)
-                cachedTokens = retained
-            }
-            var threads = allThreads
-            if let pacer = request.pacer {
-                progress.generatedTokens = generated
-                guard let decision = pace(pacer, progress, cancelled: cancelled) else {
-                    reason = .cancelled
-                    break
-                }
-                threads = decision.threads ?? allThreads
-                session.pool.activeThreadCount = threads
-            }
-            let stepStart = MonotonicClock.nanoseconds()
-            try session.evaluate([token], logits: .last) { _, logits in
-                nextToken = sampler.sample(logits)
-            }
-            cachedTokens.append(token)
-            request.pacer?.record(progress, threads: threads, tokens: 1,
-                                  seconds: Double(MonotonicClock.nanoseconds() - stepStart) / 1e9)
+            emit(.token(id: token.id, text: token.text))
         }
-        let tail = detokenizer.finish()
+        let tail = sequence.finish()
         if !tail.isEmpty { emit(.token(id: -1, text: tail)) }
 
         let decodeSeconds = Double(lastTokenTime &- firstTokenTime) / 1e9
@@ -294,6 +292,16 @@ public final class Generator: @unchecked Sendable {
             decodeTokensPerSecond: generated > 1 && decodeSeconds > 0 ? Double(generated - 1) / decodeSeconds : 0,
             peakResidentBytes: ProcessMemory.peakResidentBytes())
         emit(.finished(reason: reason, statistics: statistics))
+    }
+
+    /// A sequence from the pool (the last one if still idle), waiting while other borrowers hold
+    /// them all; nil when cancelled meanwhile.
+    private func takeSequence(cancelled: CancellationFlag) throws -> GenerationSequence? {
+        let result = Result { () throws(LanguageModelError) in
+            try pool.take(preferring: lastSequence, keepWaiting: { !cancelled.isCancelled })
+        }
+        if case .failure = result, cancelled.isCancelled { return nil }
+        return try result.get()
     }
 
     /// Asks `pacer` until it says run, waiting as told in slices that notice cancellation; nil

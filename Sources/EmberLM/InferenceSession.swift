@@ -50,15 +50,20 @@ public final class InferenceSession {
     /// The forward pass of an architecture that runs its own layers.
     private var customForward: (any CustomForwardPass)?
 
+    /// Whether `pool` was made for this session alone (its workspaces count as this session's scratch).
+    private let ownsPool: Bool
+
     /// Creates a session for up to `contextLength` positions, evaluating at most `batchSize` tokens
-    /// per step on `threadCount` threads.
+    /// per step on `threadCount` threads — those of `pool` when given (a pool shared by several
+    /// sessions, used by one of them at a time), else a pool of its own.
     public init(model: TransformerModel, contextLength: Int, batchSize: Int = 512, threadCount: Int,
-                keyValueType: KeyValueType = .f16) {
+                keyValueType: KeyValueType = .f16, pool shared: ThreadPool? = nil) {
         let configuration = model.configuration
         self.model = model
         self.configuration = configuration
         self.batchSize = max(1, min(batchSize, contextLength))
-        self.pool = ThreadPool(threadCount: max(1, threadCount))
+        self.pool = shared ?? ThreadPool(threadCount: max(1, threadCount))
+        ownsPool = shared == nil
         let cacheShape = model.keyValueCacheShape
         cache = KeyValueCache(
             layerCount: cacheShape.layerCount, capacity: contextLength,
@@ -111,11 +116,16 @@ public final class InferenceSession {
         matmulScratch.deallocate()
     }
 
-    /// Bytes of scratch and activations this session allocated (the KV cache aside).
+    /// Bytes of scratch and activations this session allocated (the KV cache aside; a shared
+    /// pool's workspaces are the pool's).
     public var scratchByteCount: Int {
         Self.scratchByteCount(configuration: configuration, file: model.file, contextLength: cache.capacity,
                               batchSize: batchSize, threadCount: pool.threadCount, streamWeights: model.options.streamWeights)
+            - (ownsPool ? 0 : Self.threadPoolByteCount(threadCount: pool.threadCount))
     }
+
+    /// Bytes a thread pool of `threadCount` threads holds for its kernels (each thread's workspace).
+    public static func threadPoolByteCount(threadCount: Int) -> Int { threadCount * ThreadPool.workspaceBytes }
 
     /// Bytes of scratch and activations a session of these dimensions allocates.
     static func scratchByteCount(configuration c: ModelConfiguration, file: GGUFFile, contextLength: Int, batchSize: Int,
@@ -141,7 +151,7 @@ public final class InferenceSession {
         }
         let custom = (ArchitectureRegistry.definition(for: c.architecture) as? any CustomForwardArchitecture.Type)?
             .scratchByteCount(configuration: c, file: file, contextLength: contextLength, batchSize: batch, threadCount: threadCount) ?? 0
-        return floats * MemoryLayout<Float>.size + matmulBytes + threadCount * ThreadPool.workspaceBytes
+        return floats * MemoryLayout<Float>.size + matmulBytes + threadPoolByteCount(threadCount: threadCount)
             + MixtureOfExpertsBlock.byteCount(file: file, configuration: c, batchSize: batch) + custom
     }
 

@@ -17,6 +17,9 @@ public struct MemoryPlan: Sendable, Equatable {
     public var batchSize: Int
     public var keyValueType: KeyValueType = .f16
     public var streamWeights: Bool
+    /// Sequences generating at once, each with its own KV cache and scratch (`SessionPool`); the
+    /// thread pool they share is counted once (in `scratchBytes`, with the sessions' scratch).
+    public var sessions: Int = 1
 
     /// The sum of the parts; `Int.max` when it would overflow (no budget holds it).
     public var totalBytes: Int {
@@ -45,10 +48,13 @@ public struct MemoryPlan: Sendable, Equatable {
     /// Tokenizer and metadata tables per vocabulary entry (strings, scores, types, merges).
     public static let bytesPerVocabularyEntry = 150
 
-    /// The plan for `file` at `context` positions, `batchSize` tokens per step and `threadCount` threads.
+    /// The plan for `file` at `context` positions, `batchSize` tokens per step and `threadCount`
+    /// threads, for `sessions` sequences generating at once (each its own KV cache and scratch, one
+    /// shared thread pool).
     public static func make(file: GGUFFile, context: Int, batchSize: Int = 512, threadCount: Int,
                             streamWeights: Bool = false, interleave: Bool = LoadOptions().interleave,
-                            keyValueType: KeyValueType = .f16, budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
+                            keyValueType: KeyValueType = .f16, sessions: Int = 1,
+                            budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
         let configuration = try ModelConfiguration(gguf: file)
         guard let definition = ArchitectureRegistry.definition(for: configuration.architecture) else {
             throw LanguageModelError(.unsupportedArchitecture,
@@ -62,6 +68,9 @@ public struct MemoryPlan: Sendable, Equatable {
         }
         guard batchSize >= 1, (1...4096).contains(threadCount) else {
             throw LanguageModelError(.invalidInput, "a plan needs a batch of at least 1 token and 1 to 4096 threads, not \(batchSize) and \(threadCount)")
+        }
+        guard (1...64).contains(sessions) else {
+            throw LanguageModelError(.invalidInput, "a plan holds 1 to 64 sessions at once, not \(sessions)")
         }
         let hasOutput = file.tensor(named: "output.weight") != nil
         var weights = 0
@@ -105,14 +114,17 @@ public struct MemoryPlan: Sendable, Equatable {
         let keyValue = KeyValueCache.byteCount(
             layerCount: cacheShape.layerCount, capacity: context,
             keyWidth: cacheShape.keyWidth, valueWidth: cacheShape.valueWidth, type: keyValueType)
-        let scratch = InferenceSession.scratchByteCount(
+        // Every session's scratch; the one thread pool's workspaces once.
+        let pool = InferenceSession.threadPoolByteCount(threadCount: threadCount)
+        let sessionScratch = InferenceSession.scratchByteCount(
             configuration: configuration, file: file, contextLength: context, batchSize: batchSize,
-            threadCount: threadCount, streamWeights: streamWeights)
+            threadCount: threadCount, streamWeights: streamWeights) - pool
+        let scratch = sum(product(sessionScratch, sessions), pool)
         let overhead = sum(runtimeBytes + threadCount * (1 << 20) / 4,
                            product(configuration.vocabularySize, bytesPerVocabularyEntry))
-        return MemoryPlan(weightsBytes: weights, keyValueCacheBytes: keyValue, scratchBytes: scratch,
+        return MemoryPlan(weightsBytes: weights, keyValueCacheBytes: product(keyValue, sessions), scratchBytes: scratch,
                           overheadBytes: overhead, budgetBytes: budgetBytes, context: context, batchSize: batchSize,
-                          keyValueType: keyValueType, streamWeights: streamWeights)
+                          keyValueType: keyValueType, streamWeights: streamWeights, sessions: sessions)
     }
 
     /// Bytes of `tensor` once rearranged for the kernels (see `InterleavedWeights`).
@@ -132,7 +144,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// With `keyValueTypes` of more than one type, each is tried (at every context) in order.
     public static func fit(file: GGUFFile, budgetBytes: Int, context: Int, batchSize: Int = 512, threadCount: Int,
                            allowStreaming: Bool, requireStreaming: Bool = false, keyValueTypes: [KeyValueType] = [.f16],
-                           minimumContext: Int = 256) throws(LanguageModelError) -> MemoryPlan {
+                           minimumContext: Int = 256, sessions: Int = 1) throws(LanguageModelError) -> MemoryPlan {
         var candidates: [(context: Int, batch: Int, stream: Bool, kv: KeyValueType)] = []
         func add(_ candidate: (context: Int, batch: Int, stream: Bool, kv: KeyValueType)) {
             if !candidates.contains(where: { $0 == candidate }) { candidates.append(candidate) }
@@ -152,15 +164,17 @@ public struct MemoryPlan: Sendable, Equatable {
         var smallest: MemoryPlan?
         for candidate in candidates {
             let plan = try make(file: file, context: candidate.context, batchSize: candidate.batch, threadCount: threadCount,
-                                streamWeights: candidate.stream, keyValueType: candidate.kv, budgetBytes: budgetBytes)
+                                streamWeights: candidate.stream, keyValueType: candidate.kv, sessions: sessions,
+                                budgetBytes: budgetBytes)
             if plan.fits { return plan }
             if smallest == nil || plan.totalBytes < smallest!.totalBytes { smallest = plan }
         }
         let needed = smallest!
-        var hint = "the smallest plan (context \(needed.context), \(needed.keyValueType.rawValue) KV cache\(needed.streamWeights ? ", streamed weights" : "")) needs \(ByteCount.format(needed.totalBytes))"
+        var hint = "the smallest plan (context \(needed.context), \(needed.keyValueType.rawValue) KV cache\(needed.streamWeights ? ", streamed weights" : "")\(sessions > 1 ? ", \(sessions) sessions at once" : "")) needs \(ByteCount.format(needed.totalBytes))"
         if !allowStreaming {
             let streamed = try make(file: file, context: minimumContext, batchSize: 16, threadCount: threadCount,
-                                    streamWeights: true, keyValueType: keyValueTypes.last ?? .f16, budgetBytes: budgetBytes)
+                                    streamWeights: true, keyValueType: keyValueTypes.last ?? .f16, sessions: sessions,
+                                    budgetBytes: budgetBytes)
             hint += streamed.fits ? "; --stream-weights would fit (\(ByteCount.format(streamed.totalBytes)))"
                                   : "; even --stream-weights needs \(ByteCount.format(streamed.totalBytes))"
         }

@@ -1,18 +1,6 @@
 import EmberCore
 import EmberLM
 
-/// A token an engine produced: its id and the text it completes (possibly empty, while a
-/// character is incomplete or when the engine only counts).
-public struct GeneratedToken: Sendable, Equatable {
-    public var id: Int32
-    public var text: String
-
-    public init(id: Int32, text: String) {
-        self.id = id
-        self.text = text
-    }
-}
-
 /// The model work of scheduled requests, one step at a time: the real language model
 /// (`ModelEngine`) or a model that only counts (the simulator's cost model).
 ///

@@ -2,6 +2,7 @@ import EmberCore
 import EmberLM
 import EmberTokenizers
 import Foundation
+import Logging
 
 /// A generation submitted to the scheduler.
 public struct ScheduledRequest: Sendable {
@@ -98,6 +99,7 @@ struct WallClockPlatform: ExecutionPlatform {
 /// state is touched only with `condition` locked, or only on the worker thread (the executor).
 public final class TokenScheduler: @unchecked Sendable {
     public let model: LanguageModel
+    private let logger: Logger
     private let condition = NSCondition()
     private var policy: any SchedulingPolicy
     private let clock: @Sendable () -> Double
@@ -118,21 +120,34 @@ public final class TokenScheduler: @unchecked Sendable {
         return released
     }
 
+    /// A scheduler with a session pool of its own: `maximumSessions` KV caches of `contextLength`
+    /// positions sharing `threadCount` threads.
+    ///
     /// - Parameters:
     ///   - clock: seconds on a monotonic clock (injected so tests can script it).
-    public init(model: LanguageModel, policy: any SchedulingPolicy, thermal: any ThermalSource & Sendable,
-                power: any PowerSource & Sendable, threadCount: Int, contextLength: Int = 2048, maximumSessions: Int = 2,
-                clock: @escaping @Sendable () -> Double = { Double(MonotonicClock.nanoseconds()) / 1e9 }) {
-        self.model = model
+    public convenience init(model: LanguageModel, policy: any SchedulingPolicy, thermal: any ThermalSource & Sendable,
+                            power: any PowerSource & Sendable, threadCount: Int, contextLength: Int = 2048, maximumSessions: Int = 2,
+                            clock: @escaping @Sendable () -> Double = { Double(MonotonicClock.nanoseconds()) / 1e9 }) {
+        let pool = SessionPool(model: model, contextLength: min(contextLength, model.configuration.trainedContextLength),
+                               threadCount: max(1, threadCount), capacity: max(1, maximumSessions))
+        self.init(pool: pool, policy: policy, thermal: thermal, power: power, clock: clock)
+    }
+
+    /// A scheduler whose requests take their sequences from `pool` (shared with an engine's chats):
+    /// at most `pool.capacity` requests (2 without one) start at once, decoded together.
+    public init(pool: SessionPool, policy: any SchedulingPolicy, thermal: any ThermalSource & Sendable,
+                power: any PowerSource & Sendable,
+                clock: @escaping @Sendable () -> Double = { Double(MonotonicClock.nanoseconds()) / 1e9 },
+                logger: Logger = SessionPool.silentLogger) {
+        self.model = pool.model
+        self.logger = logger
         self.policy = policy
         self.clock = clock
-        let threads = max(1, threadCount)
-        let sessions = max(1, maximumSessions)
+        let sessions = pool.capacity ?? 2
         let platform = WallClockPlatform(thermal: thermal, power: power, clock: clock, condition: condition,
-                                         hasNews: { [unowned self] in self.hasNews }, maximumThreads: threads)
-        executor = RequestExecutor(engine: ModelEngine(model: model, contextLength: contextLength, threadCount: threads),
-                                   platform: platform, prefillChunkTokens: 128, maximumDecodeBatch: sessions,
-                                   maximumStarted: sessions)
+                                         hasNews: { [unowned self] in self.hasNews }, maximumThreads: pool.threadCount)
+        executor = RequestExecutor(engine: ModelEngine(pool: pool), platform: platform, prefillChunkTokens: 128,
+                                   maximumDecodeBatch: sessions, maximumStarted: sessions)
         let thread = Thread { [weak self] in self?.workerLoop() }
         thread.name = "ember.scheduler"
         thread.stackSize = 8 << 20
@@ -221,6 +236,7 @@ public final class TokenScheduler: @unchecked Sendable {
             do {
                 try executor.step(policy: &policy, events: deliver)
             } catch {
+                logger.error("scheduler: a step failed", metadata: ["requests": "\(error.requestIDs)", "error": "\(error.underlying)"])
                 for id in error.requestIDs { stream(id, remove: true)?.finish(throwing: error.underlying) }
             }
         }
@@ -236,7 +252,9 @@ public final class TokenScheduler: @unchecked Sendable {
     /// Turns the executor's events into the request's stream events.
     private func deliver(_ event: ExecutionEvent) {
         switch event {
-        case .began, .prefilled:
+        case .began(let id, let promptTokens, _):
+            logger.debug("scheduler: request began", metadata: ["request": "\(id)", "prompt_tokens": "\(promptTokens)"])
+        case .prefilled:
             break
         case .promptProcessed(let id, let tokens, let seconds):
             stream(id)?.yield(.promptProcessed(tokens: tokens, milliseconds: seconds * 1000))
@@ -245,6 +263,8 @@ public final class TokenScheduler: @unchecked Sendable {
         case .paced(let id, let reason, let seconds):
             stream(id)?.yield(.paced(reason: reason, seconds: seconds))
         case .finished(let id, let reason, let generatedTokens, let tail, _):
+            logger.debug("scheduler: request finished",
+                         metadata: ["request": "\(id)", "reason": "\(reason.rawValue)", "tokens": "\(generatedTokens)"])
             guard let continuation = stream(id, remove: true) else { return }
             if !tail.isEmpty { continuation.yield(.token(id: -1, text: tail)) }
             continuation.yield(.finished(reason: reason, generatedTokens: generatedTokens))

@@ -46,6 +46,25 @@ struct MemoryBudgetTests {
         #expect((stats["generated_tokens"] as? Int ?? 0) > 0)
     }
 
+    /// The engine an app embeds, planned at 160 MiB for two requests at once (a chat turn and a
+    /// background summary, each its own KV cache, one shared thread pool): the process's peak stays
+    /// under the plan and the plan under the budget.
+    @Test func engineWithTwoConcurrentRequestsStaysWithinItsBudget() throws {
+        let result = try CommandContractTests.run(["engine", "--model", "smollm2", "--memory-budget", "160MiB", "--requests", "2",
+                                                   "--max-tokens", "48", "--threads", "2", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let json = try #require(result.json)
+        let peak = try #require(json["peak_rss_bytes"] as? Int)
+        let planned = try #require(json["planned_bytes"] as? Int)
+        #expect(json["sessions"] as? Int == 2)
+        #expect(peak <= 160 * Self.mebibyte, "peak \(peak) over the budget")
+        #expect(peak <= planned, "peak \(peak) over the plan \(planned)")
+        #expect(planned <= 160 * Self.mebibyte)
+        let requests = try #require(json["requests"] as? [[String: Any]])
+        #expect(requests.map { $0["kind"] as? String } == ["chat", "summary"])
+        #expect(requests.allSatisfy { ($0["generated_tokens"] as? Int ?? 0) > 0 })
+    }
+
     @Test func streamingGivesTheSameTokensAsNoBudget() throws {
         let common = ["generate", "--model", "smollm2", "--chat", "--prompt", "Write a short story about a lighthouse.",
                       "--max-tokens", "48", "--temperature", "0", "--json"]

@@ -103,6 +103,34 @@ struct EngineTests {
         }
     }
 
+    /// Two requests at once — a chat turn (the generator's thread) and a background summary (the
+    /// scheduler's) — each on a session of the plan, sharing one thread pool; the reply is the
+    /// one the chat gets alone.
+    @Test("a chat turn and a summary run at once on the plan's two sessions and one thread pool")
+    func chatAndSummaryAtOnce() async throws {
+        var configuration = try EngineModel.configuration(context: 2048, budget: 160 << 20)
+        configuration.concurrentRequests = 2
+        let plan = try Engine.plan(configuration)
+        #expect(plan.sessions == 2 && plan.fits && plan.totalBytes <= 160 << 20)
+        let single = try Engine.plan(EngineModel.configuration(context: plan.context, budget: 160 << 20))
+        #expect(plan.keyValueCacheBytes == 2 * KeyValueCache.byteCount(layerCount: 30, capacity: plan.context, keyWidth: 192, valueWidth: 192,
+                                                                       type: plan.keyValueType))
+        #expect(single.sessions == 1)
+
+        let engine = try Engine(configuration)
+        #expect(engine.sessions.capacity == 2)
+        let question = Self.questions[0]
+        let note = "The team met on Tuesday. The beta moves by one week because the payment screen fails on older phones; Maria owns the fix."
+        async let reply = engine.chat(options: ChatOptions(maxTokens: 32, sampling: .greedy)).respond(to: question)
+        async let summary = engine.summarize(title: "Team sync", text: note)
+        let (together, summarized) = try await (reply, summary)
+        #expect(!summarized.summary.isEmpty && summarized.generatedTokens > 0)
+        #expect(engine.sessions.lent == 0)
+        // A third request waits for a free session instead of exceeding the plan.
+        let alone = try await engine.chat(options: ChatOptions(maxTokens: 32, sampling: .greedy)).respond(to: question)
+        #expect(together == alone)
+    }
+
     @Test("the streamed pieces are the reply, and a second turn while one runs is refused")
     func streamingAndBusy() async throws {
         let engine = try Engine(EngineModel.configuration(context: 512))

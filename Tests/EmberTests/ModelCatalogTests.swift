@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Ember
+@testable import EmberModelCatalog
 
 struct ModelCatalogTests {
     @Test func catalogHasTheTwoModels() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import EmberCore
-@testable import Ember
+@testable import EmberModelCatalog
 import EmberCore
 
 struct ModelFetcherTests {

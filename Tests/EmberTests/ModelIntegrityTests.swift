@@ -2,7 +2,7 @@ import EmberCore
 import EmberKernels
 import Foundation
 import Testing
-@testable import Ember
+@testable import EmberModelCatalog
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Ember
+@testable import EmberModelCatalog
 
 /// With EMBER_REQUIRE_MODELS=1 (as `make test` and CI set it) the real models must be cached and intact:
 /// a missing or damaged file fails here rather than letting model tests skip.

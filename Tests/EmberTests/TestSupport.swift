@@ -1,6 +1,6 @@
 import Foundation
 import EmberCore
-@testable import Ember
+@testable import EmberModelCatalog
 import EmberCore
 
 /// A fresh directory under the system temporary directory, removed by `remove()`.

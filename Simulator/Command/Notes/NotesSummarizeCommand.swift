@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ember
+import EmberModelCatalog
 import EmberLM
 import EmberNotes
 import EmberScheduler
