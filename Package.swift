@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "EmberNotes", targets: ["EmberNotes"]),
         .library(name: "EmberLM", targets: ["EmberLM"]),
         .library(name: "EmberGGUF", targets: ["EmberGGUF"]),
+        // The C ABI (include/ember.h) as libEmberC.so, for JNI and other foreign callers; `make cabi`
+        // links it with only the `ember_` symbols exported and installs it as libember.so.
+        .library(name: "EmberC", type: .dynamic, targets: ["EmberC"]),
         .executable(name: "ember", targets: ["EmberCommand"]),
         .executable(name: "ember-decode-steps", targets: ["EmberDecodeSteps"]),
     ],
@@ -52,6 +55,10 @@ let package = Package(
         .target(name: "EmberNotes", dependencies: ["CSQLite", "EmberCore"]),
         // Summary evaluation: ROUGE scores and the notes dataset reader.
         .target(name: "EmberEvaluation", dependencies: ["EmberCore", "EmberNotes"]),
+        // include/ember.h, the hand-written C header, as a module the C ABI's Swift implements.
+        .systemLibrary(name: "CEmberABI", path: "include"),
+        // The C ABI over the facade and the notes store: opaque handles, statuses, callbacks.
+        .target(name: "EmberC", dependencies: ["Ember", "EmberNotes", "CEmberABI"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
