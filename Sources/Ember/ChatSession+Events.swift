@@ -39,10 +39,10 @@ public struct TurnOptions: Sendable, Equatable {
 /// again by the time the stream ends.
 public struct ChatTurn: Sendable {
     public let events: AsyncThrowingStream<ChatEvent, Error>
-    let task: Task<Void, Never>?
+    let task: Task<Void, Never>
 
     /// Asks the turn to stop: prompt processing stops within one chunk, generation before the next token.
-    public func cancel() { task?.cancel() }
+    public func cancel() { task.cancel() }
 }
 
 extension ChatSession {
@@ -50,24 +50,27 @@ extension ChatSession {
     /// cancelled turn leaves no trace. Cancel by cancelling the consuming task or dropping the
     /// stream: prompt processing stops within one chunk. `streamResponse(to:)` is this stream's text.
     public func events(to message: String, turn: TurnOptions = TurnOptions()) -> AsyncThrowingStream<ChatEvent, Error> {
-        startTurn(to: message, turn: turn).events
+        do {
+            return try startTurn(to: message, turn: turn).events
+        } catch {
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
     }
 
-    /// Starts the reply to `message`, as `events(to:turn:)` does, with a handle to cancel it.
-    public func startTurn(to message: String, turn: TurnOptions = TurnOptions()) -> ChatTurn {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatEvent.self)
+    /// Starts the reply to `message`, as `events(to:turn:)` does, with a handle to cancel it; throws
+    /// at once when the chat is busy or the message cannot be rendered.
+    public func startTurn(to message: String, turn: TurnOptions = TurnOptions()) throws(EngineError) -> ChatTurn {
         guard markBusy() else {
-            continuation.finish(throwing: EngineError(.busy, "this chat is still answering the previous message; wait for it or cancel it"))
-            return ChatTurn(events: stream, task: nil)
+            throw EngineError(.busy, "this chat is still answering the previous message; wait for it or cancel it")
         }
         var request: GenerationRequest
         do {
             request = try makeRequest(for: message)
         } catch {
             end(nil)
-            continuation.finish(throwing: Self.turnError(error))
-            return ChatTurn(events: stream, task: nil)
+            throw Self.turnError(error)
         }
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatEvent.self)
         if engine.configuration.pacesTokens {
             let pacer = engine.runtime.makePacer(requestClass: turn.requestClass, deadlineSeconds: turn.deadlineSeconds)
             request.pacer = ReportingPacer(base: pacer, runtime: engine.runtime) { continuation.yield($0) }

@@ -296,7 +296,7 @@ public func ember_chat_send(_ chat: OpaquePointer?, _ message: UnsafePointer<CCh
         let params = try readParams(params, "params")
         let turn = try turnOptions(params)
         guard let outRequest else { throw CallError.invalid("the out_request pointer is NULL") }
-        let started = handle.chat.startTurn(to: message, turn: turn)
+        let started = try handle.chat.startTurn(to: message, turn: turn)
         let request = RequestHandle(params: params)
         register(request, outRequest)
         request.start(started.events, as: RequestEvent.init) { started.cancel() }

@@ -100,18 +100,12 @@ final class HintRelay: Sendable {
     }
 }
 
-/// Linux thread ids of the threads this process names `ember.*` (the generator and the thread
-/// pool), read from /proc/self/task (Linux and Android); empty elsewhere.
-func emberThreadIDs() -> Set<Int32> {
+/// Linux thread ids of the process's threads, from /proc/self/task (Linux and Android); empty
+/// elsewhere. The threads an engine starts are those that appear while it opens (Foundation does
+/// not pass thread names to the OS on Linux, so they cannot be told apart by name).
+func processThreadIDs() -> Set<Int32> {
     guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
-    var ids = Set<Int32>()
-    for task in tasks {
-        guard let id = Int32(task),
-              let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
-              name.hasPrefix("ember.") else { continue }
-        ids.insert(id)
-    }
-    return ids
+    return Set(tasks.compactMap { Int32($0) })
 }
 
 /// Opens are serialized so the threads that appear during one belong to it.
@@ -208,9 +202,9 @@ public func ember_engine_open(_ params: UnsafePointer<ember_engine_params>?, _ o
         let configuration = try EngineConfiguration(readParams(params, "params"))
         guard let outEngine else { throw CallError.invalid("the out_engine pointer is NULL") }
         let (engine, threads) = try openLock.withLock { _ throws(EngineError) -> (Engine, [Int32]) in
-            let before = emberThreadIDs()
+            let before = processThreadIDs()
             let engine = try Engine(configuration)
-            return (engine, emberThreadIDs().subtracting(before).sorted())
+            return (engine, processThreadIDs().subtracting(before).sorted())
         }
         let plan = engine.plan
         Log.write(.info, "opened \(engine.model.path): context \(engine.contextLength), KV \(plan.keyValueType), \(plan.totalBytes >> 20) MiB planned, \(configuration.resolvedThreadCount) threads")
