@@ -69,8 +69,8 @@ typedef enum ember_status {
     EMBER_STATUS_BUSY = 12
 } ember_status;
 
-/** The message of the calling thread's last failed call ("" when none). Owned by Ember, valid
- *  until the thread's next call into Ember; never NULL. */
+/** The message of the calling thread's last failed call ("" before any failed). Owned by Ember,
+ *  valid until the thread's next call into Ember; never NULL. A successful call leaves it as it was. */
 const char *ember_last_error(void);
 
 /** A constant name for `status` ("ok", "invalid_argument", …); never NULL. */
@@ -183,8 +183,9 @@ ember_status ember_engine_open(const ember_engine_params *params, ember_engine *
 /** The plan `engine` was loaded with. `out_plan->struct_size` must be set. */
 ember_status ember_engine_get_plan(ember_engine *engine, ember_memory_plan *out_plan);
 
-/** Releases the caller's engine handle. Chats and requests still open keep the model alive until
- *  they are released too; memory is returned when the last of them goes. */
+/** Releases the caller's engine handle and stops its hint callback. Chats and requests still open
+ *  keep the model alive until they are released too (memory is returned when the last goes);
+ *  summaries still running are cancelled. */
 ember_status ember_engine_close(ember_engine *engine);
 
 /** Thermal and power state, as the platform reports it (see docs/EMBEDDING.md for the Android and
@@ -441,9 +442,13 @@ ember_status ember_notes_search(ember_notes *notes, const char *query, uint32_t 
  *  or null). Release `*out_json` with ember_free. */
 ember_status ember_notes_get(ember_notes *notes, int64_t note_id, char **out_json);
 
-/** Summarizes note `note_id` with `engine`'s model in the background (as ember_chat_send does,
- *  class and deadline from `params`): TOKEN events carry the summary as it is written, FINISHED
- *  comes once it is stored with the note. `*out_request` is the caller's until ember_request_release. */
+/** Summarizes note `note_id` with `engine`'s model, as background work paced by the engine's
+ *  platform state (class and deadline from `params`; a long note is summarized in parts, then the
+ *  parts' summaries combined). Returns at once. Events: one TOKEN (token_id -1) with the whole
+ *  summary once it is stored with the note, then FINISHED (prompt and generated token counts); or
+ *  ERROR. The summaries of an engine run one at a time on a scheduler of their own, made at the
+ *  first summary: its KV cache and threads come on top of the engine's plan. Closing the engine
+ *  cancels summaries still waiting. `*out_request` is the caller's until ember_request_release. */
 ember_status ember_notes_summarize(ember_notes *notes, ember_engine *engine, int64_t note_id,
                                    const ember_request_params *params, ember_request **out_request);
 
