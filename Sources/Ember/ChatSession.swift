@@ -66,50 +66,17 @@ public final class ChatSession: Sendable {
     /// The reply to `message` as it is generated, piece by piece (each piece whole UTF-8 text).
     /// The exchange joins the history when the reply ends; a cancelled turn leaves no trace.
     public func streamResponse(to message: String) -> AsyncThrowingStream<String, Error> {
+        let events = events(to: message)
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: String.self)
-        let started = state.withLock { state in
-            if state.busy { return false }
-            state.busy = true
-            return true
-        }
-        guard started else {
-            continuation.finish(throwing: EngineError(.busy, "this chat is still answering the previous message; wait for it or cancel it"))
-            return stream
-        }
-        let request: GenerationRequest
-        do {
-            request = try makeRequest(for: message)
-        } catch {
-            state.withLock { $0.busy = false }
-            continuation.finish(throwing: error)
-            return stream
-        }
-        let task = Task { [self] in
-            var reply = ""
-            var finish: (StopReason, GenerationStatistics)?
+        let task = Task {
             do {
-                for try await event in engine.generator.generate(request) {
-                    switch event {
-                    case .promptProcessed: break
-                    case .token(_, let text):
-                        reply += text
-                        if !text.isEmpty { continuation.yield(text) }
-                    case .finished(let reason, let statistics):
-                        finish = (reason, statistics)
-                    }
+                for try await event in events {
+                    if case .token(_, let text) = event, !text.isEmpty { continuation.yield(text) }
                 }
+                continuation.finish()
             } catch {
-                end(nil)
-                continuation.finish(throwing: Self.engineError(error))
-                return
+                continuation.finish(throwing: error)
             }
-            guard let (reason, statistics) = finish, reason != .cancelled else {
-                end(nil)
-                continuation.finish(throwing: EngineError(.cancelled, "the reply was cancelled"))
-                return
-            }
-            end((message, reply, statistics))
-            continuation.finish()
         }
         continuation.onTermination = { termination in
             if case .cancelled = termination { task.cancel() }
@@ -117,8 +84,17 @@ public final class ChatSession: Sendable {
         return stream
     }
 
+    /// Marks the session answering; false when a turn is already in flight.
+    func markBusy() -> Bool {
+        state.withLock { state in
+            if state.busy { return false }
+            state.busy = true
+            return true
+        }
+    }
+
     /// Ends the turn in flight, adding the exchange to the history when it completed.
-    private func end(_ exchange: (message: String, reply: String, statistics: GenerationStatistics)?) {
+    func end(_ exchange: (message: String, reply: String, statistics: GenerationStatistics)?) {
         state.withLock { state in
             state.busy = false
             guard let exchange else { return }
@@ -130,7 +106,7 @@ public final class ChatSession: Sendable {
 
     /// The generation request of the next turn: the conversation the model sees (the oldest
     /// exchanges dropped while it leaves less than a quarter of the context for the reply).
-    private func makeRequest(for message: String) throws -> GenerationRequest {
+    func makeRequest(for message: String) throws -> GenerationRequest {
         let model = engine.model
         guard model.chatTemplate != nil else {
             throw EngineError(.invalidConfiguration, "\(model.path) has no chat template Ember recognises; it cannot hold a chat")

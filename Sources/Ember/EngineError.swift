@@ -12,6 +12,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         case busy
         /// The turn was cancelled (task cancelled, stream dropped, critical memory warning).
         case cancelled
+        /// The message does not fit the context (shorten it, or open the engine with a longer context).
+        case contextFull
         /// Generation failed (for example a message longer than the whole context).
         case generation
     }

@@ -54,21 +54,25 @@ final class EngineRuntime: Sendable {
     /// Seconds since the engine started (the policy's clock).
     var now: Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
 
-    /// A pacer for one interactive turn.
-    func makePacer() -> TurnPacer {
+    /// A pacer for one turn: interactive, or background work that must finish `deadlineSeconds` from now.
+    func makePacer(requestClass: RequestClass = .interactive, deadlineSeconds: Double? = nil) -> TurnPacer {
         let id = state.withLock { state in
             state.nextRequest += 1
             return state.nextRequest
         }
-        return TurnPacer(runtime: self, id: id, arrival: now)
+        let arrival = now
+        return TurnPacer(runtime: self, id: id, arrival: arrival, requestClass: requestClass,
+                         deadline: deadlineSeconds.map { arrival + $0 })
     }
 
     /// The policy's decision for request `id` at `progress`, as the generator takes it.
-    func decide(id: Int, arrival: Double, _ progress: GenerationProgress) -> PacingDecision {
+    func decide(id: Int, arrival: Double, requestClass: RequestClass = .interactive, deadline: Double? = nil,
+                _ progress: GenerationProgress) -> PacingDecision {
         let time = now
         let (decision, hint): (PacingDecision, PerformanceHint?) = state.withLock { state in
             let platform = state.platform
-            let snapshot = RequestSnapshot(id: id, requestClass: .interactive, priority: 10, arrival: arrival,
+            let snapshot = RequestSnapshot(id: id, requestClass: requestClass, priority: requestClass == .interactive ? 10 : 0,
+                                           arrival: arrival, deadline: deadline,
                                            promptTokens: progress.promptTokens, prefilledTokens: progress.prefilledTokens,
                                            generatedTokens: progress.generatedTokens, maxTokens: progress.maxTokens)
             var context = SchedulingContext(
@@ -115,9 +119,12 @@ struct TurnPacer: GenerationPacer {
     let runtime: EngineRuntime
     let id: Int
     let arrival: Double
+    var requestClass = RequestClass.interactive
+    /// When a background turn must be done (engine seconds), if ever.
+    var deadline: Double?
 
     func decide(_ progress: GenerationProgress) -> PacingDecision {
-        runtime.decide(id: id, arrival: arrival, progress)
+        runtime.decide(id: id, arrival: arrival, requestClass: requestClass, deadline: deadline, progress)
     }
 
     func record(_ progress: GenerationProgress, threads: Int, tokens: Int, seconds: Double) {
