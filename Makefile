@@ -40,7 +40,7 @@ CABI_DIR = .build/ember-c
 cabi:
 	swift build -c release $(SWIFT_FLAGS) --product EmberC -Xlinker --version-script=$(CURDIR)/scripts/ember_exports.map -Xlinker -soname=libember.so
 	mkdir -p $(CABI_DIR)/include
-	cp .build/release/libEmberC.so $(CABI_DIR)/libember.so
+	cp .build/release/libEmberC.so $(CABI_DIR)/libember.so.new && mv -f $(CABI_DIR)/libember.so.new $(CABI_DIR)/libember.so
 	cp include/ember.h $(CABI_DIR)/include/ember.h
 	scripts/check_exports.sh $(CABI_DIR)/libember.so
 

@@ -13,8 +13,10 @@ cc=${CC:-cc}
 model=$(.build/release/ember models path smollm2)
 flags=(-std=c11 -Wall -Wextra -Werror -g -I"$dir/include" Tests/CClient/ember_client.c -L"$dir" -lember -Wl,-rpath,'$ORIGIN' -lpthread -lm)
 
-"$cc" -O2 "${flags[@]}" -o "$dir/ember_client"
-"$cc" -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer "${flags[@]}" -o "$dir/ember_client_sanitized"
+# Written beside and renamed, so a client still running keeps its file.
+"$cc" -O2 "${flags[@]}" -o "$dir/ember_client.new" && mv -f "$dir/ember_client.new" "$dir/ember_client"
+"$cc" -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer "${flags[@]}" -o "$dir/ember_client_sanitized.new"
+mv -f "$dir/ember_client_sanitized.new" "$dir/ember_client_sanitized"
 
 echo "== C client"
 "$dir/ember_client" test "$model"
