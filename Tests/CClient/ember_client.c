@@ -25,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1 /* ASan's shadow memory and quarantine count in the RSS: no budget check */
@@ -84,6 +87,10 @@ static void sleep_seconds(double seconds) {
     nanosleep(&time, NULL);
 }
 
+/* RSS after glibc has returned its free heap pages to the system (malloc_trim), so the figure is
+ * live memory rather than what the allocator keeps for reuse. */
+static long settled_resident_kib(void);
+
 static long resident_kib(void) {
     FILE *file = fopen("/proc/self/status", "r");
     if (!file) return -1;
@@ -94,6 +101,13 @@ static long resident_kib(void) {
     }
     fclose(file);
     return kib;
+}
+
+static long settled_resident_kib(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+    return resident_kib();
 }
 
 /* ------------------------------------------------------------ what a request's callback sees */
@@ -608,15 +622,17 @@ static int greedy(const char *model, int max_tokens, const char *prompt) {
 static int cycles(const char *model, int opens, int requests) {
     /* Warm-up: the first cycles allocate what every later one reuses (runtime caches, malloc arenas). */
     for (int index = 0; index < 20; index++) ember_engine_close(open_engine(model, 0, 0, 1));
-    long before = resident_kib();
+    long before_raw = resident_kib();
+    long before = settled_resident_kib();
     double start = now_seconds();
     for (int index = 0; index < opens; index++) {
         ember_engine *engine = open_engine(model, 0, 0, 1);
         REQUIRE_OK(ember_engine_close(engine), "close");
     }
-    long after = resident_kib();
-    printf("engine open/close: %d cycles in %.1f s, RSS %ld KiB before, %ld KiB after (%+ld KiB)\n", opens, now_seconds() - start,
-           before, after, after - before);
+    long after_raw = resident_kib();
+    long after = settled_resident_kib();
+    printf("engine open/close: %d cycles in %.1f s, RSS %ld KiB before, %ld KiB after (%+ld KiB); before malloc_trim %ld, %ld KiB\n", opens,
+           now_seconds() - start, before, after, after - before, before_raw, after_raw);
     int failed = labs(after - before) > 2048;
 
     ember_engine *engine = open_engine(model, 0, 0, 1);
@@ -628,7 +644,8 @@ static int cycles(const char *model, int opens, int requests) {
         REQUIRE_OK(ember_request_release(request), "release");
         REQUIRE_OK(ember_chat_destroy(chat), "destroy");
     }
-    before = resident_kib();
+    before_raw = resident_kib();
+    before = settled_resident_kib();
     start = now_seconds();
     int completed = 0;
     for (int index = 0; index < requests; index++) {
@@ -641,9 +658,11 @@ static int cycles(const char *model, int opens, int requests) {
         REQUIRE_OK(ember_request_release(request), "release");
         REQUIRE_OK(ember_chat_destroy(chat), "destroy");
     }
-    after = resident_kib();
-    printf("chat requests created and released: %d (%d completed) in %.1f s, RSS %ld KiB before, %ld KiB after (%+ld KiB)\n", requests,
-           completed, now_seconds() - start, before, after, after - before);
+    after_raw = resident_kib();
+    after = settled_resident_kib();
+    printf("chat requests created and released: %d (%d completed) in %.1f s, RSS %ld KiB before, %ld KiB after (%+ld KiB); "
+           "before malloc_trim %ld, %ld KiB\n", requests, completed, now_seconds() - start, before, after, after - before, before_raw,
+           after_raw);
     failed |= labs(after - before) > 2048;
     REQUIRE_OK(ember_engine_close(engine), "close");
     return failed;
