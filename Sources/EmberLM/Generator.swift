@@ -22,10 +22,13 @@ public struct GenerationRequest: Sendable {
     /// Decides, before every prompt chunk and every token, how many threads run it and whether to
     /// wait first (nil: as fast as possible on every thread).
     public var pacer: (any GenerationPacer)?
+    /// Stop rules, loop and echo detection on the reply's text (nil: none); a stop ends the
+    /// generation with `StopReason.stopRule`.
+    public var decodingGuard: DecodingGuard?
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
                 ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil, prefillChunk: Int? = nil,
-                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil) {
+                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil, decodingGuard: DecodingGuard? = nil) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -34,6 +37,7 @@ public struct GenerationRequest: Sendable {
         self.prefillChunk = prefillChunk
         self.reusesCache = reusesCache
         self.pacer = pacer
+        self.decodingGuard = decodingGuard
     }
 }
 
@@ -81,6 +85,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case cancelled
     /// The platform ran short of memory and the scheduler stopped this (background) generation.
     case memoryPressure
+    /// The request's `DecodingGuard` ended it (a stop rule, a loop or an echo).
+    case stopRule
 }
 
 /// Figures of a finished generation.
@@ -230,6 +236,7 @@ public final class Generator: @unchecked Sendable {
         progress.step = .decode
 
         var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
+        var decodingGuard = request.decodingGuard
         let endOfGeneration = model.tokenizer.endOfGenerationIDs
         var generated = 0
         var firstTokenTime: UInt64 = 0
@@ -247,8 +254,13 @@ public final class Generator: @unchecked Sendable {
             generated += 1
             lastTokenTime = MonotonicClock.nanoseconds()
             if generated == 1 { firstTokenTime = lastTokenTime }
-            emit(.token(id: token, text: detokenizer.append(token)))
+            let piece = detokenizer.append(token)
+            emit(.token(id: token, text: piece))
             sampler.accept(token)
+            if decodingGuard?.append(piece) == true {
+                reason = .stopRule
+                break
+            }
             if generated == request.maxTokens { break }
             if session.position >= session.cache.capacity {
                 guard let keep = request.contextShiftKeep else {
