@@ -39,12 +39,12 @@ public struct FaithfulnessCheck: Sendable, Equatable {
 
     /// The report for `summary` against `source` (the note's title and body).
     public func report(summary: String, source: String) -> FaithfulnessReport {
-        let sourceWords = WordTokens.of(source)
+        let sourceWords = WordTokens.of(Self.folded(source))
         let sourceSet = Set(sourceWords)
         let sourceStems = Set(sourceWords.map(SummaryText.stem))
         var report = FaithfulnessReport(contentWords: 0, supportedContentWords: 0, numbersAndNames: 0,
                                         supportedNumbersAndNames: 0, unsupported: [])
-        for (word, isName) in Self.words(of: summary) {
+        for (word, isName) in Self.words(of: Self.folded(summary)) {
             if SummaryText.isNumber(word) || isName {
                 report.numbersAndNames += 1
                 let equivalent = SummaryText.numberWords[word]
@@ -53,7 +53,7 @@ public struct FaithfulnessCheck: Sendable, Equatable {
                 } else {
                     report.unsupported.append(word)
                 }
-            } else if !SummaryText.stopWords.contains(word) {
+            } else if !SummaryText.stopWords.contains(word), !Self.descriptiveWords.contains(word) {
                 report.contentWords += 1
                 let stem = SummaryText.stem(word)
                 if sourceStems.contains(stem) || SummaryText.numberWords[word].map(sourceSet.contains) == true
@@ -71,6 +71,14 @@ public struct FaithfulnessCheck: Sendable, Equatable {
     public func passes(_ report: FaithfulnessReport) -> Bool {
         report.supportedNumbersAndNames == report.numbersAndNames && report.contentShare >= minimumContentShare
     }
+
+    /// `text` without accents, so "resume" is supported by "résumé".
+    static func folded(_ text: String) -> String {
+        text.folding(options: [.diacriticInsensitive], locale: nil)
+    }
+
+    /// Words a summary uses to describe the note itself ("This note lists…"), not its content.
+    static let descriptiveWords: Set<String> = ["note", "notes", "summary", "summarizes", "lists", "list", "describes", "mentions", "includes", "including"]
 
     /// Whether the digits `word` are written out in the source ("10" as "ten").
     private static func spelledNumber(_ word: String, in source: Set<String>) -> Bool {

@@ -13,8 +13,9 @@ import Foundation
 ///    n-gram blocking and a `DecodingGuard` that stops at the end of the first paragraph, at a
 ///    length bound, or at a loop or an echo of the prompt. It runs as **background** work
 ///    through the `TokenScheduler`, so the adaptive policy defers it to cool or charging periods.
-/// 3. **Check**: a rewrite that loops, echoes the prompt, is empty, or fails the
-///    `FaithfulnessCheck` (a number or name the note lacks, too many unsupported words) is
+/// 3. **Check**: a rewrite that loops, echoes the prompt, is empty, fails the
+///    `FaithfulnessCheck` (a number or name the note lacks, too many unsupported words) or is
+///    incomplete (fewer than half the key points, or under 40 % of the extract's length) is
 ///    replaced by the extract, and the result says so (`ResultMethod.extractiveFallback`).
 ///
 /// The key points are bounded by the extract's word budget, so a note of any length makes one
@@ -52,7 +53,21 @@ public final class NoteSummarizer: Sendable {
         public var echoes: Bool
         public var faithfulness: FaithfulnessReport
         public var isFaithful: Bool
+        /// Key points the rewrite carries (two of their content words, or all when they have fewer),
+        /// out of `keyPoints`.
+        public var coveredKeyPoints: Int
+        public var keyPoints: Int
+        public var words: Int
+        /// The rewrite says enough: at least `minimumCoverage` of the key points and
+        /// `minimumLengthShare` of the extract's word budget.
+        public var isComplete: Bool
     }
+
+    /// Share of the key points a rewrite must carry.
+    public static let minimumCoverage = 0.5
+    /// Share of the extract's word budget a rewrite must reach: "We met at Aisha's." is faithful
+    /// but says nothing a person would keep.
+    public static let minimumLengthShare = 0.4
 
     /// A summary and what it cost.
     public struct Result: Sendable, Equatable {
@@ -82,7 +97,8 @@ public final class NoteSummarizer: Sendable {
 
     public init(model: LanguageModel, scheduler: TokenScheduler, maxSummaryTokens: Int = 96,
                 extractive: ExtractiveSummarizer = ExtractiveSummarizer(), faithfulness: FaithfulnessCheck = FaithfulnessCheck(),
-                examples: [FewShotExample] = FewShotExample.builtIn) {
+                examples: [FewShotExample] = FewShotExample.builtIn, promptStyle: SummaryPrompt.Style? = nil) {
+        self.promptStyle = promptStyle ?? (model.hasEmbeddedChatTemplate ? .chat : .fewShot)
         self.model = model
         self.scheduler = scheduler
         self.maxSummaryTokens = maxSummaryTokens
@@ -100,8 +116,9 @@ public final class NoteSummarizer: Sendable {
                       stop: nil, promptTokens: 0, generatedTokens: 0, seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
     }
 
-    /// How this model is prompted: chat when its GGUF has a chat template, few-shot otherwise.
-    public var promptStyle: SummaryPrompt.Style { model.chatTemplate != nil ? .chat : .fewShot }
+    /// How this model is prompted: chat when its GGUF carries a chat template (instruction-tuned),
+    /// a few-shot continuation otherwise (pretrained).
+    public let promptStyle: SummaryPrompt.Style
 
     /// The summary of the note titled `title` with body `text`.
     /// - Parameter progress: called on the calling task as the rewrite starts and after each token.
@@ -157,11 +174,20 @@ public final class NoteSummarizer: Sendable {
         let output = Self.clean(watch.keptText)
         let source = title + "\n" + text
         let report = faithfulness.report(summary: output, source: source)
+        let outputStems = Set(SummaryText.contentStems(output))
+        let covered = units.filter { unit in
+            let stems = Set(SummaryText.contentStems(unit.text))
+            return stems.intersection(outputStems).count >= min(2, stems.count)
+        }.count
+        let words = output.split(whereSeparator: \.isWhitespace).count
         let checks = Checks(
             loops: watch.stop == .loop || RepetitionCheck.isLooping(watch.text),
             echoes: watch.stop == .echo
                 || EchoCheck.echoes(output, scaffolding: summaryPrompt.scaffolding, labels: summaryPrompt.labels),
-            faithfulness: report, isFaithful: faithfulness.passes(report))
+            faithfulness: report, isFaithful: faithfulness.passes(report), coveredKeyPoints: covered, keyPoints: units.count,
+            words: words,
+            isComplete: Double(covered) >= Self.minimumCoverage * Double(units.count)
+                && Double(words) >= Self.minimumLengthShare * Double(extractive.wordBudget(noteWords: noteWords)))
         result.modelOutput = output
         result.checks = checks
         if WordTokens.of(output).count < 4 {
@@ -172,6 +198,8 @@ public final class NoteSummarizer: Sendable {
             result.fallbackReason = "echo"
         } else if !checks.isFaithful {
             result.fallbackReason = "unfaithful: " + report.unsupported.prefix(5).joined(separator: ", ")
+        } else if !checks.isComplete {
+            result.fallbackReason = "incomplete: \(words) words carrying \(covered) of \(units.count) key points"
         }
         if result.fallbackReason == nil {
             result.summary = output

@@ -63,20 +63,31 @@ public struct SummaryPrompt: Sendable {
         case fewShot = "few-shot"
     }
 
-    static let chatInstruction = "Write a summary of this note in one or two sentences. Use only facts from the key points."
+    static let chatInstruction = "Combine these key points into a summary of one or two sentences. Do not add anything that is not in the key points."
+    /// Examples given to a chat model as earlier turns: none, since SmolLM2-135M-Instruct invented
+    /// as much with two examples as without, at four times the prompt (docs/SUMMARIZATION.md).
+    static let chatExampleCount = 0
     static let fewShotHeader = "Each note below is followed by a short summary that uses only facts from the note."
     static let labels = ["Title:", "Note:", "Key points:", "Summary:"]
 
     /// The prompt that asks for a summary of `keyPoints` from the note titled `title`.
     public static func make(style: Style, title: String, keyPoints: [String], examples: [FewShotExample],
                             maximumWords: Int) -> SummaryPrompt {
-        let points = keyPoints.map { "- \($0)" }.joined(separator: "\n")
-        let heading = title.isEmpty ? "" : "Title: \(title)\n"
         switch style {
         case .chat:
-            let content = "\(heading)Key points:\n\(points)\n\n\(chatInstruction)"
-            return SummaryPrompt(prompt: .chat([ChatMessage(role: .user, content: content)]),
-                                 scaffolding: [chatInstruction], labels: labels,
+            // The examples as earlier turns: the model answers as it answered them.
+            func request(_ title: String, _ points: [String]) -> ChatMessage {
+                let heading = title.isEmpty ? "" : "Title: \(title)\n"
+                return ChatMessage(role: .user, content: "\(heading)Key points:\n" + points.map { "- \($0)" }.joined(separator: "\n")
+                                   + "\n\n\(chatInstruction)")
+            }
+            var messages: [ChatMessage] = []
+            for example in examples.prefix(chatExampleCount) {
+                messages += [request(example.title, example.keyPoints), ChatMessage(role: .assistant, content: example.summary)]
+            }
+            messages.append(request(title, keyPoints))
+            return SummaryPrompt(prompt: .chat(messages),
+                                 scaffolding: [chatInstruction] + examples.prefix(chatExampleCount).map(\.summary), labels: labels,
                                  stopRules: StopRules(endOfParagraph: true, maximumSentences: 3, maximumWords: maximumWords))
         case .fewShot:
             func block(_ title: String, _ points: [String]) -> String {
