@@ -44,7 +44,7 @@ struct SummaryPlatformOptions: ParsableArguments {
         let hot = PlatformState.estimatedHeadroom(thermal.status) >= AdaptivePolicy.Configuration().cautionHeadroom
         let low = !charging && (lowPower || battery < AdaptivePolicy.Configuration().deferBelowBatteryPercent)
         guard hot || low else { return nil }
-        return "note: the phone is \(hot ? "hot" : "low on battery and off the charger"); the adaptive policy holds background summaries back until about \(Int(deadline)) s (--deadline) before running them"
+        return "note: the phone is \(hot ? "hot" : "low on battery and off the charger"); the adaptive policy holds each summary back and runs it when its deadline of \(Int(deadline)) s (--deadline) draws near"
     }
 }
 
