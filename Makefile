@@ -59,9 +59,12 @@ clean:
 policy-table: build
 	$(EMBER) sim matrix
 
-# Summaries of the notes dataset by both models: ROUGE, latency, energy and battery on a flagship (docs/SUMMARIZATION.md).
+# Summaries of the notes dataset by both models and every method (abstractive, extractive, lead-40), on the
+# held-out and the tuning part: ROUGE, faithfulness, loops, echo, latency, energy and battery on a flagship
+# (docs/SUMMARIZATION.md).
 rouge-table: build
-	for model in smollm2 gemma3; do $(EMBER) eval summarize --model $$model --profile flagship-android; done
+	for split in heldout tune; do for model in smollm2 gemma3; do \
+		$(EMBER) eval summarize --model $$model --split $$split --profile flagship-android || exit 1; done; done
 
 # Examples/ChatExample, an app that depends on Ember by version: the current tree (uncommitted
 # tracked changes included) becomes tag 0.0.0-ci.<commit> of a local git repository, which the

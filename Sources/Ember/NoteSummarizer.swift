@@ -1,162 +1,225 @@
 import EmberCore
 import EmberLM
 import EmberScheduler
+import Foundation
 
-/// Summarizes notes with an on-device model, as background work through the `TokenScheduler`.
+/// Summarizes notes on the device: a pipeline, not one prompt.
 ///
-/// A note longer than the context allows is split at paragraph breaks into parts that fit; each part
-/// is summarized, then the part summaries are combined into one. Prompts are worded per model
-/// family (small instruction-tuned models want a short, direct instruction).
+/// 1. **Extract** (`ExtractiveSummarizer`): the note's most salient sentences and list items,
+///    shortened to their content. This is a summary on its own (`Method.extractive`, no model).
+/// 2. **Rewrite** (`Method.abstractive`): the model turns those key points into one or two
+///    sentences, prompted per model kind (`SummaryPrompt.Style`: a chat message for an
+///    instruction-tuned model, a few-shot continuation for a pretrained one), greedy, with
+///    n-gram blocking and a `DecodingGuard` that stops at the end of the first paragraph, at a
+///    length bound, or at a loop or an echo of the prompt. It runs as **background** work
+///    through the `TokenScheduler`, so the adaptive policy defers it to cool or charging periods.
+/// 3. **Check**: a rewrite that loops, echoes the prompt, is empty, fails the
+///    `FaithfulnessCheck` (a number or name the note lacks, too many unsupported words) or is
+///    incomplete (fewer than half the key points, or under 40 % of the extract's length) is
+///    replaced by the extract, and the result says so (`ResultMethod.extractiveFallback`).
+///
+/// The key points are bounded by the extract's word budget, so a note of any length makes one
+/// short prompt.
 public final class NoteSummarizer: Sendable {
     public let model: LanguageModel
     public let scheduler: TokenScheduler
-    /// Tokens of the summary.
+    /// Tokens of the rewrite.
     public let maxSummaryTokens: Int
-    /// Prompt tokens one request may hold (the context minus the summary and the template).
-    public let maxPromptTokens: Int
+    public let extractive: ExtractiveSummarizer
+    public let faithfulness: FaithfulnessCheck
+    public let examples: [FewShotExample]
 
-    /// What one summary cost.
+    /// What to run.
+    public enum Method: String, Sendable, Equatable, CaseIterable {
+        /// Extract, rewrite with the model, check; the extract when the rewrite fails a check.
+        case abstractive
+        /// The extract alone, without the model.
+        case extractive
+    }
+
+    /// What a summary is.
+    public enum ResultMethod: String, Sendable, Equatable, CaseIterable {
+        case abstractive
+        case extractive
+        /// The model's rewrite failed a check and the extract replaced it.
+        case extractiveFallback = "extractive-fallback"
+    }
+
+    /// The checks of a model's rewrite.
+    public struct Checks: Sendable, Equatable {
+        /// The rewrite repeats itself (`RepetitionCheck`).
+        public var loops: Bool
+        /// The rewrite repeats the prompt's instruction, labels or examples (`EchoCheck`).
+        public var echoes: Bool
+        public var faithfulness: FaithfulnessReport
+        public var isFaithful: Bool
+        /// Key points the rewrite carries (two of their content words, or all when they have fewer),
+        /// out of `keyPoints`.
+        public var coveredKeyPoints: Int
+        public var keyPoints: Int
+        public var words: Int
+        /// The rewrite says enough: at least `minimumCoverage` of the key points and
+        /// `minimumLengthShare` of the extract's word budget.
+        public var isComplete: Bool
+    }
+
+    /// Share of the key points a rewrite must carry.
+    public static let minimumCoverage = 0.5
+    /// Share of the extract's word budget a rewrite must reach: "We met at Aisha's." is faithful
+    /// but says nothing a person would keep.
+    public static let minimumLengthShare = 0.4
+
+    /// A summary and what it cost.
     public struct Result: Sendable, Equatable {
         public var summary: String
-        /// Parts the note was split into (1 when it fit).
-        public var parts: Int
+        public var method: ResultMethod
+        /// The extractive stage's summary.
+        public var extract: String
+        /// The model's rewrite as generated (after the stop rules), before the checks; nil without the model.
+        public var modelOutput: String?
+        /// The checks of `modelOutput`.
+        public var checks: Checks?
+        /// Why the extract replaced the rewrite ("loop", "echo", "unfaithful: …", "empty").
+        public var fallbackReason: String?
+        /// Why the generation stopped (a stop rule, the token limit, end of generation).
+        public var stop: String?
         public var promptTokens: Int
         public var generatedTokens: Int
-        /// Host seconds from start to the last token.
+        /// Host seconds from start to the end.
         public var seconds: Double
     }
 
-    public init(model: LanguageModel, scheduler: TokenScheduler, contextLength: Int = 2048, maxSummaryTokens: Int = 96) {
-        self.model = model
-        self.scheduler = scheduler
-        self.maxSummaryTokens = maxSummaryTokens
-        maxPromptTokens = max(128, min(contextLength, model.configuration.trainedContextLength) - maxSummaryTokens - 64)
-    }
-
-    /// The instruction for this model family.
-    public var instruction: String {
-        switch model.configuration.architecture {
-        case "gemma3", "gemma2", "gemma": "Summarize this note in one or two sentences. Reply with the summary only."
-        default: "Summarize the following note in one or two short sentences."
-        }
-    }
-
-    /// Where a summary is, for a progress display: request `step` (from 1) of `stepCount` — one per part,
-    /// plus one that combines the parts' summaries when there are several — with `tokens` of at most
-    /// `maxTokens` generated so far.
+    /// Where a summary is, for a progress display: `tokens` of at most `maxTokens` generated so far.
     public struct Progress: Sendable, Equatable {
-        public var step: Int
-        public var stepCount: Int
-        /// Whether this step combines the parts' summaries.
-        public var isCombining: Bool
         public var tokens: Int
         public var maxTokens: Int
     }
 
-    /// Summarizes `text` (titled `title`), splitting it when it does not fit one request.
-    /// - Parameter progress: called on the calling task as each request starts and after each token.
+    public init(model: LanguageModel, scheduler: TokenScheduler, maxSummaryTokens: Int = 96,
+                extractive: ExtractiveSummarizer = ExtractiveSummarizer(), faithfulness: FaithfulnessCheck = FaithfulnessCheck(),
+                examples: [FewShotExample] = FewShotExample.builtIn, promptStyle: SummaryPrompt.Style? = nil) {
+        self.promptStyle = promptStyle ?? (model.hasEmbeddedChatTemplate ? .chat : .fewShot)
+        self.model = model
+        self.scheduler = scheduler
+        self.maxSummaryTokens = maxSummaryTokens
+        self.extractive = extractive
+        self.faithfulness = faithfulness
+        self.examples = examples
+    }
+
+    /// The extractive summary alone, without a model (`Method.extractive`).
+    public static func extractiveResult(title: String, text: String,
+                                        extractive: ExtractiveSummarizer = ExtractiveSummarizer()) -> Result {
+        let start = MonotonicClock.nanoseconds()
+        let extract = extractive.summarize(title: title, text: text)
+        return Result(summary: extract, method: .extractive, extract: extract, modelOutput: nil, checks: nil, fallbackReason: nil,
+                      stop: nil, promptTokens: 0, generatedTokens: 0, seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+    }
+
+    /// How this model is prompted: chat when its GGUF carries a chat template (instruction-tuned),
+    /// a few-shot continuation otherwise (pretrained).
+    public let promptStyle: SummaryPrompt.Style
+
+    /// The summary of the note titled `title` with body `text`.
+    /// - Parameter progress: called on the calling task as the rewrite starts and after each token.
     public func summarize(
-        title: String, text: String, deadlineSeconds: Double? = nil,
+        title: String, text: String, method: Method = .abstractive, deadlineSeconds: Double? = nil,
         progress: (Progress) -> Void = { _ in }
     ) async throws -> Result {
         let start = MonotonicClock.nanoseconds()
-        let parts = split(text)
-        let stepCount = parts.count > 1 ? parts.count + 1 : 1
-        var promptTokens = 0, generatedTokens = 0
-        var partSummaries: [String] = []
-        for (index, part) in parts.enumerated() {
-            let (summary, prompt, generated) = try await run(header: title.isEmpty ? "" : "Title: \(title)\n\n", body: part,
-                                                            deadlineSeconds: deadlineSeconds) { tokens in
-                progress(Progress(step: index + 1, stepCount: stepCount, isCombining: false, tokens: tokens, maxTokens: maxSummaryTokens))
-            }
-            partSummaries.append(summary)
-            promptTokens += prompt
-            generatedTokens += generated
+        func seconds() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
+        let noteWords = text.split(whereSeparator: \.isWhitespace).count
+        let allUnits = extractive.units(of: text)
+        let units = extractive.select(title: title, units: allUnits, noteWords: noteWords)
+        let extract = extractive.summarize(title: title, units: allUnits, noteWords: noteWords)
+        var result = Result(summary: extract, method: .extractive, extract: extract, modelOutput: nil, checks: nil,
+                            fallbackReason: nil, stop: nil, promptTokens: 0, generatedTokens: 0, seconds: 0)
+        guard method == .abstractive, !units.isEmpty else {
+            result.seconds = seconds()
+            return result
         }
-        var summary = partSummaries.first ?? ""
-        if partSummaries.count > 1 {
-            let combined = partSummaries.enumerated().map { "Part \($0.offset + 1): \($0.element)" }.joined(separator: "\n")
-            let (text, prompt, generated) = try await run(header: "Title: \(title)\n\nSummaries of the parts of a long note:\n",
-                                                         body: combined, deadlineSeconds: deadlineSeconds) { tokens in
-                progress(Progress(step: stepCount, stepCount: stepCount, isCombining: true, tokens: tokens, maxTokens: maxSummaryTokens))
-            }
-            summary = text
-            promptTokens += prompt
-            generatedTokens += generated
-        }
-        return Result(summary: summary, parts: parts.count, promptTokens: promptTokens, generatedTokens: generatedTokens,
-                      seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
-    }
-
-    /// Splits `text` at paragraph (then line) breaks into pieces whose prompt fits.
-    func split(_ text: String) -> [String] {
-        let budget = maxPromptTokens - 48  // instruction, title and template
-        if model.tokenizer.encode(text, addSpecial: false, parseSpecial: false).count <= budget { return [text] }
-        var parts: [String] = []
-        var current = ""
-        var currentTokens = 0
-        let paragraphs = text.components(separatedBy: "\n\n").flatMap { paragraph -> [String] in
-            let tokens = model.tokenizer.encode(paragraph, addSpecial: false, parseSpecial: false).count
-            return tokens > budget ? paragraph.components(separatedBy: "\n") : [paragraph]
-        }
-        for paragraph in paragraphs {
-            var tokens = model.tokenizer.encode(paragraph, addSpecial: false, parseSpecial: false).count
-            var piece = paragraph
-            if tokens > budget {  // one enormous line: cut it by characters
-                piece = String(paragraph.prefix(budget * 3))
-                tokens = budget
-            }
-            if currentTokens + tokens > budget, !current.isEmpty {
-                parts.append(current)
-                current = ""
-                currentTokens = 0
-            }
-            current += (current.isEmpty ? "" : "\n\n") + piece
-            currentTokens += tokens + 2
-        }
-        if !current.isEmpty { parts.append(current) }
-        return parts
-    }
-
-    private func run(
-        header: String, body: String, deadlineSeconds: Double?, progress: (_ tokens: Int) -> Void
-    ) async throws -> (String, Int, Int) {
-        let content = "\(instruction)\n\n\(header)\(body)"
-        let prompt: Prompt = model.chatTemplate != nil ? .chat([ChatMessage(role: .user, content: content)]) : .text(content)
-        let request = ScheduledRequest(prompt: prompt, maxTokens: maxSummaryTokens, sampling: .greedy,
+        // A rewrite a little longer than the extract's budget is still a summary; more is not.
+        let maximumWords = extractive.wordBudget(noteWords: noteWords) * 5 / 4
+        let summaryPrompt = SummaryPrompt.make(style: promptStyle, title: title, keyPoints: units.map(\.text),
+                                               examples: examples, maximumWords: maximumWords)
+        var watch = DecodingGuard(rules: summaryPrompt.stopRules, echoSources: summaryPrompt.scaffolding)
+        let sampling = SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0, noRepeatNGramSize: 4)
+        let request = ScheduledRequest(prompt: summaryPrompt.prompt, maxTokens: maxSummaryTokens, sampling: sampling,
                                        requestClass: .background, deadlineSeconds: deadlineSeconds)
-        var text = ""
-        var promptTokens = 0, generated = 0, generatedSoFar = 0
-        progress(0)
-        for try await event in scheduler.submit(request) {
+        var generated = 0
+        var stop: String?
+        progress(Progress(tokens: 0, maxTokens: maxSummaryTokens))
+        events: for try await event in scheduler.submit(request) {
             switch event {
-            case .promptProcessed(let tokens, _): promptTokens = tokens
+            case .promptProcessed(let tokens, _): result.promptTokens = tokens
             case .token(_, let piece):
-                text += piece
-                generatedSoFar += 1
-                progress(generatedSoFar)
+                generated += 1
+                progress(Progress(tokens: generated, maxTokens: maxSummaryTokens))
+                if watch.append(piece) {
+                    // Dropping the stream cancels the rest of the request.
+                    stop = watch.stop?.rawValue
+                    break events
+                }
             case .finished(let reason, let count):
-                generated = count
+                generated = max(generated, count)
+                stop = reason.rawValue
                 if reason == .memoryPressure || reason == .cancelled {
                     throw LanguageModelError(.cancelled, "the summary was stopped (\(reason.rawValue))")
                 }
             case .paced: break
             }
         }
-        return (Self.clean(text), promptTokens, generated)
+        result.generatedTokens = generated
+        result.stop = stop
+        let output = Self.clean(watch.keptText)
+        let source = title + "\n" + text
+        let report = faithfulness.report(summary: output, source: source)
+        let outputStems = Set(SummaryText.contentStems(output))
+        let covered = units.filter { unit in
+            let stems = Set(SummaryText.contentStems(unit.text))
+            return stems.intersection(outputStems).count >= min(2, stems.count)
+        }.count
+        let words = output.split(whereSeparator: \.isWhitespace).count
+        let checks = Checks(
+            loops: watch.stop == .loop || RepetitionCheck.isLooping(watch.text),
+            echoes: watch.stop == .echo
+                || EchoCheck.echoes(output, scaffolding: summaryPrompt.scaffolding, labels: summaryPrompt.labels),
+            faithfulness: report, isFaithful: faithfulness.passes(report), coveredKeyPoints: covered, keyPoints: units.count,
+            words: words,
+            isComplete: Double(covered) >= Self.minimumCoverage * Double(units.count)
+                && Double(words) >= Self.minimumLengthShare * Double(extractive.wordBudget(noteWords: noteWords)))
+        result.modelOutput = output
+        result.checks = checks
+        if WordTokens.of(output).count < 4 {
+            result.fallbackReason = "empty"
+        } else if checks.loops {
+            result.fallbackReason = "loop"
+        } else if checks.echoes {
+            result.fallbackReason = "echo"
+        } else if !checks.isFaithful {
+            result.fallbackReason = "unfaithful: " + report.unsupported.prefix(5).joined(separator: ", ")
+        } else if !checks.isComplete {
+            result.fallbackReason = "incomplete: \(words) words carrying \(covered) of \(units.count) key points"
+        }
+        if result.fallbackReason == nil {
+            result.summary = output
+            result.method = .abstractive
+        } else {
+            result.method = .extractiveFallback
+        }
+        result.seconds = seconds()
+        return result
     }
 
-    /// The summary without a leading label ("Summary:") or surrounding whitespace and quotes.
+    /// The summary without a leading label ("Summary:"), list mark or surrounding whitespace and quotes.
     static func clean(_ text: String) -> String {
         var result = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        for label in ["Summary:", "**Summary:**", "Here is a summary:", "Here's a summary:"] where result.hasPrefix(label) {
+        for label in ["**Summary:**", "Summary:", "Here is a summary:", "Here's a summary:", "- "] where result.hasPrefix(label) {
             result = String(result.dropFirst(label.count)).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         return result.trimmingCharacters(in: CharacterSet(charactersIn: "\"“”"))
     }
 }
-
-import Foundation
 
 /// A machine without phone sensors (a desktop, CI): cool, plugged in, no battery saver. The
 /// phone ports pass their platform's readings instead.
@@ -167,4 +230,21 @@ public struct NominalPlatform: ThermalSource, PowerSource, Sendable {
     public var batteryPercent: Double { 100 }
     public var isCharging: Bool { true }
     public var isPowerSaveMode: Bool { false }
+}
+
+/// A fixed `PlatformState` as the thermal, power and device source of a `TokenScheduler`: what
+/// `ember notes summarize` and `ember eval summarize` are told with `--thermal`, `--battery`,
+/// `--charging` and `--low-power`.
+public struct FixedPlatform: ThermalSource, PowerSource, DeviceStateSource, Sendable {
+    public let state: PlatformState
+
+    public init(_ state: PlatformState) { self.state = state }
+
+    public var thermalStatus: ThermalStatus { state.thermalStatus }
+    public func thermalHeadroom(forecastSeconds: Double) -> Double { forecastSeconds > 0 ? state.headroomAhead : state.headroomNow }
+    public var batteryPercent: Double { state.batteryPercent ?? 100 }
+    public var isCharging: Bool { state.isCharging }
+    public var isPowerSaveMode: Bool { state.isLowPowerMode }
+    public var isScreenOn: Bool { state.isForeground }
+    public var availableCores: Int? { nil }
 }

@@ -1,3 +1,5 @@
+import EmberCore
+
 /// Precision, recall and their harmonic mean (F1) for one candidate against one reference.
 public struct ROUGEScore: Sendable, Equatable {
     public var precision: Double
@@ -34,20 +36,7 @@ public struct ROUGEScores: Sendable, Equatable {
 public enum ROUGE: Sendable {
     /// Lowercased runs of letters and digits; everything else separates tokens. Accented letters are
     /// letters, so "Café" is the token "café".
-    public static func tokens(_ text: String) -> [String] {
-        var tokens: [String] = []
-        var current = ""
-        for character in text.lowercased() {
-            if character.isLetter || character.isNumber {
-                current.append(character)
-            } else if !current.isEmpty {
-                tokens.append(current)
-                current = ""
-            }
-        }
-        if !current.isEmpty { tokens.append(current) }
-        return tokens
-    }
+    public static func tokens(_ text: String) -> [String] { WordTokens.of(text) }
 
     /// All three scores for `candidate` against `reference`.
     public static func scores(candidate: String, reference: String) -> ROUGEScores {

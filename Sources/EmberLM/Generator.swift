@@ -22,10 +22,13 @@ public struct GenerationRequest: Sendable {
     /// Decides, before every prompt chunk and every token, how many threads run it and whether to
     /// wait first (nil: as fast as possible on every thread).
     public var pacer: (any GenerationPacer)?
+    /// Stop rules, loop and echo detection on the reply's text (nil: none); a stop ends the
+    /// generation with `StopReason.stopRule`.
+    public var decodingGuard: DecodingGuard?
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
                 ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil, prefillChunk: Int? = nil,
-                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil) {
+                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil, decodingGuard: DecodingGuard? = nil) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -34,6 +37,7 @@ public struct GenerationRequest: Sendable {
         self.prefillChunk = prefillChunk
         self.reusesCache = reusesCache
         self.pacer = pacer
+        self.decodingGuard = decodingGuard
     }
 }
 
@@ -81,6 +85,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case cancelled
     /// The platform ran short of memory and the scheduler stopped this (background) generation.
     case memoryPressure
+    /// The request's `DecodingGuard` ended it (a stop rule, a loop or an echo).
+    case stopRule
 }
 
 /// Figures of a finished generation.
@@ -232,6 +238,7 @@ public final class Generator: @unchecked Sendable {
         }
         progress.step = .decode
 
+        var decodingGuard = request.decodingGuard
         var generated = 0
         var firstTokenTime: UInt64 = 0
         var lastTokenTime: UInt64 = 0
@@ -278,6 +285,10 @@ public final class Generator: @unchecked Sendable {
             lastTokenTime = MonotonicClock.nanoseconds()
             if generated == 1 { firstTokenTime = lastTokenTime }
             emit(.token(id: token.id, text: token.text))
+            if decodingGuard?.append(token.text) == true {
+                reason = .stopRule
+                break
+            }
         }
         let tail = sequence.finish()
         if !tail.isEmpty { emit(.token(id: -1, text: tail)) }

@@ -9,6 +9,10 @@ public final class LanguageModel: Sendable {
     public let transformer: TransformerModel
     public let tokenizer: any Tokenizer
     public let chatTemplate: ChatTemplate?
+    /// Whether the file carries its own chat template (`tokenizer.chat_template`): an
+    /// instruction-tuned model. A pretrained one (the Gemma 3 270M base GGUF) has none, and
+    /// `chatTemplate` is then only its architecture's format.
+    public let hasEmbeddedChatTemplate: Bool
     /// Milliseconds spent opening, validating and binding the file and building the tokenizer.
     public let loadMilliseconds: Double
 
@@ -28,6 +32,7 @@ public final class LanguageModel: Sendable {
         transformer = try TransformerModel(file: file, options: options)
         tokenizer = try makeTokenizer(gguf: file)
         chatTemplate = ChatTemplate(gguf: file, fallback: transformer.traits.defaultChatTemplate)
+        hasEmbeddedChatTemplate = file.string("tokenizer.chat_template") != nil
         loadMilliseconds = MonotonicClock.milliseconds(since: start)
     }
 

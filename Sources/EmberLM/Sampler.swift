@@ -42,11 +42,15 @@ public struct SamplingParameters: Sendable, Equatable {
     public var presencePenalty: Float
     /// How many of the last tokens the penalties look at.
     public var penaltyWindow: Int
+    /// Never repeat a run of this many generated tokens (0 = off): a token that would complete an
+    /// n-gram the reply already holds is excluded (n-gram blocking, Paulus et al. 2017). Only the
+    /// reply counts, not the prompt, so a summary may still quote its note.
+    public var noRepeatNGramSize: Int
     public var seed: UInt64
 
     public init(temperature: Float = 0.8, topK: Int = 40, topP: Float = 0.95, minP: Float = 0.05,
                 repetitionPenalty: Float = 1, frequencyPenalty: Float = 0, presencePenalty: Float = 0,
-                penaltyWindow: Int = 64, seed: UInt64 = 0) {
+                penaltyWindow: Int = 64, noRepeatNGramSize: Int = 0, seed: UInt64 = 0) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -55,6 +59,7 @@ public struct SamplingParameters: Sendable, Equatable {
         self.frequencyPenalty = frequencyPenalty
         self.presencePenalty = presencePenalty
         self.penaltyWindow = penaltyWindow
+        self.noRepeatNGramSize = noRepeatNGramSize
         self.seed = seed
     }
 
@@ -82,7 +87,13 @@ public struct SamplingParameters: Sendable, Equatable {
             throw fail("\(name) penalty must be between \(Self.additivePenaltyRange.lowerBound) and \(Self.additivePenaltyRange.upperBound) (0 is off), not \(value)")
         }
         guard penaltyWindow >= 0 else { throw fail("penalty window must be at least 0 tokens, not \(penaltyWindow)") }
+        guard (0...Self.maximumNGramSize).contains(noRepeatNGramSize) else {
+            throw fail("the no-repeat n-gram size must be between 0 (off) and \(Self.maximumNGramSize) tokens, not \(noRepeatNGramSize)")
+        }
     }
+
+    /// The longest n-gram the sampler blocks.
+    public static let maximumNGramSize = 32
 
     /// Always the most likely token.
     public static let greedy = SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0)
@@ -101,6 +112,9 @@ public struct Sampler: Sendable {
     public var parameters: SamplingParameters
     private var random: SeededRandomSource
     private var history: [Int32] = []
+    /// Tokens accepted after the first `sample`: the reply, for n-gram blocking.
+    private var generated: [Int32] = []
+    private var hasSampled = false
 
     public init(parameters: SamplingParameters, random: SeededRandomSource? = nil) {
         self.parameters = parameters
@@ -118,6 +132,7 @@ public struct Sampler: Sendable {
 
     /// Records a token (of the prompt or generated) for the penalties.
     public mutating func accept(_ token: Int32) {
+        if hasSampled, parameters.noRepeatNGramSize > 0, generated.count < Self.maximumBlockedHistory { generated.append(token) }
         history.append(token)
         if history.count > max(parameters.penaltyWindow, 0) * 2 + 64 {
             history.removeFirst(history.count - max(parameters.penaltyWindow, 0))
@@ -129,15 +144,18 @@ public struct Sampler: Sendable {
     /// Never traps: a temperature below `minimumTemperature` (or NaN) is greedy, and NaN logits
     /// count as the least likely (`InferenceSession` refuses to hand out such logits at all).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
+        hasSampled = true
         let greedy = !(parameters.temperature >= Self.minimumTemperature)
+        let blocked = Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize)
         if greedy, !hasPenalties {
-            return Sampler.argmax(logits)
+            return blocked.isEmpty ? Sampler.argmax(logits) : Sampler.argmax(logits, excluding: blocked)
         }
         var candidates = logits.enumerated().map {
             TokenCandidate(id: Int32($0.offset), logit: $0.element.isNaN ? -.infinity : $0.element, probability: 0)
         }
         guard !candidates.isEmpty else { return 0 }
         applyPenalties(&candidates)
+        for token in blocked where token >= 0 && Int(token) < candidates.count { candidates[Int(token)].logit = -.infinity }
         if greedy {
             return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
         }
@@ -165,6 +183,33 @@ public struct Sampler: Sendable {
             logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
             candidates[Int(token)].logit = logit.isNaN ? -.infinity : logit
         }
+    }
+
+    /// Generated tokens kept for n-gram blocking (a reply longer than this is checked against its start).
+    static let maximumBlockedHistory = 4096
+
+    /// Tokens that would complete an `n`-gram `tokens` already holds: for every earlier occurrence
+    /// of the last n − 1 tokens, the token that followed it (n = 1: every token seen).
+    public static func blockedTokens(_ tokens: [Int32], n: Int) -> Set<Int32> {
+        guard n >= 1, tokens.count >= n else { return n == 1 ? Set(tokens) : [] }
+        if n == 1 { return Set(tokens) }
+        let prefix = tokens.suffix(n - 1)
+        var blocked: Set<Int32> = []
+        for start in 0...(tokens.count - n) where tokens[start..<(start + n - 1)].elementsEqual(prefix) {
+            blocked.insert(tokens[start + n - 1])
+        }
+        return blocked
+    }
+
+    /// `argmax(_:)` over the values whose index is not in `excluded` (0 when every index is).
+    public static func argmax(_ values: UnsafeBufferPointer<Float>, excluding excluded: Set<Int32>) -> Int32 {
+        var best = -1
+        var bestValue = -Float.infinity
+        for (index, value) in values.enumerated() where !excluded.contains(Int32(index)) && (best < 0 || value > bestValue) {
+            best = index
+            bestValue = value.isNaN ? -.infinity : value
+        }
+        return Int32(max(best, 0))
     }
 
     /// Index of the largest value; ties go to the lower index, as llama.cpp's greedy sampler does.

@@ -96,6 +96,22 @@ extension NotesStore {
         }
     }
 
+    /// Notes of `filter` whose summary is missing or stale: with `model`, that model's summary;
+    /// without, any summary (a note is listed when none of its summaries describes its body now).
+    /// The order is `notes(_:)`'s; `filter.limit` bounds the notes looked at.
+    public func notesNeedingSummary(model: String? = nil, _ filter: NoteFilter = NoteFilter()) throws(NotesError) -> [Note] {
+        let candidates = try notes(filter)
+        let wanted = model?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fresh: Set<Int64> = try read { connection in
+            let rows = try connection.query("SELECT note_id, model, body_sha256 FROM summaries", []) { row in
+                (row.integer(0), row.text(1), row.text(2))
+            }
+            let hashes = Dictionary(candidates.map { ($0.id.rawValue, Self.bodyHash($0.body)) }, uniquingKeysWith: { first, _ in first })
+            return Set(rows.filter { id, model, hash in (wanted == nil || model == wanted) && hashes[id] == hash }.map(\.0))
+        }
+        return candidates.filter { !fresh.contains($0.id.rawValue) }
+    }
+
     /// Every tag with the number of notes outside the trash that carry it, by name.
     public func tags() throws(NotesError) -> [TagCount] {
         try read { connection in

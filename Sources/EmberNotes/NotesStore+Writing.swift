@@ -167,9 +167,13 @@ extension NotesStore {
         }
     }
 
-    /// Stores `text` as `model`'s summary of the note's current body, replacing that model's
-    /// earlier summary. The summary records the body's SHA-256, so an edit makes it stale.
-    public func storeSummary(_ text: String, model: String, for id: NoteID) throws(NotesError) -> NoteSummary {
+    /// Stores `text` as `model`'s summary of the note, replacing that model's earlier summary.
+    ///
+    /// The summary records the SHA-256 of the body it was made from: `bodySHA256` when given —
+    /// `NotesStore.bodySHA256(_:)` of the body as the summary request started — else the body's
+    /// now. A note edited while it was being summarized so ends up with a stale summary, not a
+    /// fresh one, and an edit after storing makes it stale too.
+    public func storeSummary(_ text: String, model: String, for id: NoteID, bodySHA256: String? = nil) throws(NotesError) -> NoteSummary {
         let unsaved = "the summary of note \(id) was not saved"
         let trimmedModel = model.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
@@ -178,20 +182,24 @@ extension NotesStore {
         guard !trimmedModel.isEmpty else {
             throw NotesError(.invalidInput, "name the model that wrote the summary; \(unsaved)")
         }
+        if let bodySHA256, !Self.isSHA256Hex(bodySHA256) {
+            throw NotesError(.invalidInput, "the body hash must be 64 lowercase hexadecimal digits (NotesStore.bodySHA256), not '\(bodySHA256.prefix(70))'; \(unsaved)")
+        }
         guard text.utf8.count <= configuration.maximumSummaryBytes else {
             throw NotesError(.tooLarge, "the summary is \(ByteCount.format(text.utf8.count)); summaries hold at most \(ByteCount.format(configuration.maximumSummaryBytes)); \(unsaved)")
         }
         let now = nowMilliseconds
         return try write(unsaved: unsaved) { connection in
             guard let note = try Self.fetchNote(id, connection) else { throw Self.noSuchNote(id) }
-            let hash = Self.bodyHash(note.body)
+            let current = Self.bodyHash(note.body)
+            let hash = bodySHA256 ?? current
             try connection.run("""
                 INSERT INTO summaries (note_id, model, text, created_at, body_sha256) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (note_id, model) DO UPDATE
                 SET text = excluded.text, created_at = excluded.created_at, body_sha256 = excluded.body_sha256
                 """, [.integer(id.rawValue), .text(trimmedModel), .text(text), .integer(now), .text(hash)])
             return NoteSummary(noteID: id, text: text, model: trimmedModel, created: Timestamp.date(milliseconds: now),
-                               bodySHA256: hash, isStale: false)
+                               bodySHA256: hash, isStale: hash != current)
         }
     }
 
@@ -273,6 +281,14 @@ extension NotesStore {
 
     static func bodyHash(_ body: String) -> String {
         SHA256.hexString(SHA256.hash(body.utf8))
+    }
+
+    /// The SHA-256 (lowercase hex) a summary of `body` records: take it from the body as a summary
+    /// request starts and pass it to `storeSummary(_:model:for:bodySHA256:)`.
+    public static func bodySHA256(_ body: String) -> String { bodyHash(body) }
+
+    static func isSHA256Hex(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     // MARK: Statements shared by the writing methods

@@ -141,6 +141,38 @@ struct NotesStoreTests {
         }
     }
 
+    @Test("a note edited while it was being summarized ends up stale; missing and stale summaries are listed")
+    func summaryOfAnEditedNote() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try NotesStore(path: directory.file("notes.db"), configuration: .testing())
+        let trip = try store.add(NoteDraft(title: "Trip", body: "Train at 9."))
+        let shopping = try store.add(NoteDraft(title: "Shopping", body: "Milk, eggs."))
+        let untouched = try store.add(NoteDraft(title: "Books", body: "Piranesi next."))
+        #expect(Set(try store.notesNeedingSummary().map(\.id)) == [trip.id, shopping.id, untouched.id])
+
+        // The request starts, the note is edited, then the summary of the old body arrives.
+        let atStart = NotesStore.bodySHA256(trip.body)
+        _ = try store.edit(trip.id, NoteChange(body: "Train at 10 now."))
+        let stored = try store.storeSummary("Train at 9.", model: "smollm2", for: trip.id, bodySHA256: atStart)
+        #expect(stored.isStale)
+        #expect(stored.bodySHA256 == atStart)
+        #expect(try store.summaries(of: trip.id).map(\.isStale) == [true])
+
+        _ = try store.storeSummary("Milk and eggs.", model: "smollm2", for: shopping.id, bodySHA256: NotesStore.bodySHA256(shopping.body))
+        _ = try store.storeSummary("Piranesi.", model: "gemma3", for: untouched.id)
+        #expect(Set(try store.notesNeedingSummary().map(\.id)) == [trip.id])
+        #expect(Set(try store.notesNeedingSummary(model: "smollm2").map(\.id)) == [trip.id, untouched.id])
+        #expect(Set(try store.notesNeedingSummary(model: "gemma3").map(\.id)) == [trip.id, shopping.id])
+        _ = try store.edit(shopping.id, NoteChange(body: "Milk, eggs, bread."))
+        #expect(Set(try store.notesNeedingSummary().map(\.id)) == [trip.id, shopping.id])
+
+        let refused = try #require(throws: NotesError.self) {
+            try store.storeSummary("x", model: "m", for: trip.id, bodySHA256: "not-a-hash")
+        }
+        #expect(refused.code == .invalidInput)
+    }
+
     @Test("refuses empty notes, multi-line titles, NUL and bad tags, and stores nothing")
     func refusals() throws {
         let directory = try TemporaryDirectory()

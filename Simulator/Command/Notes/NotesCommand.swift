@@ -103,9 +103,15 @@ enum NotesJSON {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    static func summary(_ summary: NoteSummary) -> String {
-        "{\"model\":\(JSONText.string(summary.model)),\"text\":\(JSONText.string(summary.text)),"
-            + "\"created\":\(time(summary.created)),\"body_sha256\":\(JSONText.string(summary.bodySHA256)),\"stale\":\(summary.isStale)}"
+    /// A stored summary; `method` (abstractive, extractive, extractive-fallback, given) and the
+    /// reason a rewrite was rejected when the summary was just made.
+    static func summary(_ summary: NoteSummary, method: String? = nil, fallbackReason: String? = nil) -> String {
+        var fields = ["\"model\":\(JSONText.string(summary.model))", "\"text\":\(JSONText.string(summary.text))"]
+        if let method { fields.append("\"method\":\(JSONText.string(method))") }
+        if method != nil { fields.append("\"fallback_reason\":\(fallbackReason.map(JSONText.string) ?? "null")") }
+        fields += ["\"created\":\(time(summary.created))", "\"body_sha256\":\(JSONText.string(summary.bodySHA256))",
+                   "\"stale\":\(summary.isStale)"]
+        return "{" + fields.joined(separator: ",") + "}"
     }
 
     static func version(_ version: NoteVersion) -> String {

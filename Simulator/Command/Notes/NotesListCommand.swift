@@ -22,15 +22,24 @@ struct NotesListCommand: ParsableCommand {
     @Option(help: "At most this many notes.")
     var limit: Int?
 
+    @Flag(help: "Only notes whose summary is missing or stale (the body changed since it was made).")
+    var stale = false
+
+    @Option(name: .customLong("summary-model"), help: "With --stale: only this model's summary counts (by default any model's).")
+    var summaryModel: String?
+
     @OptionGroup var output: NotesOutputOptions
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, not \(limit).") }
+        if summaryModel != nil, !stale { throw ValidationError("--summary-model goes with --stale.") }
     }
 
     func run() throws {
         let store = try notes.openStore(creating: false)
-        let listed = try store.notes(NoteFilter(place: place, tag: tag, pinnedOnly: pinned, limit: limit))
+        let filter = NoteFilter(place: place, tag: tag, pinnedOnly: pinned, limit: stale ? nil : limit)
+        var listed = stale ? try store.notesNeedingSummary(model: summaryModel, filter) : try store.notes(filter)
+        if stale, let limit { listed = Array(listed.prefix(limit)) }
         if output.json {
             print(NotesJSON.array(listed.map { NotesJSON.note($0, includeBody: false) }))
             return

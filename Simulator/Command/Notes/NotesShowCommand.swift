@@ -25,7 +25,7 @@ struct NotesShowCommand: ParsableCommand {
         if output.json {
             var object = NotesJSON.note(note)
             object.removeLast()
-            object += ",\"summaries\":\(NotesJSON.array(summaries.map(NotesJSON.summary)))"
+            object += ",\"summaries\":\(NotesJSON.array(summaries.map { NotesJSON.summary($0) }))"
             if versions { object += ",\"versions\":\(NotesJSON.array(history.map(NotesJSON.version)))" }
             print(object + "}")
             return

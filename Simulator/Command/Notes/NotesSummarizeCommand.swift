@@ -13,9 +13,12 @@ struct NotesSummarizeCommand: AsyncParsableCommand {
         commandName: "summarize",
         abstract: "Summarize a note with the model (or store a summary given with --text) and keep it with the model's name.",
         discussion: """
-            The model runs the summary as background work through Ember's token scheduler; a note longer than \
-            the context is summarized in parts, then the parts are combined. With --text, the given summary is \
-            stored as written by --model.
+            The pipeline extracts the note's key sentences, has the model rewrite them (background work \
+            through Ember's token scheduler under the adaptive policy, in the phone state given by --thermal, \
+            --battery, --charging and --low-power), and keeps the extract instead when the rewrite loops, \
+            echoes the prompt or says what the note does not. --method extractive skips the model. The \
+            summary records the body it was made from, so an edit meanwhile leaves it stale. With --text, \
+            the given summary is stored as written by --model.
             """)
 
     @ParentCommand var notes: NotesCommand
@@ -32,33 +35,56 @@ struct NotesSummarizeCommand: AsyncParsableCommand {
     @Option(help: "Worker threads for the model.")
     var threads: Int?
 
+    @Option(help: "abstractive (extract, rewrite with the model, check) or extractive (the extract alone, no model).")
+    var method: SummaryMethodArgument = .abstractive
+
+    @OptionGroup var platform: SummaryPlatformOptions
+
     @OptionGroup var output: NotesOutputOptions
 
     func run() async throws {
         let store = try notes.openStore(creating: false)
         if let text {
             let summary = try store.storeSummary(text, model: model, for: id.id)
-            print(output.json ? NotesJSON.summary(summary) : "stored the summary of note \(id.id) by \(summary.model)")
+            print(output.json ? NotesJSON.summary(summary, method: "given") : "stored the summary of note \(id.id) by \(summary.model)")
             return
         }
         let note = try store.note(id.id)
+        // The body as the request starts: an edit while the model runs leaves the summary stale.
+        let bodySHA256 = NotesStore.bodySHA256(note.body)
         let display = SummaryProgressLine(noteID: id.id)
         defer { display.finish() }
-        display.show("loading \(model)")
-        let languageModel = try LanguageModel(path: ModelCatalog.resolve(model))
-        let platform = NominalPlatform()
-        let scheduler = TokenScheduler(model: languageModel, policy: RacePolicy(), thermal: platform, power: platform,
-                                       threadCount: threads ?? defaultThreadCount())
-        let summarizer = NoteSummarizer(model: languageModel, scheduler: scheduler)
-        let result = try await summarizer.summarize(title: note.title, text: note.body) { progress in
-            let step = progress.isCombining
-                ? "combining the \(progress.stepCount - 1) parts"
-                : progress.stepCount > 1 ? "part \(progress.step) of \(progress.stepCount - 1)" : "summarizing"
-            display.show("\(step), \(progress.tokens) of at most \(progress.maxTokens) tokens")
+        var summarizerModel: LanguageModel?
+        var scheduler: TokenScheduler?
+        if method.method == .abstractive {
+            display.show("loading \(model)")
+            let languageModel = try LanguageModel(path: ModelCatalog.resolve(model))
+            if let note = platform.deferralNote { printError(note) }
+            summarizerModel = languageModel
+            scheduler = platform.scheduler(model: languageModel, threads: threads ?? defaultThreadCount())
+        }
+        let result: NoteSummarizer.Result
+        if let summarizerModel, let scheduler {
+            let summarizer = NoteSummarizer(model: summarizerModel, scheduler: scheduler)
+            result = try await summarizer.summarize(title: note.title, text: note.body, method: method.method,
+                                                    deadlineSeconds: platform.deadline) { progress in
+                display.show("rewriting the key points, \(progress.tokens) of at most \(progress.maxTokens) tokens")
+            }
+        } else {
+            result = NoteSummarizer.extractiveResult(title: note.title, text: note.body)
         }
         display.finish()
-        let summary = try store.storeSummary(result.summary, model: model, for: id.id)
-        print(output.json ? NotesJSON.summary(summary) : "note \(id.id) (\(result.parts) part\(result.parts == 1 ? "" : "s")): \(summary.text)")
+        guard !result.summary.isEmpty else {
+            throw NotesError(.invalidInput, "note \(id.id) has no words to summarize; nothing was stored")
+        }
+        let writer = method.method == .extractive ? "extractive" : model
+        let summary = try store.storeSummary(result.summary, model: writer, for: id.id, bodySHA256: bodySHA256)
+        if output.json {
+            print(NotesJSON.summary(summary, method: result.method.rawValue, fallbackReason: result.fallbackReason))
+        } else {
+            let how = result.fallbackReason.map { "\(result.method.rawValue), the rewrite was rejected: \($0)" } ?? result.method.rawValue
+            print("note \(id.id) (\(how))\(summary.isStale ? ", stale: the note changed meanwhile" : ""): \(summary.text)")
+        }
     }
 }
 
@@ -82,4 +108,11 @@ final class SummaryProgressLine {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         drawn = false
     }
+}
+
+/// `--method` of `notes summarize`.
+enum SummaryMethodArgument: String, CaseIterable, ExpressibleByArgument {
+    case abstractive, extractive
+
+    var method: NoteSummarizer.Method { self == .abstractive ? .abstractive : .extractive }
 }
