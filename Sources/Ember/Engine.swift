@@ -120,7 +120,7 @@ public final class Engine: Sendable {
     /// `update`), their sessions from the engine's pool beside any chat. `critical` memory
     /// warnings stop it.
     public func summarize(title: String, text: String, deadlineSeconds: Double? = nil) async throws -> NoteSummarizer.Result {
-        let summarizer = NoteSummarizer(model: model, scheduler: scheduler, contextLength: contextLength)
+        let summarizer = NoteSummarizer(model: model, scheduler: scheduler)
         do {
             return try await summarizer.summarize(title: title, text: text, deadlineSeconds: deadlineSeconds)
         } catch {

@@ -4,12 +4,11 @@ import Foundation
 import Synchronization
 
 /// An open engine behind an `ember_engine` handle: the engine, the relay of its hints to the C
-/// callback, the thread ids sent with them, and the notes summarizer once a summary asks for it.
+/// callback and the thread ids sent with them.
 final class EngineHandle: Sendable {
     let engine: Engine
     let hints: HintRelay
     private let hintTask: Task<Void, Never>
-    private let summarizerState = Mutex<NoteSummarizer?>(nil)
 
     init(engine: Engine, threadIDs: [Int32]) {
         self.engine = engine
@@ -21,44 +20,11 @@ final class EngineHandle: Sendable {
         }
     }
 
-    /// Stops relaying hints and the summarizer's scheduler (the engine lives on while chats use it).
+    /// Stops relaying hints (the engine lives on while chats use it).
     func close() {
         hints.set(nil, userData: nil)
         hintTask.cancel()
-        summarizerState.withLock { $0?.scheduler.stop() }
     }
-
-    /// The summarizer, if a summary made it.
-    var summarizerIfMade: NoteSummarizer? { summarizerState.withLock { $0 } }
-
-    /// The summarizer of notes on this engine's model: a scheduler with one session, paced by the
-    /// engine's platform state, made at the first summary.
-    var summarizer: NoteSummarizer {
-        summarizerState.withLock { summarizer in
-            if let summarizer { return summarizer }
-            let source = EnginePlatformSource(engine: engine)
-            let scheduler = TokenScheduler(model: engine.model, policy: AdaptivePolicy(), thermal: source, power: source,
-                                           threadCount: engine.configuration.resolvedThreadCount,
-                                           contextLength: engine.contextLength, maximumSessions: 1)
-            let made = NoteSummarizer(model: engine.model, scheduler: scheduler, contextLength: engine.contextLength)
-            summarizer = made
-            return made
-        }
-    }
-}
-
-/// The engine's platform state as the scheduler's thermal and power sources.
-struct EnginePlatformSource: ThermalSource, PowerSource, DeviceStateSource, Sendable {
-    let engine: Engine
-    var thermalStatus: ThermalStatus { engine.platformState.thermalStatus }
-    func thermalHeadroom(forecastSeconds: Double) -> Double {
-        forecastSeconds > 0 ? engine.platformState.headroomAhead : engine.platformState.headroomNow
-    }
-    var batteryPercent: Double { engine.platformState.batteryPercent ?? 100 }
-    var isCharging: Bool { engine.platformState.isCharging }
-    var isPowerSaveMode: Bool { engine.platformState.isLowPowerMode }
-    var isScreenOn: Bool { engine.platformState.isForeground }
-    var availableCores: Int? { nil }
 }
 
 /// Passes an engine's performance hints to the C callback, one at a time.
@@ -278,7 +244,6 @@ public func ember_engine_memory_pressure(_ engine: OpaquePointer?, _ level: embe
             throw CallError.invalid("the memory pressure level must be 0 (none) to 2 (critical), not \(level.rawValue)")
         }
         handle.engine.memoryWarning(pressure)
-        handle.summarizerIfMade?.scheduler.handleMemoryPressure(pressure)
     }
 }
 

@@ -11,15 +11,17 @@ final class NotesHandle: Sendable {
 
 /// The summary of a note as a request's events: one token event with the whole summary (the
 /// summarizer writes it in parts), then `finished`, once it is stored with the note.
-private func summaryEvents(store: NotesStore, summarizer: NoteSummarizer, note: Note, modelName: String, turn: TurnOptions)
+private func summaryEvents(store: NotesStore, engine: Engine, note: Note, modelName: String, turn: TurnOptions)
     -> (AsyncThrowingStream<RequestEvent, Error>, Task<Void, Never>) {
     let (stream, continuation) = AsyncThrowingStream.makeStream(of: RequestEvent.self)
         let task = Task {
             do {
                 let start = MonotonicClock.nanoseconds()
-                let result = try await summarizer.summarize(title: note.title, text: note.body, deadlineSeconds: turn.deadlineSeconds)
+                // The body this summary is made from: an edit while it runs leaves the summary stale.
+                let bodySHA256 = NotesStore.bodySHA256(note.body)
+                let result = try await engine.summarize(title: note.title, text: note.body, deadlineSeconds: turn.deadlineSeconds)
                 try Task.checkCancellation()
-                _ = try store.storeSummary(result.summary, model: modelName, for: note.id)
+                _ = try store.storeSummary(result.summary, model: modelName, for: note.id, bodySHA256: bodySHA256)
                 continuation.yield(.token(id: -1, text: result.summary))
                 let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
                 var statistics = ember_statistics()
@@ -121,7 +123,7 @@ public func ember_notes_summarize(_ notes: OpaquePointer?, _ engine: OpaquePoint
         guard let outRequest else { throw CallError.invalid("the out_request pointer is NULL") }
         let note = try notesHandle.store.note(NoteID(noteID))
         let modelName = URL(fileURLWithPath: engineHandle.engine.model.path).lastPathComponent
-        let (events, task) = summaryEvents(store: notesHandle.store, summarizer: engineHandle.summarizer, note: note,
+        let (events, task) = summaryEvents(store: notesHandle.store, engine: engineHandle.engine, note: note,
                                    modelName: modelName, turn: turn)
         let request = RequestHandle(params: params)
         register(request, outRequest)
