@@ -33,7 +33,9 @@ lint:
 build:
 	swift build -c release $(SWIFT_FLAGS)
 
-# Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
+# Ember against llama.cpp (llama-cpp-python, built locally once) in one run, with each decode figure
+# against the measured read-bandwidth roofline; IK_LLAMA_BENCH=/path/llama-bench adds ik_llama.cpp.
+# Writes BENCHMARKS.md.
 bench: bootstrap
 	scripts/bench.sh
 
