@@ -31,6 +31,12 @@ struct BenchCommand: ParsableCommand {
         """)
     var roofline = false
 
+    @Option(name: .long, help: """
+        The prompt-processing kernel of small interleaved weights: \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")) \
+        (default: the fastest this CPU runs, \(PromptKernel.detected.rawValue)).
+        """)
+    var promptKernel: String?
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -39,6 +45,12 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--prompt-tokens and --gen-tokens must not be negative, and one must be positive.")
         }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1.") }
+        if let promptKernel {
+            guard let kernel = PromptKernel(rawValue: promptKernel) else {
+                throw ValidationError("--prompt-kernel must be one of \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")), not '\(promptKernel)'.")
+            }
+            guard kernel.isAvailable else { throw ValidationError("This CPU cannot run the \(promptKernel) kernels.") }
+        }
     }
 
     struct Summary {
@@ -57,6 +69,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let promptKernel { PromptKernel.current = PromptKernel(rawValue: promptKernel)! }
         let context = max(promptTokens, genTokens, 16) + 1
         let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(promptTokens, 512)),
                                                               contextAdjustable: false)
@@ -118,11 +131,12 @@ struct BenchCommand: ParsableCommand {
             print("{\"pp_tok_s\":\(pp.json),\"tg_tok_s\":\(tg.json),\"load_ms\":\(JSONText.number(model.loadMilliseconds)),"
                 + "\"peak_rss_bytes\":\(peak),\"first_token_ms\":\(JSONText.number(firstTokenMilliseconds)),"
                 + "\"model\":\(JSONText.string(model.configuration.name)),\"threads\":\(threads),"
-                + "\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
+                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
                 + "\"weight_bytes_per_token\":\(bytesPerToken)"
                 + (roofline ? ",\"roofline\":[\(rooflines.map(\.json).joined(separator: ","))]" : "") + "}")
         } else {
-            print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads)")
+            print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads), "
+                  + "prompt kernel: \(PromptKernel.current.rawValue)")
             print(String(format: "load %.1f ms, first token %.1f ms, peak RSS %@", model.loadMilliseconds, firstTokenMilliseconds,
                          ByteCount.format(peak)))
             if promptTokens > 0 { print("pp\(promptTokens): \(pp.text) tokens/s") }

@@ -1,3 +1,4 @@
+import CIntegerKernels
 import EmberCore
 
 /// Quantized block formats and the kernels over them: dequantization, quantization of
@@ -173,9 +174,11 @@ public enum Kernels {
         }
     }
 
-    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`).
+    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`); `promptKernel`
+    /// multiplies large batches (the same bits whichever it is).
     public static func matmul(interleaved weights: InterleavedWeights, input: UnsafePointer<Float>, tokens: Int,
-                              output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+                              output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
+                              promptKernel: PromptKernel = .current) {
         let columns = weights.columns
         let activationType = activationType(for: weights.type)
         let activationRowBytes = activationType.byteCount(elements: columns)!
@@ -199,10 +202,23 @@ public enum Kernels {
         }
         // Large batches: tokens in the lanes (bit-identical sums).
         if tokens >= InterleavedWeights.tokenLaneMinimum && weights.supportsTiles {
+            precondition(promptKernel.isAvailable, "this CPU cannot run the \(promptKernel.rawValue) kernels")
             let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
+            let blocks = columns / 32
+            // The C kernel unpacks a group's weights into the thread's workspace: wider matrices
+            // than it holds (over 4,800 columns) take the Swift kernel.
+            let vectorNeuralNetwork = promptKernel == .avx512VNNI && blocks <= Int(ember_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
             pool.parallelFor((tokens + 31) / 32) { range, _ in
                 weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
-                                             vectors: range, into: lanes)
+                                             vectors: range, quads: vectorNeuralNetwork, into: lanes)
+            }
+            if vectorNeuralNetwork {
+                pool.parallelFor(groups) { range, thread in
+                    ember_token_lanes_avx512_vnni(weights.storage, Int64(blocks), weights.type == .q4_1 ? 1 : 0, lanes, Int64(tokens),
+                                                  Int64(range.lowerBound), Int64(range.upperBound), output, Int64(weights.rows),
+                                                  pool.workspace(thread))
+                }
+                return
             }
             pool.parallelFor(groups) { range, thread in
                 weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output,
