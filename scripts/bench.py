@@ -110,6 +110,7 @@ def main():
                     "peak_rss_bytes": max(s["peak_rss_bytes"] for s in samples),
                 }
             result["weight_bytes_per_token"] = runs["ember"][0].get("weight_bytes_per_token")
+            result["prompt_kernel"] = runs["ember"][0].get("prompt_kernel")
             rows.append(result)
             print(json.dumps(result), flush=True)
 
@@ -120,7 +121,7 @@ def main():
         "# Benchmarks: Ember and llama.cpp, same run",
         "",
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `make bench` on {cpu} "
-        f"({os.cpu_count()} cores; {', '.join(interesting)}). llama.cpp: llama-cpp-python {llama_version}, built here "
+        f"({os.cpu_count()} cores; {', '.join(interesting)}); Ember's prompt kernel: {rows[0].get('prompt_kernel')}. llama.cpp: llama-cpp-python {llama_version}, built here "
         "with GGML_NATIVE=ON. Each configuration alternates the engines, each in its own process, "
         f"{ROUNDS} rounds × {REPETITIONS} repetitions after a warm-up; flash attention off; mean ± sd (largest sd of the rounds)."
         + (f" ik_llama.cpp: `{os.path.basename(IK_LLAMA_BENCH)}` (IK_LLAMA_BENCH) at its defaults, in the same alternation." if IK_LLAMA_BENCH else ""),

@@ -32,6 +32,41 @@ static float half_to_float(uint16_t h) {
     return value;
 }
 
+void ember_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
+                                     int64_t first_vector, int64_t end_vector, void *lanes) {
+    for (int64_t vector = first_vector; vector < end_vector; vector++) {
+        for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
+            uint8_t *out = (uint8_t *)lanes + (vector * super_blocks + super_block) * EMBER_Q6K_LANE_BLOCK_BYTES;
+            for (int lane = 0; lane < 16; lane++) {
+                int64_t token = vector * 16 + lane;
+                float d = 0;
+                int32_t sums[16] = {0};
+                if (token < tokens) {
+                    const uint8_t *block = (const uint8_t *)activations + token * row_bytes + super_block * 292;
+                    memcpy(&d, block, 4);
+                    for (int k = 0; k < 64; k++) memcpy(out + k * 64 + lane * 4, block + 4 + k * 4, 4);
+                    for (int e = 0; e < 256; e++) sums[e / 16] += (int8_t)block[4 + e];
+                } else {
+                    for (int k = 0; k < 64; k++) memset(out + k * 64 + lane * 4, 0, 4);
+                }
+                memcpy(out + 4096 + lane * 4, &d, 4);
+                for (int s = 0; s < 16; s++) {
+                    int32_t offset = 32 * sums[s];
+                    memcpy(out + 4160 + s * 64 + lane * 4, &offset, 4);
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of one Q6_K super-block unpacked for the kernel: 32 rows × 256 unsigned bytes (q + 32),
+/// 32 rows × 16 Int32 scales, 32 Float d.
+enum { q6_unpacked_bytes = 32 * 256 + 32 * 16 * 4 + 32 * 4, q6_tile_bytes = 32 * 16 * 4 };
+
+int64_t ember_q6k_max_super_blocks(int64_t workspace_bytes) {
+    return workspace_bytes < q6_tile_bytes ? 0 : (workspace_bytes - q6_tile_bytes) / q6_unpacked_bytes;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <cpuid.h>
@@ -169,6 +204,100 @@ void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t 
     }
 }
 
+/// Unpacks one Q6_K super-block of a group (`Q6KInterleaved.swift`'s layout) into `out`.
+static void unpack_q6k(const uint8_t *source, uint8_t *out) {
+    uint8_t *quants = out;                                   // [row][256] q + 32
+    int32_t *scales = (int32_t *)(out + 32 * 256);           // [row][16]
+    float *d = (float *)(out + 32 * 256 + 32 * 16 * 4);      // [row]
+    for (int row = 0; row < 32; row++) {
+        uint16_t bits;
+        memcpy(&bits, source + 2 * row, 2);
+        d[row] = half_to_float(bits);
+        for (int s = 0; s < 16; s++) scales[row * 16 + s] = (int8_t)source[64 + s * 32 + row];
+    }
+    for (int block = 0; block < 8; block++) {
+        const uint8_t *q = source + 576 + block * 768;
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *first = q + j * 96, *second = first + 32, *high = first + 64;
+            for (int row = 0; row < 32; row++) {
+                uint8_t h = high[row];
+                uint8_t *e = quants + row * 256 + block * 32;
+                e[j] = (first[row] & 0x0F) | (h & 3) << 4;
+                e[j + 8] = (second[row] & 0x0F) | ((h >> 2) & 3) << 4;
+                e[j + 16] = (first[row] >> 4) | ((h >> 4) & 3) << 4;
+                e[j + 24] = (second[row] >> 4) | (h >> 6) << 4;
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vnni")))
+void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                       int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                       void *workspace) {
+    const int64_t vectors = (tokens + 15) / 16;
+    const int64_t full_quads = super_blocks / 4 * 4;
+    uint8_t *unpacked = (uint8_t *)workspace;
+    float *tile = (float *)(unpacked + super_blocks * q6_unpacked_bytes);  // [row][16 tokens]
+    for (int64_t group = first_group; group < end_group; group++) {
+        for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
+            unpack_q6k((const uint8_t *)weights + (group * super_blocks + super_block) * 6720,
+                       unpacked + super_block * q6_unpacked_bytes);
+        }
+        for (int64_t vector = 0; vector < vectors; vector++) {
+            const uint8_t *activations = (const uint8_t *)lanes + vector * super_blocks * EMBER_Q6K_LANE_BLOCK_BYTES;
+            for (int first_row = 0; first_row < 32; first_row += 4) {
+                __m512 slots[4][4];  // [super-block % 4][row]
+                for (int k = 0; k < 4; k++)
+                    for (int i = 0; i < 4; i++) slots[k][i] = _mm512_setzero_ps();
+                for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
+                    const uint8_t *a = activations + super_block * EMBER_Q6K_LANE_BLOCK_BYTES;
+                    const uint8_t *u = unpacked + super_block * q6_unpacked_bytes;
+                    const uint8_t *w = u + first_row * 256;
+                    const int32_t *scales = (const int32_t *)(u + 32 * 256) + first_row * 16;
+                    const float *d = (const float *)(u + 32 * 256 + 32 * 16 * 4) + first_row;
+                    __m512i integer[4];
+                    for (int i = 0; i < 4; i++) integer[i] = _mm512_setzero_si512();
+                    for (int s = 0; s < 16; s++) {
+                        __m512i dot[4];
+                        for (int i = 0; i < 4; i++) dot[i] = _mm512_setzero_si512();
+                        for (int k = 0; k < 4; k++) {
+                            __m512i x = _mm512_loadu_si512((const void *)(a + (s * 4 + k) * 64));
+                            for (int i = 0; i < 4; i++) {
+                                int32_t quad;
+                                memcpy(&quad, w + i * 256 + s * 16 + k * 4, 4);
+                                dot[i] = _mm512_dpbusd_epi32(dot[i], _mm512_set1_epi32(quad), x);
+                            }
+                        }
+                        // Weights were offset by 32: take 32 · Σ q back, then scale the sub-block.
+                        __m512i offset = _mm512_loadu_si512((const void *)(a + 4160 + s * 64));
+                        for (int i = 0; i < 4; i++) {
+                            integer[i] = _mm512_add_epi32(integer[i], _mm512_mullo_epi32(_mm512_sub_epi32(dot[i], offset),
+                                                                                         _mm512_set1_epi32(scales[i * 16 + s])));
+                        }
+                    }
+                    __m512 scale = _mm512_loadu_ps((const void *)(a + 4096));
+                    int slot = super_block < full_quads ? (int)(super_block % 4) : 0;
+                    for (int i = 0; i < 4; i++) {
+                        __m512 term = _mm512_mul_ps(_mm512_mul_ps(scale, _mm512_set1_ps(d[i])), _mm512_cvtepi32_ps(integer[i]));
+                        slots[slot][i] = _mm512_add_ps(slots[slot][i], term);
+                    }
+                }
+                for (int i = 0; i < 4; i++) {
+                    __m512 total = _mm512_add_ps(_mm512_add_ps(slots[0][i], slots[1][i]), _mm512_add_ps(slots[2][i], slots[3][i]));
+                    _mm512_storeu_ps(tile + (first_row + i) * 16, total);
+                }
+            }
+            int64_t first_token = vector * 16;
+            int64_t count = tokens - first_token < 16 ? tokens - first_token : 16;
+            for (int64_t t = 0; t < count; t++) {
+                float *destination = output + (first_token + t) * rows + group * 32;
+                for (int row = 0; row < 32; row++) destination[row] = tile[row * 16 + t];
+            }
+        }
+    }
+}
+
 #else
 
 int32_t ember_cpu_has_avx512_vnni(void) { return 0; }
@@ -180,6 +309,15 @@ void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t 
     // Callers check ember_cpu_has_avx512_vnni(), which is 0 on this architecture.
     (void)weights; (void)blocks; (void)is_q4; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
     (void)output; (void)rows; (void)workspace; (void)half_to_float;
+    __builtin_trap();
+}
+
+void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                       int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                       void *workspace) {
+    // Callers check ember_cpu_has_avx512_vnni(), which is 0 on this architecture.
+    (void)weights; (void)super_blocks; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
+    (void)output; (void)rows; (void)workspace;
     __builtin_trap();
 }
 

@@ -93,6 +93,11 @@ public enum Kernels {
     public static func matmulScratchBytes(type: TensorType, columns: Int, tokens: Int) -> Int {
         let activation = activationType(for: type)
         let quantized = (activation.byteCount(elements: columns) ?? 0) * tokens
+        if type == .q6_K {
+            // AVX-512 VNNI batches over Q6_K transpose the activations into 16-token vectors.
+            guard PromptKernel.detected == .avx512VNNI, tokens >= InterleavedWeights.tokenLaneMinimum else { return quantized }
+            return (quantized + 63) / 64 * 64 + (tokens + 15) / 16 * (columns / 256) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
+        }
         guard [.q4_1, .q4_K, .q5_0].contains(type) else { return quantized }
         // Interleaved small weights multiply batches with tokens in the lanes, after a transposed
         // copy of the quantized activations (`InterleavedWeights.multiplyTokenLanes`).
@@ -193,6 +198,21 @@ public enum Kernels {
         }
         let groups = weights.rows / InterleavedWeights.rowGroup
         if weights.type == .q6_K {
+            let superBlocks = columns / 256
+            if tokens >= InterleavedWeights.tokenLaneMinimum && promptKernel == .avx512VNNI
+                && superBlocks <= Int(ember_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
+                // Tokens in the lanes, four-byte dot products (CIntegerKernels); bit-identical.
+                let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
+                pool.parallelFor((tokens + 15) / 16) { range, _ in
+                    ember_q6k_transpose_activations(scratch, Int64(activationRowBytes), Int64(superBlocks), Int64(tokens),
+                                                    Int64(range.lowerBound), Int64(range.upperBound), lanes)
+                }
+                pool.parallelFor(groups) { range, thread in
+                    ember_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
+                                                      Int64(range.upperBound), output, Int64(weights.rows), pool.workspace(thread))
+                }
+                return
+            }
             // Tiled for batches and one token alike; bit-identical to the row kernel.
             pool.parallelFor(groups) { range, _ in
                 weights.multiplyQ6_K(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,

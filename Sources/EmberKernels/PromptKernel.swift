@@ -1,8 +1,10 @@
 import CIntegerKernels
 import Synchronization
 
-/// The implementation that multiplies prompt batches by small interleaved weights (Q4_1, Q4_K
-/// rewritten as Q4_1, Q5_0 decoded): tokens in the vector lanes, see `TokenLaneKernels.swift`.
+/// The implementation that multiplies prompt batches (`InterleavedWeights.tokenLaneMinimum` tokens
+/// or more) by interleaved weights: Q4_1, Q4_K rewritten as Q4_1 and Q5_0 decoded (tokens in the
+/// vector lanes, `TokenLaneKernels.swift`), and Q6_K (`Q6KInterleaved.swift`; tokens in the lanes
+/// with AVX-512 VNNI, the tiled Swift kernel otherwise).
 ///
 /// Both give the same bits: the block sums are exact integers either way, and the floating-point
 /// steps after them are the same operations in the same order.

@@ -53,6 +53,43 @@ struct PromptKernelTests {
         }
     }
 
+    /// Q6_K batches: one padded 16-token vector, whole ones, 9 super-blocks (an incomplete last
+    /// four), and 4,864 columns (19 super-blocks, wider than the C kernel's workspace holds).
+    @Test("Q6_K batch kernels equal the row kernel bit for bit", arguments: [(70, 2048), (64, 2304), (81, 1024), (64, 4864)])
+    func q6KernelsAgree(tokens: Int, columns: Int) throws {
+        var random = KernelRandom(state: 777 &+ UInt64(tokens) &+ UInt64(columns))
+        let rows = 64
+        let weights = randomBlocks(.q6_K, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q6_K, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q6_K, columns: columns, tokens: tokens),
+                                                       alignment: 64)
+        defer { scratch.deallocate() }
+        var expected = [Float](repeating: .nan, count: rows * tokens)
+        weights.withUnsafeBytes { w in
+            input.withUnsafeBufferPointer { x in
+                expected.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(weights: w.baseAddress!, type: .q6_K, rows: rows, columns: columns, input: x.baseAddress!, tokens: tokens,
+                                   output: y.baseAddress!, scratch: scratch, pool: pool)
+                }
+            }
+        }
+        for kernel in PromptKernel.allCases.filter(\.isAvailable) {
+            var batched = [Float](repeating: .nan, count: rows * tokens)
+            input.withUnsafeBufferPointer { x in
+                batched.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch,
+                                   pool: pool, promptKernel: kernel)
+                }
+            }
+            let mismatches = (0..<(rows * tokens)).filter { batched[$0].bitPattern != expected[$0].bitPattern }
+            #expect(mismatches.isEmpty, "\(kernel): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
+        }
+    }
+
     @Test("The quad layout holds the same pairs as the pair layout, padded tokens zero")
     func quadLayout() throws {
         var random = KernelRandom(state: 31)

@@ -32,4 +32,26 @@ void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t 
                                    int64_t first_group, int64_t end_group,
                                    float *output, int64_t rows, void *workspace);
 
+/// Q6_K batches: activations (Q8_K rows, 292 bytes a 256-element super-block: Float d, 256 Int8,
+/// 16 Int16 sums) transposed into token vectors of 16 tokens. Per vector and super-block
+/// (`EMBER_Q6K_LANE_BLOCK_BYTES`): for quad k of elements 4k ..< 4k + 4, the 16 tokens' 4 bytes at
+/// k · 64; the 16 tokens' d (Float) at 4096; per 16-element sub-block s, the 16 tokens'
+/// 32 · Σ q (Int32) at 4160 + s · 64. Tokens past `tokens` are zero. Plain C, any CPU.
+#define EMBER_Q6K_LANE_BLOCK_BYTES 5184
+void ember_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
+                                     int64_t first_vector, int64_t end_vector, void *lanes);
+
+/// Super-blocks (256 columns each) of the widest Q6_K matrix `ember_q6k_token_lanes_avx512_vnni`
+/// takes in a workspace of `workspace_bytes`.
+int64_t ember_q6k_max_super_blocks(int64_t workspace_bytes);
+
+/// Outputs `output[t * rows + g * 32 + r]` of Q6_K interleaved groups (`Q6KInterleaved.swift`,
+/// 6720 bytes a group's super-block) `first_group ..< end_group` for tokens `t < tokens`, from
+/// activations transposed by `ember_q6k_transpose_activations`: each super-block's exact integer
+/// sum, then the Swift kernel's floating-point steps in its order (four running sums by
+/// super-block modulo 4, the last incomplete four into the first), so the same bits.
+void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                       int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                       void *workspace);
+
 #endif
