@@ -27,6 +27,12 @@ def ember(model_path, threads):
                      "--repetitions", str(REPETITIONS), "--roofline", "--json"])
 
 
+def ember_portable(model_path, threads):
+    """Ember's prompt processing with its portable Swift prompt kernel, beside the detected one."""
+    return run_json([EMBER, "bench", "--model", model_path, "--threads", str(threads), "--gen-tokens", "0",
+                     "--repetitions", str(REPETITIONS), "--prompt-kernel", "portable", "--json"])
+
+
 def ik_llama(model_path, threads):
     """ik_llama.cpp's llama-bench at its defaults (pp512 and tg128), as `ember bench --json` fields."""
     output = subprocess.run([IK_LLAMA_BENCH, "-m", model_path, "-t", str(threads), "-p", "512", "-n", "128",
@@ -83,13 +89,17 @@ def main():
         path = model_path(name)
         for threads in (1, 2):
             runs = {"ember": [], "llama.cpp": []}
-            ik_runs = []
+            ik_runs, portable_runs = [], []
             for _ in range(ROUNDS):
                 runs["ember"].append(ember(path, threads))
                 runs["llama.cpp"].append(llamacpp(path, threads))
                 if IK_LLAMA_BENCH:
                     ik_runs.append(ik_llama(path, threads))
+                if runs["ember"][-1].get("prompt_kernel", "portable") != "portable":
+                    portable_runs.append(ember_portable(path, threads))
             result = {"model": name, "threads": threads}
+            if portable_runs:
+                result["ember_portable_pp"] = combine([s["pp_tok_s"] for s in portable_runs])
             if ik_runs:
                 result["ik_llama.cpp"] = {"pp": combine([s["pp_tok_s"] for s in ik_runs]),
                                           "tg": combine([s["tg_tok_s"] for s in ik_runs])}
@@ -148,6 +158,15 @@ def main():
             r = row[engine]
             lines.append(f"| {row['model']} | {row['threads']} | {engine} | {r['load_ms']:.0f} | {r['first_token_ms']:.1f} | "
                          f"{r['load_ms'] + r['first_token_ms']:.0f} | {r['peak_rss_bytes'] / 2**20:.0f} |")
+    kernel_rows = [row for row in rows if "ember_portable_pp" in row]
+    if kernel_rows:
+        lines += ["", f"Ember's prompt kernels in the same alternation: {rows[0].get('prompt_kernel')} (C, `vpdpbusd`) against the "
+                  "portable Swift kernels (`--prompt-kernel portable`); both give the same bits:", "",
+                  f"| model | threads | {rows[0].get('prompt_kernel')} pp512 | portable pp512 | ratio |", "|---|---|---|---|---|"]
+        for row in kernel_rows:
+            e, p = row["ember"]["pp"], row["ember_portable_pp"]
+            lines.append(f"| {row['model']} | {row['threads']} | {e['mean']:.1f} ± {e['sd']:.1f} | {p['mean']:.1f} ± {p['sd']:.1f} | "
+                         f"**{e['mean'] / p['mean']:.2f}×** |")
     lines += ["", "Streaming read bandwidth, measured by `ember bench --roofline` in each Ember run (a 256 MiB buffer read "
               "end to end, split across the threads; the fastest pass of the fastest round). Decode reads every weight "
               "once per token, so the roofline is bandwidth ÷ weight bytes per token, and the fraction is Ember's tg128 "
