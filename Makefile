@@ -48,7 +48,9 @@ cabi:
 cabi-test: bootstrap cabi
 	scripts/cabi_test.sh
 
-# Ember against llama.cpp (llama-cpp-python, built locally once) in one run; writes BENCHMARKS.md.
+# Ember against llama.cpp (llama-cpp-python, built locally once) in one run, with each decode figure
+# against the measured read-bandwidth roofline; IK_LLAMA_BENCH=/path/llama-bench adds ik_llama.cpp.
+# Writes BENCHMARKS.md.
 bench: bootstrap
 	scripts/bench.sh
 

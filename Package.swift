@@ -33,7 +33,10 @@ let package = Package(
         // Quantized block formats, SIMD kernels beside scalar references, the thread pool.
         // A software prefetch hint (C, since Swift has no prefetch intrinsic).
         .target(name: "CPrefetch"),
-        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch"]),
+        // Prompt kernels with the integer dot products Swift cannot reach (AVX-512 VNNI), each
+        // compiled for its instruction set by a function attribute and chosen at run time.
+        .target(name: "CIntegerKernels"),
+        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch", "CIntegerKernels"]),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // The calling thread's nice value (Linux, Android), a leaf C target: Swift cannot call `syscall(SYS_gettid)`.

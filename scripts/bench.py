@@ -3,13 +3,17 @@
 
 For each model and thread count the two engines run alternately, each in its own process, with
 llama-bench's method (pp of random tokens in one batch, tg of single-token steps, warm-up, mean ±
-sd). Writes BENCHMARKS.md. Run through `make bench`, which prepares the venv."""
+sd). With IK_LLAMA_BENCH=/path/to/llama-bench (ik_llama.cpp, built outside the repository), that
+binary runs in the same alternation at its defaults. Ember's runs also measure the read bandwidth
+(`ember bench --roofline`), so each decode figure is reported against its roofline. Writes
+BENCHMARKS.md. Run through `make bench`, which prepares the venv."""
 import datetime, json, os, platform, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBER = os.path.join(ROOT, ".build", "release", "ember")
 PYTHON = sys.argv[1] if len(sys.argv) > 1 else sys.executable
 REPETITIONS = int(os.environ.get("EMBER_BENCH_REPETITIONS", "5"))
+IK_LLAMA_BENCH = os.environ.get("IK_LLAMA_BENCH") or None
 ROUNDS = int(os.environ.get("EMBER_BENCH_ROUNDS", "2"))
 
 
@@ -20,7 +24,27 @@ def run_json(command):
 
 def ember(model_path, threads):
     return run_json([EMBER, "bench", "--model", model_path, "--threads", str(threads),
-                     "--repetitions", str(REPETITIONS), "--json"])
+                     "--repetitions", str(REPETITIONS), "--roofline", "--json"])
+
+
+def ember_portable(model_path, threads):
+    """Ember's prompt processing with its portable Swift prompt kernel, beside the detected one."""
+    return run_json([EMBER, "bench", "--model", model_path, "--threads", str(threads), "--gen-tokens", "0",
+                     "--repetitions", str(REPETITIONS), "--prompt-kernel", "portable", "--json"])
+
+
+def ik_llama(model_path, threads):
+    """ik_llama.cpp's llama-bench at its defaults (pp512 and tg128), as `ember bench --json` fields."""
+    output = subprocess.run([IK_LLAMA_BENCH, "-m", model_path, "-t", str(threads), "-p", "512", "-n", "128",
+                             "-r", str(REPETITIONS), "-o", "json"], check=True, capture_output=True, text=True).stdout
+    tests = json.loads(output[output.index("["):])
+    result = {}
+    for test in tests:
+        key = "pp_tok_s" if test.get("n_gen", 0) == 0 else "tg_tok_s"
+        result[key] = {"mean": test["avg_ts"], "sd": test.get("stddev_ts", 0.0)}
+    if set(result) != {"pp_tok_s", "tg_tok_s"}:
+        raise SystemExit(f"bench: {IK_LLAMA_BENCH} printed no pp and tg results")
+    return result
 
 
 def llamacpp(model_path, threads):
@@ -30,24 +54,6 @@ def llamacpp(model_path, threads):
 
 def model_path(name):
     return subprocess.run([EMBER, "models", "path", name], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def bandwidth_gb_s():
-    """STREAM-style triad a = b + s·c on 64 Mi doubles with numpy (one thread), best of 5."""
-    try:
-        import numpy
-    except ImportError:
-        return None
-    n = 64 * 1024 * 1024
-    b = numpy.ones(n); c = numpy.ones(n); a = numpy.empty(n)
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        numpy.multiply(c, 3.0, out=a)
-        numpy.add(a, b, out=a)
-        seconds = time.perf_counter() - start
-        best = max(best, 5 * 8 * n / seconds / 1e9)  # bytes moved: read c, write a, read a, read b, write a
-    return best
 
 
 def instructions_per_step(paths):
@@ -83,10 +89,28 @@ def main():
         path = model_path(name)
         for threads in (1, 2):
             runs = {"ember": [], "llama.cpp": []}
+            ik_runs, portable_runs = [], []
             for _ in range(ROUNDS):
                 runs["ember"].append(ember(path, threads))
                 runs["llama.cpp"].append(llamacpp(path, threads))
+                if IK_LLAMA_BENCH:
+                    ik_runs.append(ik_llama(path, threads))
+                if runs["ember"][-1].get("prompt_kernel", "portable") != "portable":
+                    portable_runs.append(ember_portable(path, threads))
             result = {"model": name, "threads": threads}
+            if portable_runs:
+                result["ember_portable_pp"] = combine([s["pp_tok_s"] for s in portable_runs])
+            if ik_runs:
+                result["ik_llama.cpp"] = {"pp": combine([s["pp_tok_s"] for s in ik_runs]),
+                                          "tg": combine([s["tg_tok_s"] for s in ik_runs])}
+            # The fastest of the rounds' bandwidth at each thread count (the slower ones met other load).
+            roofline = {}
+            for sample in runs["ember"]:
+                for entry in sample["roofline"]:
+                    best = roofline.get(entry["threads"])
+                    if best is None or entry["read_bandwidth_gb_s"] > best:
+                        roofline[entry["threads"]] = entry["read_bandwidth_gb_s"]
+            result["read_bandwidth_gb_s"] = roofline
             for engine, samples in runs.items():
                 result[engine] = {
                     "pp": combine([s["pp_tok_s"] for s in samples]),
@@ -96,45 +120,66 @@ def main():
                     "peak_rss_bytes": max(s["peak_rss_bytes"] for s in samples),
                 }
             result["weight_bytes_per_token"] = runs["ember"][0].get("weight_bytes_per_token")
+            result["prompt_kernel"] = runs["ember"][0].get("prompt_kernel")
             rows.append(result)
             print(json.dumps(result), flush=True)
 
     # EMBER_BENCH_INSTRUCTIONS=0 skips the counts (under two minutes once .build-valgrind is built; its first build takes longer).
     counts = ({} if os.environ.get("EMBER_BENCH_INSTRUCTIONS") == "0"
               else instructions_per_step([model_path(name) for name in ("smollm2", "gemma3")]))
-    bandwidth = bandwidth_gb_s()  # after the runs: its large arrays must not be in the children's memory
     lines = [
         "# Benchmarks: Ember and llama.cpp, same run",
         "",
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `make bench` on {cpu} "
-        f"({os.cpu_count()} cores; {', '.join(interesting)}). llama.cpp: llama-cpp-python {llama_version}, built here "
+        f"({os.cpu_count()} cores; {', '.join(interesting)}); Ember's prompt kernel: {rows[0].get('prompt_kernel')}. llama.cpp: llama-cpp-python {llama_version}, built here "
         "with GGML_NATIVE=ON. Each configuration alternates the engines, each in its own process, "
-        f"{ROUNDS} rounds × {REPETITIONS} repetitions after a warm-up; flash attention off; mean ± sd (largest sd of the rounds).",
+        f"{ROUNDS} rounds × {REPETITIONS} repetitions after a warm-up; flash attention off; mean ± sd (largest sd of the rounds)."
+        + (f" ik_llama.cpp: `{os.path.basename(IK_LLAMA_BENCH)}` (IK_LLAMA_BENCH) at its defaults, in the same alternation." if IK_LLAMA_BENCH else ""),
         "",
-        "| model | threads | test | Ember tok/s | llama.cpp tok/s | Ember / llama.cpp |",
-        "|---|---|---|---|---|---|",
     ]
+    if IK_LLAMA_BENCH:
+        lines += ["| model | threads | test | Ember tok/s | llama.cpp tok/s | ik_llama.cpp tok/s | Ember / llama.cpp | Ember / ik_llama.cpp |",
+                  "|---|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["| model | threads | test | Ember tok/s | llama.cpp tok/s | Ember / llama.cpp |", "|---|---|---|---|---|---|"]
     for row in rows:
         for test, label in (("pp", "pp512"), ("tg", "tg128")):
             e, l = row["ember"][test], row["llama.cpp"][test]
-            lines.append(f"| {row['model']} | {row['threads']} | {label} | {e['mean']:.1f} ± {e['sd']:.1f} | "
-                         f"{l['mean']:.1f} ± {l['sd']:.1f} | **{e['mean'] / l['mean']:.2f}×** |")
+            line = f"| {row['model']} | {row['threads']} | {label} | {e['mean']:.1f} ± {e['sd']:.1f} | {l['mean']:.1f} ± {l['sd']:.1f} | "
+            if "ik_llama.cpp" in row:
+                k = row["ik_llama.cpp"][test]
+                line += f"{k['mean']:.1f} ± {k['sd']:.1f} | **{e['mean'] / l['mean']:.2f}×** | **{e['mean'] / k['mean']:.2f}×** |"
+            else:
+                line += f"**{e['mean'] / l['mean']:.2f}×** |"
+            lines.append(line)
     lines += ["", "| model | threads | engine | load ms | first token ms | load + first token ms | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         for engine in ("ember", "llama.cpp"):
             r = row[engine]
             lines.append(f"| {row['model']} | {row['threads']} | {engine} | {r['load_ms']:.0f} | {r['first_token_ms']:.1f} | "
                          f"{r['load_ms'] + r['first_token_ms']:.0f} | {r['peak_rss_bytes'] / 2**20:.0f} |")
-    if bandwidth:
-        lines += ["", f"Memory bandwidth (numpy triad, one thread): {bandwidth:.1f} GB/s. Decode reads every weight once per token, "
-                  "so the one-thread roofline is bandwidth / weight bytes per token:", "",
-                  "| model | weight MB per token | roofline tok/s (1 thread) | Ember tg128, 1 thread | fraction |", "|---|---|---|---|---|"]
-        for row in rows:
-            if row["threads"] != 1 or not row["weight_bytes_per_token"]:
-                continue
-            roof = bandwidth * 1e9 / row["weight_bytes_per_token"]
-            tg = row["ember"]["tg"]["mean"]
-            lines.append(f"| {row['model']} | {row['weight_bytes_per_token'] / 1e6:.1f} | {roof:.0f} | {tg:.1f} | {tg / roof:.0%} |")
+    kernel_rows = [row for row in rows if "ember_portable_pp" in row]
+    if kernel_rows:
+        lines += ["", f"Ember's prompt kernels in the same alternation: {rows[0].get('prompt_kernel')} (C, `vpdpbusd`) against the "
+                  "portable Swift kernels (`--prompt-kernel portable`); both give the same bits:", "",
+                  f"| model | threads | {rows[0].get('prompt_kernel')} pp512 | portable pp512 | ratio |", "|---|---|---|---|---|"]
+        for row in kernel_rows:
+            e, p = row["ember"]["pp"], row["ember_portable_pp"]
+            lines.append(f"| {row['model']} | {row['threads']} | {e['mean']:.1f} ± {e['sd']:.1f} | {p['mean']:.1f} ± {p['sd']:.1f} | "
+                         f"**{e['mean'] / p['mean']:.2f}×** |")
+    lines += ["", "Streaming read bandwidth, measured by `ember bench --roofline` in each Ember run (a 256 MiB buffer read "
+              "end to end, split across the threads; the fastest pass of the fastest round). Decode reads every weight "
+              "once per token, so the roofline is bandwidth ÷ weight bytes per token, and the fraction is Ember's tg128 "
+              "divided by it:", "",
+              "| model | threads | read GB/s | weight MB per token | roofline tok/s | Ember tg128 | fraction |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        bandwidth = row["read_bandwidth_gb_s"].get(row["threads"])
+        if not bandwidth or not row["weight_bytes_per_token"]:
+            continue
+        roof = bandwidth * 1e9 / row["weight_bytes_per_token"]
+        tg = row["ember"]["tg"]["mean"]
+        lines.append(f"| {row['model']} | {row['threads']} | {bandwidth:.1f} | {row['weight_bytes_per_token'] / 1e6:.1f} | "
+                     f"{roof:.0f} | {tg:.1f} | **{tg / roof:.0%}** |")
     if counts:
         lines += ["", "Instructions of one decode step (one thread, after the first token), counted by valgrind's callgrind "
                   "inside `InferenceSession.evaluate` on an AVX2 (Haswell) build, since valgrind does not decode AVX-512 "

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EmberCore
+import EmberKernels
 import EmberLM
 import Foundation
 
@@ -24,6 +25,18 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the random prompt tokens.")
     var seed: UInt64 = 1
 
+    @Flag(name: .long, help: """
+        Also measure the machine's streaming read bandwidth at 1 and 2 threads (and at --threads) and report \
+        the generation speed as a fraction of its roofline: bandwidth ÷ weight bytes read per token.
+        """)
+    var roofline = false
+
+    @Option(name: .long, help: """
+        The prompt-processing kernel of small interleaved weights: \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")) \
+        (default: the fastest this CPU runs, \(PromptKernel.detected.rawValue)).
+        """)
+    var promptKernel: String?
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -32,6 +45,12 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--prompt-tokens and --gen-tokens must not be negative, and one must be positive.")
         }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1.") }
+        if let promptKernel {
+            guard let kernel = PromptKernel(rawValue: promptKernel) else {
+                throw ValidationError("--prompt-kernel must be one of \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")), not '\(promptKernel)'.")
+            }
+            guard kernel.isAvailable else { throw ValidationError("This CPU cannot run the \(promptKernel) kernels.") }
+        }
     }
 
     struct Summary {
@@ -50,6 +69,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let promptKernel { PromptKernel.current = PromptKernel(rawValue: promptKernel)! }
         let context = max(promptTokens, genTokens, 16) + 1
         let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(promptTokens, 512)),
                                                               contextAdjustable: false)
@@ -103,19 +123,70 @@ struct BenchCommand: ParsableCommand {
         }
         bar.finish()
         let pp = Summary(promptSamples), tg = Summary(generationSamples)
+        // Before the bandwidth buffer exists, which is not the model's memory.
         let peak = ProcessMemory.peakResidentBytes()
+        let bytesPerToken = model.transformer.weightBytesPerToken
+        let rooflines = roofline ? Self.rooflines(threads: threads, bytesPerToken: bytesPerToken, generation: genTokens > 0 ? tg.mean : nil) : []
         if json {
             print("{\"pp_tok_s\":\(pp.json),\"tg_tok_s\":\(tg.json),\"load_ms\":\(JSONText.number(model.loadMilliseconds)),"
                 + "\"peak_rss_bytes\":\(peak),\"first_token_ms\":\(JSONText.number(firstTokenMilliseconds)),"
                 + "\"model\":\(JSONText.string(model.configuration.name)),\"threads\":\(threads),"
-                + "\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
-                + "\"weight_bytes_per_token\":\(model.transformer.weightBytesPerToken)}")
+                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
+                + "\"weight_bytes_per_token\":\(bytesPerToken)"
+                + (roofline ? ",\"roofline\":[\(rooflines.map(\.json).joined(separator: ","))]" : "") + "}")
         } else {
-            print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads)")
+            print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads), "
+                  + "prompt kernel: \(PromptKernel.current.rawValue)")
             print(String(format: "load %.1f ms, first token %.1f ms, peak RSS %@", model.loadMilliseconds, firstTokenMilliseconds,
                          ByteCount.format(peak)))
             if promptTokens > 0 { print("pp\(promptTokens): \(pp.text) tokens/s") }
             if genTokens > 0 { print("tg\(genTokens): \(tg.text) tokens/s") }
+            for line in rooflines { print(line.text(bytesPerToken: bytesPerToken)) }
         }
+    }
+
+    /// The read bandwidth at one thread count and what it means for decoding.
+    struct Roofline {
+        var threads: Int
+        var bytesPerSecond: Double
+        /// Tokens per second if a decode step cost only reading its weights once.
+        var rooflineTokensPerSecond: Double
+        /// The measured generation speed as a fraction of the roofline (nil without a generation test).
+        var fraction: Double?
+        /// Whether the generation test ran at this thread count.
+        var matchesGeneration: Bool
+
+        var json: String {
+            "{\"threads\":\(threads),\"read_bandwidth_gb_s\":\(JSONText.number(bytesPerSecond / 1e9)),"
+                + "\"roofline_tok_s\":\(JSONText.number(rooflineTokensPerSecond))"
+                + (matchesGeneration ? ",\"tg_fraction_of_roofline\":\(fraction.map(JSONText.number) ?? "null")" : "") + "}"
+        }
+
+        func text(bytesPerToken: Int) -> String {
+            var line = String(format: "read bandwidth, %d thread%@: %.1f GB/s; roofline %.0f tokens/s (%.1f MB per token)",
+                              threads, threads == 1 ? "" : "s", bytesPerSecond / 1e9, rooflineTokensPerSecond, Double(bytesPerToken) / 1e6)
+            if matchesGeneration, let fraction { line += String(format: "; generation at %.0f %% of it", fraction * 100) }
+            return line
+        }
+    }
+
+    /// Streaming read bandwidth (`MemoryBandwidth`) at 1 and 2 threads and at `threads`, each
+    /// turned into the decode roofline of a model reading `bytesPerToken` per token.
+    static func rooflines(threads: Int, bytesPerToken: Int, generation: Double?) -> [Roofline] {
+        let counts = Array(Set([1, 2, threads])).sorted()
+        let pool = ThreadPool(threadCount: counts.last!)
+        let bar = ProgressBar("measuring bandwidth", total: { "\($0) thread counts" })
+        bar.update(0, counts.count)
+        var results: [Roofline] = []
+        for (index, count) in counts.enumerated() {
+            pool.activeThreadCount = count
+            let measurement = MemoryBandwidth.measure(pool: pool, nanoseconds: MonotonicClock.nanoseconds)
+            let roof = measurement.bytesPerSecond / Double(max(bytesPerToken, 1))
+            results.append(Roofline(threads: count, bytesPerSecond: measurement.bytesPerSecond, rooflineTokensPerSecond: roof,
+                                    fraction: generation.map { $0 / roof }, matchesGeneration: count == threads))
+            bar.update(index + 1, counts.count)
+        }
+        bar.finish()
+        return results
     }
 }

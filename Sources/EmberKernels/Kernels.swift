@@ -1,3 +1,4 @@
+import CIntegerKernels
 import EmberCore
 
 /// Quantized block formats and the kernels over them: dequantization, quantization of
@@ -92,6 +93,11 @@ public enum Kernels {
     public static func matmulScratchBytes(type: TensorType, columns: Int, tokens: Int) -> Int {
         let activation = activationType(for: type)
         let quantized = (activation.byteCount(elements: columns) ?? 0) * tokens
+        if type == .q6_K {
+            // AVX-512 VNNI batches over Q6_K transpose the activations into 16-token vectors.
+            guard PromptKernel.detected == .avx512VNNI, tokens >= InterleavedWeights.tokenLaneMinimum else { return quantized }
+            return (quantized + 63) / 64 * 64 + (tokens + 15) / 16 * (columns / 256) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
+        }
         guard [.q4_1, .q4_K, .q5_0].contains(type) else { return quantized }
         // Interleaved small weights multiply batches with tokens in the lanes, after a transposed
         // copy of the quantized activations (`InterleavedWeights.multiplyTokenLanes`).
@@ -173,9 +179,11 @@ public enum Kernels {
         }
     }
 
-    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`).
+    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`); `promptKernel`
+    /// multiplies large batches (the same bits whichever it is).
     public static func matmul(interleaved weights: InterleavedWeights, input: UnsafePointer<Float>, tokens: Int,
-                              output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+                              output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
+                              promptKernel: PromptKernel = .current) {
         let columns = weights.columns
         let activationType = activationType(for: weights.type)
         let activationRowBytes = activationType.byteCount(elements: columns)!
@@ -190,6 +198,21 @@ public enum Kernels {
         }
         let groups = weights.rows / InterleavedWeights.rowGroup
         if weights.type == .q6_K {
+            let superBlocks = columns / 256
+            if tokens >= InterleavedWeights.tokenLaneMinimum && promptKernel == .avx512VNNI
+                && superBlocks <= Int(ember_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
+                // Tokens in the lanes, four-byte dot products (CIntegerKernels); bit-identical.
+                let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
+                pool.parallelFor((tokens + 15) / 16) { range, _ in
+                    ember_q6k_transpose_activations(scratch, Int64(activationRowBytes), Int64(superBlocks), Int64(tokens),
+                                                    Int64(range.lowerBound), Int64(range.upperBound), lanes)
+                }
+                pool.parallelFor(groups) { range, thread in
+                    ember_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
+                                                      Int64(range.upperBound), output, Int64(weights.rows), pool.workspace(thread))
+                }
+                return
+            }
             // Tiled for batches and one token alike; bit-identical to the row kernel.
             pool.parallelFor(groups) { range, _ in
                 weights.multiplyQ6_K(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
@@ -199,10 +222,23 @@ public enum Kernels {
         }
         // Large batches: tokens in the lanes (bit-identical sums).
         if tokens >= InterleavedWeights.tokenLaneMinimum && weights.supportsTiles {
+            precondition(promptKernel.isAvailable, "this CPU cannot run the \(promptKernel.rawValue) kernels")
             let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
+            let blocks = columns / 32
+            // The C kernel unpacks a group's weights into the thread's workspace: wider matrices
+            // than it holds (over 4,800 columns) take the Swift kernel.
+            let vectorNeuralNetwork = promptKernel == .avx512VNNI && blocks <= Int(ember_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
             pool.parallelFor((tokens + 31) / 32) { range, _ in
                 weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
-                                             vectors: range, into: lanes)
+                                             vectors: range, quads: vectorNeuralNetwork, into: lanes)
+            }
+            if vectorNeuralNetwork {
+                pool.parallelFor(groups) { range, thread in
+                    ember_token_lanes_avx512_vnni(weights.storage, Int64(blocks), weights.type == .q4_1 ? 1 : 0, lanes, Int64(tokens),
+                                                  Int64(range.lowerBound), Int64(range.upperBound), output, Int64(weights.rows),
+                                                  pool.workspace(thread))
+                }
+                return
             }
             pool.parallelFor(groups) { range, thread in
                 weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output,

@@ -25,10 +25,21 @@ extension InterleavedWeights {
         tokens >= tokenLaneMinimum ? (tokens + 31) / 32 * (columns / 32) * tokenLaneBlockBytes : 0
     }
 
+    /// The 16-bit word of a transposed block that holds pair p (elements 2p, 2p + 1) of token `lane`:
+    /// pair p is half p % 2 of quad p / 2 in the quad layout.
+    @inline(__always)
+    static func pairIndex(_ p: Int, lane: Int, quads: Bool) -> Int {
+        quads ? (p / 2) * 64 + (lane / 16) * 32 + (lane % 16) * 2 + p % 2 : p * 32 + lane
+    }
+
     /// Transposes token vectors `vectors` of the quantized activations (Q8_1 for Q4_1 weights,
     /// Q8_0 for decoded Q5_0) into `lanes`; tokens past `tokens` are zero.
+    ///
+    /// `quads`: the layout of the four-byte dot products (`PromptKernel.avx512VNNI`): per quad q of
+    /// elements 4q ..< 4q + 4 and half h of the 32 tokens, 16 tokens × 4 bytes at (2q + h) · 64,
+    /// instead of pair p of all 32 tokens at p · 64. The scales and sums after them are the same.
     func transposeActivations(_ activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int, vectors: Range<Int>,
-                              into lanes: UnsafeMutableRawPointer) {
+                              quads: Bool = false, into lanes: UnsafeMutableRawPointer) {
         let blocks = columns / 32
         let isQ4 = type == .q4_1
         let activationBlockBytes = isQ4 ? 36 : 34
@@ -41,14 +52,16 @@ extension InterleavedWeights {
                 for lane in 0..<32 {
                     let token = vector * 32 + lane
                     guard token < tokens else {
-                        for p in 0..<16 { pairs[p * 32 + lane] = 0 }
+                        for p in 0..<16 { pairs[Self.pairIndex(p, lane: lane, quads: quads)] = 0 }
                         scales[lane] = 0
                         (out + 1152).storeBytes(of: 0, toByteOffset: 4 * lane, as: UInt32.self)
                         continue
                     }
                     let activation = activations + token * activationRowBytes + block * activationBlockBytes
                     let quants = activation + quantOffset
-                    for p in 0..<16 { pairs[p * 32 + lane] = quants.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self) }
+                    for p in 0..<16 {
+                        pairs[Self.pairIndex(p, lane: lane, quads: quads)] = quants.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self)
+                    }
                     scales[lane] = loadHalf(activation, 0)
                     if isQ4 {
                         (out + 1152).storeBytes(of: loadHalf(activation, 2), toByteOffset: 4 * lane, as: Float.self)

@@ -1,0 +1,151 @@
+import EmberCore
+@testable import EmberKernels
+import Foundation
+import Testing
+
+@Suite("Prompt kernels: every kernel this CPU runs gives the one-token kernel's bits")
+struct PromptKernelTests {
+    /// Batches of ≥ `tokenLaneMinimum` tokens (one padded token vector, whole ones), Q4_1, Q4_K
+    /// (as Q4_1) and decoded Q5_0; the extreme weights and activations reach the largest sums;
+    /// 4,864 columns are wider than the C kernel's workspace holds (the Swift kernel takes them).
+    @Test("Token-lane kernels equal the one-token kernel bit for bit",
+          arguments: [(TensorType.q4_1, 70, 512, false), (.q4_1, 96, 576, false), (.q5_0, 70, 512, false), (.q4_K, 64, 512, false),
+                      (.q4_1, 65, 512, true), (.q5_0, 100, 512, true), (.q4_1, 64, 4864, false)])
+    func kernelsAgree(type: TensorType, tokens: Int, columns: Int, extreme: Bool) throws {
+        var random = KernelRandom(state: 4242 &+ UInt64(tokens) &+ UInt64(columns))
+        let rows = 64
+        var weights = randomBlocks(type, elements: rows * columns, random: &random)
+        var input = random.floats(tokens * columns)
+        if extreme {
+            let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
+            for b in 0..<(weights.count / blockBytes) {
+                for i in quantStart..<blockBytes { weights[b * blockBytes + i] = 0xFF }
+            }
+            input = input.map { $0 < 0 ? -0.5 : 0.5 }
+        }
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: interleaved.type, columns: columns, tokens: tokens),
+                                                       alignment: 64)
+        defer { scratch.deallocate() }
+        var single = [Float](repeating: .nan, count: rows * tokens)
+        for token in 0..<tokens {
+            input.withUnsafeBufferPointer { x in
+                single.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress! + token * columns, tokens: 1,
+                                   output: y.baseAddress! + token * rows, scratch: scratch, pool: pool)
+                }
+            }
+        }
+        let kernels = PromptKernel.allCases.filter(\.isAvailable)
+        for kernel in kernels {
+            var batched = [Float](repeating: .nan, count: rows * tokens)
+            input.withUnsafeBufferPointer { x in
+                batched.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch,
+                                   pool: pool, promptKernel: kernel)
+                }
+            }
+            let mismatches = (0..<(rows * tokens)).filter { batched[$0].bitPattern != single[$0].bitPattern }
+            #expect(mismatches.isEmpty, "\(kernel) \(type): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
+        }
+    }
+
+    /// Q6_K batches: one padded 16-token vector, whole ones, 9 super-blocks (an incomplete last
+    /// four), and 4,864 columns (19 super-blocks, wider than the C kernel's workspace holds).
+    @Test("Q6_K batch kernels equal the row kernel bit for bit", arguments: [(70, 2048), (64, 2304), (81, 1024), (64, 4864)])
+    func q6KernelsAgree(tokens: Int, columns: Int) throws {
+        var random = KernelRandom(state: 777 &+ UInt64(tokens) &+ UInt64(columns))
+        let rows = 64
+        let weights = randomBlocks(.q6_K, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q6_K, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+        })
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q6_K, columns: columns, tokens: tokens),
+                                                       alignment: 64)
+        defer { scratch.deallocate() }
+        var expected = [Float](repeating: .nan, count: rows * tokens)
+        weights.withUnsafeBytes { w in
+            input.withUnsafeBufferPointer { x in
+                expected.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(weights: w.baseAddress!, type: .q6_K, rows: rows, columns: columns, input: x.baseAddress!, tokens: tokens,
+                                   output: y.baseAddress!, scratch: scratch, pool: pool)
+                }
+            }
+        }
+        for kernel in PromptKernel.allCases.filter(\.isAvailable) {
+            var batched = [Float](repeating: .nan, count: rows * tokens)
+            input.withUnsafeBufferPointer { x in
+                batched.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch,
+                                   pool: pool, promptKernel: kernel)
+                }
+            }
+            let mismatches = (0..<(rows * tokens)).filter { batched[$0].bitPattern != expected[$0].bitPattern }
+            #expect(mismatches.isEmpty, "\(kernel): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
+        }
+    }
+
+    @Test("The quad layout holds the same pairs as the pair layout, padded tokens zero")
+    func quadLayout() throws {
+        var random = KernelRandom(state: 31)
+        let rows = 32, columns = 64, tokens = 40
+        let weights = randomBlocks(.q4_1, elements: rows * columns, random: &random)
+        let input = random.floats(tokens * columns)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: .q4_1, data: $0.baseAddress!, rows: rows, columns: columns)
+        })
+        let rowBytes = TensorType.q8_1.byteCount(elements: columns)!
+        var activations = [UInt8](repeating: 0, count: rowBytes * tokens)
+        input.withUnsafeBufferPointer { x in
+            activations.withUnsafeMutableBytes { a in
+                for token in 0..<tokens {
+                    Kernels.quantize(x.baseAddress! + token * columns, count: columns, as: .q8_1, into: a.baseAddress! + token * rowBytes)
+                }
+            }
+        }
+        let laneBytes = 2 * (columns / 32) * InterleavedWeights.tokenLaneBlockBytes
+        var pairs = [UInt8](repeating: 0xAA, count: laneBytes), quads = [UInt8](repeating: 0x55, count: laneBytes)
+        activations.withUnsafeBytes { a in
+            pairs.withUnsafeMutableBytes {
+                interleaved.transposeActivations(a.baseAddress!, activationRowBytes: rowBytes, tokens: tokens, vectors: 0..<2, into: $0.baseAddress!)
+            }
+            quads.withUnsafeMutableBytes {
+                interleaved.transposeActivations(a.baseAddress!, activationRowBytes: rowBytes, tokens: tokens, vectors: 0..<2, quads: true,
+                                                 into: $0.baseAddress!)
+            }
+        }
+        for vector in 0..<2 {
+            for block in 0..<(columns / 32) {
+                let base = (vector * (columns / 32) + block) * InterleavedWeights.tokenLaneBlockBytes
+                for lane in 0..<32 {
+                    let token = vector * 32 + lane
+                    for element in 0..<32 {
+                        let quadByte = quads[base + (element / 4 * 2 + lane / 16) * 64 + (lane % 16) * 4 + element % 4]
+                        let pairByte = pairs[base + (element / 2) * 64 + lane * 2 + element % 2]
+                        let expected = token < tokens ? activations[token * rowBytes + block * 36 + 4 + element] : 0
+                        #expect(quadByte == expected && pairByte == expected, "token \(token) element \(element)")
+                    }
+                }
+                #expect(Array(quads[(base + 1024)..<(base + 1280)]) == Array(pairs[(base + 1024)..<(base + 1280)]))
+            }
+        }
+    }
+
+    @Test("The detected kernel follows the CPU's flags")
+    func detection() throws {
+        #if os(Linux) && arch(x86_64)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let expected: PromptKernel = flags.contains("avx512f") && flags.contains("avx512_vnni") ? .avx512VNNI : .portable
+        #expect(PromptKernel.detected == expected)
+        #else
+        #expect(PromptKernel.detected == .portable)
+        #endif
+        #expect(PromptKernel.portable.isAvailable)
+    }
+}
