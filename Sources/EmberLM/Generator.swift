@@ -124,8 +124,9 @@ public final class Generator: @unchecked Sendable {
     /// Where the sequences come from (shared with a scheduler when an engine runs both).
     public let pool: SessionPool
     private let worker: WorkerThread
-    /// The sequence of the last generation, asked for again to reuse its cache.
-    private var lastSequence: GenerationSequence?
+    /// The sequence of the last generation, asked for again to reuse its cache. Weak: once the
+    /// pool releases it (a memory warning), its memory goes.
+    private weak var lastSequence: GenerationSequence?
 
     /// A generator with a pool of its own: one sequence of `contextLength` positions on `threadCount` threads.
     public convenience init(model: LanguageModel, contextLength: Int, threadCount: Int, batchSize: Int = 512,
