@@ -30,7 +30,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var interactiveTokensPerSecond = 30.0
         /// Interactive decode rate when hot: about reading speed.
         public var readingTokensPerSecond = 10.0
-        /// Background decode rate.
+        /// Background decode rate while the screen is off (steps per second; a batch step decodes
+        /// one token of each); with it on, `interactiveTokensPerSecond`.
         public var backgroundTokensPerSecond = 15.0
         /// Forecast headroom from which background work waits and interactive work slows.
         public var cautionHeadroom = 0.75
@@ -64,7 +65,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
         /// than a cool, racing runtime's first prompt, never slower than a warm one's.
         public var interactivePrefillSpeed = 0.75
-        /// Background prompts run at this fraction of the reference prompt speed (lower clocks).
+        /// Background prompts run at this fraction of the reference prompt speed (lower clocks)
+        /// while the screen is off (with it on, at `interactivePrefillSpeed`).
         public var backgroundPrefillSpeed = 0.35
         /// Longest background prompt step while the screen is on: an interactive request that
         /// arrives waits at most about this long.
@@ -82,6 +84,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
 
     /// Mean seconds per decoded token, by thread count.
     private var decodeSeconds: [Int: (total: Double, count: Int)] = [:]
+    /// Seconds of the latest single-sequence decode step, by thread count (as throttled now).
+    private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
     private var prefillRate: Double?
     /// Prompt tokens per second of the first, boosted chunk on the default threads.
@@ -114,6 +118,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         case .decode:
             // Thread counts are compared on single-sequence steps.
             guard outcome.tokens == 1 else { return }
+            latestDecodeSeconds[outcome.threads] = outcome.seconds
             var entry = decodeSeconds[outcome.threads] ?? (0, 0)
             entry.total += outcome.seconds
             entry.count += 1
@@ -238,8 +243,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
             // The lowest-power setting: one thread, reading pace, and a target duration of one
             // token's gap so the OS picks the lowest clocks that keep that pace.
             rate = configuration.readingTokensPerSecond
-            threads = 1
             hint = .target(seconds: 1 / rate)
+            // One thread, unless the throttled phone no longer keeps reading pace on one.
+            threads = (latestDecodeSeconds[1] ?? 0) > 0.8 / rate ? threads : 1
         } else if context.isPowerSaveMode {
             rate = configuration.readingTokensPerSecond
         } else if headroom >= configuration.cautionHeadroom {
@@ -292,7 +298,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
             }
         }
         if !request.isPrefilled {
-            return prefill(request, context, maximum: maximum, speed: urgent ? 1 : configuration.backgroundPrefillSpeed)
+            return prefill(request, context, maximum: maximum, speed: urgent ? 1 : backgroundPace(context).prefill)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
         if urgent { return .run(id: request.id, threads: maximum, hint: .none) }
@@ -301,16 +307,28 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
         let batch = urgencyOrder(context.pending.filter { $0.requestClass == .background }).prefix(limit)
         if let waiting = batch.first(where: { !$0.isPrefilled }), self.slack(waiting, context) >= 0 {
-            return prefill(waiting, context, maximum: maximum, speed: configuration.backgroundPrefillSpeed)
+            return prefill(waiting, context, maximum: maximum, speed: backgroundPace(context).prefill)
         }
         let ready = batch.filter(\.isPrefilled)
         let due = ready.compactMap { nextTokenTime[$0.id] }.max() ?? -.infinity
         if context.time < due - 1e-9 {
             return .idle(until: due, reason: .pacing)
         }
-        for member in ready { nextTokenTime[member.id] = context.time + 1 / configuration.backgroundTokensPerSecond }
+        for member in ready { nextTokenTime[member.id] = context.time + 1 / backgroundPace(context).decode }
         if ready.count == 1 { return .run(id: request.id, threads: threads, hint: .none) }
         return .decodeBatch(ids: ready.map(\.id), threads: threads, hint: .none)
+    }
+
+    /// The pace of background work: prompt speed (fraction of the reference) and decode steps per
+    /// second. With the screen on, the phone's fixed power (display and awake board, about 1 W —
+    /// ../shared/research/power-thermal.md §5: race-to-idle wins when fixed power dominates) is
+    /// spent whether or not the work runs, and work left when the person stops is work not done:
+    /// background work runs at the interactive pace. With the screen off the phone sleeps between
+    /// steps, and the low pace (lower clocks, E ∝ V²) costs least.
+    private func backgroundPace(_ context: SchedulingContext) -> (prefill: Double, decode: Double) {
+        context.isScreenOn
+            ? (configuration.interactivePrefillSpeed, configuration.interactiveTokensPerSecond)
+            : (configuration.backgroundPrefillSpeed, configuration.backgroundTokensPerSecond)
     }
 
     /// During calibration, the thread count of the next decode step; nil once chosen.
