@@ -14,7 +14,7 @@ struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
         abstract: "Simulate a phone's heat, battery and speed while it runs a model through a scenario.",
-        subcommands: [SimRunCommand.self, SimCompareCommand.self, SimMatrixCommand.self, SimSweepCommand.self],
+        subcommands: [SimRunCommand.self, SimCompareCommand.self, SimMatrixCommand.self, SimSweepCommand.self, SimFuzzCommand.self],
         defaultSubcommand: SimRunCommand.self)
 }
 

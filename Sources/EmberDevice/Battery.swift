@@ -62,19 +62,25 @@ public struct BatteryModel: Sendable {
     }
 
     /// Power a charger rated `ratedWatts` delivers at this state of charge (constant-current,
-    /// then a linear taper to zero at 100 %); 0 when `ratedWatts` is 0 (unplugged).
-    public func chargerInputWatts(ratedWatts: Double) -> Double {
+    /// then a linear taper to zero at 100 %) and battery temperature (`ChargingWindow`); 0 when
+    /// `ratedWatts` is 0 (unplugged), when the cell is too cold or too hot to charge, or when its
+    /// open-circuit voltage has reached the window's lowered regulation voltage.
+    public func chargerInputWatts(ratedWatts: Double, batteryCelsius: Double = 25) -> Double {
+        let window = ChargingWindow.at(celsius: batteryCelsius)
+        guard window.currentFraction > 0, openCircuitVolts < window.regulationVolts else { return 0 }
         let taper = profile.taperStartPercent
-        if stateOfChargePercent <= taper || taper >= 100 { return ratedWatts }
-        return ratedWatts * max(0, (100 - stateOfChargePercent) / (100 - taper))
+        if stateOfChargePercent <= taper || taper >= 100 { return ratedWatts * window.currentFraction }
+        return ratedWatts * window.currentFraction * max(0, (100 - stateOfChargePercent) / (100 - taper))
     }
 
     /// Draws `loadWatts` for `seconds` while a charger rated `chargerRatedWatts` (0: unplugged)
-    /// supplies its power; returns the heat the charger's losses put into the case.
+    /// supplies what the cell at `batteryCelsius` accepts; returns the heat the charger's losses
+    /// put into the case.
     @discardableResult
-    public mutating func advance(seconds: Double, loadWatts: Double, chargerRatedWatts: Double = 0) -> Double {
+    public mutating func advance(seconds: Double, loadWatts: Double, chargerRatedWatts: Double = 0,
+                                 batteryCelsius: Double = 25) -> Double {
         guard seconds > 0 else { return 0 }
-        let chargerWatts = chargerInputWatts(ratedWatts: chargerRatedWatts)
+        let chargerWatts = chargerInputWatts(ratedWatts: chargerRatedWatts, batteryCelsius: batteryCelsius)
         let deliveredWatts = chargerWatts * profile.chargeEfficiency
         let netWatts = loadWatts - deliveredWatts  // drawn from the cell; negative charges it
         let open = openCircuitVolts
@@ -105,6 +111,33 @@ public struct BatteryModel: Sendable {
             brownedOut = true
         }
         return chargerWatts - deliveredWatts
+    }
+}
+
+/// How much a phone charges at a battery temperature: the JEITA guideline as chargers implement it
+/// (../shared/research/power-thermal.md, "charging in heat": TI E2E battery-management thread on
+/// JEITA; Zebra TC53e charging specification). Normal charging at 10–45 °C; 0–10 °C a reduced
+/// current (about 0.5 C) and a lower regulation voltage (4.1 V); 45–50 °C slowed, regulation
+/// voltage ≈ 4.15 V; below 0 °C or from 50 °C none — shipping phones stop at 50 °C rather than
+/// JEITA's 60 °C (Zebra documents stopping above 50 °C).
+public struct ChargingWindow: Sendable, Equatable {
+    /// Fraction of the charger's rated power the cell accepts (0: charging stopped).
+    public var currentFraction: Double
+    /// Charging ends once the open-circuit voltage reaches this.
+    public var regulationVolts: Double
+
+    /// The windows, by their lower temperature bound (°C), coldest first.
+    public static let windows: [(fromCelsius: Double, window: ChargingWindow)] = [
+        (-.infinity, ChargingWindow(currentFraction: 0, regulationVolts: 0)),
+        (0, ChargingWindow(currentFraction: 0.5, regulationVolts: 4.1)),
+        (10, ChargingWindow(currentFraction: 1, regulationVolts: .infinity)),
+        (45, ChargingWindow(currentFraction: 0.5, regulationVolts: 4.15)),
+        (50, ChargingWindow(currentFraction: 0, regulationVolts: 0)),
+    ]
+
+    /// The window a battery at `celsius` is in.
+    public static func at(celsius: Double) -> ChargingWindow {
+        windows.last { celsius >= $0.fromCelsius }?.window ?? windows[0].window
     }
 }
 

@@ -4,7 +4,8 @@ import EmberCore
 public struct PhoneSegment: Sendable, Equatable {
     public var start: Double
     public var end: Double
-    /// Everything the phone draws (SoC, screen, rest of the board, battery losses).
+    /// Everything the phone consumes (SoC, screen, rest of the board, the battery's losses while
+    /// it discharges; charging losses are the charger's).
     public var totalWatts: Double
     public var socWatts: Double
     /// The OS's throttle level during the segment (see `SimulatedPhone.throttleLevel`).
@@ -25,6 +26,9 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     public let processor: ProcessorModel
     public private(set) var time: Double = 0
     public private(set) var thermal: ThermalNetwork
+    /// The same phone without the app's work: the same ambient, screen, board and charger, the
+    /// CPU idle. What the environment alone does to the skin; the policy's work adds the rest.
+    public private(set) var environmentThermal: ThermalNetwork
     public private(set) var battery: BatteryModel
     public private(set) var governor: ThermalGovernor
     public var ambientCelsius: Double
@@ -46,6 +50,8 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
     private var nextPoll: Double = 0
     private var previousPoll: (time: Double, skin: Double)?
     private var skinSlope = 0.0
+    /// The heat inputs of `environmentThermal` in the last segment.
+    private var environmentInputs: (soc: Double, skin: Double) = (0, 0)
 
     /// Receives each segment after it is simulated.
     public var observer: ((PhoneSegment) -> Void)?
@@ -55,6 +61,7 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         self.profile = profile
         processor = ProcessorModel(profile: profile)
         thermal = ThermalNetwork(thermal: profile.thermal, socCelsius: socCelsius, skinCelsius: skinCelsius)
+        environmentThermal = thermal
         battery = BatteryModel(profile: profile.battery, stateOfChargePercent: batteryPercent)
         governor = ThermalGovernor(profile: profile)
         self.ambientCelsius = ambientCelsius
@@ -73,6 +80,27 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         let forecast = thermal.skinCelsius + skinSlope * min(60, max(0, forecastSeconds))
         return max(0, (forecast - base) / (severe - base))
     }
+
+    /// Thermal headroom of the phone without the app's work (`environmentThermal`), now and
+    /// `forecastSeconds` ahead on its present trend: what the environment alone causes.
+    public func environmentHeadroom(forecastSeconds: Double = 0) -> Double {
+        let base = profile.thermal.headroomBaseCelsius
+        let severe = ThermalStatus.severeThreshold(profile)
+        var future = environmentThermal
+        if forecastSeconds > 0 {
+            future.advance(seconds: min(60, forecastSeconds), socWatts: environmentInputs.soc, skinWatts: environmentInputs.skin,
+                           ambientCelsius: ambientCelsius)
+        }
+        return max(0, (future.skinCelsius - base) / (severe - base))
+    }
+
+    /// The status the environment alone gives (`environmentThermal`).
+    public var environmentStatus: ThermalStatus {
+        ThermalStatus.from(skinCelsius: environmentThermal.skinCelsius, profile: profile)
+    }
+
+    /// The battery's temperature: the cell lies against the case, so the skin node's.
+    public var batteryCelsius: Double { thermal.skinCelsius }
 
     public var batteryPercent: Double { battery.stateOfChargePercent }
     public var isCharging: Bool { pluggedIn && battery.stateOfChargePercent < 100 }
@@ -209,11 +237,21 @@ public struct SimulatedPhone: ThermalSource, PowerSource {
         let soc = screenOn || busy ? socWatts : 0
         let load = soc + board
         let rated = pluggedIn ? (chargerWatts ?? profile.battery.chargerWatts) * chargeThermalDerating : 0
-        let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, chargerRatedWatts: rated)
+        let chargerHeat = battery.advance(seconds: seconds, loadWatts: load, chargerRatedWatts: rated,
+                                          batteryCelsius: batteryCelsius)
         let batteryHeat = battery.heatWatts
         thermal.advance(seconds: seconds, socWatts: soc, skinWatts: board + batteryHeat + chargerHeat,
                         ambientCelsius: ambientCelsius)
-        let segment = PhoneSegment(start: time, end: time + seconds, totalWatts: load + batteryHeat,
+        // The phone without the app: an idle CPU, the board awake only with the screen on; the
+        // battery's and charger's heat as they are (they depend little on the app's share).
+        let idleBoard = screenOn ? power.awakeWatts + power.screenWatts : power.sleepWatts
+        environmentInputs = (screenOn ? processor.idleSocWatts : 0, idleBoard + batteryHeat + chargerHeat)
+        environmentThermal.advance(seconds: seconds, socWatts: environmentInputs.soc, skinWatts: environmentInputs.skin,
+                                   ambientCelsius: ambientCelsius)
+        // What the phone consumes: its load and the cell's losses while it supplies it. Losses
+        // while charging are the charger's (paid from the wall, for energy stored).
+        let consumed = load + (battery.currentAmps > 0 ? batteryHeat : 0)
+        let segment = PhoneSegment(start: time, end: time + seconds, totalWatts: consumed,
                                    socWatts: soc, level: throttleLevel, busy: busy,
                                    socCelsius: thermal.socCelsius, skinCelsius: thermal.skinCelsius,
                                    batteryPercent: battery.stateOfChargePercent, batteryVolts: battery.terminalVolts,

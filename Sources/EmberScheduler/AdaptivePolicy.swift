@@ -9,9 +9,17 @@ import EmberCore
 ///   with short gaps; the OS's governor then settles on lower clocks, where a token costs less
 ///   energy (E ∝ V²). Gaps stay short, so the clocks never fall to the floor.
 /// - Heat: as the thermal headroom forecast rises, interactive replies slow toward reading speed
-///   on one thread, pausing only at the edge of SEVERE; background work waits for cool periods.
-/// - Battery: background work waits for the charger when the battery is low or battery saver is
-///   on, unless its deadline would be missed.
+///   on one thread; background work waits for cool periods. Heat is attributed: the policy
+///   compares the forecast with the environment's alone (the phone without its work) and holds
+///   nothing back for heat it does not cause. With the environment alone hot, interactive replies
+///   still run, at the lowest-power setting; only CRITICAL pauses them, briefly, re-checking; the
+///   app's own heat at the edge of SEVERE pauses a reply only while its reader is behind it.
+/// - No starvation: while the interactive request is held (paced or paused), background work
+///   urgent by its deadline, or waiting longer than `maximumWaitSeconds`, runs in the gaps.
+/// - Battery: background work does not wait for the charger. Waiting saves no energy — the work
+///   costs the same later, and the phone is awake for it either way — it only moves the drain,
+///   and work still waiting when the user stops is work not done. Low battery and battery saver
+///   pace interactive replies at reading speed; background work always runs at its low pace.
 /// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions.
 /// - Background replies are decoded together, up to `backgroundBatch` at a time: a decode step
 ///   reads every weight whatever the number of sequences, so a batch of four costs the memory
@@ -22,16 +30,32 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var interactiveTokensPerSecond = 30.0
         /// Interactive decode rate when hot: about reading speed.
         public var readingTokensPerSecond = 10.0
-        /// Background decode rate.
+        /// Background decode rate while the screen is off (steps per second; a batch step decodes
+        /// one token of each); with it on, `interactiveTokensPerSecond`.
         public var backgroundTokensPerSecond = 15.0
         /// Forecast headroom from which background work waits and interactive work slows.
         public var cautionHeadroom = 0.75
         /// Forecast headroom from which interactive work runs at reading speed on one thread.
         public var hotHeadroom = 0.88
-        /// Headroom (now) from which even interactive work pauses.
+        /// Headroom (now) from which interactive work pauses while its reader is behind, when the
+        /// heat is the app's own (the environment alone is below `pauseHeadroom − attributionMargin`).
         public var pauseHeadroom = 0.96
-        /// Background work waits for the charger below this battery level (or in battery saver).
-        public var deferBelowBatteryPercent = 30.0
+        /// How far below `pauseHeadroom` the environment alone must be for pausing to help.
+        public var attributionMargin = 0.04
+        /// A pause at CRITICAL lasts this long before the policy looks again.
+        public var criticalPauseSeconds = 2.0
+        /// The most an interactive request is paused at CRITICAL in all; then it runs at the
+        /// lowest-power setting.
+        public var maximumPauseSeconds = 10.0
+        /// Interactive prompts run at this fraction of the reference prompt speed when the
+        /// environment alone is hot (lower clocks; the OS picks them from the target duration).
+        public var hotPrefillSpeed = 0.5
+        /// How fast a person reads a streamed reply (`Reader.tokensPerSecond`). A reply ahead of
+        /// its reader can wait.
+        public var readerTokensPerSecond = Reader.tokensPerSecond
+        /// Aging: a background request waiting this long (half an hour) is no longer deferred for heat
+        /// or the charger; it runs at the background pace.
+        public var maximumWaitSeconds = 1800.0
         /// Remaining work is estimated × this before comparing with the deadline.
         public var deadlineSafetyFactor = 1.5
         /// Thread counts within this fraction of the fastest decode are equally good.
@@ -41,7 +65,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
         /// than a cool, racing runtime's first prompt, never slower than a warm one's.
         public var interactivePrefillSpeed = 0.75
-        /// Background prompts run at this fraction of the reference prompt speed (lower clocks).
+        /// Background prompts run at this fraction of the reference prompt speed (lower clocks)
+        /// while the screen is off (with it on, at `interactivePrefillSpeed`).
         public var backgroundPrefillSpeed = 0.35
         /// Longest background prompt step while the screen is on: an interactive request that
         /// arrives waits at most about this long.
@@ -59,6 +84,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
 
     /// Mean seconds per decoded token, by thread count.
     private var decodeSeconds: [Int: (total: Double, count: Int)] = [:]
+    /// Seconds of the latest single-sequence decode step, by thread count (as throttled now).
+    private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
     private var prefillRate: Double?
     /// Prompt tokens per second of the first, boosted chunk on the default threads.
@@ -67,6 +94,17 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private var calibrationStep = 0
     /// Earliest time of the next token, per request.
     private var nextTokenTime: [Int: Double] = [:]
+    /// When each interactive reply's first token was seen (the reader starts there).
+    private var firstTokenSeen: [Int: Double] = [:]
+    /// Seconds each interactive request was paused at CRITICAL.
+    private var pausedSeconds: [Int: Double] = [:]
+    /// When the policy last ran work (heat attribution on a real phone).
+    private var lastWorkTime = -Double.infinity
+    /// Forecast headroom observed after the CPU had been idle `settleSeconds`: the environment's
+    /// estimate when the platform does not give it.
+    private var settledIdleHeadroom: Double?
+    /// Idle seconds after which the observed headroom is taken as the environment's.
+    private let settleSeconds = 30.0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -80,6 +118,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         case .decode:
             // Thread counts are compared on single-sequence steps.
             guard outcome.tokens == 1 else { return }
+            latestDecodeSeconds[outcome.threads] = outcome.seconds
             var entry = decodeSeconds[outcome.threads] ?? (0, 0)
             entry.total += outcome.seconds
             entry.count += 1
@@ -93,24 +132,103 @@ public struct AdaptivePolicy: SchedulingPolicy {
     }
 
     public mutating func decide(_ context: SchedulingContext) -> SchedulingDecision {
+        let decision = choose(context)
+        switch decision {
+        case .run, .decodeBatch: lastWorkTime = context.time
+        case .idle: break
+        }
+        return decision
+    }
+
+    /// The forecast headroom the environment alone causes: the platform's figure, else the
+    /// headroom last observed after `settleSeconds` of idle CPU (never above the forecast now;
+    /// 0 — all heat the app's — before any such observation).
+    public mutating func environmentHeadroom(_ context: SchedulingContext) -> Double {
+        if let known = context.environmentHeadroom { return known }
+        if context.time - lastWorkTime >= settleSeconds { settledIdleHeadroom = context.forecastHeadroom }
+        return min(context.forecastHeadroom, settledIdleHeadroom ?? 0)
+    }
+
+    private mutating func choose(_ context: SchedulingContext) -> SchedulingDecision {
         let maximum = max(1, context.maximumThreads)
         let pending = Set(context.pending.map(\.id))
         nextTokenTime = nextTokenTime.filter { pending.contains($0.key) }
+        firstTokenSeen = firstTokenSeen.filter { pending.contains($0.key) }
+        pausedSeconds = pausedSeconds.filter { pending.contains($0.key) }
+        let environment = environmentHeadroom(context)
         let interactive = context.pending.filter { $0.requestClass == .interactive }
-        if let request = mostUrgent(interactive) {
-            return decideInteractive(request, context, maximum: maximum)
-        }
         let background = context.pending.filter { $0.requestClass == .background }
-        guard let request = mostUrgent(background) else { return .idle(until: .infinity, reason: .noWork) }
-        return decideBackground(request, context, maximum: maximum)
+        for reply in interactive where reply.generatedTokens > 0 && firstTokenSeen[reply.id] == nil {
+            firstTokenSeen[reply.id] = context.time
+        }
+        // A person waits for a first token; one reading a reply does not while the reply is ahead.
+        // So the prompt with the least left to process (the first token it brings is nearest) runs
+        // before replies ahead of their readers, and in their pacing gaps.
+        let prompt = interactive.filter { !$0.isPrefilled }.min { left, right in
+            let leftRemaining = left.promptTokens - left.prefilledTokens, rightRemaining = right.promptTokens - right.prefilledTokens
+            return leftRemaining != rightRemaining ? leftRemaining < rightRemaining : mostUrgent([left, right])?.id == left.id
+        }
+        let reply = mostUrgent(interactive.filter(\.isPrefilled))
+        var decision: SchedulingDecision
+        if let prompt, reply.map({ isAheadOfReader($0, context) }) ?? true {
+            decision = decideInteractive(prompt, context, maximum: maximum, environment: environment)
+        } else if let reply {
+            decision = decideInteractive(reply, context, maximum: maximum, environment: environment)
+            if case .idle = decision, let prompt {
+                decision = decideInteractive(prompt, context, maximum: maximum, environment: environment)
+            }
+        } else {
+            guard let request = mostUrgent(background) else { return .idle(until: .infinity, reason: .noWork) }
+            return decideBackground(request, context, maximum: maximum, environment: environment, force: false)
+        }
+        // A held interactive request never blocks background work that cannot wait longer.
+        guard case .idle(let until, let reason) = decision, let waiting = mostPressing(background, context) else { return decision }
+        if waiting.urgent {
+            return decideBackground(waiting.request, context, maximum: maximum, environment: environment, force: true)
+        }
+        return .idle(until: min(until, waiting.wake), reason: reason)
+    }
+
+    /// The background request that waits least willingly: one past its latest start or its
+    /// longest wait (urgent), else the one whose latest start or longest wait comes first.
+    private func mostPressing(_ background: [RequestSnapshot], _ context: SchedulingContext)
+        -> (request: RequestSnapshot, urgent: Bool, wake: Double)? {
+        var best: (request: RequestSnapshot, urgent: Bool, wake: Double)?
+        for request in urgencyOrder(background) {
+            let wake = min(latestStart(request, context), request.arrival + configuration.maximumWaitSeconds)
+            let urgent = slack(request, context) < 0 || isAged(request, context)
+            if urgent { return (request, true, context.time) }
+            if best == nil || wake < best!.wake { best = (request, false, wake) }
+        }
+        return best
+    }
+
+    /// Whether `request` has waited `maximumWaitSeconds` (aging: it is no longer deferred).
+    func isAged(_ request: RequestSnapshot, _ context: SchedulingContext) -> Bool {
+        context.time - request.arrival >= configuration.maximumWaitSeconds
     }
 
     private mutating func decideInteractive(_ request: RequestSnapshot, _ context: SchedulingContext,
-                                            maximum: Int) -> SchedulingDecision {
-        if !request.isPrefilled {
-            return prefill(request, context, maximum: maximum, speed: configuration.interactivePrefillSpeed)
+                                            maximum: Int, environment: Double) -> SchedulingDecision {
+        // Only CRITICAL (or worse) pauses interactive work, briefly (the policy looks again), and
+        // only while the app's own heat is part of it (pausing lets the phone cool) and the
+        // request has been held less than `maximumPauseSeconds` in all.
+        if context.thermalStatus >= .critical,
+           context.forecastHeadroom - environment > configuration.attributionMargin,
+           pausedSeconds[request.id, default: 0] < configuration.maximumPauseSeconds {
+            pausedSeconds[request.id, default: 0] += configuration.criticalPauseSeconds
+            return .idle(until: context.time + configuration.criticalPauseSeconds, reason: .thermalPause)
         }
-        if context.thermalHeadroom >= configuration.pauseHeadroom {
+        let environmentHot = environment >= configuration.hotHeadroom
+        if !request.isPrefilled {
+            return prefill(request, context, maximum: maximum,
+                           speed: environmentHot ? configuration.hotPrefillSpeed : configuration.interactivePrefillSpeed)
+        }
+        // The app's own heat at the edge of SEVERE: pause while the reader still has text to read
+        // (pausing helps only when the environment alone is clearly below the line).
+        if context.thermalHeadroom >= configuration.pauseHeadroom,
+           environment < configuration.pauseHeadroom - configuration.attributionMargin,
+           isAheadOfReader(request, context) {
             return .idle(until: context.time + 0.5, reason: .thermalPause)
         }
         if let threads = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: threads, hint: .none) }
@@ -120,16 +238,29 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let headroom = context.forecastHeadroom
         var rate = configuration.interactiveTokensPerSecond
         var threads = chosenThreads ?? maximum
-        if headroom >= configuration.hotHeadroom {
+        var hint = PerformanceHint.none
+        if environmentHot || headroom >= configuration.hotHeadroom {
+            // The lowest-power setting: one thread, reading pace, and a target duration of one
+            // token's gap so the OS picks the lowest clocks that keep that pace.
             rate = configuration.readingTokensPerSecond
-            threads = 1
+            hint = .target(seconds: 1 / rate)
+            // One thread, unless the throttled phone no longer keeps reading pace on one.
+            threads = (latestDecodeSeconds[1] ?? 0) > 0.8 / rate ? threads : 1
         } else if context.isPowerSaveMode {
             rate = configuration.readingTokensPerSecond
         } else if headroom >= configuration.cautionHeadroom {
             rate = (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond) / 2
         }
         nextTokenTime[request.id] = context.time + 1 / rate
-        return .run(id: request.id, threads: threads, hint: .none)
+        return .run(id: request.id, threads: threads, hint: hint)
+    }
+
+    /// Whether the reply's reader, reading from its first token at `readerTokensPerSecond`, has
+    /// not yet reached its last token.
+    private func isAheadOfReader(_ request: RequestSnapshot, _ context: SchedulingContext) -> Bool {
+        guard let first = firstTokenSeen[request.id] else { return false }
+        let read = (context.time - first) * configuration.readerTokensPerSecond
+        return Double(request.generatedTokens) > read + 1
     }
 
     /// A prompt chunk. The first one ever runs on the default threads with a boost and sets the
@@ -149,24 +280,25 @@ public struct AdaptivePolicy: SchedulingPolicy {
         return .run(id: request.id, threads: threads, hint: .target(seconds: Double(chunk) / (reference * speed)), chunk: chunk)
     }
 
+    /// The next step of background work, `request` the most urgent. `force` (the request waits
+    /// no longer: past its latest start or its longest wait) skips the deferrals.
     private mutating func decideBackground(_ request: RequestSnapshot, _ context: SchedulingContext,
-                                           maximum: Int) -> SchedulingDecision {
+                                           maximum: Int, environment: Double, force: Bool) -> SchedulingDecision {
         // Paced background decoding needs little bandwidth: one core is enough and costs least.
         let threads = 1
         let slack = self.slack(request, context)
         let urgent = slack < 0
-        if !urgent {
-            if context.forecastHeadroom >= configuration.cautionHeadroom {
-                return .idle(until: min(context.time + configuration.deferralSeconds, latestStart(request, context)),
-                              reason: .thermalDeferral)
-            }
-            if !context.isCharging && (context.isPowerSaveMode || context.batteryPercent < configuration.deferBelowBatteryPercent) {
-                return .idle(until: min(context.time + configuration.deferralSeconds * 6, latestStart(request, context)),
-                             reason: .batteryDeferral)
+        if !urgent && !force && !isAged(request, context) {
+            let wake = min(latestStart(request, context), request.arrival + configuration.maximumWaitSeconds)
+            // Waiting for a cooler phone helps only when the heat is the app's: with the
+            // environment alone warm, the phone would not cool, and the work runs paced instead.
+            if context.forecastHeadroom >= configuration.cautionHeadroom,
+               environment < configuration.cautionHeadroom - configuration.attributionMargin {
+                return .idle(until: min(context.time + configuration.deferralSeconds, wake), reason: .thermalDeferral)
             }
         }
         if !request.isPrefilled {
-            return prefill(request, context, maximum: maximum, speed: urgent ? 1 : configuration.backgroundPrefillSpeed)
+            return prefill(request, context, maximum: maximum, speed: urgent ? 1 : backgroundPace(context).prefill)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
         if urgent { return .run(id: request.id, threads: maximum, hint: .none) }
@@ -175,16 +307,28 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
         let batch = urgencyOrder(context.pending.filter { $0.requestClass == .background }).prefix(limit)
         if let waiting = batch.first(where: { !$0.isPrefilled }), self.slack(waiting, context) >= 0 {
-            return prefill(waiting, context, maximum: maximum, speed: configuration.backgroundPrefillSpeed)
+            return prefill(waiting, context, maximum: maximum, speed: backgroundPace(context).prefill)
         }
         let ready = batch.filter(\.isPrefilled)
         let due = ready.compactMap { nextTokenTime[$0.id] }.max() ?? -.infinity
         if context.time < due - 1e-9 {
             return .idle(until: due, reason: .pacing)
         }
-        for member in ready { nextTokenTime[member.id] = context.time + 1 / configuration.backgroundTokensPerSecond }
+        for member in ready { nextTokenTime[member.id] = context.time + 1 / backgroundPace(context).decode }
         if ready.count == 1 { return .run(id: request.id, threads: threads, hint: .none) }
         return .decodeBatch(ids: ready.map(\.id), threads: threads, hint: .none)
+    }
+
+    /// The pace of background work: prompt speed (fraction of the reference) and decode steps per
+    /// second. With the screen on, the phone's fixed power (display and awake board, about 1 W —
+    /// ../shared/research/power-thermal.md §5: race-to-idle wins when fixed power dominates) is
+    /// spent whether or not the work runs, and work left when the person stops is work not done:
+    /// background work runs at the interactive pace. With the screen off the phone sleeps between
+    /// steps, and the low pace (lower clocks, E ∝ V²) costs least.
+    private func backgroundPace(_ context: SchedulingContext) -> (prefill: Double, decode: Double) {
+        context.isScreenOn
+            ? (configuration.interactivePrefillSpeed, configuration.interactiveTokensPerSecond)
+            : (configuration.backgroundPrefillSpeed, configuration.backgroundTokensPerSecond)
     }
 
     /// During calibration, the thread count of the next decode step; nil once chosen.

@@ -69,6 +69,13 @@ public protocol ExecutionPlatform: ThermalSource, PowerSource {
     func idleSeconds(until: Double) -> Double
     /// Leaves the CPU idle for up to `seconds`.
     mutating func idle(seconds: Double, reason: IdleReason)
+    /// Forecast headroom without the app's work (`SchedulingContext.environmentHeadroom`), when
+    /// the platform can tell; nil (the default) on a real phone.
+    var environmentHeadroom: Double? { get }
+}
+
+extension ExecutionPlatform {
+    public var environmentHeadroom: Double? { nil }
 }
 
 /// What the executor reports while it carries out decisions, in order.
@@ -193,6 +200,7 @@ public struct RequestExecutor<Engine: ExecutionEngine, Platform: ExecutionPlatfo
                                         prefillChunkTokens: prefillChunkTokens)
         context.isScreenOn = platform.isScreenOn
         context.maximumDecodeBatch = maximumDecodeBatch
+        context.environmentHeadroom = platform.environmentHeadroom
         switch policy.decide(context) {
         case .idle(let until, let reason):
             let seconds = platform.idleSeconds(until: until)

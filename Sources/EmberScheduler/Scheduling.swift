@@ -62,6 +62,11 @@ public struct SchedulingContext: Sendable {
     /// Most sequences the engine can decode in one step (KV caches it can hold at once within the
     /// memory budget); 1 turns batched decoding off.
     public var maximumDecodeBatch = 1
+    /// Forecast headroom of the phone without this app's work — what the environment alone
+    /// (ambient, screen, charger, other apps) causes — when the platform can tell: the simulator
+    /// from its device model. Nil on a real phone: the policy then estimates it from the headroom
+    /// it observes after idle stretches.
+    public var environmentHeadroom: Double?
 
     public init(time: Double, pending: [RequestSnapshot], thermalStatus: ThermalStatus, thermalHeadroom: Double,
                 forecastHeadroom: Double, batteryPercent: Double, isCharging: Bool, isPowerSaveMode: Bool,
@@ -91,6 +96,20 @@ public struct SchedulingContext: Sendable {
     }
 }
 
+/// The person reading a streamed reply.
+public enum Reader {
+    /// How fast a person reads: 238 words a minute (Brysbaert 2019, "How many words do we read per
+    /// minute?", J. Memory and Language 109: adults' silent reading of non-fiction) at about 1.4
+    /// tokens a word (100 tokens ≈ 60–80 English words, Gemini API token docs) ≈ 5.7 tokens/s.
+    public static let tokensPerSecond = 5.7
+
+    /// When a reader who starts at `firstToken` has read a reply of `tokens` that ended at
+    /// `lastToken`: the later of its last token and its length at reading speed.
+    public static func finishedReading(firstToken: Double, lastToken: Double, tokens: Int) -> Double {
+        max(lastToken, firstToken + Double(tokens) / tokensPerSecond)
+    }
+}
+
 /// Why the scheduler left the CPU idle.
 public enum IdleReason: String, Sendable, Codable, Equatable, CaseIterable {
     /// Nothing to do.
@@ -101,7 +120,8 @@ public enum IdleReason: String, Sendable, Codable, Equatable, CaseIterable {
     case thermalDeferral = "thermal_deferral"
     /// Background work waits for the charger (battery low or battery saver on).
     case batteryDeferral = "battery_deferral"
-    /// Even interactive work pauses briefly: the phone is about to reach SEVERE.
+    /// Even interactive work pauses briefly: the phone is at CRITICAL, or the app's own heat is
+    /// about to take it to SEVERE while the reader still has text to read.
     case thermalPause = "thermal_pause"
 }
 

@@ -60,6 +60,9 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var untilSeconds: Double?
         public var backToBack: Bool?
         public var thinkSeconds: Double?
+        /// Whether a person reads each back-to-back chat reply before thinking of the next
+        /// question (default true); false for a client that asks at once (a benchmark).
+        public var reads: Bool?
         // summarize
         public var notes: Int?
         // plug
@@ -88,6 +91,7 @@ public struct Scenario: Codable, Sendable, Equatable {
             case untilSeconds = "until_s"
             case backToBack = "back_to_back"
             case thinkSeconds = "think_s"
+            case reads
             case chargerWatts = "charger_w"
         }
 
@@ -112,6 +116,7 @@ public struct Scenario: Codable, Sendable, Equatable {
             untilSeconds = try container.decodeIfPresent(Double.self, forKey: .untilSeconds)
             backToBack = try container.decodeIfPresent(Bool.self, forKey: .backToBack)
             thinkSeconds = try container.decodeIfPresent(Double.self, forKey: .thinkSeconds)
+            reads = try container.decodeIfPresent(Bool.self, forKey: .reads)
             notes = try container.decodeIfPresent(Int.self, forKey: .notes)
             chargerWatts = try container.decodeIfPresent(Double.self, forKey: .chargerWatts)
             celsius = try container.decodeIfPresent(Double.self, forKey: .celsius)
@@ -158,7 +163,7 @@ struct AnyKey: CodingKey {
 extension Scenario.Event.CodingKeys {
     static let allStringValues = ["type", "label", "prompt", "count", "notes", "celsius", "on", "level", "priority", "at_s",
                                   "prompt_tokens", "response_tokens", "max_tokens", "deadline_s", "repeat_every_s", "until_s",
-                                  "back_to_back", "think_s", "charger_w"]
+                                  "back_to_back", "think_s", "charger_w", "reads"]
 }
 
 extension Scenario {

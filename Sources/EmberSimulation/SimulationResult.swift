@@ -31,6 +31,25 @@ public struct SimulationResult {
     public var mode = "cost-model"
     /// Host seconds the run took.
     public var wallSeconds = 0.0
+    /// Seconds at or above SEVERE of the same scenario without requests (nil: not simulated).
+    public var idleSevereSeconds: Double?
+
+    /// Seconds at or above SEVERE beyond those the phone spends there without the app's work.
+    public var severeSecondsAboveIdle: Double {
+        max(0, recorder.secondsAtOrAboveSevere - (idleSevereSeconds ?? 0))
+    }
+
+    /// Whole-phone energy (SoC, screen, board, battery losses) per completed request; 0 when none completed.
+    public var joulesPerCompletedRequest: Double {
+        let done = completed.count
+        return done > 0 ? recorder.energyJoules / Double(done) : 0
+    }
+
+    /// Battery percent used per completed request (negative when the charger added more); 0 when none completed.
+    public var batteryPercentPerCompletedRequest: Double {
+        let done = completed.count
+        return done > 0 ? (batteryStartPercent - batteryEndPercent) / Double(done) : 0
+    }
 
     public var tokensGenerated: Int { requests.reduce(0) { $0 + $1.generatedTokens } }
     public var completed: [SimulatedRequest] { requests.filter(\.isFinished) }
@@ -78,6 +97,10 @@ public struct SimulationResult {
             ("deferred_s", .number((idleSeconds[.thermalDeferral] ?? 0) + (idleSeconds[.batteryDeferral] ?? 0), 1)),
             ("thermal_pause_s", .number(idleSeconds[.thermalPause] ?? 0, 1)),
             ("shutdown", .string(shutdownReason ?? "none")),
+            ("idle_severe_s", .number(idleSevereSeconds ?? 0, 1)),
+            ("severe_s_above_idle", .number(severeSecondsAboveIdle, 1)),
+            ("energy_j_per_request", .number(joulesPerCompletedRequest, 2)),
+            ("battery_pct_per_request", .number(batteryPercentPerCompletedRequest, 4)),
             ("wall_s", .number(wallSeconds, 2)),
         ]
     }

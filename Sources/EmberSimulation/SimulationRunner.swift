@@ -13,6 +13,10 @@ public struct SimulationRunner {
     public var sampleInterval = 1.0
     /// Most requests the engine decodes in one step (the KV caches it may hold at once), 1…64.
     public var maximumDecodeBatch = 4
+    /// Prompt tokens one prefill step processes at most: the model's batch size, at most 128.
+    public var prefillChunkTokens: Int { max(1, min(workload.batchSize, 128)) }
+    /// Whether `run` also simulates the scenario without requests, for `severe_s_above_idle`.
+    public var idleBaseline = true
 
     /// The finest timeline: the simulator's time resolution.
     public static let minimumSampleInterval = 0.01
@@ -71,6 +75,26 @@ public struct SimulationRunner {
     /// energy counted, its tokens not), or earlier when the phone shuts down.
     public func run(policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
                     onToken: (SimulatedRequest, String) -> Void = { _, _ in }) throws -> SimulationResult {
+        var result = try simulate(scenario, policy: &policy, engine: &engine, onToken: onToken)
+        if idleBaseline {
+            result.idleSevereSeconds = try idleSevereSeconds()
+        }
+        return result
+    }
+
+    /// Seconds at or above SEVERE of the same scenario with no requests: the phone in the same
+    /// ambient, screen, charger and battery story, the app doing nothing (`severe_s_above_idle`
+    /// counts the seconds beyond these).
+    public func idleSevereSeconds() throws -> Double {
+        var idle = scenario
+        idle.events = scenario.events.filter { !$0.isRequest }
+        var policy = RacePolicy()
+        var engine = CostModelEngine()
+        return try simulate(idle, policy: &policy, engine: &engine, onToken: { _, _ in }).recorder.secondsAtOrAboveSevere
+    }
+
+    private func simulate(_ scenario: Scenario, policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
+                          onToken: (SimulatedRequest, String) -> Void) throws -> SimulationResult {
         try validate()
         let start = scenario.start
         var phone = SimulatedPhone(profile: profile, ambientCelsius: start.ambientCelsius,
@@ -82,7 +106,7 @@ public struct SimulationRunner {
         let duration = scenario.durationSeconds
         let platform = SimulatedPlatform(phone: phone, workload: workload, maximumThreads: profile.cpu.defaultThreads,
                                          availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores }, duration: duration)
-        var executor = RequestExecutor(engine: engine, platform: platform, prefillChunkTokens: max(1, min(workload.batchSize, 128)),
+        var executor = RequestExecutor(engine: engine, platform: platform, prefillChunkTokens: prefillChunkTokens,
                                        maximumDecodeBatch: maximumDecodeBatch)
         defer { engine = executor.engine }
         var schedule = EventSchedule(scenario: scenario)
@@ -207,6 +231,7 @@ struct SimulatedPlatform: ExecutionPlatform {
     var batteryPercent: Double { phone.batteryPercent }
     var isCharging: Bool { phone.isCharging }
     var isPowerSaveMode: Bool { phone.isPowerSaveMode }
+    var environmentHeadroom: Double? { phone.environmentHeadroom(forecastSeconds: 30) }
 
     /// Charges the step to the phone, up to the scenario's end: a step still running then is cut
     /// (nil; its energy counted).
@@ -299,12 +324,19 @@ struct EventSchedule {
         return .request(request)
     }
 
-    /// Schedules the next back-to-back repeat of the finished request's event.
+    /// Schedules the next back-to-back repeat of the finished request's event: `think_s` after the
+    /// person has read a chat reply (`Reader.finishedReading`: the later of its last token and its
+    /// first token plus its length at reading speed), or after other work finished (or a chat
+    /// whose event has `reads: false`).
     mutating func finished(_ request: SimulatedRequest, at time: Double) {
         let event = scenario.events[request.eventIndex]
         guard event.backToBack == true else { return }
         let done = request.occurrence + 1
-        let nextTime = time + (event.thinkSeconds ?? 0)
+        var read = time
+        if request.kind == .chat, event.reads != false, let first = request.firstTokenTime {
+            read = Reader.finishedReading(firstToken: first, lastToken: time, tokens: request.generatedTokens)
+        }
+        let nextTime = read + (event.thinkSeconds ?? 0)
         if let count = event.count, done >= count { return }
         if nextTime > (event.untilSeconds ?? scenario.durationSeconds) { return }
         queue.append(Pending(time: nextTime, eventIndex: request.eventIndex, occurrence: done))

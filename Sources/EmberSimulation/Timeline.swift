@@ -41,6 +41,8 @@ public final class TimelineRecorder {
     public private(set) var throttledSeconds = 0.0
     public private(set) var peakSkinCelsius = -Double.infinity
     public private(set) var peakSocCelsius = -Double.infinity
+    /// Stretches of time at or above CRITICAL, in order (adjacent ones merged).
+    public private(set) var criticalSpans: [ClosedRange<Double>] = []
 
     private var binStart = 0.0
     private var binEnergy = 0.0
@@ -68,6 +70,13 @@ public final class TimelineRecorder {
             start = end
             last = segment
             if end >= binEnd - 1e-12 { closeBin() }
+        }
+        if segment.status >= .critical {
+            if let last = criticalSpans.last, last.upperBound >= segment.start - 1e-9 {
+                criticalSpans[criticalSpans.count - 1] = last.lowerBound...segment.end
+            } else {
+                criticalSpans.append(segment.start...segment.end)
+            }
         }
         peakSkinCelsius = max(peakSkinCelsius, segment.skinCelsius)
         peakSocCelsius = max(peakSocCelsius, segment.socCelsius)

@@ -125,6 +125,59 @@ import Testing
     }
 }
 
+/// Charging by battery temperature (JEITA-style windows) and the phone's idle twin.
+@Suite struct ChargingAndEnvironmentTests {
+    @Test func chargingWindowsFollowTheBatteryTemperature() {
+        #expect(ChargingWindow.at(celsius: -5).currentFraction == 0)
+        #expect(ChargingWindow.at(celsius: 5) == ChargingWindow(currentFraction: 0.5, regulationVolts: 4.1))
+        #expect(ChargingWindow.at(celsius: 25).currentFraction == 1)
+        #expect(ChargingWindow.at(celsius: 47) == ChargingWindow(currentFraction: 0.5, regulationVolts: 4.15))
+        #expect(ChargingWindow.at(celsius: 50).currentFraction == 0)
+    }
+
+    @Test func theChargerDeliversWhatTheCellAcceptsAtItsTemperature() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        let half = BatteryModel(profile: profile.battery, stateOfChargePercent: 40)
+        #expect(half.chargerInputWatts(ratedWatts: 20, batteryCelsius: 25) == 20)
+        #expect(half.chargerInputWatts(ratedWatts: 20, batteryCelsius: 5) == 10)
+        #expect(half.chargerInputWatts(ratedWatts: 20, batteryCelsius: 47) == 10)
+        #expect(half.chargerInputWatts(ratedWatts: 20, batteryCelsius: 55) == 0)
+        #expect(half.chargerInputWatts(ratedWatts: 20, batteryCelsius: -2) == 0)
+        // Warm: charging ends at the lowered regulation voltage (4.15 V is about 90 % on this curve).
+        let nearlyFull = BatteryModel(profile: profile.battery, stateOfChargePercent: 97)
+        #expect(nearlyFull.openCircuitVolts >= 4.15)
+        #expect(nearlyFull.chargerInputWatts(ratedWatts: 20, batteryCelsius: 47) == 0)
+        #expect(nearlyFull.chargerInputWatts(ratedWatts: 20, batteryCelsius: 25) > 0)
+    }
+
+    @Test func aHotCarStopsChargingAndTheChargerHeatsThePhone() throws {
+        let profile = try DeviceSupport.profile("low-end-android")
+        // A car mount on a hot day: 52 °C skin, charging, screen on, the app idle.
+        var hot = SimulatedPhone(profile: profile, ambientCelsius: 50, socCelsius: 53, skinCelsius: 52, batteryPercent: 55,
+                                 pluggedIn: true)
+        hot.idle(seconds: 600)
+        #expect(hot.batteryPercent <= 55, "no charging above 50 °C: \(hot.batteryPercent) %")
+        // Indoors the same phone charges, and the charger's losses warm it above the unplugged phone.
+        var indoors = SimulatedPhone(profile: profile, ambientCelsius: 22, socCelsius: 30, skinCelsius: 30, batteryPercent: 55,
+                                     pluggedIn: true)
+        var unplugged = SimulatedPhone(profile: profile, ambientCelsius: 22, socCelsius: 30, skinCelsius: 30, batteryPercent: 55)
+        indoors.idle(seconds: 600)
+        unplugged.idle(seconds: 600)
+        #expect(indoors.batteryPercent > 56)
+        #expect(indoors.thermal.skinCelsius > unplugged.thermal.skinCelsius)
+    }
+
+    @Test func theIdleTwinSeparatesTheAppsHeatFromTheEnvironments() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var phone = SimulatedPhone(profile: profile, ambientCelsius: 30, socCelsius: 32, skinCelsius: 32, batteryPercent: 80)
+        phone.idle(seconds: 60)
+        #expect(abs(phone.thermalHeadroom(forecastSeconds: 0) - phone.environmentHeadroom()) < 1e-9)
+        for position in 0..<2000 { phone.perform(DeviceSupport.oneBillionQ4.decodeCost(position: position), threads: 4) }
+        #expect(phone.thermalHeadroom(forecastSeconds: 0) > phone.environmentHeadroom() + 0.05)
+        #expect(phone.environmentStatus <= phone.thermalStatus)
+    }
+}
+
 @Suite struct ProfileErrorTests {
     func write(_ text: String) throws -> String {
         let path = NSTemporaryDirectory() + "ember-profile-\(UUID().uuidString).json"

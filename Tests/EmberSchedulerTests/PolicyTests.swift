@@ -94,31 +94,143 @@ extension AdaptivePolicy {
         #expect(policy.decide(context(start + interval, [chatDecoding])) == .run(id: 1, threads: 2, hint: .none))
     }
 
-    @Test func heatSlowsInteractiveWorkToReadingSpeedOnOneThreadThenPauses() {
+    @Test func heatSlowsInteractiveWorkToReadingSpeedOnOneThreadThenPausesWhileAheadOfTheReader() {
         var policy = calibratedAdaptive()
         let hot = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.85, headroomForecast: 0.92)
-        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .none))
         let reading = 1 / policy.configuration.readingTokensPerSecond
+        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
         #expect(policy.decide(context(20.01, [chatDecoding], hot)) == .idle(until: 20 + reading, reason: .pacing))
+        // The app's own heat at the edge of SEVERE (the environment, seen before any work, was
+        // cool): the reply pauses while it is ahead of its reader…
         let edge = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.97, headroomForecast: 1.0)
-        #expect(policy.decide(context(30, [chatDecoding], edge)) == .idle(until: 30.5, reason: .thermalPause))
+        let ahead = RequestSnapshot(id: 7, requestClass: .interactive, priority: 10, arrival: 20.5, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
+        #expect(policy.decide(context(21, [ahead], edge)) == .idle(until: 21.5, reason: .thermalPause))
+        // …and runs, at the lowest power, once the reader has caught up.
+        #expect(policy.decide(context(40, [ahead], edge)) == .run(id: 7, threads: 1, hint: .target(seconds: reading)))
     }
 
-    @Test func backgroundWorkWaitsForCoolAndForTheChargerUnlessItsDeadlineIsNear() {
+    @Test func environmentCausedSevereStillServesInteractiveAtTheLowestPower() {
         var policy = calibratedAdaptive()
-        let warm = ScriptedPlatform(thermalStatus: .light, headroomNow: 0.7, headroomForecast: 0.8)
-        #expect(policy.decide(context(100, [noteDecoding], warm)) == .idle(until: 110, reason: .thermalDeferral))
-        let low = ScriptedPlatform(batteryPercent: 20)
-        guard case .idle(_, .batteryDeferral) = policy.decide(context(100, [noteDecoding], low)) else {
-            Issue.record("expected a battery deferral")
+        // A car mount on a hot day: the idle phone alone is past SEVERE.
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        var decoding = context(100, [chatDecoding], hotCar)
+        decoding.environmentHeadroom = 1.08
+        let reading = 1 / policy.configuration.readingTokensPerSecond
+        #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
+        // A new question's prompt is processed too, with a target duration (low clocks).
+        var prompt = context(101, [chat], hotCar)
+        prompt.environmentHeadroom = 1.08
+        guard case .run(1, _, .target, _) = policy.decide(prompt) else {
+            Issue.record("expected the prompt to run with a target duration")
             return
         }
-        var charging = low
-        charging.isCharging = true
-        #expect(policy.decide(context(100, [noteDecoding], charging)) == .run(id: 2, threads: 1, hint: .none))
+    }
+
+    @Test func environmentHeatIsEstimatedFromIdleHeadroomOnARealPhone() {
+        // No environment figure from the platform: the headroom seen after 30 s idle stands for it.
+        var policy = calibratedAdaptive()
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.1)
+        #expect(policy.decide(context(200, [], hotCar)) == .idle(until: .infinity, reason: .noWork))
+        let ahead = RequestSnapshot(id: 7, requestClass: .interactive, priority: 10, arrival: 200.5, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
+        // Were the heat the app's, a reply ahead of its reader would pause; it is the car's.
+        guard case .run(7, 1, _, _) = policy.decide(context(201, [ahead], hotCar)) else {
+            Issue.record("expected the reply to run at the lowest power")
+            return
+        }
+    }
+
+    @Test func criticalPausesInteractiveBrieflyThenResumes() {
+        var policy = calibratedAdaptive()
+        let critical = ScriptedPlatform(thermalStatus: .critical, headroomNow: 1.3, headroomForecast: 1.3)
+        var paused = context(100, [chatDecoding], critical)
+        paused.environmentHeadroom = 1.25
+        let pause = policy.configuration.criticalPauseSeconds
+        #expect(policy.decide(paused) == .idle(until: 100 + pause, reason: .thermalPause))
+        // Re-checked after the pause: back to SEVERE, the reply resumes at the lowest power.
+        let severe = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.1)
+        var resumed = context(100 + pause, [chatDecoding], severe)
+        resumed.environmentHeadroom = 1.05
+        guard case .run(1, 1, .target, _) = policy.decide(resumed) else {
+            Issue.record("expected the reply to resume")
+            return
+        }
+        // Held `maximumPauseSeconds` in all, a reply runs at the lowest power even at CRITICAL.
+        var stuck = calibratedAdaptive()
+        var time = 100.0
+        while case .idle = stuck.decide(paused), time < 200 {
+            time += pause
+            paused.time = time
+        }
+        #expect(time - 100 <= stuck.configuration.maximumPauseSeconds + pause)
+    }
+
+    @Test func urgentBackgroundWorkRunsBehindAHeldInteractiveRequest() {
+        var policy = calibratedAdaptive()
+        let critical = ScriptedPlatform(thermalStatus: .critical, headroomNow: 1.3, headroomForecast: 1.3)
+        // The note's deadline no longer allows waiting: it runs while the chat is paused.
+        func held(_ time: Double) -> SchedulingContext {
+            var result = context(time, [chatDecoding, noteDecoding], critical)
+            result.environmentHeadroom = 1.0  // the app's heat took the phone from SEVERE to CRITICAL
+            return result
+        }
+        let nearDeadline = 3600 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
+        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 4, hint: .none))
+        // Not yet urgent: the chat's pause ends no later than the note's latest start.
+        guard case .idle(let until, .thermalPause) = policy.decide(held(100)) else {
+            Issue.record("expected the chat's pause")
+            return
+        }
+        #expect(until <= 100 + policy.configuration.criticalPauseSeconds)
+        // Aging: a note without a deadline that has waited `maximumWaitSeconds` runs in a pacing gap.
+        let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
+                                      generatedTokens: 1, maxTokens: 80)
+        let late = policy.configuration.maximumWaitSeconds + 1
+        #expect(policy.decide(context(late, [chatDecoding, undated])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
+    }
+
+    @Test func backgroundWorkWaitsForCoolOnlyWhenTheHeatIsItsOwnAndNotForTheCharger() {
+        var policy = calibratedAdaptive()
+        let warm = ScriptedPlatform(thermalStatus: .light, headroomNow: 0.7, headroomForecast: 0.8)
+        // The warmth is the app's (the phone alone would be at 0.5): waiting lets it cool.
+        var ownHeat = context(100, [noteDecoding], warm)
+        ownHeat.environmentHeadroom = 0.5
+        #expect(policy.decide(ownHeat) == .idle(until: 110, reason: .thermalDeferral))
+        // The warmth is the environment's: waiting would not cool the phone, the note runs paced.
+        var environmentHeat = ownHeat
+        environmentHeat.environmentHeadroom = 0.8
+        #expect(policy.decide(environmentHeat) == .run(id: 2, threads: 1, hint: .none))
+        // Low battery: the note does not wait for the charger (waiting saves no energy), screen on or off.
+        let low = ScriptedPlatform(batteryPercent: 12, isPowerSaveMode: true)
+        var screenOff = context(200, [noteDecoding], low)
+        screenOff.isScreenOn = false
+        #expect(policy.decide(screenOff) == .run(id: 2, threads: 1, hint: .none))
+        #expect(policy.decide(context(300, [noteDecoding], low)) == .run(id: 2, threads: 1, hint: .none))
         // 79 tokens at the background pace, × the safety factor, no longer fit before the deadline.
         let nearDeadline = 3600 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
-        #expect(policy.decide(context(nearDeadline, [noteDecoding], warm)) == .run(id: 2, threads: 4, hint: .none))
+        var late = context(nearDeadline, [noteDecoding], warm)
+        late.environmentHeadroom = 0.5
+        #expect(policy.decide(late) == .run(id: 2, threads: 4, hint: .none))
+    }
+
+    @Test func aShortQuestionGoesBeforeALongPromptAndARepliesAheadOfItsReader() {
+        var policy = calibratedAdaptive()
+        let document = RequestSnapshot(id: 5, requestClass: .interactive, priority: 10, arrival: 100, promptTokens: 3000,
+                                       prefilledTokens: 512, maxTokens: 100)
+        let question = RequestSnapshot(id: 6, requestClass: .interactive, priority: 10, arrival: 101, promptTokens: 40, maxTokens: 100)
+        guard case .run(6, _, _, _) = policy.decide(context(101, [document, question])) else {
+            Issue.record("expected the short question's prompt first")
+            return
+        }
+        // A reply ahead of its reader lets a waiting prompt go first.
+        let ahead = RequestSnapshot(id: 7, requestClass: .interactive, priority: 10, arrival: 99, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 30, maxTokens: 100)
+        guard case .run(5, _, _, _) = policy.decide(context(102, [ahead, document])) else {
+            Issue.record("expected the waiting prompt before the reply ahead of its reader")
+            return
+        }
     }
 
     @Test func interactiveWorkPreemptsBackground() {

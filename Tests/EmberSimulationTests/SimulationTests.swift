@@ -342,3 +342,57 @@ enum SimulationSupport {
         }
     }
 }
+
+/// The scenario generator of `ember sim fuzz`, the property checks, and the reader.
+@Suite struct FuzzAndReaderTests {
+    @Test func generatedScenariosAreValidAndAFunctionOfTheirSeed() throws {
+        let generator = ScenarioGenerator()
+        var types = Set<Scenario.Event.Kind>()
+        for seed in UInt64(1)...200 {
+            let scenario = generator.scenario(seed: seed)
+            try scenario.validate(file: "seed \(seed)")
+            #expect(scenario == generator.scenario(seed: seed))
+            #expect((-10...45).contains(scenario.start.ambientCelsius) && (5...100).contains(scenario.start.batteryPercent))
+            types.formUnion(scenario.events.map(\.type))
+        }
+        #expect(types == Set(Scenario.Event.Kind.allCases), "every event type is drawn")
+        #expect(generator.scenario(seed: 1) != generator.scenario(seed: 2))
+    }
+
+    @Test func aRunHoldsEveryPropertyAgainstItselfAndAShutdownFailsOne() throws {
+        let profile = try SimulationSupport.profile("low-end-android")
+        let scenario = ScenarioGenerator().scenario(seed: 7)
+        let runner = SimulationRunner(profile: profile, scenario: scenario, workload: SimulationSupport.workload)
+        var race = RacePolicy()
+        var engine = CostModelEngine()
+        let result = try runner.run(policy: &race, engine: &engine)
+        let failures = PolicyProperty.failures(race: result, adaptive: result, profile: profile,
+                                               prefillChunkTokens: runner.prefillChunkTokens)
+        #expect(failures[.deadlines] == nil && failures[.severe] == nil && failures[.energyPerRequest] == nil
+                && failures[.shutdown] == nil)
+        // A phone that browns out: the same scenario from an empty battery.
+        var empty = scenario
+        empty.start.batteryPercent = 0
+        empty.start.pluggedIn = false
+        empty.events.removeAll { $0.type == .plug }
+        var emptyRace = RacePolicy()
+        let browned = try SimulationRunner(profile: profile, scenario: empty, workload: SimulationSupport.workload).run(policy: &emptyRace, engine: &engine)
+        #expect(browned.shutdownReason != nil)
+        #expect(PolicyProperty.failures(race: result, adaptive: browned, profile: profile,
+                                        prefillChunkTokens: runner.prefillChunkTokens)[.shutdown] != nil)
+    }
+
+    @Test func theNextQuestionComesAfterTheReplyWasRead() throws {
+        let scenario = try SimulationSupport.scenario(json: """
+            {"name": "reader", "description": "", "duration_s": 600, "start": {"battery_pct": 80, "ambient_c": 22},
+             "events": [{"at_s": 0, "type": "chat", "prompt_tokens": 20, "response_tokens": 114, "back_to_back": true,
+                         "think_s": 5, "count": 2}]}
+            """)
+        let result = try SimulationSupport.run(scenario)
+        let first = result.requests[0], second = result.requests[1]
+        // 114 tokens at 5.7 tokens/s take 20 s to read, longer than the reply takes to stream.
+        let read = Reader.finishedReading(firstToken: first.firstTokenTime!, lastToken: first.finishedTime!, tokens: 114)
+        #expect(abs(read - (first.firstTokenTime! + 20)) < 1e-6)
+        #expect(abs(second.arrival - (read + 5)) < 1e-6)
+    }
+}

@@ -1,0 +1,88 @@
+import EmberCore
+import EmberDevice
+
+/// What adaptive must hold against race on any scenario (`ember sim fuzz`, issue 20).
+public enum PolicyProperty: String, CaseIterable, Sendable {
+    /// Every interactive request's first token within 2 s of arrival plus its prompt's processing
+    /// time at the lowest clocks — or, when race is late too (more work than the phone can do),
+    /// no later than 1.1 × race's time to first token — unless the phone was at CRITICAL.
+    case firstToken = "first_token"
+    /// No deadline missed that race meets.
+    case deadlines
+    /// `severe_s_above_idle` at most race's, and 0 wherever race's is 0.
+    case severe
+    /// Whole-phone energy per completed request at most race's.
+    case energyPerRequest = "energy_per_request"
+    /// No shutdown or brown-out that race avoids.
+    case shutdown
+
+    /// Adaptive's failures of each property against race on one run pair, with a reason each
+    /// (an empty dictionary: every property holds).
+    public static func failures(race: SimulationResult, adaptive: SimulationResult, profile: DeviceProfile,
+                                prefillChunkTokens: Int) -> [PolicyProperty: String] {
+        var failures: [PolicyProperty: String] = [:]
+        if let late = lateFirstToken(race: race, adaptive: adaptive, profile: profile, prefillChunkTokens: prefillChunkTokens) {
+            failures[.firstToken] = late
+        }
+        let raceMet = Set(race.requests.filter { $0.deadline != nil && !$0.missedDeadline }.map(\.label))
+        let end = adaptive.simulatedSeconds
+        if let missed = adaptive.requests.first(where: {
+            $0.deadline != nil && $0.missedDeadline && ($0.isFinished || $0.deadline! <= end) && raceMet.contains($0.label)
+        }) {
+            failures[.deadlines] = "\(missed.label) missed its deadline at \(format(missed.deadline!, 1)) s; race met it"
+        }
+        let severeRace = race.severeSecondsAboveIdle, severeAdaptive = adaptive.severeSecondsAboveIdle
+        if severeAdaptive > severeRace + 1e-6 {
+            failures[.severe] = "\(format(severeAdaptive, 1)) s at or above SEVERE beyond idle, race \(format(severeRace, 1)) s"
+        }
+        let joulesRace = race.joulesPerCompletedRequest, joulesAdaptive = adaptive.joulesPerCompletedRequest
+        if adaptive.completed.isEmpty ? !race.completed.isEmpty : (!race.completed.isEmpty && joulesAdaptive > joulesRace * (1 + 1e-9)) {
+            failures[.energyPerRequest] = "\(format(joulesAdaptive, 1)) J per completed request (\(adaptive.completed.count) completed), "
+                + "race \(format(joulesRace, 1)) J (\(race.completed.count))"
+        }
+        if let reason = adaptive.shutdownReason, race.shutdownReason == nil {
+            failures[.shutdown] = "\(reason) at \(format(adaptive.simulatedSeconds, 1)) s; race ran to the end"
+        }
+        return failures
+    }
+
+    /// The first interactive request adaptive answered late, described; nil when none was.
+    static func lateFirstToken(race: SimulationResult, adaptive: SimulationResult, profile: DeviceProfile,
+                               prefillChunkTokens: Int) -> String? {
+        let processor = ProcessorModel(profile: profile)
+        let threads = profile.cpu.defaultThreads
+        let raceByLabel = Dictionary(race.requests.map { ($0.label, $0) }, uniquingKeysWith: { first, _ in first })
+        let end = adaptive.simulatedSeconds
+        let critical = adaptive.recorder.criticalSpans
+        for request in adaptive.requests where request.requestClass == .interactive {
+            // The prompt at the deepest clock level on the default threads, chunk by chunk.
+            let tokens = request.promptTokenCount ?? request.promptTokens
+            var promptSeconds = 0.0
+            var position = 0
+            while position < tokens {
+                let chunk = min(prefillChunkTokens, tokens - position)
+                promptSeconds += processor.seconds(for: adaptive.workload.prefillCost(tokens: chunk, position: position),
+                                                   level: processor.deepestLevel, threads: threads)
+                position += chunk
+            }
+            let bound = 2 + promptSeconds
+            let answered = request.firstTokenTime ?? .infinity
+            let waited = min(answered, end) - request.arrival
+            if waited <= bound { continue }
+            // Unanswered by the end, with the bound past the end: nothing to judge.
+            if request.firstTokenTime == nil, request.arrival + bound > end { continue }
+            // At CRITICAL between arrival and the first token, interactive work may pause.
+            if critical.contains(where: { $0.upperBound >= request.arrival && $0.lowerBound <= min(answered, end) }) { continue }
+            if let raced = raceByLabel[request.label] {
+                let raceWaited = (raced.firstTokenTime ?? race.simulatedSeconds) - raced.arrival
+                if raceWaited > bound, waited <= 1.1 * raceWaited { continue }
+                if raced.firstTokenTime == nil, request.firstTokenTime == nil { continue }
+            }
+            let race = raceByLabel[request.label].flatMap { $0.timeToFirstToken }.map { format($0, 2) + " s" } ?? "none"
+            return "\(request.label) (arrived \(format(request.arrival, 1)) s) waited "
+                + (request.firstTokenTime == nil ? "past the end" : "\(format(waited, 2)) s")
+                + " for its first token; bound \(format(bound, 2)) s, race \(race)"
+        }
+        return nil
+    }
+}
