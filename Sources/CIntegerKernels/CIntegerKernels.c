@@ -9,7 +9,7 @@
 /// Bytes of a token vector's block in the transposed activations (TokenLaneKernels.swift).
 enum { lane_block_bytes = 1280, tile_bytes = 32 * 32 * 4 };
 
-int64_t ember_token_lanes_max_blocks(int64_t workspace_bytes) {
+int64_t integer_kernels_token_lanes_max_blocks(int64_t workspace_bytes) {
     return workspace_bytes < tile_bytes ? 0 : (workspace_bytes - tile_bytes) / (1024 + 256);
 }
 
@@ -32,7 +32,7 @@ static float half_to_float(uint16_t h) {
     return value;
 }
 
-void ember_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
+void integer_kernels_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
                                      int64_t first_vector, int64_t end_vector, void *lanes) {
     for (int64_t vector = first_vector; vector < end_vector; vector++) {
         for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
@@ -63,7 +63,7 @@ void ember_q6k_transpose_activations(const void *activations, int64_t row_bytes,
 /// 32 rows × 16 Int32 scales, 32 Float d.
 enum { q6_unpacked_bytes = 32 * 256 + 32 * 16 * 4 + 32 * 4, q6_tile_bytes = 32 * 16 * 4 };
 
-int64_t ember_q6k_max_super_blocks(int64_t workspace_bytes) {
+int64_t integer_kernels_q6k_max_super_blocks(int64_t workspace_bytes) {
     return workspace_bytes < q6_tile_bytes ? 0 : (workspace_bytes - q6_tile_bytes) / q6_unpacked_bytes;
 }
 
@@ -71,7 +71,7 @@ int64_t ember_q6k_max_super_blocks(int64_t workspace_bytes) {
 #include <immintrin.h>
 #include <cpuid.h>
 
-int32_t ember_cpu_has_avx512_vnni(void) {
+int32_t integer_kernels_cpu_has_avx512_vnni(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
     unsigned low, high;
@@ -121,7 +121,7 @@ static void unpack_group(const uint8_t *group, int64_t blocks, int32_t is_q4, ui
 }
 
 __attribute__((target("avx512f,avx512vnni")))
-void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
+void integer_kernels_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
                                    const void *lanes, int64_t tokens,
                                    int64_t first_group, int64_t end_group,
                                    float *output, int64_t rows, void *workspace) {
@@ -232,7 +232,7 @@ static void unpack_q6k(const uint8_t *source, uint8_t *out) {
 }
 
 __attribute__((target("avx512f,avx512vnni")))
-void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
                                        int64_t first_group, int64_t end_group, float *output, int64_t rows,
                                        void *workspace) {
     const int64_t vectors = (tokens + 15) / 16;
@@ -300,22 +300,22 @@ void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks
 
 #else
 
-int32_t ember_cpu_has_avx512_vnni(void) { return 0; }
+int32_t integer_kernels_cpu_has_avx512_vnni(void) { return 0; }
 
-void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
+void integer_kernels_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
                                    const void *lanes, int64_t tokens,
                                    int64_t first_group, int64_t end_group,
                                    float *output, int64_t rows, void *workspace) {
-    // Callers check ember_cpu_has_avx512_vnni(), which is 0 on this architecture.
+    // Callers check integer_kernels_cpu_has_avx512_vnni(), which is 0 on this architecture.
     (void)weights; (void)blocks; (void)is_q4; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
     (void)output; (void)rows; (void)workspace; (void)half_to_float;
     __builtin_trap();
 }
 
-void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
                                        int64_t first_group, int64_t end_group, float *output, int64_t rows,
                                        void *workspace) {
-    // Callers check ember_cpu_has_avx512_vnni(), which is 0 on this architecture.
+    // Callers check integer_kernels_cpu_has_avx512_vnni(), which is 0 on this architecture.
     (void)weights; (void)super_blocks; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
     (void)output; (void)rows; (void)workspace;
     __builtin_trap();

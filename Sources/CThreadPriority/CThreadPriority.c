@@ -8,7 +8,7 @@
 #endif
 #include "CThreadPriority.h"
 
-int ember_set_current_thread_nice(int nice) {
+int thread_priority_set_current_nice(int nice) {
 #if defined(__linux__)
     // On Linux (and so Android) a thread's nice value is its own: PRIO_PROCESS with a thread id.
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);

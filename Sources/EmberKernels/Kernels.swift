@@ -200,15 +200,15 @@ public enum Kernels {
         if weights.type == .q6_K {
             let superBlocks = columns / 256
             if tokens >= InterleavedWeights.tokenLaneMinimum && promptKernel == .avx512VNNI
-                && superBlocks <= Int(ember_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
+                && superBlocks <= Int(integer_kernels_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
                 // Tokens in the lanes, four-byte dot products (CIntegerKernels); bit-identical.
                 let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
                 pool.parallelFor((tokens + 15) / 16) { range, _ in
-                    ember_q6k_transpose_activations(scratch, Int64(activationRowBytes), Int64(superBlocks), Int64(tokens),
+                    integer_kernels_q6k_transpose_activations(scratch, Int64(activationRowBytes), Int64(superBlocks), Int64(tokens),
                                                     Int64(range.lowerBound), Int64(range.upperBound), lanes)
                 }
                 pool.parallelFor(groups) { range, thread in
-                    ember_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
+                    integer_kernels_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
                                                       Int64(range.upperBound), output, Int64(weights.rows), pool.workspace(thread))
                 }
                 return
@@ -227,14 +227,14 @@ public enum Kernels {
             let blocks = columns / 32
             // The C kernel unpacks a group's weights into the thread's workspace: wider matrices
             // than it holds (over 4,800 columns) take the Swift kernel.
-            let vectorNeuralNetwork = promptKernel == .avx512VNNI && blocks <= Int(ember_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
+            let vectorNeuralNetwork = promptKernel == .avx512VNNI && blocks <= Int(integer_kernels_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
             pool.parallelFor((tokens + 31) / 32) { range, _ in
                 weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
                                              vectors: range, quads: vectorNeuralNetwork, into: lanes)
             }
             if vectorNeuralNetwork {
                 pool.parallelFor(groups) { range, thread in
-                    ember_token_lanes_avx512_vnni(weights.storage, Int64(blocks), weights.type == .q4_1 ? 1 : 0, lanes, Int64(tokens),
+                    integer_kernels_token_lanes_avx512_vnni(weights.storage, Int64(blocks), weights.type == .q4_1 ? 1 : 0, lanes, Int64(tokens),
                                                   Int64(range.lowerBound), Int64(range.upperBound), output, Int64(weights.rows),
                                                   pool.workspace(thread))
                 }

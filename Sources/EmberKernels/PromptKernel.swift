@@ -16,7 +16,7 @@ public enum PromptKernel: String, Sendable, CaseIterable {
     case avx512VNNI = "avx512-vnni"
 
     /// The fastest kernel this CPU runs, detected once from CPUID.
-    public static let detected: PromptKernel = ember_cpu_has_avx512_vnni() != 0 ? .avx512VNNI : .portable
+    public static let detected: PromptKernel = integer_kernels_cpu_has_avx512_vnni() != 0 ? .avx512VNNI : .portable
 
     /// Whether this CPU runs `self`.
     public var isAvailable: Bool { self == .portable || Self.detected == .avx512VNNI }

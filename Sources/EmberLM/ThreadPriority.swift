@@ -33,7 +33,7 @@ public struct SystemThreadPriority: ThreadPrioritySetting {
         #if canImport(Darwin)
         _ = pthread_set_qos_class_self_np(priority == .interactive ? QOS_CLASS_USER_INITIATED : QOS_CLASS_UTILITY, 0)
         #else
-        _ = ember_set_current_thread_nice(Self.niceValue(priority))
+        _ = thread_priority_set_current_nice(Self.niceValue(priority))
         #endif
     }
 }

@@ -39,12 +39,13 @@ struct SummaryPlatformOptions: ParsableArguments {
         return TokenScheduler(model: model, policy: AdaptivePolicy(), thermal: platform, power: platform, threadCount: threads)
     }
 
-    /// A line for people when the policy will hold summaries back, or nil.
+    /// A line for people when the policy will hold summaries back, or nil. Only heat holds
+    /// background work back: the adaptive policy does not wait for a charger (waiting saves no
+    /// energy); low battery and battery saver only slow it to its low pace.
     var deferralNote: String? {
         let hot = PlatformState.estimatedHeadroom(thermal.status) >= AdaptivePolicy.Configuration().cautionHeadroom
-        let low = !charging && (lowPower || battery < AdaptivePolicy.Configuration().deferBelowBatteryPercent)
-        guard hot || low else { return nil }
-        return "note: the phone is \(hot ? "hot" : "low on battery and off the charger"); the adaptive policy holds each summary back and runs it when its deadline of \(Int(deadline)) s (--deadline) draws near"
+        guard hot else { return nil }
+        return "note: the phone is hot; the adaptive policy holds each summary back and runs it when its deadline of \(Int(deadline)) s (--deadline) draws near"
     }
 }
 

@@ -2,7 +2,7 @@
 // types cannot reach: AVX-512 VNNI `vpdpbusd` (64 products of unsigned by signed bytes summed into
 // sixteen 32-bit lanes per instruction). Each function is compiled for its instruction set with a
 // per-function target attribute, so the package needs no compiler flags; callers check
-// `ember_cpu_has_avx512_vnni` first. The Swift kernels beside them (EmberKernels,
+// `integer_kernels_cpu_has_avx512_vnni` first. The Swift kernels beside them (EmberKernels,
 // TokenLaneKernels.swift) are the portable path, and both are tested against the same references.
 #ifndef EMBER_CINTEGERKERNELS_H
 #define EMBER_CINTEGERKERNELS_H
@@ -11,11 +11,11 @@
 
 /// 1 when this CPU executes AVX-512 F and AVX-512 VNNI instructions and the operating system saves
 /// their registers (`__builtin_cpu_supports`), else 0.
-int32_t ember_cpu_has_avx512_vnni(void);
+int32_t integer_kernels_cpu_has_avx512_vnni(void);
 
-/// Blocks (32 columns each) of the widest matrix `ember_token_lanes_avx512_vnni` takes: its weights
+/// Blocks (32 columns each) of the widest matrix `integer_kernels_token_lanes_avx512_vnni` takes: its weights
 /// are unpacked into the caller's workspace, 1 KiB per block plus 256 bytes of scales.
-int64_t ember_token_lanes_max_blocks(int64_t workspace_bytes);
+int64_t integer_kernels_token_lanes_max_blocks(int64_t workspace_bytes);
 
 /// Outputs `output[t * rows + g * 32 + r]` of interleaved-weight groups `g` in
 /// `first_group ..< end_group` for tokens `t < tokens`, from activations transposed to token
@@ -27,7 +27,7 @@ int64_t ember_token_lanes_max_blocks(int64_t workspace_bytes);
 /// `is_q4` ? Q4_1 (640 bytes a group block) : Q5_0 decoded to signed bytes (1088).
 /// Floating-point steps are those of the Swift kernel in the same order, so the outputs are the
 /// same bits. `workspace` holds at least `blocks` · 1280 + 4096 bytes (64-byte aligned).
-void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
+void integer_kernels_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4,
                                    const void *lanes, int64_t tokens,
                                    int64_t first_group, int64_t end_group,
                                    float *output, int64_t rows, void *workspace);
@@ -38,19 +38,19 @@ void ember_token_lanes_avx512_vnni(const void *weights, int64_t blocks, int32_t 
 /// k · 64; the 16 tokens' d (Float) at 4096; per 16-element sub-block s, the 16 tokens'
 /// 32 · Σ q (Int32) at 4160 + s · 64. Tokens past `tokens` are zero. Plain C, any CPU.
 #define EMBER_Q6K_LANE_BLOCK_BYTES 5184
-void ember_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
+void integer_kernels_q6k_transpose_activations(const void *activations, int64_t row_bytes, int64_t super_blocks, int64_t tokens,
                                      int64_t first_vector, int64_t end_vector, void *lanes);
 
-/// Super-blocks (256 columns each) of the widest Q6_K matrix `ember_q6k_token_lanes_avx512_vnni`
+/// Super-blocks (256 columns each) of the widest Q6_K matrix `integer_kernels_q6k_token_lanes_avx512_vnni`
 /// takes in a workspace of `workspace_bytes`.
-int64_t ember_q6k_max_super_blocks(int64_t workspace_bytes);
+int64_t integer_kernels_q6k_max_super_blocks(int64_t workspace_bytes);
 
 /// Outputs `output[t * rows + g * 32 + r]` of Q6_K interleaved groups (`Q6KInterleaved.swift`,
 /// 6720 bytes a group's super-block) `first_group ..< end_group` for tokens `t < tokens`, from
-/// activations transposed by `ember_q6k_transpose_activations`: each super-block's exact integer
+/// activations transposed by `integer_kernels_q6k_transpose_activations`: each super-block's exact integer
 /// sum, then the Swift kernel's floating-point steps in its order (four running sums by
 /// super-block modulo 4, the last incomplete four into the first), so the same bits.
-void ember_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
                                        int64_t first_group, int64_t end_group, float *output, int64_t rows,
                                        void *workspace);
 

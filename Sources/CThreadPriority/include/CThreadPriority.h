@@ -5,6 +5,6 @@
 
 /// `setpriority(PRIO_PROCESS, gettid(), nice)` for the calling thread: 0 on success, -1 with errno
 /// set when refused (raising priority without the right) or on other systems.
-int ember_set_current_thread_nice(int nice);
+int thread_priority_set_current_nice(int nice);
 
 #endif
