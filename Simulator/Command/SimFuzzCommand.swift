@@ -130,6 +130,8 @@ struct SimFuzzCommand: ParsableCommand {
             print("{\"seed\":\(seed),\"count\":\(count),\"profiles\":[\(profileList.map { JSONText.string($0.name) }.joined(separator: ","))],"
                   + "\"model\":\(JSONText.string(workload.name)),\"runs\":\(runs),\"wall_s\":\(decimal(wall, 1)),"
                   + "\"properties\":{\(properties.joined(separator: ","))},\"failures\":[\(failures.joined(separator: ","))]}")
+            // A property check that failed fails the command, as a test run would; the report above says which.
+            if !failing.isEmpty { throw ExitCode(1) }
             return
         }
         print("ember sim fuzz: \(count) scenarios (seeds \(seed)…\(seed + UInt64(count) - 1)) × \(profileList.count) profiles = \(runs) runs, "
@@ -146,6 +148,7 @@ struct SimFuzzCommand: ParsableCommand {
             print("seed \(failure.seed) on \(failure.profile): \(failure.property.rawValue): \(failure.reason); "
                   + "replay: ember sim compare --profile \(failure.profile) --scenario \(file)")
         }
+        if !failing.isEmpty { throw ExitCode(1) }
     }
 }
 
