@@ -98,7 +98,10 @@ struct SessionPoolTests {
         #expect(throws: LanguageModelError.self) { _ = try pool.take(keepWaiting: { false }) }
         // A borrower on another thread waits until one comes back.
         let taken = Mutex<GenerationSequence?>(nil)
-        let waiter = Thread { taken.withLock { $0 = try? pool.take(keepWaiting: { true }) } }
+        let waiter = Thread {
+            let sequence = try? pool.take(keepWaiting: { true })  // outside the lock the test reads
+            taken.withLock { $0 = sequence }
+        }
         waiter.start()
         Thread.sleep(forTimeInterval: 0.1)
         #expect(taken.withLock { $0 } == nil)
