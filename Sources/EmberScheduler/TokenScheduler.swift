@@ -47,6 +47,13 @@ public protocol DeviceStateSource {
     var isScreenOn: Bool { get }
     /// Every core of the device (Android `Runtime.availableProcessors()`), or nil when unknown.
     var availableCores: Int? { get }
+    /// Forecast headroom the environment alone would cause (without the app's work), when the
+    /// source knows it; nil (the default) lets the policy estimate it from idle observations.
+    var environmentHeadroom: Double? { get }
+}
+
+extension DeviceStateSource {
+    public var environmentHeadroom: Double? { nil }
 }
 
 /// The wall clock as an `ExecutionPlatform`: a step takes the time it takes; idle time waits on
@@ -69,6 +76,7 @@ struct WallClockPlatform: ExecutionPlatform {
     var isPowerSaveMode: Bool { power.isPowerSaveMode }
     var isScreenOn: Bool { deviceState?.isScreenOn ?? true }
     var availableCores: Int { deviceState?.availableCores.map { max($0, maximumThreads) } ?? maximumThreads }
+    var environmentHeadroom: Double? { deviceState?.environmentHeadroom }
     private var deviceState: (any DeviceStateSource)? { (thermal as? any DeviceStateSource) ?? (power as? any DeviceStateSource) }
 
     func charge(_ work: StepWork, threads: Int, hint: PerformanceHint, startedAt: Double) -> Double? {

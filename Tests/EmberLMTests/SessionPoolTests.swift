@@ -97,10 +97,13 @@ struct SessionPoolTests {
         #expect(throws: LanguageModelError.self) { _ = try pool.take() }
         #expect(throws: LanguageModelError.self) { _ = try pool.take(keepWaiting: { false }) }
         // A borrower on another thread waits until one comes back.
-        let taken = Mutex<GenerationSequence?>(nil)
+        // Which sequence it got, set once `take` returns (never held while it waits).
+        let taken = Mutex<ObjectIdentifier?>(nil)
         let waiter = Thread {
-            let sequence = try? pool.take(keepWaiting: { true })  // outside the lock the test reads
-            taken.withLock { $0 = sequence }
+            if let sequence = try? pool.take(keepWaiting: { true }) {
+                let identity = ObjectIdentifier(sequence)
+                taken.withLock { $0 = identity }
+            }
         }
         waiter.start()
         Thread.sleep(forTimeInterval: 0.1)
@@ -108,7 +111,7 @@ struct SessionPoolTests {
         pool.giveBack(second)
         let deadline = Date(timeIntervalSinceNow: 5)
         while taken.withLock({ $0 }) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        #expect(taken.withLock { $0 } === second)
+        #expect(taken.withLock { $0 } == ObjectIdentifier(second))
         #expect(pool.lent == 2)
         pool.giveBack(first)
         pool.giveBack(second)

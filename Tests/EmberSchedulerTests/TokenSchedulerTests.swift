@@ -6,8 +6,13 @@ import Synchronization
 import Testing
 
 /// Thermal and power readings a test changes while the scheduler runs.
-final class LivePlatform: ThermalSource, PowerSource, Sendable {
+final class LivePlatform: ThermalSource, PowerSource, DeviceStateSource, Sendable {
     private let forecast = Mutex(0.3)
+    /// The environment's share of the forecast: what the phone would be without the app. Heat
+    /// above it is the app's (a scripted source; a real phone's is estimated by the policy).
+    var environmentHeadroom: Double? { 0.3 }
+    var isScreenOn: Bool { true }
+    var availableCores: Int? { nil }
     func setForecast(_ value: Double) { forecast.withLock { $0 = value } }
     var thermalStatus: ThermalStatus { .none }
     func thermalHeadroom(forecastSeconds: Double) -> Double { forecast.withLock { forecastSeconds > 0 ? $0 : min($0, 0.5) } }
