@@ -75,7 +75,7 @@ public final class Engine: Sendable {
         generator = Generator(pool: sessions)
         let runtime = EngineRuntime(threadCount: threads, prefillChunk: configuration.prefillChunk)
         self.runtime = runtime
-        let platform = PushedPlatform(runtime: runtime)
+        let platform = PlatformStateSource(reading: { runtime.platform })
         scheduler = TokenScheduler(pool: sessions, policy: AdaptivePolicy(), thermal: platform, power: platform, logger: logger)
     }
 

@@ -131,19 +131,3 @@ struct TurnPacer: GenerationPacer {
         runtime.record(id: id, progress, threads: threads, tokens: tokens, seconds: seconds)
     }
 }
-
-/// The platform state last pushed to the engine (`Engine.update`), as the scheduler reads it
-/// before each step of background work.
-struct PushedPlatform: ThermalSource, PowerSource, DeviceStateSource, Sendable {
-    let runtime: EngineRuntime
-
-    var thermalStatus: ThermalStatus { runtime.platform.thermalStatus }
-    func thermalHeadroom(forecastSeconds: Double) -> Double {
-        forecastSeconds > 0 ? runtime.platform.headroomAhead : runtime.platform.headroomNow
-    }
-    var batteryPercent: Double { runtime.platform.batteryPercent ?? 100 }
-    var isCharging: Bool { runtime.platform.isCharging }
-    var isPowerSaveMode: Bool { runtime.platform.isLowPowerMode }
-    var isScreenOn: Bool { runtime.platform.isForeground }
-    var availableCores: Int? { nil }
-}

@@ -220,31 +220,3 @@ public final class NoteSummarizer: Sendable {
         return result.trimmingCharacters(in: CharacterSet(charactersIn: "\"“”"))
     }
 }
-
-/// A machine without phone sensors (a desktop, CI): cool, plugged in, no battery saver. The
-/// phone ports pass their platform's readings instead.
-public struct NominalPlatform: ThermalSource, PowerSource, Sendable {
-    public init() {}
-    public var thermalStatus: ThermalStatus { .none }
-    public func thermalHeadroom(forecastSeconds: Double) -> Double { 0 }
-    public var batteryPercent: Double { 100 }
-    public var isCharging: Bool { true }
-    public var isPowerSaveMode: Bool { false }
-}
-
-/// A fixed `PlatformState` as the thermal, power and device source of a `TokenScheduler`: what
-/// `ember notes summarize` and `ember eval summarize` are told with `--thermal`, `--battery`,
-/// `--charging` and `--low-power`.
-public struct FixedPlatform: ThermalSource, PowerSource, DeviceStateSource, Sendable {
-    public let state: PlatformState
-
-    public init(_ state: PlatformState) { self.state = state }
-
-    public var thermalStatus: ThermalStatus { state.thermalStatus }
-    public func thermalHeadroom(forecastSeconds: Double) -> Double { forecastSeconds > 0 ? state.headroomAhead : state.headroomNow }
-    public var batteryPercent: Double { state.batteryPercent ?? 100 }
-    public var isCharging: Bool { state.isCharging }
-    public var isPowerSaveMode: Bool { state.isLowPowerMode }
-    public var isScreenOn: Bool { state.isForeground }
-    public var availableCores: Int? { nil }
-}

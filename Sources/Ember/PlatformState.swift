@@ -1,4 +1,5 @@
 import EmberCore
+import EmberScheduler
 
 /// What the phone reports about heat and power, pushed by the app into `Engine.update(_:)` whenever
 /// it changes (iOS: `ProcessInfo.thermalStateDidChangeNotification`, `NSProcessInfoPowerStateDidChange`,
@@ -71,4 +72,28 @@ public struct PlatformState: Sendable, Equatable {
     public var headroomNow: Double { thermalHeadroom ?? Self.estimatedHeadroom(thermalStatus) }
     /// Headroom ahead: the forecast, else the reading now, else the estimate.
     public var headroomAhead: Double { thermalHeadroomForecast ?? headroomNow }
+}
+
+/// A `PlatformState` as the thermal, power and device source of a `TokenScheduler`: a fixed
+/// state (`ember notes summarize --thermal … --battery …`), or the state last pushed to an
+/// engine (`Engine.update`), read before each step.
+public struct PlatformStateSource: ThermalSource, PowerSource, DeviceStateSource, Sendable {
+    private let current: @Sendable () -> PlatformState
+
+    /// A source that always reports `state`.
+    public init(_ state: PlatformState) { current = { state } }
+
+    /// A source that reports what `current` returns when asked.
+    init(reading current: @escaping @Sendable () -> PlatformState) { self.current = current }
+
+    public var thermalStatus: ThermalStatus { current().thermalStatus }
+    public func thermalHeadroom(forecastSeconds: Double) -> Double {
+        let state = current()
+        return forecastSeconds > 0 ? state.headroomAhead : state.headroomNow
+    }
+    public var batteryPercent: Double { current().batteryPercent ?? 100 }
+    public var isCharging: Bool { current().isCharging }
+    public var isPowerSaveMode: Bool { current().isLowPowerMode }
+    public var isScreenOn: Bool { current().isForeground }
+    public var availableCores: Int? { nil }
 }

@@ -98,7 +98,7 @@ struct SummaryPipelineTests {
         let path = (EngineModel.path as NSString).deletingLastPathComponent + "/" + file
         try #require(FileManager.default.fileExists(atPath: path), "\(file) is missing; run `ember models fetch`")
         let model = try LanguageModel(path: path)
-        let platform = FixedPlatform(.nominal)
+        let platform = PlatformStateSource(.nominal)
         let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(), thermal: platform, power: platform, threadCount: 2)
         let summarizer = NoteSummarizer(model: model, scheduler: scheduler, maxSummaryTokens: 64)
         #expect(summarizer.promptStyle == (file.hasPrefix("SmolLM2") ? .chat : .fewShot))

@@ -35,7 +35,7 @@ struct SummaryPlatformOptions: ParsableArguments {
 
     /// The scheduler that runs summaries for `model` under the adaptive policy in this state.
     func scheduler(model: LanguageModel, threads: Int) -> TokenScheduler {
-        let platform = FixedPlatform(state)
+        let platform = PlatformStateSource(state)
         return TokenScheduler(model: model, policy: AdaptivePolicy(), thermal: platform, power: platform, threadCount: threads)
     }
 
