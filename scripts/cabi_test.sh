@@ -23,7 +23,7 @@ echo "== C client"
 
 echo "== C client under AddressSanitizer, LeakSanitizer and UBSan"
 log=$dir/sanitized.log
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 LSAN_OPTIONS=suppressions=Tests/CClient/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$dir/ember_client_sanitized" test "$model" > "$log" 2>&1 || { cat "$log"; echo "cabi-test: the sanitized C client failed" >&2; exit 1; }
 tail -n 1 "$log"
 if grep -E "Sanitizer|runtime error" "$log"; then
