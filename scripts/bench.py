@@ -15,6 +15,7 @@ PYTHON = sys.argv[1] if len(sys.argv) > 1 else sys.executable
 REPETITIONS = int(os.environ.get("EMBER_BENCH_REPETITIONS", "5"))
 IK_LLAMA_BENCH = os.environ.get("IK_LLAMA_BENCH") or None
 ROUNDS = int(os.environ.get("EMBER_BENCH_ROUNDS", "2"))
+C_CLIENT = os.path.join(ROOT, ".build", "ember-c", "ember_client")
 
 
 def run_json(command):
@@ -31,6 +32,16 @@ def ember_portable(model_path, threads):
     """Ember's prompt processing with its portable Swift prompt kernel, beside the detected one."""
     return run_json([EMBER, "bench", "--model", model_path, "--threads", str(threads), "--gen-tokens", "0",
                      "--repetitions", str(REPETITIONS), "--prompt-kernel", "portable", "--json"])
+
+
+def c_api(model_path, threads):
+    """Decode speed of a 128-token greedy chat reply through libember.so (Tests/CClient's `bench`), the
+    path an Android app takes; compared with `ember bench`'s tg128 of the same round."""
+    output = subprocess.run([C_CLIENT, "bench", model_path, str(threads), "128", str(REPETITIONS)], check=True,
+                            capture_output=True, text=True).stdout
+    line = next(l for l in output.splitlines() if l.startswith("decode through the C API:"))
+    mean, sd = line.split(":", 1)[1].split("tokens/s")[0].split("±")
+    return {"mean": float(mean), "sd": float(sd)}
 
 
 def ik_llama(model_path, threads):
@@ -89,15 +100,16 @@ def main():
         path = model_path(name)
         for threads in (1, 2):
             runs = {"ember": [], "llama.cpp": []}
-            ik_runs, portable_runs = [], []
+            ik_runs, portable_runs, c_runs = [], [], []
             for _ in range(ROUNDS):
                 runs["ember"].append(ember(path, threads))
+                c_runs.append(c_api(path, threads))
                 runs["llama.cpp"].append(llamacpp(path, threads))
                 if IK_LLAMA_BENCH:
                     ik_runs.append(ik_llama(path, threads))
                 if runs["ember"][-1].get("prompt_kernel", "portable") != "portable":
                     portable_runs.append(ember_portable(path, threads))
-            result = {"model": name, "threads": threads}
+            result = {"model": name, "threads": threads, "c_api_tg": combine(c_runs)}
             if portable_runs:
                 result["ember_portable_pp"] = combine([s["pp_tok_s"] for s in portable_runs])
             if ik_runs:
@@ -158,6 +170,14 @@ def main():
             r = row[engine]
             lines.append(f"| {row['model']} | {row['threads']} | {engine} | {r['load_ms']:.0f} | {r['first_token_ms']:.1f} | "
                          f"{r['load_ms'] + r['first_token_ms']:.0f} | {r['peak_rss_bytes'] / 2**20:.0f} |")
+    lines += ["", "Decode through the C ABI (`libember.so`, Tests/CClient's `bench`: a 128-token greedy chat reply through "
+              "`ember_chat_send` with the engine's scheduler, events and detokenization, mean of the replies' "
+              "`decode_tokens_per_second`) against `ember bench`'s tg128 in the same alternation:", "",
+              "| model | threads | C API tok/s | ember bench tg128 | C API / ember bench |", "|---|---|---|---|---|"]
+    for row in rows:
+        c, e = row["c_api_tg"], row["ember"]["tg"]
+        lines.append(f"| {row['model']} | {row['threads']} | {c['mean']:.1f} ± {c['sd']:.1f} | {e['mean']:.1f} ± {e['sd']:.1f} | "
+                     f"**{c['mean'] / e['mean']:.2f}×** |")
     kernel_rows = [row for row in rows if "ember_portable_pp" in row]
     if kernel_rows:
         lines += ["", f"Ember's prompt kernels in the same alternation: {rows[0].get('prompt_kernel')} (C, `vpdpbusd`) against the "

@@ -14,4 +14,8 @@ if [ -n "${IK_LLAMA_BENCH:-}" ] && [ ! -x "$IK_LLAMA_BENCH" ]; then
     echo "bench: IK_LLAMA_BENCH=$IK_LLAMA_BENCH is not an executable file" >&2
     exit 1
 fi
+# libember.so and the C client, for the C ABI's decode figure.
+make --no-print-directory cabi >/dev/null
+cc -O2 -std=c11 -I.build/ember-c/include Tests/CClient/ember_client.c -L.build/ember-c -lember -Wl,-rpath,'$ORIGIN' -lpthread -lm \
+    -o .build/ember-c/ember_client.new && mv -f .build/ember-c/ember_client.new .build/ember-c/ember_client
 "$venv/bin/python" scripts/bench.py "$venv/bin/python"

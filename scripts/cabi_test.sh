@@ -46,3 +46,6 @@ for prompt in "${prompts[@]}"; do
     fi
     printf '  equal (%s tokens): %s\n' "$(tr ',' '\n' <<< "$expected" | wc -l)" "$prompt"
 done
+
+echo "== RSS over engine open/close cycles and chat requests created and released (flat within 2 MiB)"
+"$dir/ember_client" cycles "$model" 100 600

@@ -631,6 +631,28 @@ static int greedy(const char *model, int max_tokens, const char *prompt) {
     return 0;
 }
 
+/* `count` chats created, each sending one request and destroyed; every other request runs to its
+ * end, the others are released at once (cancelled). Returns how many completed; `tenths` (if not
+ * NULL) receives the seconds of the first and the last tenth of the run, so a slowdown that grows
+ * with the count shows. */
+static int chat_request_cycles(ember_engine *engine, int count, double *tenths) {
+    ember_request_params params = ember_request_default_params();
+    int completed = 0, tenth = count / 10 > 0 ? count / 10 : 1;
+    double mark = now_seconds();
+    for (int index = 0; index < count; index++) {
+        ember_chat *chat = greedy_chat(engine, 1);
+        ember_request *request = NULL;
+        REQUIRE_OK(ember_chat_send(chat, "Hello", &params, &request), "send");
+        if (index % 2 == 0 && ember_request_wait(request, UINT64_MAX, NULL) == EMBER_STATUS_OK) completed++;
+        REQUIRE_OK(ember_request_release(request), "release");
+        REQUIRE_OK(ember_chat_destroy(chat), "destroy");
+        if (tenths && index == tenth - 1) tenths[0] = now_seconds() - mark;
+        if (tenths && index == count - tenth - 1) mark = now_seconds();
+    }
+    if (tenths) tenths[1] = now_seconds() - mark;
+    return completed;
+}
+
 static int cycles(const char *model, int opens, int requests) {
     /* Warm-up: the first cycles allocate what every later one reuses (runtime caches, malloc arenas). */
     for (int index = 0; index < 20; index++) ember_engine_close(open_engine(model, 0, 0, 1));
@@ -648,36 +670,21 @@ static int cycles(const char *model, int opens, int requests) {
     int failed = labs(after - before) > 2048;
 
     ember_engine *engine = open_engine(model, 0, 0, 1);
-    ember_request_params params = ember_request_default_params();
-    /* Warm-up as long as the measured run's first third: Swift's and libdispatch's worker threads
-     * (each with its stack and malloc arena) start as the load asks for them, once. */
-    for (int index = 0; index < (requests / 3 > 200 ? requests / 3 : 200); index++) {
-        ember_chat *chat = greedy_chat(engine, 1);
-        ember_request *request = NULL;
-        REQUIRE_OK(ember_chat_send(chat, "Hello", &params, &request), "send");
-        REQUIRE_OK(ember_request_release(request), "release");
-        REQUIRE_OK(ember_chat_destroy(chat), "destroy");
-    }
+    /* Warm-up with the same mix as the measured run and as long as its first third: the first completed
+     * requests touch the planned key/value and scratch pages, and Swift's and libdispatch's worker
+     * threads (each with its stack and malloc arena) start as the load asks for them, once. */
+    chat_request_cycles(engine, requests / 3 > 200 ? requests / 3 : 200, NULL);
     before_raw = resident_kib();
     before = settled_resident_kib();
     int threads_before = thread_count();
     start = now_seconds();
-    int completed = 0;
-    for (int index = 0; index < requests; index++) {
-        ember_chat *chat = greedy_chat(engine, 1);
-        ember_request *request = NULL;
-        REQUIRE_OK(ember_chat_send(chat, "Hello", &params, &request), "send");
-        if (index % 2 == 0) { /* every other request runs to its end, the others are released at once (cancelled) */
-            if (ember_request_wait(request, UINT64_MAX, NULL) == EMBER_STATUS_OK) completed++;
-        }
-        REQUIRE_OK(ember_request_release(request), "release");
-        REQUIRE_OK(ember_chat_destroy(chat), "destroy");
-    }
+    double tenths[2] = {0, 0};
+    int completed = chat_request_cycles(engine, requests, tenths);
     after_raw = resident_kib();
     after = settled_resident_kib();
     printf("chat requests created and released: %d (%d completed) in %.1f s, RSS %ld KiB before, %ld KiB after (%+ld KiB); "
-           "before malloc_trim %ld, %ld KiB; threads %d, then %d\n", requests, completed, now_seconds() - start, before, after,
-           after - before, before_raw, after_raw, threads_before, thread_count());
+           "before malloc_trim %ld, %ld KiB; threads %d, then %d; first tenth %.2f s, last tenth %.2f s\n", requests, completed,
+           now_seconds() - start, before, after, after - before, before_raw, after_raw, threads_before, thread_count(), tenths[0], tenths[1]);
     failed |= labs(after - before) > 2048;
     REQUIRE_OK(ember_engine_close(engine), "close");
     return failed;
