@@ -36,9 +36,9 @@ public struct ExtractiveSummarizer: Sendable {
         public var minimumWords = 4
         /// Weight of a unit's largest similarity with the units already chosen.
         public var redundancyWeight = 1.5
-        /// Remove "(…)" asides.
+        /// Remove "(…)" asides that carry no fact (see `carriesFact`).
         public var dropsParentheses = true
-        /// Remove a trailing " — …" aside.
+        /// Remove a trailing " — …" aside that carries no fact.
         public var dropsDashAsides = true
         /// Begin with the title when the chosen units do not contain its words.
         public var leadsWithTitle = true
@@ -178,25 +178,58 @@ public struct ExtractiveSummarizer: Sendable {
         return units
     }
 
-    /// `text` without parenthetical and trailing dash asides.
+    /// `text` without the parenthetical and trailing dash asides that carry no fact. An aside with a
+    /// number, time, date or name ("(Saturday 07:40 from Gare de Lyon)", "— due 3 May") is what a
+    /// reader would look the note up for, so it stays; one of plain words ("(see above)", "— or so
+    /// I hope") is commentary the summary can lose.
     func shorten(_ text: String) -> String {
         var result = text
         if configuration.dropsParentheses {
-            while let open = result.firstIndex(of: "("), let close = result[open...].firstIndex(of: ")") {
+            var searchStart = result.startIndex
+            while let open = result[searchStart...].firstIndex(of: "("), let close = result[open...].firstIndex(of: ")") {
+                let aside = result[result.index(after: open)..<close]
+                if Self.carriesFact(aside) {
+                    searchStart = result.index(after: close)
+                    continue
+                }
                 var start = open
                 while start > result.startIndex, result[result.index(before: start)] == " " { start = result.index(before: start) }
+                let offset = result.distance(from: result.startIndex, to: start)
                 result.removeSubrange(start...close)
+                searchStart = result.index(result.startIndex, offsetBy: offset)
             }
         }
         if configuration.dropsDashAsides {
             for dash in [" — ", " – ", " - "] {
-                if let range = result.range(of: dash), range.lowerBound > result.startIndex {
+                if let range = result.range(of: dash), range.lowerBound > result.startIndex, !Self.carriesFact(result[range.upperBound...]) {
                     result = String(result[..<range.lowerBound])
                 }
             }
         }
         return result.trimmingCharacters(in: .whitespaces)
     }
+
+    /// Whether an aside states a fact in a few words: at most `factAsideWords` words holding a digit,
+    /// or a capitalized word that is not a common opener (a name, a place, a weekday or month). A
+    /// longer aside is a second thought, summarized (or not) on its own merits.
+    static func carriesFact(_ aside: Substring) -> Bool {
+        guard aside.split(separator: " ").count <= factAsideWords else { return false }
+        if aside.contains(where: \.isNumber) { return true }
+        for word in aside.split(whereSeparator: { !$0.isLetter && $0 != "'" }) {
+            guard let first = word.first, first.isUppercase, word.count > 1 else { continue }
+            if !Self.commonCapitalized.contains(word.lowercased()) { return true }
+        }
+        return false
+    }
+
+    static let factAsideWords = 6
+
+    /// Capitalized words that open an aside without naming anything.
+    static let commonCapitalized: Set<String> = [
+        "a", "an", "the", "and", "or", "but", "if", "so", "see", "also", "maybe", "probably", "perhaps", "not",
+        "this", "that", "these", "those", "it", "its", "we", "they", "he", "she", "you", "my", "our", "their",
+        "optional", "note", "eg", "ie", "etc", "tbd", "todo", "ok",
+    ]
 
     /// The text of a list line ("- item", "* item", "3. item", "- [x] task"), or nil.
     static func listItemText(_ line: String) -> String? {

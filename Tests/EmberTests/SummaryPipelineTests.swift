@@ -23,10 +23,10 @@ struct SummaryPipelineTests {
     @Test func theExtractKeepsSalientUnitsShortenedAndInOrder() {
         let extractive = ExtractiveSummarizer()
         let units = extractive.units(of: Self.meeting)
-        // A label ending in ":" is no unit; Markdown, parentheticals and dash asides are gone.
+        // A label ending in ":" is no unit; Markdown and asides without a fact are gone, asides with one stay.
         #expect(!units.contains { $0.text.hasSuffix(":") })
         #expect(units.contains { $0.text == "Ana shipped the billing page; the payment provider changes its API on 3 June." })
-        #expect(units.contains { $0.text == "Chen will hire two contractors for the migration" })
+        #expect(units.contains { $0.text == "Chen will hire two contractors for the migration — budget 12,000 euros." })
         #expect(units.contains { $0.isListItem && $0.text == "Bruno adds logging to the image cache." })
         let summary = extractive.summarize(title: "Team sync", text: Self.meeting)
         #expect(summary.hasPrefix("Team sync: "))
@@ -37,6 +37,19 @@ struct SummaryPipelineTests {
         #expect(chosen.map(\.index) == chosen.map(\.index).sorted())
         // Every word of an extract comes from its note.
         #expect(FaithfulnessCheck().report(summary: summary, source: "Team sync\n" + Self.meeting).score == 1)
+    }
+
+    @Test func asidesWithFactsStayAndCommentaryGoes() {
+        let extractive = ExtractiveSummarizer()
+        #expect(extractive.shorten("Pack the hiking boots (Saturday 07:40 from Gare de Lyon).")
+                == "Pack the hiking boots (Saturday 07:40 from Gare de Lyon).")
+        #expect(extractive.shorten("Call the plumber (see above) and the landlord (maybe Tom).")
+                == "Call the plumber and the landlord (maybe Tom).")
+        #expect(extractive.shorten("Book the room (probably the big one) today — or so I hope")
+                == "Book the room today")
+        #expect(extractive.shorten("Renew the passport — expires 12 March") == "Renew the passport — expires 12 March")
+        #expect(extractive.shorten("Ask about the lease (TBD)") == "Ask about the lease")
+        #expect(extractive.shorten("Unclosed (aside stays") == "Unclosed (aside stays")
     }
 
     @Test func theBudgetGrowsWithTheLogarithmOfTheNote() {
