@@ -60,6 +60,14 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var deadlineSafetyFactor = 1.5
         /// Thread counts within this fraction of the fastest decode are equally good.
         public var threadTolerance = 0.08
+        /// A paced token's ADPF target duration, as a multiple of the fastest single-sequence
+        /// token seen on its thread count. Energy per token against clock frequency is convex with
+        /// an interior minimum (De Vogeleer et al., arXiv 1401.4655; ../shared/research/power-thermal.md
+        /// §5): above it E ∝ V² grows with the clock, below it the voltage no longer falls while the
+        /// uncore, static and board power run longer. Memory-bound decode slows about as the clock
+        /// falls (a little less), so the minimum — about 40–50 % of the top clock on phone cores —
+        /// is where a token takes about twice its fastest time.
+        public var efficientTokenSlowdown = 2.0
         /// Tokens measured per thread count before choosing.
         public var calibrationTokensPerCount = 4
         /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
@@ -84,6 +92,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
 
     /// Mean seconds per decoded token, by thread count.
     private var decodeSeconds: [Int: (total: Double, count: Int)] = [:]
+    /// Seconds of the fastest single-sequence decode step seen, by thread count.
+    private var fastestDecodeSeconds: [Int: Double] = [:]
     /// Seconds of the latest single-sequence decode step, by thread count (as throttled now).
     private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
@@ -119,6 +129,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
             // Thread counts are compared on single-sequence steps.
             guard outcome.tokens == 1 else { return }
             latestDecodeSeconds[outcome.threads] = outcome.seconds
+            fastestDecodeSeconds[outcome.threads] = min(fastestDecodeSeconds[outcome.threads] ?? .infinity, outcome.seconds)
             var entry = decodeSeconds[outcome.threads] ?? (0, 0)
             entry.total += outcome.seconds
             entry.count += 1
@@ -251,8 +262,18 @@ public struct AdaptivePolicy: SchedulingPolicy {
         } else if headroom >= configuration.cautionHeadroom {
             rate = (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond) / 2
         }
+        // Cool or warm: the paced token runs at the clocks of least energy per token.
+        if hint == .none { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
+    }
+
+    /// The ADPF target of a paced token on `threads`: `efficientTokenSlowdown` × the fastest token
+    /// seen there (the clocks of least energy per token), never longer than the pacing gap; no hint
+    /// before a token on `threads` was measured.
+    private func efficientHint(threads: Int, gap: Double) -> PerformanceHint {
+        guard let fastest = fastestDecodeSeconds[threads], fastest > 0 else { return .none }
+        return .target(seconds: min(gap, configuration.efficientTokenSlowdown * fastest))
     }
 
     /// Whether the reply's reader, reading from its first token at `readerTokensPerSecond`, has

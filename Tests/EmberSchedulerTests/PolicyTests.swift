@@ -88,10 +88,33 @@ extension AdaptivePolicy {
     @Test func interactiveTokensArePacedToTheTargetRate() {
         var policy = calibratedAdaptive()
         let start = 10.0
-        #expect(policy.decide(context(start, [chatDecoding])) == .run(id: 1, threads: 2, hint: .none))
+        // Each token at the clocks of least energy: twice the fastest token seen on 2 threads (4.2 ms).
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(context(start, [chatDecoding])) == .run(id: 1, threads: 2, hint: efficient))
         let interval = 1 / policy.configuration.interactiveTokensPerSecond
         #expect(policy.decide(context(start + 0.004, [chatDecoding])) == .idle(until: start + interval, reason: .pacing))
-        #expect(policy.decide(context(start + interval, [chatDecoding])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(start + interval, [chatDecoding])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
+    @Test func pacedTokensTargetTheClocksOfLeastEnergyNeverLongerThanTheirGap() {
+        var policy = calibratedAdaptive()
+        // A faster token on 2 threads lowers the target with it (the fastest seen sets it).
+        policy.record(StepOutcome(id: 1, kind: .decode, threads: 2, tokens: 1, seconds: 0.003))
+        #expect(policy.decide(context(10, [chatDecoding])) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        // A pace faster than the efficient clocks allow (200 tokens/s, gaps of 5 ms against 8.4 ms
+        // tokens): the target is the pacing gap, not twice the fastest token.
+        var quick = calibratedAdaptive()
+        quick.configuration.interactiveTokensPerSecond = 200
+        #expect(quick.decide(context(10, [chatDecoding])) == .run(id: 1, threads: 2, hint: .target(seconds: 1.0 / 200)))
+        var fresh = AdaptivePolicy()
+        // Battery saver paces at reading speed; the token still runs at the efficient clocks.
+        let saver = ScriptedPlatform(batteryPercent: 12, isPowerSaveMode: true)
+        #expect(policy.decide(context(20, [chatDecoding], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        // Before any token was measured there is nothing to scale: no hint (the calibration runs).
+        guard case .run(1, _, .none, _) = fresh.decide(context(0, [chatDecoding])) else {
+            Issue.record("expected an unhinted calibration token")
+            return
+        }
     }
 
     @Test func heatSlowsInteractiveWorkToReadingSpeedOnOneThreadThenPausesWhileAheadOfTheReader() {
@@ -187,7 +210,8 @@ extension AdaptivePolicy {
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
         let late = policy.configuration.maximumWaitSeconds + 1
-        #expect(policy.decide(context(late, [chatDecoding, undated])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(late, [chatDecoding, undated]))
+            == .run(id: 1, threads: 2, hint: .target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)))
         #expect(policy.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
     }
 
