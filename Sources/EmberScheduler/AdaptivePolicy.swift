@@ -18,8 +18,10 @@ import EmberCore
 ///   urgent by its deadline, or waiting longer than `maximumWaitSeconds`, runs in the gaps.
 /// - Battery: background work does not wait for the charger. Waiting saves no energy — the work
 ///   costs the same later, and the phone is awake for it either way — it only moves the drain,
-///   and work still waiting when the user stops is work not done. Low battery and battery saver
-///   pace interactive replies at reading speed; background work always runs at its low pace.
+///   and work still waiting when the user stops is work not done. Nor does battery saver slow
+///   interactive replies: every paced token already runs at the clocks of least energy per token
+///   (an ADPF target of `efficientTokenSlowdown` × its fastest time), and a slower pace would only
+///   finish the reply later.
 /// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions.
 /// - Background replies are decoded together, up to `backgroundBatch` at a time: a decode step
 ///   reads every weight whatever the number of sequences, so a batch of four costs the memory
@@ -257,12 +259,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
             hint = .target(seconds: 1 / rate)
             // One thread, unless the throttled phone no longer keeps reading pace on one.
             threads = (latestDecodeSeconds[1] ?? 0) > 0.8 / rate ? threads : 1
-        } else if context.isPowerSaveMode {
-            rate = configuration.readingTokensPerSecond
         } else if headroom >= configuration.cautionHeadroom {
             rate = (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond) / 2
         }
-        // Cool or warm: the paced token runs at the clocks of least energy per token.
+        // Cool or warm, battery saver or not: the paced token runs at the clocks of least energy
+        // per token. A slower pace would save nothing more (the clocks set a token's energy, the
+        // gap does not) and only finish the reply later: work cut when the person stops is energy
+        // spent for nothing.
         if hint == .none { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
