@@ -88,7 +88,7 @@ struct SimCompareCommand: ParsableCommand {
             + results.map { $0.policy.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined()
         print(header)
         for (row, entry) in summaries[0].enumerated() {
-            print(entry.0.padding(toLength: 28, withPad: " ", startingAt: 0)
+            print(entry.0.padding(toLength: max(28, entry.0.count + 1), withPad: " ", startingAt: 0)
                   + summaries.map { $0[row].1.text.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined())
         }
         if let report { print("report: \(report)") }

@@ -253,12 +253,16 @@ public struct AdaptivePolicy: SchedulingPolicy {
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
         if environmentHot || headroom >= configuration.hotHeadroom {
-            // The lowest-power setting: one thread, reading pace, and a target duration of one
-            // token's gap so the OS picks the lowest clocks that keep that pace.
+            // The least heat: one thread at reading pace, each token at the clocks of least energy
+            // per token — the skin, with a time constant of minutes, warms by the energy it gets,
+            // and the lowest clocks spend more of it per token (the uncore and static power run
+            // longer) — or, before a token on the thread count was measured, a target of the
+            // token's gap (the lowest clocks that keep the pace).
             rate = configuration.readingTokensPerSecond
-            hint = .target(seconds: 1 / rate)
             // One thread, unless the throttled phone no longer keeps reading pace on one.
             threads = (latestDecodeSeconds[1] ?? 0) > 0.8 / rate ? threads : 1
+            hint = efficientHint(threads: threads, gap: 1 / rate)
+            if hint == .none { hint = .target(seconds: 1 / rate) }
         } else if headroom >= configuration.cautionHeadroom {
             rate = (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond) / 2
         }

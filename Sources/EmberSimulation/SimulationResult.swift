@@ -127,7 +127,7 @@ public struct SimulationResult {
 
     /// The summary for people, one field a line.
     public var summaryText: String {
-        summary.map { key, value in "\(key.padding(toLength: 28, withPad: " ", startingAt: 0)) \(value.text)" }.joined(separator: "\n")
+        summary.map { key, value in "\(key.padding(toLength: max(28, key.count + 1), withPad: " ", startingAt: 0)) \(value.text)" }.joined(separator: "\n")
     }
 }
 
