@@ -121,7 +121,10 @@ extension AdaptivePolicy {
         var policy = calibratedAdaptive()
         let hot = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.85, headroomForecast: 0.92)
         let reading = 1 / policy.configuration.readingTokensPerSecond
-        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
+        // One thread at reading pace, each token at the clocks of least energy (least heat): twice
+        // the fastest token seen on one thread (5.5 ms).
+        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
+        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
         #expect(policy.decide(context(20.01, [chatDecoding], hot)) == .idle(until: 20 + reading, reason: .pacing))
         // The app's own heat at the edge of SEVERE (the environment, seen before any work, was
         // cool): the reply pauses while it is ahead of its reader…
@@ -130,7 +133,7 @@ extension AdaptivePolicy {
                                     prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
         #expect(policy.decide(context(21, [ahead], edge)) == .idle(until: 21.5, reason: .thermalPause))
         // …and runs, at the lowest power, once the reader has caught up.
-        #expect(policy.decide(context(40, [ahead], edge)) == .run(id: 7, threads: 1, hint: .target(seconds: reading)))
+        #expect(policy.decide(context(40, [ahead], edge)) == .run(id: 7, threads: 1, hint: leastHeat))
     }
 
     @Test func environmentCausedSevereStillServesInteractiveAtTheLowestPower() {
@@ -139,8 +142,15 @@ extension AdaptivePolicy {
         let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
         var decoding = context(100, [chatDecoding], hotCar)
         decoding.environmentHeadroom = 1.08
+        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
+        #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: leastHeat))
+        // Served at reading pace: the next token waits a tenth of a second, never longer.
         let reading = 1 / policy.configuration.readingTokensPerSecond
-        #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
+        var next = decoding
+        next.time = 100.01
+        #expect(policy.decide(next) == .idle(until: 100 + reading, reason: .pacing))
+        next.time = 100 + reading
+        #expect(policy.decide(next) == .run(id: 1, threads: 1, hint: leastHeat))
         // A new question's prompt is processed too, with a target duration (low clocks).
         var prompt = context(101, [chat], hotCar)
         prompt.environmentHeadroom = 1.08
@@ -148,6 +158,25 @@ extension AdaptivePolicy {
             Issue.record("expected the prompt to run with a target duration")
             return
         }
+    }
+
+    @Test func heatBeforeAnyMeasuredTokenTargetsTheReadingGap() {
+        // Calibrated on 4 and 2 threads only (a platform that never ran one): no fastest token on
+        // one thread to scale, so the token's target is its gap at reading pace.
+        var policy = AdaptivePolicy()
+        policy.record(StepOutcome(id: 0, kind: .prefill, threads: 4, tokens: 128, seconds: 0.5))
+        var time = 0.0
+        for _ in 0..<12 where policy.decodeThreads == nil {
+            guard case .run(_, let threads, _, _) = policy.decide(context(time, [chatDecoding])) else { break }
+            if threads != 1 {
+                policy.record(StepOutcome(id: 1, kind: .decode, threads: threads, tokens: 1, seconds: [4: 0.0040, 2: 0.0042][threads]!))
+            }
+            time += 0.005
+        }
+        _ = policy.decide(context(time, []))
+        let hot = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.0, headroomForecast: 1.05)
+        let reading = 1 / policy.configuration.readingTokensPerSecond
+        #expect(policy.decide(context(50, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
     }
 
     @Test func environmentHeatIsEstimatedFromIdleHeadroomOnARealPhone() {
