@@ -11,6 +11,8 @@ public struct BatteryModel: Sendable {
     public private(set) var currentAmps: Double = 0
     /// Terminal voltage in the last step.
     public private(set) var terminalVolts: Double
+    /// Charge the cell has delivered (discharge only: charging does not subtract), in coulombs.
+    public private(set) var dischargedCoulombs: Double = 0
     /// Set once the terminal voltage fell below the brown-out level or the cell ran empty.
     public private(set) var brownedOut = false
 
@@ -26,6 +28,10 @@ public struct BatteryModel: Sendable {
 
     /// Capacity in coulombs.
     public var capacityCoulombs: Double { profile.capacityMilliampHours * 3.6 }
+
+    /// Percent of capacity the cell has delivered (`dischargedCoulombs`): what was drawn, whatever
+    /// a charger put back meanwhile.
+    public var dischargedPercent: Double { dischargedCoulombs / capacityCoulombs * 100 }
 
     /// Energy when full at the nominal voltage, in joules.
     public var nominalEnergyJoules: Double { capacityCoulombs * profile.nominalVolts }
@@ -106,6 +112,7 @@ public struct BatteryModel: Sendable {
         let target = current * profile.rcResistanceOhms
         polarisationVolts = target + (polarisationVolts - target) * _exp(-seconds / tau)
         stateOfChargePercent -= current * seconds / capacityCoulombs * 100
+        if current > 0 { dischargedCoulombs += current * seconds }
         stateOfChargePercent = min(100, max(0, stateOfChargePercent))
         if netWatts > 0 && (terminalVolts < profile.brownoutVolts || stateOfChargePercent <= 0) {
             brownedOut = true

@@ -18,8 +18,10 @@ import EmberCore
 ///   urgent by its deadline, or waiting longer than `maximumWaitSeconds`, runs in the gaps.
 /// - Battery: background work does not wait for the charger. Waiting saves no energy — the work
 ///   costs the same later, and the phone is awake for it either way — it only moves the drain,
-///   and work still waiting when the user stops is work not done. Low battery and battery saver
-///   pace interactive replies at reading speed; background work always runs at its low pace.
+///   and work still waiting when the user stops is work not done. Nor does battery saver slow
+///   interactive replies: every paced token already runs at the clocks of least energy per token
+///   (an ADPF target of `efficientTokenSlowdown` × its fastest time), and a slower pace would only
+///   finish the reply later.
 /// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions.
 /// - Background replies are decoded together, up to `backgroundBatch` at a time: a decode step
 ///   reads every weight whatever the number of sequences, so a batch of four costs the memory
@@ -60,6 +62,14 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var deadlineSafetyFactor = 1.5
         /// Thread counts within this fraction of the fastest decode are equally good.
         public var threadTolerance = 0.08
+        /// A paced token's ADPF target duration, as a multiple of the fastest single-sequence
+        /// token seen on its thread count. Energy per token against clock frequency is convex with
+        /// an interior minimum (De Vogeleer et al., arXiv 1401.4655; ../shared/research/power-thermal.md
+        /// §5): above it E ∝ V² grows with the clock, below it the voltage no longer falls while the
+        /// uncore, static and board power run longer. Memory-bound decode slows about as the clock
+        /// falls (a little less), so the minimum — about 40–50 % of the top clock on phone cores —
+        /// is where a token takes about twice its fastest time.
+        public var efficientTokenSlowdown = 2.0
         /// Tokens measured per thread count before choosing.
         public var calibrationTokensPerCount = 4
         /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
@@ -84,6 +94,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
 
     /// Mean seconds per decoded token, by thread count.
     private var decodeSeconds: [Int: (total: Double, count: Int)] = [:]
+    /// Seconds of the fastest single-sequence decode step seen, by thread count.
+    private var fastestDecodeSeconds: [Int: Double] = [:]
     /// Seconds of the latest single-sequence decode step, by thread count (as throttled now).
     private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
@@ -119,6 +131,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
             // Thread counts are compared on single-sequence steps.
             guard outcome.tokens == 1 else { return }
             latestDecodeSeconds[outcome.threads] = outcome.seconds
+            fastestDecodeSeconds[outcome.threads] = min(fastestDecodeSeconds[outcome.threads] ?? .infinity, outcome.seconds)
             var entry = decodeSeconds[outcome.threads] ?? (0, 0)
             entry.total += outcome.seconds
             entry.count += 1
@@ -240,19 +253,34 @@ public struct AdaptivePolicy: SchedulingPolicy {
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
         if environmentHot || headroom >= configuration.hotHeadroom {
-            // The lowest-power setting: one thread, reading pace, and a target duration of one
-            // token's gap so the OS picks the lowest clocks that keep that pace.
+            // The least heat: one thread at reading pace, each token at the clocks of least energy
+            // per token — the skin, with a time constant of minutes, warms by the energy it gets,
+            // and the lowest clocks spend more of it per token (the uncore and static power run
+            // longer) — or, before a token on the thread count was measured, a target of the
+            // token's gap (the lowest clocks that keep the pace).
             rate = configuration.readingTokensPerSecond
-            hint = .target(seconds: 1 / rate)
             // One thread, unless the throttled phone no longer keeps reading pace on one.
             threads = (latestDecodeSeconds[1] ?? 0) > 0.8 / rate ? threads : 1
-        } else if context.isPowerSaveMode {
-            rate = configuration.readingTokensPerSecond
+            hint = efficientHint(threads: threads, gap: 1 / rate)
+            if hint == .none { hint = .target(seconds: 1 / rate) }
         } else if headroom >= configuration.cautionHeadroom {
             rate = (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond) / 2
         }
+        // Cool or warm, battery saver or not: the paced token runs at the clocks of least energy
+        // per token. A slower pace would save nothing more (the clocks set a token's energy, the
+        // gap does not) and only finish the reply later: work cut when the person stops is energy
+        // spent for nothing.
+        if hint == .none { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
+    }
+
+    /// The ADPF target of a paced token on `threads`: `efficientTokenSlowdown` × the fastest token
+    /// seen there (the clocks of least energy per token), never longer than the pacing gap; no hint
+    /// before a token on `threads` was measured.
+    private func efficientHint(threads: Int, gap: Double) -> PerformanceHint {
+        guard let fastest = fastestDecodeSeconds[threads], fastest > 0 else { return .none }
+        return .target(seconds: min(gap, configuration.efficientTokenSlowdown * fastest))
     }
 
     /// Whether the reply's reader, reading from its first token at `readerTokensPerSecond`, has

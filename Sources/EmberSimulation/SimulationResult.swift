@@ -45,10 +45,23 @@ public struct SimulationResult {
         return done > 0 ? recorder.energyJoules / Double(done) : 0
     }
 
-    /// Battery percent used per completed request (negative when the charger added more); 0 when none completed.
+    /// Percent of the battery's capacity the cell delivered over the run (discharge only: what a
+    /// charger put back does not subtract). Set by the runner.
+    public var batteryDrawnPercent = 0.0
+
+    /// The net change of the battery's charge per completed request: start minus end percent, so
+    /// negative when a charger added more than the phone drew (`battery_pct_per_request`). Not
+    /// what the requests cost: see `batteryDrawnPercentPerCompletedRequest`. 0 when none completed.
     public var batteryPercentPerCompletedRequest: Double {
         let done = completed.count
         return done > 0 ? (batteryStartPercent - batteryEndPercent) / Double(done) : 0
+    }
+
+    /// Battery percent the cell delivered per completed request (`battery_drawn_pct_per_request`):
+    /// never negative; with a charger covering the whole load, 0. 0 when none completed.
+    public var batteryDrawnPercentPerCompletedRequest: Double {
+        let done = completed.count
+        return done > 0 ? batteryDrawnPercent / Double(done) : 0
     }
 
     public var tokensGenerated: Int { requests.reduce(0) { $0 + $1.generatedTokens } }
@@ -102,6 +115,8 @@ public struct SimulationResult {
             ("energy_j_per_request", .number(joulesPerCompletedRequest, 2)),
             ("battery_pct_per_request", .number(batteryPercentPerCompletedRequest, 4)),
             ("wall_s", .number(wallSeconds, 2)),
+            ("battery_drawn_pct", .number(batteryDrawnPercent, 3)),
+            ("battery_drawn_pct_per_request", .number(batteryDrawnPercentPerCompletedRequest, 4)),
         ]
     }
 
@@ -112,7 +127,7 @@ public struct SimulationResult {
 
     /// The summary for people, one field a line.
     public var summaryText: String {
-        summary.map { key, value in "\(key.padding(toLength: 28, withPad: " ", startingAt: 0)) \(value.text)" }.joined(separator: "\n")
+        summary.map { key, value in "\(key.padding(toLength: max(28, key.count + 1), withPad: " ", startingAt: 0)) \(value.text)" }.joined(separator: "\n")
     }
 }
 

@@ -190,13 +190,15 @@ public struct SimulationRunner {
             executor.platform.phone.idle(seconds: duration - executor.platform.phone.time)
         }
         let platformState = executor.platform
-        return SimulationResult(
+        var result = SimulationResult(
             profile: profile.name, scenario: scenario.name, policy: policy.name, workload: workload,
             simulatedSeconds: platformState.phone.time, requests: requests, recorder: recorder,
             inferenceJoules: platformState.inferenceJoules, batteryStartPercent: start.batteryPercent,
             batteryEndPercent: platformState.phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
             shutdownReason: shutdownReason, idleSeconds: platformState.idleSeconds, prefillJoules: platformState.prefillJoules,
             memoryReleasedBytes: memoryReleasedBytes)
+        result.batteryDrawnPercent = platformState.phone.battery.dischargedPercent
+        return result
     }
 }
 

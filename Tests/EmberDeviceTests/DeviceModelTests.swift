@@ -150,6 +150,19 @@ import Testing
         #expect(nearlyFull.chargerInputWatts(ratedWatts: 20, batteryCelsius: 25) > 0)
     }
 
+    @Test func theBatteryCountsWhatItDeliveredNotWhatTheChargerPutBack() throws {
+        let profile = try DeviceSupport.profile("flagship-android")
+        var battery = BatteryModel(profile: profile.battery, stateOfChargePercent: 50)
+        battery.advance(seconds: 600, loadWatts: 3)
+        let drawn = battery.dischargedPercent
+        #expect(drawn > 0)
+        #expect(abs(drawn - (50 - battery.stateOfChargePercent)) < 1e-9)
+        // Charging raises the charge but takes nothing off what was drawn.
+        battery.advance(seconds: 600, loadWatts: 1, chargerRatedWatts: 25)
+        #expect(battery.stateOfChargePercent > 50 - drawn)
+        #expect(battery.dischargedPercent == drawn)
+    }
+
     @Test func aHotCarStopsChargingAndTheChargerHeatsThePhone() throws {
         let profile = try DeviceSupport.profile("low-end-android")
         // A car mount on a hot day: 52 °C skin, charging, screen on, the app idle.

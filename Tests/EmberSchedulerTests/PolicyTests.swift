@@ -88,17 +88,43 @@ extension AdaptivePolicy {
     @Test func interactiveTokensArePacedToTheTargetRate() {
         var policy = calibratedAdaptive()
         let start = 10.0
-        #expect(policy.decide(context(start, [chatDecoding])) == .run(id: 1, threads: 2, hint: .none))
+        // Each token at the clocks of least energy: twice the fastest token seen on 2 threads (4.2 ms).
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(context(start, [chatDecoding])) == .run(id: 1, threads: 2, hint: efficient))
         let interval = 1 / policy.configuration.interactiveTokensPerSecond
         #expect(policy.decide(context(start + 0.004, [chatDecoding])) == .idle(until: start + interval, reason: .pacing))
-        #expect(policy.decide(context(start + interval, [chatDecoding])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(start + interval, [chatDecoding])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
+    @Test func pacedTokensTargetTheClocksOfLeastEnergyNeverLongerThanTheirGap() {
+        var policy = calibratedAdaptive()
+        // A faster token on 2 threads lowers the target with it (the fastest seen sets it).
+        policy.record(StepOutcome(id: 1, kind: .decode, threads: 2, tokens: 1, seconds: 0.003))
+        #expect(policy.decide(context(10, [chatDecoding])) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        // A pace faster than the efficient clocks allow (200 tokens/s, gaps of 5 ms against 8.4 ms
+        // tokens): the target is the pacing gap, not twice the fastest token.
+        var quick = calibratedAdaptive()
+        quick.configuration.interactiveTokensPerSecond = 200
+        #expect(quick.decide(context(10, [chatDecoding])) == .run(id: 1, threads: 2, hint: .target(seconds: 1.0 / 200)))
+        var fresh = AdaptivePolicy()
+        // Battery saver paces at reading speed; the token still runs at the efficient clocks.
+        let saver = ScriptedPlatform(batteryPercent: 12, isPowerSaveMode: true)
+        #expect(policy.decide(context(20, [chatDecoding], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        // Before any token was measured there is nothing to scale: no hint (the calibration runs).
+        guard case .run(1, _, .none, _) = fresh.decide(context(0, [chatDecoding])) else {
+            Issue.record("expected an unhinted calibration token")
+            return
+        }
     }
 
     @Test func heatSlowsInteractiveWorkToReadingSpeedOnOneThreadThenPausesWhileAheadOfTheReader() {
         var policy = calibratedAdaptive()
         let hot = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.85, headroomForecast: 0.92)
         let reading = 1 / policy.configuration.readingTokensPerSecond
-        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
+        // One thread at reading pace, each token at the clocks of least energy (least heat): twice
+        // the fastest token seen on one thread (5.5 ms).
+        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
+        #expect(policy.decide(context(20, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
         #expect(policy.decide(context(20.01, [chatDecoding], hot)) == .idle(until: 20 + reading, reason: .pacing))
         // The app's own heat at the edge of SEVERE (the environment, seen before any work, was
         // cool): the reply pauses while it is ahead of its reader…
@@ -107,7 +133,7 @@ extension AdaptivePolicy {
                                     prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
         #expect(policy.decide(context(21, [ahead], edge)) == .idle(until: 21.5, reason: .thermalPause))
         // …and runs, at the lowest power, once the reader has caught up.
-        #expect(policy.decide(context(40, [ahead], edge)) == .run(id: 7, threads: 1, hint: .target(seconds: reading)))
+        #expect(policy.decide(context(40, [ahead], edge)) == .run(id: 7, threads: 1, hint: leastHeat))
     }
 
     @Test func environmentCausedSevereStillServesInteractiveAtTheLowestPower() {
@@ -116,8 +142,15 @@ extension AdaptivePolicy {
         let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
         var decoding = context(100, [chatDecoding], hotCar)
         decoding.environmentHeadroom = 1.08
+        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
+        #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: leastHeat))
+        // Served at reading pace: the next token waits a tenth of a second, never longer.
         let reading = 1 / policy.configuration.readingTokensPerSecond
-        #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
+        var next = decoding
+        next.time = 100.01
+        #expect(policy.decide(next) == .idle(until: 100 + reading, reason: .pacing))
+        next.time = 100 + reading
+        #expect(policy.decide(next) == .run(id: 1, threads: 1, hint: leastHeat))
         // A new question's prompt is processed too, with a target duration (low clocks).
         var prompt = context(101, [chat], hotCar)
         prompt.environmentHeadroom = 1.08
@@ -125,6 +158,25 @@ extension AdaptivePolicy {
             Issue.record("expected the prompt to run with a target duration")
             return
         }
+    }
+
+    @Test func heatBeforeAnyMeasuredTokenTargetsTheReadingGap() {
+        // Calibrated on 4 and 2 threads only (a platform that never ran one): no fastest token on
+        // one thread to scale, so the token's target is its gap at reading pace.
+        var policy = AdaptivePolicy()
+        policy.record(StepOutcome(id: 0, kind: .prefill, threads: 4, tokens: 128, seconds: 0.5))
+        var time = 0.0
+        for _ in 0..<12 where policy.decodeThreads == nil {
+            guard case .run(_, let threads, _, _) = policy.decide(context(time, [chatDecoding])) else { break }
+            if threads != 1 {
+                policy.record(StepOutcome(id: 1, kind: .decode, threads: threads, tokens: 1, seconds: [4: 0.0040, 2: 0.0042][threads]!))
+            }
+            time += 0.005
+        }
+        _ = policy.decide(context(time, []))
+        let hot = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.0, headroomForecast: 1.05)
+        let reading = 1 / policy.configuration.readingTokensPerSecond
+        #expect(policy.decide(context(50, [chatDecoding], hot)) == .run(id: 1, threads: 1, hint: .target(seconds: reading)))
     }
 
     @Test func environmentHeatIsEstimatedFromIdleHeadroomOnARealPhone() {
@@ -187,7 +239,8 @@ extension AdaptivePolicy {
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
         let late = policy.configuration.maximumWaitSeconds + 1
-        #expect(policy.decide(context(late, [chatDecoding, undated])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(late, [chatDecoding, undated]))
+            == .run(id: 1, threads: 2, hint: .target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)))
         #expect(policy.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
     }
 

@@ -112,6 +112,23 @@ enum SimulationSupport {
         #expect(result.recorder.samples.last!.pluggedIn)
     }
 
+    @Test func batteryPerRequestSaysWhatWasDrawnAndTheNetChangeApart() throws {
+        // Unplugged for a minute (the question is answered from the battery), then charging.
+        let scenario = try SimulationSupport.scenario(json: """
+        {"name":"charge","description":"","duration_s":1800,"start":{"battery_pct":40,"ambient_c":25},
+         "events":[{"at_s":5,"type":"chat","prompt_tokens":40,"response_tokens":50},{"at_s":60,"type":"plug"}]}
+        """)
+        let result = try SimulationSupport.run(scenario)
+        #expect(result.completed.count == 1)
+        // The net change is negative (the charger put back more than the phone drew)…
+        #expect(result.batteryPercentPerCompletedRequest < 0)
+        // …what the battery delivered is not: the first minute's drain, whatever came back after.
+        #expect(result.batteryDrawnPercentPerCompletedRequest > 0)
+        #expect(result.batteryDrawnPercentPerCompletedRequest < 1)
+        let keys = result.summary.map(\.0)
+        #expect(keys.contains("battery_drawn_pct_per_request") && keys.contains("battery_pct_per_request"))
+    }
+
     @Test func hotAmbientRaisesTheSkin() throws {
         func peak(_ ambient: Double) throws -> Double {
             let scenario = try SimulationSupport.scenario(json: """
