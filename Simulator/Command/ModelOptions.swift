@@ -35,14 +35,20 @@ struct ModelOptions: ParsableArguments {
 
     var threadCount: Int { threads ?? defaultThreadCount() }
 
+    /// Whether weights are rearranged for the fast kernels: `EMBER_INTERLEAVE=0` keeps the file's
+    /// layout (for comparing kernels). Read here, in the CLI only; the library takes it as an option.
+    static var interleavesWeights: Bool { ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0" }
+
     var budgetBytes: Int? { memoryBudget.flatMap(ByteCount.parse) }
 
     /// The engine configuration these options describe, for `context` positions and `batchSize`-token
     /// steps (a budget may shorten the context only when `contextAdjustable`).
     func engineConfiguration(context: Int, batchSize: Int = 512, contextAdjustable: Bool) throws -> EngineConfiguration {
-        EngineConfiguration(model: .file(path: try ModelCatalog.resolve(model)), memoryBudgetBytes: budgetBytes,
-                            contextLength: context, adjustsContext: contextAdjustable, threadCount: threadCount,
-                            keyValueType: kvType, weightStreaming: streamWeights ? .always : .never, batchSize: batchSize)
+        var configuration = EngineConfiguration(model: .file(path: try ModelCatalog.resolve(model)), memoryBudgetBytes: budgetBytes,
+                                                contextLength: context, adjustsContext: contextAdjustable, threadCount: threadCount,
+                                                keyValueType: kvType, weightStreaming: streamWeights ? .always : .never, batchSize: batchSize)
+        configuration.interleavesWeights = Self.interleavesWeights
+        return configuration
     }
 
     /// Resolves the alias or path and loads the model (streaming weights when asked). A compressed
@@ -53,7 +59,7 @@ struct ModelOptions: ParsableArguments {
         if opened.isContainer, streamWeights {
             throw ValidationError("--stream-weights reads from a GGUF file; unpack the container first (ember unpack).")
         }
-        return try LanguageModel(file: opened.file, path: opened.name, options: LoadOptions(streamWeights: streamWeights))
+        return try LanguageModel(file: opened.file, path: opened.name, options: LoadOptions(interleave: Self.interleavesWeights, streamWeights: streamWeights))
     }
 
     /// Plans memory for `context` positions and `batchSize`-token steps; with a budget, fits the
@@ -74,7 +80,7 @@ struct ModelOptions: ParsableArguments {
            plan.context != context || plan.batchSize != batchSize || plan.keyValueType != (kvType ?? .f16) {
             printError("memory plan: context \(plan.context) (asked \(context)), \(plan.keyValueType.rawValue) KV cache, \(plan.batchSize)-token steps\(plan.streamWeights ? ", streamed weights" : ""): \(ByteCount.format(plan.totalBytes)) within \(ByteCount.format(budget))")
         }
-        return (try ModelLoader.load(opened, plan: plan), plan)
+        return (try ModelLoader.load(opened, plan: plan, interleave: configuration.interleavesWeights), plan)
     }
 }
 

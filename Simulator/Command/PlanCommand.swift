@@ -54,18 +54,19 @@ struct PlanCommand: ParsableCommand {
         if let budget = memoryBudget.flatMap(ByteCount.parse) {
             do {
                 // The library's planner, as `Engine.plan` and `--memory-budget` use it.
-                let configuration = EngineConfiguration(model: .gguf(path: path), memoryBudgetBytes: budget, contextLength: context,
+                var configuration = EngineConfiguration(model: .gguf(path: path), memoryBudgetBytes: budget, contextLength: context,
                                                         threadCount: threadCount, keyValueType: kvType,
                                                         weightStreaming: streamWeights ? .always : .allowed)
+                configuration.interleavesWeights = ModelOptions.interleavesWeights
                 plan = try ModelLoader.plan(OpenedModel(file: file, name: path, isContainer: false), configuration)
             } catch {
                 refusal = "\(error)"
-                plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount,
-                                           streamWeights: streamWeights, keyValueType: kvType ?? .f16, budgetBytes: budget)
+                plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount, streamWeights: streamWeights,
+                                           interleave: ModelOptions.interleavesWeights, keyValueType: kvType ?? .f16, budgetBytes: budget)
             }
         } else {
             plan = try MemoryPlan.make(file: file, context: context, threadCount: threadCount, streamWeights: streamWeights,
-                                       keyValueType: kvType ?? .f16)
+                                       interleave: ModelOptions.interleavesWeights, keyValueType: kvType ?? .f16)
         }
         if json {
             print("{\"weights_bytes\":\(plan.weightsBytes),\"kv_cache_bytes\":\(plan.keyValueCacheBytes),"

@@ -220,7 +220,7 @@ struct SimRunCommand: ParsableCommand {
         } else {
             let file = try GGUFFile(path: ModelCatalog.resolve(options.model))
             plan = try MemoryPlan.fit(file: file, budgetBytes: limit, context: 2048, threadCount: threads ?? defaultThreadCount(),
-                                      allowStreaming: true)
+                                      allowStreaming: true, interleave: ModelOptions.interleavesWeights)
         }
         if let plan {
             runner.maximumDecodeBatch = Self.decodeBatchLimit(budget: limit, planned: plan.totalBytes,
@@ -231,7 +231,8 @@ struct SimRunCommand: ParsableCommand {
         }
         if realTokens {
             let model = try LanguageModel(path: ModelCatalog.resolve(options.model),
-                                          options: LoadOptions(streamWeights: plan?.streamWeights ?? false))
+                                          options: LoadOptions(interleave: ModelOptions.interleavesWeights,
+                                                               streamWeights: plan?.streamWeights ?? false))
             let sampling = temperature == 0 ? SamplingParameters.greedy : SamplingParameters(temperature: temperature, seed: seed)
             var engine = LanguageModelEngine(model: model, sampling: sampling, contextLength: plan?.context ?? 2048,
                                              threadCount: threads ?? defaultThreadCount())

@@ -58,7 +58,7 @@ public final class Engine: Sendable {
                 logger: Logger) throws(EngineError) {
         let opened = try ModelLoader.open(configuration)
         let plan = try ModelLoader.plan(opened, configuration)
-        let model = try ModelLoader.load(opened, plan: plan)
+        let model = try ModelLoader.load(opened, plan: plan, interleave: configuration.interleavesWeights)
         logger.info("engine: loaded within the plan", metadata: [
             "model": "\(opened.name)", "planned_bytes": "\(plan.totalBytes)",
             "budget_bytes": "\(plan.budgetBytes.map(String.init) ?? "none")", "sessions": "\(plan.sessions)",

@@ -55,6 +55,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// each with its own KV cache and scratch, all on one shared thread pool. The plan counts every
     /// one; more wait for a free one.
     public var concurrentRequests: Int = 1
+    /// Rearrange weights for the fast kernels at load (a resident copy); false keeps the file's layout.
+    public var interleavesWeights = true
 
     public init(model: ModelSource, memoryBudgetBytes: Int? = nil, contextLength: Int = 2048, adjustsContext: Bool = true,
                 threadCount: Int? = nil, keyValueType: KeyValueType? = nil, weightStreaming: WeightStreaming = .never,
@@ -170,10 +172,10 @@ public enum ModelLoader {
                     allowStreaming: streaming != .never && !model.isContainer, requireStreaming: streaming == .always,
                     keyValueTypes: configuration.keyValueType.map { [$0] } ?? [.f16, .q8_0, .q4_0],
                     minimumContext: configuration.adjustsContext ? min(256, context) : context,
-                    sessions: configuration.concurrentRequests)
+                    sessions: configuration.concurrentRequests, interleave: configuration.interleavesWeights)
             }
             return try MemoryPlan.make(file: model.file, context: context, batchSize: configuration.batchSize, threadCount: threads,
-                                       streamWeights: configuration.weightStreaming == .always,
+                                       streamWeights: configuration.weightStreaming == .always, interleave: configuration.interleavesWeights,
                                        keyValueType: configuration.keyValueType ?? .f16,
                                        sessions: configuration.concurrentRequests)
         } catch {
@@ -185,13 +187,15 @@ public enum ModelLoader {
     public static func load(_ configuration: EngineConfiguration) throws(EngineError) -> (LanguageModel, MemoryPlan) {
         let opened = try open(configuration)
         let plan = try plan(opened, configuration)
-        return (try load(opened, plan: plan), plan)
+        return (try load(opened, plan: plan, interleave: configuration.interleavesWeights), plan)
     }
 
-    /// Loads `model` as `plan` says (resident or streamed weights).
-    public static func load(_ model: OpenedModel, plan: MemoryPlan) throws(EngineError) -> LanguageModel {
+    /// Loads `model` as `plan` says (resident or streamed weights), rearranging weights for the
+    /// fast kernels when `interleave`.
+    public static func load(_ model: OpenedModel, plan: MemoryPlan, interleave: Bool = true) throws(EngineError) -> LanguageModel {
         do {
-            return try LanguageModel(file: model.file, path: model.name, options: LoadOptions(streamWeights: plan.streamWeights))
+            return try LanguageModel(file: model.file, path: model.name,
+                                     options: LoadOptions(interleave: interleave, streamWeights: plan.streamWeights))
         } catch {
             throw EngineError(.unreadableModel, "\(model.name): \(error)")
         }

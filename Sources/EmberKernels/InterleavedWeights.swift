@@ -32,21 +32,19 @@ public final class InterleavedWeights: @unchecked Sendable {
     let storage: UnsafeMutableRawPointer
     public let byteCount: Int
 
-    /// Bytes of one group's block.
+    /// Bytes of one group's block in Q4_1's layout: 32 `d` and 32 `m` halves, 32 rows × 16 packed bytes.
+    static let q4_1GroupBlockBytes = 640
+    /// Bytes of one group's block in Q8_0's layout: 32 `d` halves, 32 rows × 32 bytes.
+    static let q8_0GroupBlockBytes = 1088
+
+    /// Bytes of one group's block (the format's row; Q5_0 and Q4_K in another type's layout: see `init`).
     static func groupBlockBytes(_ type: TensorType) -> Int {
-        switch type {
-        case .q4_1: return rowGroup * 20
-        case .q8_0: return rowGroup * 34
-        case .q5_0: return rowGroup * 34  // decoded to Q8_0's layout: see `init`
-        case .q4_K: return rowGroup * 20  // rewritten in Q4_1's layout: see `init`
-        case .q6_K: return q6SuperBlockBytes / 8  // per 256 elements: see `interleaveQ6_K`
-        default: return 0
-        }
+        QuantizedFormat.format(type)?.groupBlockBytes ?? 0
     }
 
     /// Whether `type` and `rows` can be interleaved.
     public static func supports(_ type: TensorType, rows: Int, columns: Int) -> Bool {
-        [.q4_1, .q8_0, .q5_0, .q4_K, .q6_K].contains(type) && rows % rowGroup == 0 && columns % type.blockSize == 0
+        QuantizedFormat.format(type)?.interleavedType != nil && rows % rowGroup == 0 && columns % type.blockSize == 0
     }
 
     /// Rearranges a row-major matrix of `type`; nil when the layout is not supported.
@@ -196,7 +194,7 @@ public final class InterleavedWeights: @unchecked Sendable {
     func multiplyQ4_1(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                       firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
-        let groupBlock = 640
+        let groupBlock = Self.q4_1GroupBlockBytes
         for group in groupRange {
             for token in firstToken..<tokens {
                 let activationRow = activations + token * activationRowBytes
@@ -242,7 +240,7 @@ public final class InterleavedWeights: @unchecked Sendable {
     func multiplyQ8_0(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                       firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
-        let groupBlock = 1088
+        let groupBlock = Self.q8_0GroupBlockBytes
         let lanes = Self.rowGroup
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 10 * lanes) { buffer in
             let scales = buffer.baseAddress!        // 32 × Float: d_w · d_a of each row
@@ -297,7 +295,7 @@ public final class InterleavedWeights: @unchecked Sendable {
     func multiplyBlockSums(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
                            firstToken: Int = 0, output: UnsafeMutablePointer<Float>) {
         let blocks = columns / 32
-        let groupBlock = 1088
+        let groupBlock = Self.q8_0GroupBlockBytes
         for group in groupRange {
             for token in firstToken..<tokens {
                 let activationRow = activations + token * activationRowBytes

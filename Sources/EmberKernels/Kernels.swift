@@ -7,21 +7,17 @@ import EmberCore
 /// Each function has a `…Reference` twin in plain scalar code (`ReferenceKernels`), the
 /// specification the vectorized version is tested against.
 public enum Kernels {
-    /// Types Ember multiplies by.
-    public static let matrixTypes: Set<TensorType> = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+    /// Types Ember multiplies by: the rows of `QuantizedFormat.all`.
+    public static let matrixTypes = Set(QuantizedFormat.all.map(\.type))
 
     public static func supportsMatrixMultiply(_ type: TensorType) -> Bool { matrixTypes.contains(type) }
 
     /// The type activations are quantized to before a dot product with weights of `weightType`, as
-    /// llama.cpp does: integer products for quantized weights, half precision for F16.
+    /// llama.cpp does: integer products for quantized weights, half precision for F16 — the
+    /// format's row; a K-quant Ember does not multiply pairs with Q8_K, anything else with F32.
     public static func activationType(for weightType: TensorType) -> TensorType {
-        switch weightType {
-        case .q4_0, .q5_0, .q8_0: return .q8_0
-        case .q4_1, .q5_1: return .q8_1
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: return .q8_K
-        case .f16: return .f16
-        default: return .f32
-        }
+        if let format = QuantizedFormat.format(weightType) { return format.activationType }
+        return weightType.blockSize == 256 ? .q8_K : .f32
     }
 
     // MARK: Dequantize
@@ -67,24 +63,13 @@ public enum Kernels {
         ReferenceKernels.dot(weightType, weights, activation, count)
     }
 
-    typealias DotKernel = (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
+    typealias DotKernel = @Sendable (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
 
-    /// The vectorized dot product for `type`: the `RowDot` kernel `matmul` specializes on, so the
-    /// mapping from type to kernel and its block size is written once; the scalar reference otherwise.
+    /// The vectorized dot product for `type` (the format's row: the `RowDot` kernel `matmul`
+    /// specializes on); the scalar reference otherwise.
     static func dotKernel(for type: TensorType) -> DotKernel {
-        switch type {
-        case .q4_0: return Q4_0Dot.dot
-        case .q4_1: return Q4_1Dot.dot
-        case .q8_0: return Q8_0Dot.dot
-        case .q5_0: return Q5_0Dot.dot
-        case .q5_1: return Q5_1Dot.dot
-        case .q4_K: return Q4_KDot.dot
-        case .q5_K: return Q5_KDot.dot
-        case .q6_K: return Q6_KDot.dot
-        case .f32: return F32Dot.dot
-        case .f16: return F16Dot.dot
-        default: return { ReferenceKernels.dot(type, $0, $1, $2) }
-        }
+        if let format = QuantizedFormat.format(type) { return format.dot }
+        return { weights, activation, count in ReferenceKernels.dot(type, weights, activation, count) }
     }
 
     // MARK: Matrix multiplication
@@ -98,7 +83,7 @@ public enum Kernels {
             guard PromptKernel.detected == .avx512VNNI, tokens >= InterleavedWeights.tokenLaneMinimum else { return quantized }
             return (quantized + 63) / 64 * 64 + (tokens + 15) / 16 * (columns / 256) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
         }
-        guard [.q4_1, .q4_K, .q5_0].contains(type) else { return quantized }
+        guard QuantizedFormat.format(type)?.tokenLanes == true else { return quantized }
         // Interleaved small weights multiply batches with tokens in the lanes, after a transposed
         // copy of the quantized activations (`InterleavedWeights.multiplyTokenLanes`).
         let lanes = InterleavedWeights.tokenLaneScratchBytes(columns: columns, tokens: tokens)

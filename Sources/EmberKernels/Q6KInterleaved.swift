@@ -118,7 +118,7 @@ extension InterleavedWeights {
                             let blockScales = (source + 64 + block * 2 * lanes).assumingMemoryBound(to: Int8.self)
                             for i in 0..<(2 * lanes) { scales[i] = Int32(blockScales[i]) }
                             for t in 0..<count {
-                                let quants = (activations + (first + t) * activationRowBytes + superBlock * 292 + 4 + block * 32)
+                                let quants = (activations + (first + t) * activationRowBytes + superBlock * Q8_KBlock.bytes + Q8_KBlock.quants + block * 32)
                                     .assumingMemoryBound(to: Int8.self)
                                 let row = widened + t * 32
                                 for k in 0..<32 { row[k] = Int16(quants[k]) }
@@ -138,7 +138,7 @@ extension InterleavedWeights {
                         let halves = source.assumingMemoryBound(to: Float16.self)
                         let slot = superBlock < fullQuads ? superBlock % 4 : 0
                         for t in 0..<count {
-                            let scale = (activations + (first + t) * activationRowBytes + superBlock * 292).loadUnaligned(as: Float.self)
+                            let scale = (activations + (first + t) * activationRowBytes + superBlock * Q8_KBlock.bytes).loadUnaligned(as: Float.self)
                             let accumulator = accumulators + (slot * superTile + t) * lanes
                             let integer = sums + t * lanes
                             for lane in 0..<lanes {
@@ -169,7 +169,7 @@ extension InterleavedWeights {
                         SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
             for superBlock in 0..<superBlocks {
                 let source = storage + (group * superBlocks + superBlock) * Self.q6SuperBlockBytes
-                let activation = activations + superBlock * 292
+                let activation = activations + superBlock * Q8_KBlock.bytes
                 var integerLow = SIMD16<Int32>(), integerHigh = SIMD16<Int32>()
                 for block in 0..<8 {
                     let quants = (activation + 4 + block * 32).assumingMemoryBound(to: Int8.self)
@@ -280,7 +280,7 @@ extension InterleavedWeights {
                 var s: [Float] = [0, 0, 0, 0]
                 for superBlock in 0..<superBlocks {
                     let source = storage + (group * superBlocks + superBlock) * Self.q6SuperBlockBytes
-                    let activation = activations + token * activationRowBytes + superBlock * 292
+                    let activation = activations + token * activationRowBytes + superBlock * Q8_KBlock.bytes
                     var isum: Int32 = 0
                     for sub in 0..<16 {
                         var subSum: Int32 = 0

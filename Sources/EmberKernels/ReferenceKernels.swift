@@ -331,8 +331,8 @@ enum ReferenceKernels {
         case .q4_K, .q5_K:
             var sum: Float = 0
             for b in 0..<blocks {
-                let w = weights + b * size, a = activation + b * 292
-                let scales = w + 4
+                let w = weights + b * size, a = activation + b * Q8_KBlock.bytes
+                let scales = w + Q4_KBlock.scales
                 let d = a.loadUnaligned(as: Float.self)
                 var isum = 0, minimumSum = 0
                 for sub in 0..<8 {
@@ -340,11 +340,11 @@ enum ReferenceKernels {
                     var subSum = 0
                     for l in 0..<32 {
                         let index = sub * 32 + l
-                        subSum += kQuant(type, w, index) * Int(a.load(fromByteOffset: 4 + index, as: Int8.self))
+                        subSum += kQuant(type, w, index) * Int(a.load(fromByteOffset: Q8_KBlock.quants + index, as: Int8.self))
                     }
                     isum += Int(scale) * subSum
-                    let blockSum = Int(a.loadUnaligned(fromByteOffset: 260 + 4 * sub, as: Int16.self))
-                        + Int(a.loadUnaligned(fromByteOffset: 262 + 4 * sub, as: Int16.self))
+                    let blockSum = Int(a.loadUnaligned(fromByteOffset: Q8_KBlock.sums + 4 * sub, as: Int16.self))
+                        + Int(a.loadUnaligned(fromByteOffset: Q8_KBlock.sums + 2 + 4 * sub, as: Int16.self))
                     minimumSum += Int(minimum) * blockSum
                 }
                 sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
@@ -353,8 +353,8 @@ enum ReferenceKernels {
         case .q6_K:
             var sum: Float = 0
             for b in 0..<blocks {
-                let w = weights + b * size, a = activation + b * 292
-                let d = a.loadUnaligned(as: Float.self) * loadHalf(w, 208)
+                let w = weights + b * size, a = activation + b * Q8_KBlock.bytes
+                let d = a.loadUnaligned(as: Float.self) * loadHalf(w, Q6_KBlock.scale)
                 var isum = 0
                 for index in 0..<256 {
                     let (q, scale) = q6KQuant(w, index)

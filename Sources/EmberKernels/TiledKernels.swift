@@ -28,7 +28,7 @@ extension InterleavedWeights {
         let isQ4 = type == .q4_1
         let activationBlockBytes = isQ4 ? 36 : 34
         let quantOffset = isQ4 ? 4 : 2
-        let groupBlock = isQ4 ? 640 : 1088
+        let groupBlock = isQ4 ? Self.q4_1GroupBlockBytes : Self.q8_0GroupBlockBytes
         let superTile = Self.tokenSuperTile
         withUnsafeTemporaryAllocation(byteCount: 8192, alignment: 64) { buffer in
             let base = buffer.baseAddress!

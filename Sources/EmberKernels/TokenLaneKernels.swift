@@ -79,7 +79,7 @@ extension InterleavedWeights {
                             workspace: UnsafeMutableRawPointer) {
         let blocks = columns / 32
         let isQ4 = type == .q4_1
-        let groupBlock = isQ4 ? 640 : 1088
+        let groupBlock = isQ4 ? Self.q4_1GroupBlockBytes : Self.q8_0GroupBlockBytes
         let vectors = (tokens + 31) / 32
         // Nibbles (0…15): eight pairs of products ≤ 2 · 15 · 127 sum in 16 bits; Q5_0 plus 16
         // (0…31): four pairs ≤ 2 · 31 · 127.

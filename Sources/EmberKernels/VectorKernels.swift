@@ -225,12 +225,12 @@ enum VectorKernels {
     @inline(__always)
     static func dotQ5_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
         sumBlocks(blocks) { b in
-            let w = weights + b * 176, a = activation + b * 292
-            let scales = w + 4
-            let highBits = (w + 16).assumingMemoryBound(to: UInt8.self)
-            let packed = (w + 48).assumingMemoryBound(to: UInt8.self)
-            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
-            let blockSums = (a + 260).assumingMemoryBound(to: Int16.self)
+            let w = weights + b * Q5_KBlock.bytes, a = activation + b * Q8_KBlock.bytes
+            let scales = w + Q5_KBlock.scales
+            let highBits = (w + Q5_KBlock.highBits).assumingMemoryBound(to: UInt8.self)
+            let packed = (w + Q5_KBlock.quants).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + Q8_KBlock.quants).assumingMemoryBound(to: Int8.self)
+            let blockSums = (a + Q8_KBlock.sums).assumingMemoryBound(to: Int16.self)
             var isum: Int32 = 0
             var minimumSum: Int32 = 0
             for group in 0..<4 {
@@ -250,7 +250,7 @@ enum VectorKernels {
                 minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
             }
             let d = a.loadUnaligned(as: Float.self)
-            return d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+            return d * loadHalf(w, Q4_KBlock.scale) * Float(isum) - d * loadHalf(w, Q4_KBlock.minimumScale) * Float(minimumSum)
         }
     }
 
@@ -259,11 +259,11 @@ enum VectorKernels {
     @inline(__always)
     static func dotQ4_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
         sumBlocks(blocks) { b in
-            let w = weights + b * 144, a = activation + b * 292
-            let scales = w + 4
-            let packed = (w + 16).assumingMemoryBound(to: UInt8.self)
-            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
-            let blockSums = (a + 260).assumingMemoryBound(to: Int16.self)
+            let w = weights + b * Q4_KBlock.bytes, a = activation + b * Q8_KBlock.bytes
+            let scales = w + Q4_KBlock.scales
+            let packed = (w + Q4_KBlock.quants).assumingMemoryBound(to: UInt8.self)
+            let quants = (a + Q8_KBlock.quants).assumingMemoryBound(to: Int8.self)
+            let blockSums = (a + Q8_KBlock.sums).assumingMemoryBound(to: Int16.self)
             var isum: Int32 = 0
             var minimumSum: Int32 = 0
             for group in 0..<4 {
@@ -280,7 +280,7 @@ enum VectorKernels {
                 minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
             }
             let d = a.loadUnaligned(as: Float.self)
-            return d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+            return d * loadHalf(w, Q4_KBlock.scale) * Float(isum) - d * loadHalf(w, Q4_KBlock.minimumScale) * Float(minimumSum)
         }
     }
 
@@ -288,13 +288,13 @@ enum VectorKernels {
     @inline(__always)
     static func dotQ6_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
         sumBlocks(blocks) { b in
-            let w = weights + b * 210, a = activation + b * 292
-            let quants = (a + 4).assumingMemoryBound(to: Int8.self)
-            let scales = (w + 192).assumingMemoryBound(to: Int8.self)
+            let w = weights + b * Q6_KBlock.bytes, a = activation + b * Q8_KBlock.bytes
+            let quants = (a + Q8_KBlock.quants).assumingMemoryBound(to: Int8.self)
+            let scales = (w + Q6_KBlock.scales).assumingMemoryBound(to: Int8.self)
             var isum: Int32 = 0
             for half in 0..<2 {
-                let low = (w + half * 64).assumingMemoryBound(to: UInt8.self)
-                let high = (w + 128 + half * 32).assumingMemoryBound(to: UInt8.self)
+                let low = (w + Q6_KBlock.lowBits + half * 64).assumingMemoryBound(to: UInt8.self)
+                let high = (w + Q6_KBlock.highBits + half * 32).assumingMemoryBound(to: UInt8.self)
                 let y = quants + half * 128
                 let scale = scales + half * 8
                 for group in 0..<2 {
@@ -311,7 +311,7 @@ enum VectorKernels {
                     isum &+= s2 &* Int32(scale[group + 4]) &+ s3 &* Int32(scale[group + 6])
                 }
             }
-            return a.loadUnaligned(as: Float.self) * loadHalf(w, 208) * Float(isum)
+            return a.loadUnaligned(as: Float.self) * loadHalf(w, Q6_KBlock.scale) * Float(isum)
         }
     }
 
@@ -320,7 +320,7 @@ enum VectorKernels {
     @inline(__always)
     static func quantizeQ8_K(_ source: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, _ blocks: Int) {
         for b in 0..<blocks {
-            let x = source + b * 256, block = output + b * 292
+            let x = source + b * 256, block = output + b * Q8_KBlock.bytes
             // The first value of the largest magnitude, found after a vectorized maximum.
             let amax = largestMagnitude(x, 256)
             var signedMax: Float = 0
@@ -329,10 +329,10 @@ enum VectorKernels {
                 while abs(x[j]) != amax { j += 1 }
                 signedMax = x[j]
             }
-            let quants = (block + 4).assumingMemoryBound(to: Int8.self)
-            let sums = (block + 260).assumingMemoryBound(to: Int16.self)
+            let quants = (block + Q8_KBlock.quants).assumingMemoryBound(to: Int8.self)
+            let sums = (block + Q8_KBlock.sums).assumingMemoryBound(to: Int16.self)
             if amax == 0 {
-                block.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
+                block.initializeMemory(as: UInt8.self, repeating: 0, count: Q8_KBlock.bytes)
                 continue
             }
             let inverseScale = -127 / signedMax

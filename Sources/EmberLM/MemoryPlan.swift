@@ -52,7 +52,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// threads, for `sessions` sequences generating at once (each its own KV cache and scratch, one
     /// shared thread pool).
     public static func make(file: GGUFFile, context: Int, batchSize: Int = 512, threadCount: Int,
-                            streamWeights: Bool = false, interleave: Bool = LoadOptions().interleave,
+                            streamWeights: Bool = false, interleave: Bool = true,
                             keyValueType: KeyValueType = .f16, sessions: Int = 1,
                             budgetBytes: Int? = nil) throws(LanguageModelError) -> MemoryPlan {
         let configuration = try ModelConfiguration(gguf: file)
@@ -144,7 +144,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// With `keyValueTypes` of more than one type, each is tried (at every context) in order.
     public static func fit(file: GGUFFile, budgetBytes: Int, context: Int, batchSize: Int = 512, threadCount: Int,
                            allowStreaming: Bool, requireStreaming: Bool = false, keyValueTypes: [KeyValueType] = [.f16],
-                           minimumContext: Int = 256, sessions: Int = 1) throws(LanguageModelError) -> MemoryPlan {
+                           minimumContext: Int = 256, sessions: Int = 1, interleave: Bool = true) throws(LanguageModelError) -> MemoryPlan {
         var candidates: [(context: Int, batch: Int, stream: Bool, kv: KeyValueType)] = []
         func add(_ candidate: (context: Int, batch: Int, stream: Bool, kv: KeyValueType)) {
             if !candidates.contains(where: { $0 == candidate }) { candidates.append(candidate) }
@@ -164,7 +164,7 @@ public struct MemoryPlan: Sendable, Equatable {
         var smallest: MemoryPlan?
         for candidate in candidates {
             let plan = try make(file: file, context: candidate.context, batchSize: candidate.batch, threadCount: threadCount,
-                                streamWeights: candidate.stream, keyValueType: candidate.kv, sessions: sessions,
+                                streamWeights: candidate.stream, interleave: interleave, keyValueType: candidate.kv, sessions: sessions,
                                 budgetBytes: budgetBytes)
             if plan.fits { return plan }
             if smallest == nil || plan.totalBytes < smallest!.totalBytes { smallest = plan }
@@ -173,7 +173,7 @@ public struct MemoryPlan: Sendable, Equatable {
         var hint = "the smallest plan (context \(needed.context), \(needed.keyValueType.rawValue) KV cache\(needed.streamWeights ? ", streamed weights" : "")\(sessions > 1 ? ", \(sessions) sessions at once" : "")) needs \(ByteCount.format(needed.totalBytes))"
         if !allowStreaming {
             let streamed = try make(file: file, context: minimumContext, batchSize: 16, threadCount: threadCount,
-                                    streamWeights: true, keyValueType: keyValueTypes.last ?? .f16, sessions: sessions,
+                                    streamWeights: true, interleave: interleave, keyValueType: keyValueTypes.last ?? .f16, sessions: sessions,
                                     budgetBytes: budgetBytes)
             hint += streamed.fits ? "; --stream-weights would fit (\(ByteCount.format(streamed.totalBytes)))"
                                   : "; even --stream-weights needs \(ByteCount.format(streamed.totalBytes))"

@@ -163,6 +163,14 @@ enum Operations {
     }
 }
 
+extension Operations {
+    /// Final-logit softcapping: `cap · tanh(x / cap)`.
+    static func softcap(_ values: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        let inverse = 1 / cap
+        for i in 0..<count { values[i] = tanhf(values[i] * inverse) * cap }
+    }
+}
+
 /// How rotary position embedding pairs the dimensions of a head.
 public enum RotaryLayout: Sendable, Equatable {
     /// Adjacent pairs `(x[2i], x[2i+1])` — llama.cpp's "normal" RoPE (llama, mistral).

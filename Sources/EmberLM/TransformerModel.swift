@@ -41,13 +41,14 @@ struct LayerWeights: Sendable {
 
 /// How weights are brought into memory.
 public struct LoadOptions: Sendable, Equatable {
-    /// Rearrange weights for the fast kernels (a resident copy); `EMBER_INTERLEAVE=0` turns it off.
+    /// Rearrange weights for the fast kernels (a resident copy); off keeps the file's layout (the
+    /// CLI turns it off with `EMBER_INTERLEAVE=0`).
     public var interleave: Bool
     /// Keep weights in the file mapping and bring each layer in only while it runs, releasing it
     /// afterwards and prefetching the next: the resident set stays near one layer's weights.
     public var streamWeights: Bool
 
-    public init(interleave: Bool = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0", streamWeights: Bool = false) {
+    public init(interleave: Bool = true, streamWeights: Bool = false) {
         self.interleave = interleave && !streamWeights
         self.streamWeights = streamWeights
     }
@@ -242,8 +243,8 @@ struct WeightLoader {
     /// llama.cpp's logits bit for bit; otherwise the faster per-block order (the logits differ
     /// from llama.cpp's in the last bits either way). Decided once per file.
     let llamaOrder: Bool
-    /// Rearrange weights for the kernels (`InterleavedWeights`); `EMBER_INTERLEAVE=0` keeps the file's layout.
-    var interleave = ProcessInfo.processInfo.environment["EMBER_INTERLEAVE"] != "0"
+    /// Rearrange weights for the kernels (`InterleavedWeights`); off keeps the file's layout.
+    var interleave = true
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
     /// Drop the file pages a copied-out vector was read from (streamed weights: nothing of the file

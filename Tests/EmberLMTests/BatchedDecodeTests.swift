@@ -52,13 +52,27 @@ import Testing
     }
 
     /// Routed experts (rows routed to different experts in one step) and an architecture with its
-    /// own layer loop (decoded one sequence at a time).
+    /// own forward pass.
     @Test(arguments: ["qwen3moe-q8_0", "qwen3-q8_0", "phi3-f32", "gemma3n-f32"])
     func tinyArchitecturesMatchSeparateDecoding(name: String) throws {
         let model = try TestSupport.tinyModel(name)
         let together = try Self.decodeLogits(model, batched: true, steps: 4, threads: 2)
         let alone = try Self.decodeLogits(model, batched: false, steps: 4, threads: 2)
         #expect(together == alone, "\(name)")
+    }
+
+    /// Gemma 3n and Gemma 4 run their own forward passes, written with the shared blocks: rows of
+    /// three sequences in one pass (KV caches shared across layers, per-layer embeddings, AltUp
+    /// streams, routed experts) give the logits of decoding each sequence alone, at 1 and 2 threads.
+    @Test(arguments: ["gemma3n-f32", "gemma3n-q8_0", "gemma4-f32", "gemma4-q8_0", "gemma4moe-f32", "gemma4moe-q8_0"])
+    func perLayerGemmaMatchesSeparateDecoding(name: String) throws {
+        let model = try TestSupport.tinyModel(name)
+        for threads in [1, 2] {
+            let together = try Self.decodeLogits(model, batched: true, steps: 4, threads: threads)
+            let alone = try Self.decodeLogits(model, batched: false, steps: 4, threads: threads)
+            #expect(together.map(\.count) == [4, 4, 4])
+            #expect(together == alone, "\(name), \(threads) threads")
+        }
     }
 
     /// The real models' interleaved kernels (Q4_1, Q4_K, Q6_K, Q8_0) with rows of three sequences.

@@ -105,6 +105,49 @@ public protocol ArchitectureDefinition: Sendable {
     static func traits(configuration: ModelConfiguration, gguf: GGUFFile) throws(LanguageModelError) -> ArchitectureTraits
 }
 
+/// An architecture that loads its own layer weights and runs its own forward pass; the model
+/// still loads the token embeddings, the output norm and the output projection, and the session
+/// still owns the KV cache, the logits and the thread pool.
+protocol CustomForwardArchitecture: ArchitectureDefinition {
+    /// The layers' weights (and any model-level weights besides embeddings and output).
+    static func loadLayers(configuration: ModelConfiguration, traits: ArchitectureTraits, file: GGUFFile,
+                           loader: WeightLoader) throws(LanguageModelError) -> any CustomLayerWeights
+
+    /// The KV cache the forward pass needs.
+    static func keyValueCacheShape(configuration: ModelConfiguration, file: GGUFFile) throws(LanguageModelError) -> KeyValueCacheShape
+
+    /// The forward pass's own buffers for batches of `batchSize` rows and the widest attention it
+    /// runs; nil when the file's hyperparameters do not load (the model then fails to load too).
+    static func scratch(configuration: ModelConfiguration, file: GGUFFile, batchSize: Int) -> CustomForwardScratch?
+}
+
+/// Rows of a KV cache: how many layers store keys and values, and the widest row of each.
+struct KeyValueCacheShape: Sendable, Equatable {
+    var layerCount: Int
+    var keyWidth: Int
+    var valueWidth: Int
+}
+
+/// Loaded weights of a `CustomForwardArchitecture`, held by `TransformerModel`.
+protocol CustomLayerWeights: Sendable {
+    /// Every matrix multiplied for each token (the output projection aside), in order of use.
+    var matrices: [WeightMatrix] { get }
+    /// The matrices of layer `index`, for weight streaming.
+    func layerMatrices(_ index: Int) -> [WeightMatrix]
+    var keyValueCacheShape: KeyValueCacheShape { get }
+    /// One session's forward pass: buffers for `batchSize` rows, written with the session's `blocks`.
+    func makeForwardPass(model: TransformerModel, blocks: ForwardBlocks, batchSize: Int) -> any CustomForwardPass
+}
+
+/// One session's forward pass of a `CustomForwardArchitecture`.
+protocol CustomForwardPass: AnyObject {
+    /// Runs `tokens`, each at the cache and position `placement` gives it (consecutive positions of
+    /// one sequence, or one row of each of several sequences), writes their keys and values there
+    /// (without advancing the caches) and leaves the final-normed hidden states, one row of
+    /// embedding length per token, in `output`.
+    func forward(_ tokens: UnsafeBufferPointer<Int32>, placement: RowPlacement, output: UnsafeMutablePointer<Float>)
+}
+
 /// The architectures Ember runs, by `general.architecture`.
 public enum ArchitectureRegistry {
     public static let definitions: [any ArchitectureDefinition.Type] = [

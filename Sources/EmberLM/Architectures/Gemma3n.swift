@@ -97,16 +97,12 @@ public enum Gemma3nArchitecture: CustomForwardArchitecture {
         GemmaAttentionShape.cacheShape(try hyperparameters(configuration: configuration, file: file).layers)
     }
 
-    static func scratchByteCount(configuration c: ModelConfiguration, file: GGUFFile, contextLength: Int, batchSize: Int,
-                                 threadCount: Int) -> Int {
-        guard let parameters = try? hyperparameters(configuration: c, file: file) else { return 0 }
-        let batch = max(1, min(batchSize, contextLength))
+    static func scratch(configuration c: ModelConfiguration, file: GGUFFile, batchSize: Int) -> CustomForwardScratch? {
+        guard let parameters = try? hyperparameters(configuration: c, file: file) else { return nil }
         let rank = file.tensor(named: "blk.0.laurel_l.weight")?.rowCount ?? 0
-        let floats = Gemma3nForwardPass.bufferFloats(configuration: c, parameters: parameters, laurelRank: rank, batch: batch)
-        let matrices = file.tensors.filter { $0.dimensions.count >= 2 && $0.name != "token_embd.weight" && $0.name != "output.weight" }
-            .map { ($0.type, $0.rowLength) }
-        return floats * 4 + GemmaWorkspace.fixedByteCount(matrices: matrices, longestHead: c.keyLength, contextLength: contextLength,
-                                                          batchSize: batch, threadCount: threadCount)
+        return CustomForwardScratch(
+            bufferFloats: Gemma3nForwardPass.bufferFloats(configuration: c, parameters: parameters, laurelRank: rank, batch: batchSize),
+            attention: GemmaAttentionShape.extent(parameters.layers))
     }
 }
 
@@ -188,8 +184,8 @@ struct Gemma3nWeights: CustomLayerWeights {
 
     var keyValueCacheShape: KeyValueCacheShape { GemmaAttentionShape.cacheShape(parameters.layers) }
 
-    func makeForwardPass(model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) -> any CustomForwardPass {
-        Gemma3nForwardPass(weights: self, model: model, contextLength: contextLength, batchSize: batchSize, pool: pool)
+    func makeForwardPass(model: TransformerModel, blocks: ForwardBlocks, batchSize: Int) -> any CustomForwardPass {
+        Gemma3nForwardPass(weights: self, model: model, blocks: blocks, batchSize: batchSize)
     }
 }
 
@@ -197,7 +193,8 @@ struct Gemma3nWeights: CustomLayerWeights {
 final class Gemma3nForwardPass: CustomForwardPass {
     let weights: Gemma3nWeights
     let model: TransformerModel
-    let workspace: GemmaWorkspace
+    let blocks: ForwardBlocks
+    private let buffers = FloatBuffers()
     private let streams: UnsafeMutablePointer<Float>        // AltUp streams × batch × embedding
     private let predictions: UnsafeMutablePointer<Float>    // AltUp streams × batch × embedding
     private let normalized: UnsafeMutablePointer<Float>     // batch × embedding
@@ -225,30 +222,29 @@ final class Gemma3nForwardPass: CustomForwardPass {
                         + 2 * c.layerCount * parameters.perLayerWidth)
     }
 
-    init(weights: Gemma3nWeights, model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) {
+    init(weights: Gemma3nWeights, model: TransformerModel, blocks: ForwardBlocks, batchSize: Int) {
         self.weights = weights
         self.model = model
+        self.blocks = blocks
         let c = model.configuration
-        workspace = GemmaWorkspace(model: model, matrices: weights.matrices, longestHead: c.keyLength,
-                                   contextLength: contextLength, batchSize: batchSize, pool: pool)
         let batch = batchSize, embedding = c.embeddingLength, streamCount = weights.parameters.streamCount
-        streams = workspace.buffer(streamCount * batch * embedding)
-        predictions = workspace.buffer(streamCount * batch * embedding)
-        normalized = workspace.buffer(batch * embedding)
-        laurel = workspace.buffer(batch * embedding)
-        laurelLow = workspace.buffer(batch * weights.laurelRank)
-        blockOutput = workspace.buffer(batch * embedding)
-        projected = workspace.buffer(batch * embedding)
-        queries = workspace.buffer(batch * c.headCount * c.keyLength)
-        keys = workspace.buffer(batch * c.keyValueHeadCount * c.keyLength)
-        values = workspace.buffer(batch * c.keyValueHeadCount * c.keyLength)
-        attention = workspace.buffer(batch * c.headCount * c.keyLength)
-        gate = workspace.buffer(batch * c.feedForwardLength)
-        up = workspace.buffer(batch * c.feedForwardLength)
-        modalities = workspace.buffer(batch * streamCount)
-        coefficients = workspace.buffer(batch * streamCount * streamCount)
-        perLayerInputs = workspace.buffer(batch * c.layerCount * weights.parameters.perLayerWidth)
-        perLayerScratch = workspace.buffer(batch * c.layerCount * weights.parameters.perLayerWidth)
+        streams = buffers.make(streamCount * batch * embedding)
+        predictions = buffers.make(streamCount * batch * embedding)
+        normalized = buffers.make(batch * embedding)
+        laurel = buffers.make(batch * embedding)
+        laurelLow = buffers.make(batch * weights.laurelRank)
+        blockOutput = buffers.make(batch * embedding)
+        projected = buffers.make(batch * embedding)
+        queries = buffers.make(batch * c.headCount * c.keyLength)
+        keys = buffers.make(batch * c.keyValueHeadCount * c.keyLength)
+        values = buffers.make(batch * c.keyValueHeadCount * c.keyLength)
+        attention = buffers.make(batch * c.headCount * c.keyLength)
+        gate = buffers.make(batch * c.feedForwardLength)
+        up = buffers.make(batch * c.feedForwardLength)
+        modalities = buffers.make(batch * streamCount)
+        coefficients = buffers.make(batch * streamCount * streamCount)
+        perLayerInputs = buffers.make(batch * c.layerCount * weights.parameters.perLayerWidth)
+        perLayerScratch = buffers.make(batch * c.layerCount * weights.parameters.perLayerWidth)
     }
 
     /// Stream `index` of the batch: `count` rows of embedding length.
@@ -271,9 +267,9 @@ final class Gemma3nForwardPass: CustomForwardPass {
     /// AltUp's router: `tanh(router · (rmsNorm(x) / d))`, streams values per token into `modalities`.
     private func routeModalities(_ input: UnsafePointer<Float>, layer: Gemma3nWeights.Layer, count: Int) {
         let embedding = model.configuration.embeddingLength
-        workspace.rmsNormRows(input, weight: layer.routerNorm, output: normalized, rows: count, length: embedding, epsilon: weights.epsilon)
+        blocks.normalizeRows(input, weight: layer.routerNorm, output: normalized, rows: count, length: embedding)
         Operations.scale(normalized, by: 1 / Float(embedding), count: count * embedding)
-        workspace.multiply(layer.router, input: normalized, tokens: count, output: modalities)
+        blocks.project(layer.router, input: normalized, tokens: count, output: modalities)
         for i in 0..<(count * weights.parameters.streamCount) { modalities[i] = tanhf(modalities[i]) }
     }
 
@@ -295,13 +291,11 @@ final class Gemma3nForwardPass: CustomForwardPass {
         }
     }
 
-    func forward(_ tokens: UnsafeBufferPointer<Int32>, cache: KeyValueCache, output: UnsafeMutablePointer<Float>) {
-        let workspace = self.workspace
+    func forward(_ tokens: UnsafeBufferPointer<Int32>, placement: RowPlacement, output: UnsafeMutablePointer<Float>) {
+        let blocks = self.blocks
         let count = tokens.count
         let c = model.configuration
         let embedding = c.embeddingLength
-        let epsilon = weights.epsilon
-        let firstPosition = cache.count
         let streamCount = weights.parameters.streamCount
         let active = weights.parameters.activeStream
         let rows = count * embedding
@@ -311,20 +305,20 @@ final class Gemma3nForwardPass: CustomForwardPass {
         model.lookUpEmbeddings(tokens, into: first)
         Operations.scale(first, by: Float(embedding).squareRoot(), count: rows)
         weights.perLayerEmbeddings.inputs(tokens: tokens, embeddings: first, output: perLayerInputs, projected: perLayerScratch,
-                                          workspace: workspace, epsilon: epsilon)
+                                          blocks: blocks)
         for index in 1..<streamCount {
             let target = stream(streams, index, count: count)
-            workspace.multiply(weights.streamProjections[index - 1], input: first, tokens: count, output: target)
+            blocks.project(weights.streamProjections[index - 1], input: first, tokens: count, output: target)
             rescale(target, toMagnitudeOf: first, count: count)
         }
 
-        workspace.prefetch(weights.layerMatrices(0))
+        blocks.prefetch(weights.layerMatrices(0))
         for (layerIndex, layer) in weights.layers.enumerated() {
-            if layerIndex + 1 < weights.layers.count { workspace.prefetch(weights.layerMatrices(layerIndex + 1)) }
+            if layerIndex + 1 < weights.layers.count { blocks.prefetch(weights.layerMatrices(layerIndex + 1)) }
 
             // AltUp predict: every stream plus a router-weighted mix of all streams.
             routeModalities(stream(streams, active, count: count), layer: layer, count: count)
-            workspace.multiply(layer.predictCoefficients, input: modalities, tokens: count, output: coefficients)
+            blocks.project(layer.predictCoefficients, input: modalities, tokens: count, output: coefficients)
             for index in 0..<streamCount {
                 let prediction = stream(predictions, index, count: count)
                 let own = stream(streams, index, count: count)
@@ -345,34 +339,15 @@ final class Gemma3nForwardPass: CustomForwardPass {
             let activePrediction = stream(predictions, active, count: count)
 
             // Attention beside LAuReL.
-            workspace.rmsNormRows(activePrediction, weight: layer.attentionNorm, output: normalized, rows: count, length: embedding,
-                                  epsilon: epsilon)
-            workspace.multiply(layer.laurelLeft, input: normalized, tokens: count, output: laurelLow)
-            workspace.multiply(layer.laurelRight, input: laurelLow, tokens: count, output: laurel)
-            workspace.rmsNormRows(laurel, weight: layer.laurelPostNorm, output: laurel, rows: count, length: embedding, epsilon: epsilon)
+            blocks.normalizeRows(activePrediction, weight: layer.attentionNorm, output: normalized, rows: count, length: embedding)
+            blocks.project(layer.laurelLeft, input: normalized, tokens: count, output: laurelLow)
+            blocks.project(layer.laurelRight, input: laurelLow, tokens: count, output: laurel)
+            blocks.normalizeRows(laurel, weight: layer.laurelPostNorm, output: laurel, rows: count, length: embedding)
             Operations.add(normalized, into: laurel, count: rows)
 
-            let shape = layer.attention.shape
-            let attentionWeights = layer.attention
-            workspace.multiply(attentionWeights.query, input: normalized, tokens: count, output: queries)
-            workspace.rmsNormRows(queries, weight: attentionWeights.queryNorm, output: queries, rows: count * shape.headCount,
-                                  length: shape.headLength, epsilon: epsilon)
-            workspace.rotate(queries, tokens: count, headCount: shape.headCount, shape: shape, firstPosition: firstPosition)
-            if let key = attentionWeights.key, let value = attentionWeights.value {
-                workspace.multiply(key, input: normalized, tokens: count, output: keys)
-                workspace.multiply(value, input: normalized, tokens: count, output: values)
-                workspace.rmsNormRows(keys, weight: attentionWeights.keyNorm, output: keys, rows: count * shape.keyValueHeadCount,
-                                      length: shape.headLength, epsilon: epsilon)
-                workspace.rmsNormRows(values, weight: nil, output: values, rows: count * shape.keyValueHeadCount,
-                                      length: shape.headLength, epsilon: epsilon)
-                workspace.rotate(keys, tokens: count, headCount: shape.keyValueHeadCount, shape: shape, firstPosition: firstPosition)
-                workspace.store(keys: keys, values: values, shape: shape, cache: cache, tokens: count, firstPosition: firstPosition)
-            }
-            workspace.attend(queries: queries, shape: shape, scale: 1, cache: cache, tokens: count, firstPosition: firstPosition,
-                             output: attention)
-            workspace.multiply(attentionWeights.output, input: attention, tokens: count, output: blockOutput)
-            workspace.rmsNormRows(blockOutput, weight: attentionWeights.postNorm, output: blockOutput, rows: count, length: embedding,
-                                  epsilon: epsilon)
+            layer.attention.run(input: normalized, tokens: count, placement: placement, blocks: blocks, queries: queries, keys: keys,
+                                values: values, attention: attention, output: blockOutput)
+            blocks.normalizeRows(blockOutput, weight: layer.attention.postNorm, output: blockOutput, rows: count, length: embedding)
             Operations.add(activePrediction, into: blockOutput, count: rows)
             Operations.add(laurel, into: blockOutput, count: rows)
             Operations.scale(blockOutput, by: 1 / Float(2).squareRoot(), count: rows)
@@ -380,21 +355,20 @@ final class Gemma3nForwardPass: CustomForwardPass {
             // Feed-forward, sparse in the first layers.
             let feedForward = layer.feedForward
             let length = feedForward.gate.rows
-            workspace.rmsNormRows(blockOutput, weight: feedForward.norm, output: normalized, rows: count, length: embedding, epsilon: epsilon)
-            workspace.multiply(feedForward.up, input: normalized, tokens: count, output: up)
-            workspace.multiply(feedForward.gate, input: normalized, tokens: count, output: gate)
+            blocks.normalizeRows(blockOutput, weight: feedForward.norm, output: normalized, rows: count, length: embedding)
+            blocks.project(feedForward.up, input: normalized, tokens: count, output: up)
+            blocks.project(feedForward.gate, input: normalized, tokens: count, output: gate)
             if let multiplier = layer.sparsityMultiplier {
                 sparsify(gate, rows: count, length: length, multiplier: multiplier)
             }
-            Operations.geGLU(gate: gate, up: up, count: count * length)
-            workspace.multiply(feedForward.down, input: gate, tokens: count, output: projected)
-            workspace.rmsNormRows(projected, weight: feedForward.postNorm, output: projected, rows: count, length: embedding,
-                                  epsilon: epsilon)
+            blocks.activate(.geGLU, gate: gate, up: up, rows: count, width: length)
+            blocks.project(feedForward.down, input: gate, tokens: count, output: projected)
+            blocks.normalizeRows(projected, weight: feedForward.postNorm, output: projected, rows: count, length: embedding)
             Operations.add(projected, into: blockOutput, count: rows)
 
             // AltUp correct: each prediction plus the innovation weighted by 1 + routed coefficient.
             routeModalities(blockOutput, layer: layer, count: count)
-            workspace.multiply(layer.correctCoefficients, input: modalities, tokens: count, output: coefficients)
+            blocks.project(layer.correctCoefficients, input: modalities, tokens: count, output: coefficients)
             for index in 0..<streamCount {
                 let corrected = stream(streams, index, count: count)
                 let prediction = stream(predictions, index, count: count)
@@ -415,11 +389,11 @@ final class Gemma3nForwardPass: CustomForwardPass {
                 }
             }
             layer.perLayerGate.apply(input: normalized, inputs: perLayerInputs, layer: layerIndex, layerCount: weights.layers.count,
-                                     tokens: count, output: projected, scratch: perLayerScratch, workspace: workspace, epsilon: epsilon)
+                                     tokens: count, output: projected, scratch: perLayerScratch, blocks: blocks)
             for index in 1..<streamCount {
                 Operations.add(projected, into: stream(streams, index, count: count), count: rows)
             }
-            workspace.release(weights.layerMatrices(layerIndex))
+            blocks.release(weights.layerMatrices(layerIndex))
         }
 
         // Unembed the other streams at the active stream's magnitude and average all of them.
@@ -427,7 +401,7 @@ final class Gemma3nForwardPass: CustomForwardPass {
         let merged = stream(streams, 0, count: count)
         for index in 1..<streamCount {
             let unembedded = stream(predictions, index, count: count)
-            workspace.multiply(weights.streamUnembeddings[index - 1], input: stream(streams, index, count: count), tokens: count,
+            blocks.project(weights.streamUnembeddings[index - 1], input: stream(streams, index, count: count), tokens: count,
                                output: unembedded)
             rescale(unembedded, toMagnitudeOf: activeStream, count: count)
         }
@@ -435,6 +409,6 @@ final class Gemma3nForwardPass: CustomForwardPass {
             Operations.add(stream(predictions, index, count: count), into: merged, count: rows)
         }
         Operations.scale(merged, by: 1 / Float(streamCount), count: rows)
-        workspace.rmsNormRows(merged, weight: model.outputNorm, output: output, rows: count, length: embedding, epsilon: epsilon)
+        blocks.normalizeRows(merged, weight: model.outputNorm, output: output, rows: count, length: embedding)
     }
 }

@@ -90,19 +90,13 @@ public enum Gemma4Architecture: CustomForwardArchitecture {
         GemmaAttentionShape.cacheShape(try hyperparameters(configuration: configuration, file: file).layers)
     }
 
-    static func scratchByteCount(configuration c: ModelConfiguration, file: GGUFFile, contextLength: Int, batchSize: Int,
-                                 threadCount: Int) -> Int {
-        guard let parameters = try? hyperparameters(configuration: c, file: file) else { return 0 }
-        let batch = max(1, min(batchSize, contextLength))
+    static func scratch(configuration c: ModelConfiguration, file: GGUFFile, batchSize: Int) -> CustomForwardScratch? {
+        guard let parameters = try? hyperparameters(configuration: c, file: file) else { return nil }
         let floats = Gemma4ForwardPass.bufferFloats(embedding: c.embeddingLength, layers: parameters.layers,
                                                     feedForwardLengths: parameters.feedForwardLengths,
-                                                    perLayerWidth: parameters.perLayerWidth, batch: batch,
+                                                    perLayerWidth: parameters.perLayerWidth, batch: batchSize,
                                                     experts: file.tensors.contains { $0.name.hasSuffix(".ffn_gate_inp.weight") })
-        let matrices = file.tensors.filter { $0.dimensions.count >= 2 && $0.name != "token_embd.weight" && $0.name != "output.weight" }
-            .map { ($0.type, $0.rowLength) }
-        let longestHead = parameters.layers.map(\.headLength).max() ?? 0
-        return floats * 4 + GemmaWorkspace.fixedByteCount(matrices: matrices, longestHead: longestHead, contextLength: contextLength,
-                                                          batchSize: batch, threadCount: threadCount)
+        return CustomForwardScratch(bufferFloats: floats, attention: GemmaAttentionShape.extent(parameters.layers))
     }
 }
 
@@ -189,8 +183,8 @@ struct Gemma4Weights: CustomLayerWeights {
 
     var keyValueCacheShape: KeyValueCacheShape { GemmaAttentionShape.cacheShape(parameters.layers) }
 
-    func makeForwardPass(model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) -> any CustomForwardPass {
-        Gemma4ForwardPass(weights: self, model: model, contextLength: contextLength, batchSize: batchSize, pool: pool)
+    func makeForwardPass(model: TransformerModel, blocks: ForwardBlocks, batchSize: Int) -> any CustomForwardPass {
+        Gemma4ForwardPass(weights: self, model: model, blocks: blocks, batchSize: batchSize)
     }
 }
 
@@ -198,7 +192,8 @@ struct Gemma4Weights: CustomLayerWeights {
 final class Gemma4ForwardPass: CustomForwardPass {
     let weights: Gemma4Weights
     let model: TransformerModel
-    let workspace: GemmaWorkspace
+    let blocks: ForwardBlocks
+    private let buffers = FloatBuffers()
     private let hidden: UnsafeMutablePointer<Float>         // batch × embedding
     private let normalized: UnsafeMutablePointer<Float>     // batch × embedding
     private let projected: UnsafeMutablePointer<Float>      // batch × embedding
@@ -224,120 +219,85 @@ final class Gemma4ForwardPass: CustomForwardPass {
         return batch * ((experts ? 6 : 3) * embedding + 2 * query + 2 * key + 2 * feedForward + 2 * layers.count * perLayerWidth)
     }
 
-    init(weights: Gemma4Weights, model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) {
+    init(weights: Gemma4Weights, model: TransformerModel, blocks: ForwardBlocks, batchSize: Int) {
         self.weights = weights
         self.model = model
+        self.blocks = blocks
         let layers = weights.parameters.layers
-        workspace = GemmaWorkspace(model: model, matrices: weights.matrices, longestHead: layers.map(\.headLength).max() ?? 0,
-                                   contextLength: contextLength, batchSize: batchSize, pool: pool)
         let embedding = model.configuration.embeddingLength
         let query = layers.map(\.queryWidth).max() ?? 0
         let key = layers.map(\.keyValueWidth).max() ?? 0
         let feedForward = weights.parameters.feedForwardLengths.max() ?? 0
         let perLayer = layers.count * weights.parameters.perLayerWidth
-        hidden = workspace.buffer(batchSize * embedding)
-        normalized = workspace.buffer(batchSize * embedding)
-        projected = workspace.buffer(batchSize * embedding)
-        queries = workspace.buffer(batchSize * query)
-        keys = workspace.buffer(batchSize * key)
-        values = workspace.buffer(batchSize * key)
-        attention = workspace.buffer(batchSize * query)
-        gate = workspace.buffer(batchSize * feedForward)
-        up = workspace.buffer(batchSize * feedForward)
-        perLayerInputs = workspace.buffer(batchSize * perLayer)
-        perLayerScratch = workspace.buffer(batchSize * perLayer)
+        hidden = buffers.make(batchSize * embedding)
+        normalized = buffers.make(batchSize * embedding)
+        projected = buffers.make(batchSize * embedding)
+        queries = buffers.make(batchSize * query)
+        keys = buffers.make(batchSize * key)
+        values = buffers.make(batchSize * key)
+        attention = buffers.make(batchSize * query)
+        gate = buffers.make(batchSize * feedForward)
+        up = buffers.make(batchSize * feedForward)
+        perLayerInputs = buffers.make(batchSize * perLayer)
+        perLayerScratch = buffers.make(batchSize * perLayer)
         expertBlock = weights.expertTraits.map { MixtureOfExpertsBlock(traits: $0, embedding: embedding, batchSize: batchSize) }
         let expertRows = expertBlock == nil ? 0 : batchSize * embedding
-        routerInput = workspace.buffer(expertRows)
-        expertInput = workspace.buffer(expertRows)
-        expertOutput = workspace.buffer(expertRows)
+        routerInput = buffers.make(expertRows)
+        expertInput = buffers.make(expertRows)
+        expertOutput = buffers.make(expertRows)
     }
 
-    func forward(_ tokens: UnsafeBufferPointer<Int32>, cache: KeyValueCache, output: UnsafeMutablePointer<Float>) {
-        let workspace = self.workspace
+    func forward(_ tokens: UnsafeBufferPointer<Int32>, placement: RowPlacement, output: UnsafeMutablePointer<Float>) {
+        let blocks = self.blocks
         let count = tokens.count
         let embedding = model.configuration.embeddingLength
-        let epsilon = weights.epsilon
-        let firstPosition = cache.count
 
         model.lookUpEmbeddings(tokens, into: hidden)
         Operations.scale(hidden, by: Float(embedding).squareRoot(), count: count * embedding)
-        if let perLayer = weights.perLayerEmbeddings {
-            perLayer.inputs(tokens: tokens, embeddings: hidden, output: perLayerInputs, projected: perLayerScratch,
-                            workspace: workspace, epsilon: epsilon)
-        }
-
-        workspace.prefetch(weights.layerMatrices(0))
+        weights.perLayerEmbeddings?.inputs(tokens: tokens, embeddings: hidden, output: perLayerInputs, projected: perLayerScratch,
+                                           blocks: blocks)
+        blocks.prefetch(weights.layerMatrices(0))
         for (index, layer) in weights.layers.enumerated() {
-            if index + 1 < weights.layers.count { workspace.prefetch(weights.layerMatrices(index + 1)) }
-            let shape = layer.attention.shape
-            let attentionWeights = layer.attention
-
+            if index + 1 < weights.layers.count { blocks.prefetch(weights.layerMatrices(index + 1)) }
             // Attention.
-            workspace.rmsNormRows(hidden, weight: layer.attentionNorm, output: normalized, rows: count, length: embedding, epsilon: epsilon)
-            workspace.multiply(attentionWeights.query, input: normalized, tokens: count, output: queries)
-            workspace.rmsNormRows(queries, weight: attentionWeights.queryNorm, output: queries, rows: count * shape.headCount,
-                                  length: shape.headLength, epsilon: epsilon)
-            workspace.rotate(queries, tokens: count, headCount: shape.headCount, shape: shape, firstPosition: firstPosition)
-            if let key = attentionWeights.key {
-                workspace.multiply(key, input: normalized, tokens: count, output: keys)
-                if let value = attentionWeights.value {
-                    workspace.multiply(value, input: normalized, tokens: count, output: values)
-                } else {
-                    values.update(from: keys, count: count * shape.keyValueWidth)
-                }
-                workspace.rmsNormRows(keys, weight: attentionWeights.keyNorm, output: keys, rows: count * shape.keyValueHeadCount,
-                                      length: shape.headLength, epsilon: epsilon)
-                workspace.rmsNormRows(values, weight: nil, output: values, rows: count * shape.keyValueHeadCount,
-                                      length: shape.headLength, epsilon: epsilon)
-                workspace.rotate(keys, tokens: count, headCount: shape.keyValueHeadCount, shape: shape, firstPosition: firstPosition)
-                workspace.store(keys: keys, values: values, shape: shape, cache: cache, tokens: count, firstPosition: firstPosition)
-            }
-            workspace.attend(queries: queries, shape: shape, scale: 1, cache: cache, tokens: count, firstPosition: firstPosition,
-                             output: attention)
-            workspace.multiply(attentionWeights.output, input: attention, tokens: count, output: projected)
-            workspace.rmsNormRows(projected, weight: attentionWeights.postNorm, output: projected, rows: count, length: embedding,
-                                  epsilon: epsilon)
-            Operations.add(projected, into: hidden, count: count * embedding)
+            blocks.normalizeRows(hidden, weight: layer.attentionNorm, output: normalized, rows: count, length: embedding)
+            layer.attention.run(input: normalized, tokens: count, placement: placement, blocks: blocks, queries: queries, keys: keys,
+                                values: values, attention: attention, output: projected)
+            blocks.addToResidual(projected, normalizedBy: layer.attention.postNorm, into: hidden, rows: count, length: embedding)
 
-            // Feed-forward.
+            // Feed-forward, with routed experts beside it in a mixture-of-experts layer.
             let feedForward = layer.feedForward
-            let length = feedForward.gate.rows
-            workspace.rmsNormRows(hidden, weight: feedForward.norm, output: normalized, rows: count, length: embedding, epsilon: epsilon)
-            workspace.multiply(feedForward.gate, input: normalized, tokens: count, output: gate)
-            workspace.multiply(feedForward.up, input: normalized, tokens: count, output: up)
-            Operations.geGLU(gate: gate, up: up, count: count * length)
-            workspace.multiply(feedForward.down, input: gate, tokens: count, output: projected)
+            blocks.normalizeRows(hidden, weight: feedForward.norm, output: normalized, rows: count, length: embedding)
+            blocks.feedForward(gate: feedForward.gate, up: feedForward.up, down: feedForward.down, activation: .geGLU,
+                               input: normalized, tokens: count, gateRows: gate, upRows: up, output: projected)
             if let experts = layer.experts, let expertBlock {
                 mixExperts(experts, block: expertBlock, tokens: count)
             }
-            workspace.rmsNormRows(projected, weight: feedForward.postNorm, output: projected, rows: count, length: embedding,
-                                  epsilon: epsilon)
-            Operations.add(projected, into: hidden, count: count * embedding)
+            blocks.addToResidual(projected, normalizedBy: feedForward.postNorm, into: hidden, rows: count, length: embedding)
 
             // Per-layer embedding.
             if let perLayerGate = layer.perLayerGate {
                 perLayerGate.apply(input: hidden, inputs: perLayerInputs, layer: index, layerCount: weights.layers.count, tokens: count,
-                                   output: projected, scratch: perLayerScratch, workspace: workspace, epsilon: epsilon)
-                Operations.add(projected, into: hidden, count: count * embedding)
+                                   output: projected, scratch: perLayerScratch, blocks: blocks)
+                blocks.addToResidual(projected, normalizedBy: nil, into: hidden, rows: count, length: embedding)
             }
             if let scale = layer.outputScale {
                 Operations.scale(hidden, by: scale, count: count * embedding)
             }
-            workspace.release(weights.layerMatrices(index))
+            blocks.release(weights.layerMatrices(index))
         }
-        workspace.rmsNormRows(hidden, weight: model.outputNorm, output: output, rows: count, length: embedding, epsilon: epsilon)
+        blocks.normalizeRows(hidden, weight: model.outputNorm, output: output, rows: count, length: embedding)
     }
 
     /// A mixture-of-experts layer's feed-forward: `projected` holds the dense branch's output for
     /// the stream in `hidden`; leaves the dense and expert branches, each normed, added there.
     private func mixExperts(_ experts: Gemma4Weights.Experts, block: MixtureOfExpertsBlock, tokens count: Int) {
-        let embedding = model.configuration.embeddingLength, epsilon = weights.epsilon
-        workspace.rmsNormRows(projected, weight: experts.denseNorm, output: projected, rows: count, length: embedding, epsilon: epsilon)
-        workspace.rmsNormRows(hidden, weight: experts.preNorm, output: expertInput, rows: count, length: embedding, epsilon: epsilon)
+        let embedding = model.configuration.embeddingLength, blocks = self.blocks
+        blocks.normalizeRows(projected, weight: experts.denseNorm, output: projected, rows: count, length: embedding)
+        blocks.normalizeRows(hidden, weight: experts.preNorm, output: expertInput, rows: count, length: embedding)
         // The router's input: RMS norm without weight, × 1/√embedding, × the learned scale (two
         // multiplications, in llama.cpp's order).
-        workspace.rmsNormRows(hidden, weight: nil, output: routerInput, rows: count, length: embedding, epsilon: epsilon)
+        blocks.normalizeRows(hidden, weight: nil, output: routerInput, rows: count, length: embedding)
         let inverseRoot = 1 / Float(embedding).squareRoot()
         experts.routerScale.withUnsafeBufferPointer { scale in
             for row in 0..<count {
@@ -345,13 +305,11 @@ final class Gemma4ForwardPass: CustomForwardPass {
                 for i in 0..<embedding { vector[i] = (vector[i] * inverseRoot) * scale[i] }
             }
         }
-        let workspace = self.workspace
         block.run(experts.weights, input: expertInput, routerInput: routerInput, tokens: count, output: expertOutput,
                   streamingFile: nil) { matrix, input, tokens, output, expert in
-            workspace.multiply(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
+            blocks.project(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
         }
-        workspace.rmsNormRows(expertOutput, weight: experts.expertNorm, output: expertOutput, rows: count, length: embedding,
-                              epsilon: epsilon)
+        blocks.normalizeRows(expertOutput, weight: experts.expertNorm, output: expertOutput, rows: count, length: embedding)
         Operations.add(expertOutput, into: projected, count: count * embedding)
     }
 }

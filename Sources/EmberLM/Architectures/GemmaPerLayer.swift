@@ -4,53 +4,8 @@ import EmberKernels
 import Foundation
 
 // Parts shared by the Gemma families whose layers depart too far from the plain block to share
-// `InferenceSession`'s forward pass (Gemma 3n, Gemma 4): the hooks through which they plug in,
-// per-layer embeddings, per-layer attention shapes with a KV cache shared across layers, and the
-// scratch and arithmetic of their own forward passes.
-
-// MARK: Hooks
-
-/// An architecture that loads its own layer weights and runs its own forward pass; the model
-/// still loads the token embeddings, the output norm and the output projection, and the session
-/// still owns the KV cache, the logits and the thread pool.
-protocol CustomForwardArchitecture: ArchitectureDefinition {
-    /// The layers' weights (and any model-level weights besides embeddings and output).
-    static func loadLayers(configuration: ModelConfiguration, traits: ArchitectureTraits, file: GGUFFile,
-                           loader: WeightLoader) throws(LanguageModelError) -> any CustomLayerWeights
-
-    /// The KV cache the forward pass needs.
-    static func keyValueCacheShape(configuration: ModelConfiguration, file: GGUFFile) throws(LanguageModelError) -> KeyValueCacheShape
-
-    /// Bytes of scratch one session's forward pass allocates beyond `InferenceSession`'s own.
-    static func scratchByteCount(configuration: ModelConfiguration, file: GGUFFile, contextLength: Int, batchSize: Int,
-                                 threadCount: Int) -> Int
-}
-
-/// Rows of a KV cache: how many layers store keys and values, and the widest row of each.
-struct KeyValueCacheShape: Sendable, Equatable {
-    var layerCount: Int
-    var keyWidth: Int
-    var valueWidth: Int
-}
-
-/// Loaded weights of a `CustomForwardArchitecture`, held by `TransformerModel`.
-protocol CustomLayerWeights: Sendable {
-    /// Every matrix multiplied for each token (the output projection aside), in order of use.
-    var matrices: [WeightMatrix] { get }
-    /// The matrices of layer `index`, for weight streaming.
-    func layerMatrices(_ index: Int) -> [WeightMatrix]
-    var keyValueCacheShape: KeyValueCacheShape { get }
-    /// One session's forward pass: scratch for `batchSize` tokens and `contextLength` positions.
-    func makeForwardPass(model: TransformerModel, contextLength: Int, batchSize: Int, pool: ThreadPool) -> any CustomForwardPass
-}
-
-/// One session's forward pass of a `CustomForwardArchitecture`.
-protocol CustomForwardPass: AnyObject {
-    /// Runs `tokens` at positions `cache.count ..< cache.count + tokens.count`, writes their keys
-    /// and values into `cache` (without advancing its count) and leaves the final-normed hidden
-    /// states, one row of embedding length per token, in `output`.
-    func forward(_ tokens: UnsafeBufferPointer<Int32>, cache: KeyValueCache, output: UnsafeMutablePointer<Float>)
-}
+// its forward pass (Gemma 3n, Gemma 4): per-layer embeddings, per-layer attention shapes with a
+// KV cache shared across layers, and the attention block both write with `ForwardBlocks`.
 
 // MARK: Layer attention shapes
 
@@ -93,6 +48,26 @@ struct GemmaAttentionShape: Sendable, Equatable {
 
     var queryWidth: Int { headCount * headLength }
     var keyValueWidth: Int { keyValueHeadCount * headLength }
+
+    /// The heads as the attention block reads them: scale 1 (the query norm does the scaling).
+    var heads: AttentionHeads {
+        AttentionHeads(headCount: headCount, keyValueHeadCount: keyValueHeadCount, keyLength: headLength, valueLength: headLength,
+                       window: window, scale: 1, cacheLayer: cacheLayer)
+    }
+
+    /// NeoX RoPE of the layer's rotary width: pair i turns by position · base^(-2i/n) / factor[i],
+    /// as ggml computes the angles.
+    var rotary: RotaryEmbedding {
+        RotaryEmbedding(dimensionCount: rotaryDimensionCount, base: ropeFrequencyBase, layout: .splitHalves,
+                        frequencyFactors: frequencyFactors)
+    }
+
+    /// The longest head and widest rotary table of `layers`.
+    static func extent(_ layers: [GemmaAttentionShape]) -> AttentionExtent {
+        let longest = layers.map(\.headLength).max() ?? 0
+        return AttentionExtent(keyLength: longest, valueLength: longest,
+                               rotaryDimensionCount: layers.map(\.rotaryDimensionCount).max() ?? 0)
+    }
 }
 
 extension GemmaAttentionShape {
@@ -191,11 +166,12 @@ struct PerLayerEmbeddings: Sendable {
     /// `(rmsNorm(projection · embedding / √d) + √width · table row) / √2`, written to `output` as
     /// tokens × layers × width. `projected` is scratch of the same size.
     func inputs(tokens: UnsafeBufferPointer<Int32>, embeddings: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                projected: UnsafeMutablePointer<Float>, workspace: GemmaWorkspace, epsilon: Float) {
+                projected: UnsafeMutablePointer<Float>, blocks: ForwardBlocks) {
         let count = tokens.count
         let rowLength = width * layerCount
         let embedding = modelProjection.columns
-        workspace.multiply(modelProjection, input: embeddings, tokens: count, output: projected)
+        let epsilon = blocks.epsilon
+        blocks.project(modelProjection, input: embeddings, tokens: count, output: projected)
         Operations.scale(projected, by: 1 / Float(embedding).squareRoot(), count: count * rowLength)
         let tableScale = Float(width).squareRoot()
         let inputScale = 1 / Float(2).squareRoot()
@@ -236,18 +212,18 @@ struct PerLayerGate: Sendable {
     /// Writes the gated per-layer input of `tokens` rows of `input` to `output`; `inputs` holds
     /// tokens × layers × width per-layer inputs, of which layer `layer` is used.
     func apply(input: UnsafePointer<Float>, inputs: UnsafePointer<Float>, layer: Int, layerCount: Int, tokens: Int,
-               output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, workspace: GemmaWorkspace, epsilon: Float) {
+               output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, blocks: ForwardBlocks) {
         let width = gate.rows
         let embedding = projection.rows
-        workspace.multiply(gate, input: input, tokens: tokens, output: scratch)
+        blocks.project(gate, input: input, tokens: tokens, output: scratch)
         Operations.gelu(scratch, count: tokens * width)
         for token in 0..<tokens {
             let row = scratch + token * width
             let slice = inputs + (token * layerCount + layer) * width
             for i in 0..<width { row[i] *= slice[i] }
         }
-        workspace.multiply(projection, input: scratch, tokens: tokens, output: output)
-        workspace.rmsNormRows(output, weight: postNorm, output: output, rows: tokens, length: embedding, epsilon: epsilon)
+        blocks.project(projection, input: scratch, tokens: tokens, output: output)
+        blocks.normalizeRows(output, weight: postNorm, output: output, rows: tokens, length: embedding)
     }
 }
 
@@ -289,6 +265,36 @@ struct GemmaAttentionWeights: Sendable {
     }
 
     var matrices: [WeightMatrix] { [query] + [key, value].compactMap { $0 } + [output] }
+
+    /// The layer's attention over `tokens` rows of the normed stream `input`, placed by `placement`:
+    /// query heads normed and rotated; where the layer stores keys and values, key heads normed and
+    /// rotated, value heads normed without weight (the keys serve as values when the layer has no
+    /// value projection), both stored; attention over the cache layer; the output projection (not
+    /// yet post-normed) into `output`. `queries`, `keys`, `values` and `attention` are scratch rows.
+    func run(input: UnsafePointer<Float>, tokens count: Int, placement: RowPlacement, blocks: ForwardBlocks,
+             queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+             attention: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let heads = shape.heads, length = shape.headLength
+        blocks.project(query, input: input, tokens: count, output: queries)
+        blocks.normalizeRows(queries, weight: queryNorm, output: queries, rows: count * heads.headCount, length: length)
+        if let key {
+            blocks.project(key, input: input, tokens: count, output: keys)
+            if let value {
+                blocks.project(value, input: input, tokens: count, output: values)
+            } else {
+                values.update(from: keys, count: count * shape.keyValueWidth)
+            }
+            blocks.normalizeRows(keys, weight: keyNorm, output: keys, rows: count * heads.keyValueHeadCount, length: length)
+            blocks.normalizeRows(values, weight: nil, output: values, rows: count * heads.keyValueHeadCount, length: length)
+        }
+        blocks.rotate(queries: queries, headCount: heads.headCount, keys: key == nil ? nil : keys, keyHeadCount: heads.keyValueHeadCount,
+                      headLength: length, rotary: shape.rotary, tokens: count, placement: placement)
+        if key != nil {
+            blocks.storeKeysAndValues(keys: keys, values: values, heads: heads, tokens: count, placement: placement)
+        }
+        blocks.attend(queries: queries, heads: heads, tokens: count, placement: placement, output: attention)
+        blocks.project(self.output, input: attention, tokens: count, output: output)
+    }
 }
 
 /// Feed-forward weights of one layer: GeGLU with a norm before and after.
@@ -334,220 +340,6 @@ extension WeightLoader {
     }
 }
 
-// MARK: Workspace
-
-/// Scratch and arithmetic of one session's Gemma forward pass: buffers allocated once, matrix
-/// products (with their own activation scratch), row norms, RoPE with frequency factors, and
-/// attention over a KV cache whose layers may be read by several model layers.
-///
-/// Not thread-safe: owned by one `InferenceSession`.
-final class GemmaWorkspace {
-    let model: TransformerModel
-    let pool: ThreadPool
-    let batchSize: Int
-    let contextLength: Int
-    private var buffers: [UnsafeMutablePointer<Float>] = []
-    private let matmulScratch: UnsafeMutableRawPointer
-    private let scores: UnsafeMutablePointer<Float>        // threads × context
-    private let headScratch: UnsafeMutablePointer<Float>   // threads × 3 × longest head
-    private let rotaryTables: UnsafeMutablePointer<Float>  // 2 × longest head
-    private let longestHead: Int
-
-    init(model: TransformerModel, matrices: [WeightMatrix], longestHead: Int, contextLength: Int, batchSize: Int, pool: ThreadPool) {
-        self.model = model
-        self.pool = pool
-        self.batchSize = batchSize
-        self.contextLength = contextLength
-        self.longestHead = longestHead
-        var scratchBytes = 64
-        for matrix in matrices {
-            scratchBytes = max(scratchBytes, Kernels.matmulScratchBytes(type: matrix.type, columns: matrix.columns, tokens: batchSize))
-        }
-        matmulScratch = .allocate(byteCount: scratchBytes, alignment: 64)
-        scores = .allocate(capacity: pool.threadCount * contextLength)
-        headScratch = .allocate(capacity: pool.threadCount * 3 * longestHead)
-        rotaryTables = .allocate(capacity: 2 * longestHead)
-    }
-
-    deinit {
-        for buffer in buffers { buffer.deallocate() }
-        matmulScratch.deallocate()
-        scores.deallocate()
-        headScratch.deallocate()
-        rotaryTables.deallocate()
-    }
-
-    /// Bytes the workspace allocates besides its `buffer`s: activation scratch for the largest
-    /// matrix product, attention scores and head rows per thread, and rotary tables.
-    static func fixedByteCount(matrices: [(type: TensorType, columns: Int)], longestHead: Int, contextLength: Int, batchSize: Int,
-                               threadCount: Int) -> Int {
-        var scratchBytes = 64
-        for matrix in matrices {
-            scratchBytes = max(scratchBytes, Kernels.matmulScratchBytes(type: matrix.type, columns: matrix.columns, tokens: batchSize))
-        }
-        return scratchBytes + 4 * (threadCount * contextLength + threadCount * 3 * longestHead + 2 * longestHead)
-    }
-
-    /// A buffer of `count` floats that lives as long as the workspace.
-    func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
-        buffers.append(pointer)
-        return pointer
-    }
-
-    /// `output = input · matrixᵀ` for `tokens` rows, the same kernels as `InferenceSession`.
-    /// `rowByRow`: a matrix llama.cpp multiplies one dot product at a time (an expert's, through
-    /// `mul_mat_id`), whose F32 sums add up in another order than tinyBLAS's.
-    func multiply(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
-                  rowByRow: Bool = false) {
-        if let interleaved = matrix.interleaved {
-            Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
-        } else if model.options.streamWeights {
-            Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
-                                             rowByRow: rowByRow, llamaOrder: model.llamaOrder)
-        } else {
-            Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                           input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
-        }
-    }
-
-    /// RMS-normalizes `rows` rows of `length` (in place when `output` is `input`).
-    func rmsNormRows(_ input: UnsafePointer<Float>, weight: [Float]?, output: UnsafeMutablePointer<Float>, rows: Int, length: Int,
-                     epsilon: Float) {
-        if let weight {
-            weight.withUnsafeBufferPointer { weight in
-                for row in 0..<rows {
-                    Operations.rmsNorm(input + row * length, weight: weight.baseAddress, output: output + row * length,
-                                       count: length, epsilon: epsilon)
-                }
-            }
-        } else {
-            for row in 0..<rows {
-                Operations.rmsNorm(input + row * length, weight: nil, output: output + row * length, count: length, epsilon: epsilon)
-            }
-        }
-    }
-
-    /// Brings `matrices` (the next layer's) in ahead of use when weights stream.
-    func prefetch(_ matrices: [WeightMatrix]) {
-        guard model.options.streamWeights else { return }
-        for matrix in matrices { model.file.prefetch(matrix.data, byteCount: matrix.byteCount) }
-    }
-
-    /// Drops matrices from memory after use when weights stream.
-    func release(_ matrices: [WeightMatrix]) {
-        guard model.options.streamWeights else { return }
-        for matrix in matrices { model.file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount) }
-    }
-
-    /// Rotates `headCount` heads of every token (NeoX halves) at positions from `firstPosition`:
-    /// pair i turns by position · base^(-2i/n) / factor[i], as ggml computes the angles.
-    func rotate(_ vectors: UnsafeMutablePointer<Float>, tokens: Int, headCount: Int, shape: GemmaAttentionShape, firstPosition: Int) {
-        let rotary = RotaryEmbedding(dimensionCount: shape.rotaryDimensionCount, base: shape.ropeFrequencyBase,
-                                     layout: .splitHalves, frequencyFactors: shape.frequencyFactors)
-        let cosines = rotaryTables, sines = rotaryTables + longestHead
-        for token in 0..<tokens {
-            rotary.tables(position: firstPosition + token, cosines: cosines, sines: sines)
-            rotary.rotate(vectors + token * headCount * shape.headLength, headCount: headCount, headLength: shape.headLength,
-                          cosines: cosines, sines: sines)
-        }
-    }
-
-    /// Writes `tokens` rows of keys and values (`shape.keyValueWidth` each) into the shape's cache
-    /// layer at positions from `firstPosition`.
-    func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, shape: GemmaAttentionShape, cache: KeyValueCache,
-               tokens: Int, firstPosition: Int) {
-        let width = shape.keyValueWidth
-        let layer = shape.cacheLayer
-        for token in 0..<tokens {
-            let position = firstPosition + token
-            let keySource = keys + token * width, valueSource = values + token * width
-            if cache.type == .f16 {
-                let keyRow = cache.keyRow(layer: layer, position: position)
-                let valueRow = cache.valueRow(layer: layer, position: position)
-                for i in 0..<width {
-                    keyRow[i] = Float16(keySource[i])
-                    valueRow[i] = Float16(valueSource[i])
-                }
-            } else {
-                let type = cache.type.tensorType
-                Kernels.quantize(keySource, count: width, as: type, into: cache.keyBytes(layer: layer, position: position))
-                Kernels.quantize(valueSource, count: width, as: type, into: cache.valueBytes(layer: layer, position: position))
-            }
-        }
-    }
-
-    /// Attention of every query head of `tokens` tokens over the cached positions each may see
-    /// (causal, within the window of sliding layers), scaled by `scale` before the softmax. Like
-    /// llama.cpp without flash attention, queries and softmax weights are rounded to half
-    /// precision before their products with the half-precision cache.
-    func attend(queries: UnsafePointer<Float>, shape: GemmaAttentionShape, scale: Float, cache: KeyValueCache, tokens: Int,
-                firstPosition: Int, output: UnsafeMutablePointer<Float>) {
-        let headCount = shape.headCount
-        let headLength = shape.headLength
-        let group = shape.headCount / shape.keyValueHeadCount
-        let window = shape.window
-        let layer = shape.cacheLayer
-        let scores = self.scores, headScratch = self.headScratch
-        let contextLength = self.contextLength, longestHead = self.longestHead
-        let quantized = cache.type != .f16
-        let elementType = cache.type.tensorType
-        let headBytes = cache.type.rowBytes(headLength)
-        let keyWidth = cache.keyWidth, valueWidth = cache.valueWidth
-        pool.parallelFor(tokens * headCount) { range, thread in
-            let threadScores = scores + thread * contextLength
-            let query = headScratch + thread * 3 * longestHead
-            let keyFloats = query + longestHead
-            let valueFloats = keyFloats + longestHead
-            for task in range {
-                let token = task / headCount, head = task % headCount
-                let keyValueHead = head / group
-                let position = firstPosition + token
-                let first = window.map { max(0, position - $0 + 1) } ?? 0
-                let source = queries + (token * headCount + head) * headLength
-                for i in 0..<headLength { query[i] = Float(Float16(source[i])) }
-                let out = output + (token * headCount + head) * headLength
-                for i in 0..<headLength { out[i] = 0 }
-                if quantized {
-                    for visible in first...position {
-                        let key = cache.keyBytes(layer: layer, position: visible) + keyValueHead * headBytes
-                        Kernels.dequantize(elementType, source: key, into: keyFloats, count: headLength)
-                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: headLength) * scale
-                    }
-                    Operations.attentionSoftmax(threadScores, count: position - first + 1, firstCell: first)
-                    for visible in first...position {
-                        let weight = Float(Float16(threadScores[visible - first]))
-                        let value = cache.valueBytes(layer: layer, position: visible) + keyValueHead * headBytes
-                        Kernels.dequantize(elementType, source: value, into: valueFloats, count: headLength)
-                        for i in 0..<headLength { out[i] += weight * valueFloats[i] }
-                    }
-                    continue
-                }
-                let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * headLength
-                let visibleCount = position - first + 1
-                if headLength % 16 == 0 {
-                    AttentionKernels.scoreHalfKeys(query: query, keys: keyBase + first * keyWidth, keyStride: keyWidth,
-                                                   count: visibleCount, length: headLength, scale: scale, scores: threadScores)
-                } else {
-                    for visible in first...position {
-                        let key = keyBase + visible * keyWidth
-                        for i in 0..<headLength { keyFloats[i] = Float(key[i]) }
-                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: headLength) * scale
-                    }
-                }
-                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
-                // The weights rounded to half precision once, then summed over the visible values.
-                for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
-                let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * headLength
-                AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
-                                                  count: visibleCount, firstCell: first, length: headLength, output: out)
-            }
-        }
-    }
-}
-
 extension Operations {
     /// GELU (tanh approximation) in place, read from the same half-precision table as `geGLU`,
     /// as ggml's CPU backend computes `ggml_gelu`.
@@ -569,11 +361,5 @@ extension Operations {
         var sum: Double = 0
         for i in 0..<count { sum += Double(values[i] * values[i]) }
         return Float(sum).squareRoot()
-    }
-
-    /// Final-logit softcapping: `cap · tanh(x / cap)`.
-    static func softcap(_ values: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
-        let inverse = 1 / cap
-        for i in 0..<count { values[i] = tanhf(values[i] * inverse) * cap }
     }
 }

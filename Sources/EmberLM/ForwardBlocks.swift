@@ -1,0 +1,354 @@
+import EmberCore
+import EmberGGUF
+import EmberKernels
+import Foundation
+
+// The building blocks every forward pass is written with — the plain block of `InferenceSession`
+// and the Gemma 3n / Gemma 4 passes alike: normalize rows, project, rotate, store keys and values,
+// attend, activate a feed-forward gate, add to the residual stream. Each block computes every
+// row as it would be alone, so spreading rows over threads, or batching rows of several
+// sequences (a batched decode step), changes no bit of the result.
+
+/// Where the rows of a forward batch go in the KV cache: consecutive positions of one sequence
+/// (a prompt or a decode step), or the next position of a different sequence each (a batched
+/// decode step).
+struct RowPlacement {
+    private let single: KeyValueCache?
+    private let firstPosition: Int
+    private let caches: [KeyValueCache]
+    private let positions: [Int]
+
+    init(cache: KeyValueCache, firstPosition: Int) {
+        single = cache
+        self.firstPosition = firstPosition
+        caches = []
+        positions = []
+    }
+
+    init(caches: [KeyValueCache]) {
+        single = nil
+        firstPosition = 0
+        self.caches = caches
+        positions = caches.map(\.count)
+    }
+
+    @inline(__always) func cache(_ row: Int) -> KeyValueCache { single ?? caches[row] }
+    @inline(__always) func position(_ row: Int) -> Int { single == nil ? positions[row] : firstPosition + row }
+
+    /// Records the batch's rows as filled.
+    func advance(rows: Int) {
+        if let single { single.count += rows } else { for cache in caches { cache.count += 1 } }
+    }
+}
+
+/// The longest key and value heads and the widest rotary table of a model's layers: what the
+/// attention blocks' per-thread scratch holds.
+struct AttentionExtent: Sendable, Equatable {
+    var keyLength: Int
+    var valueLength: Int
+    var rotaryDimensionCount: Int
+}
+
+/// The heads of one attention layer: counts, lengths, the visible window, the score scale and
+/// the KV cache layer it reads.
+struct AttentionHeads: Sendable, Equatable {
+    var headCount: Int
+    var keyValueHeadCount: Int
+    var keyLength: Int
+    var valueLength: Int
+    /// Only the last `window` positions are visible; nil for global attention.
+    var window: Int?
+    var scale: Float
+    var cacheLayer: Int
+
+    var queryWidth: Int { headCount * keyLength }
+    var keyWidth: Int { keyValueHeadCount * keyLength }
+    var valueWidth: Int { keyValueHeadCount * valueLength }
+}
+
+/// The forward building blocks of one session, over its thread pool and its attention and
+/// matrix-product scratch (sized by `ScratchLayout`).
+///
+/// Not thread-safe: owned by one `InferenceSession`, whose forward pass calls it from its thread.
+final class ForwardBlocks {
+    let model: TransformerModel
+    let pool: ThreadPool
+    let epsilon: Float
+    let extent: AttentionExtent
+    let contextLength: Int
+    private let matmulScratch: UnsafeMutableRawPointer
+    private let scores: UnsafeMutablePointer<Float>       // threads × context
+    private let headScratch: UnsafeMutablePointer<Float>  // threads × (2 × key length + value length)
+    private let rotaryTables: UnsafeMutablePointer<Float> // threads × 2 × rotary dimensions
+
+    /// Floats of attention scratch for `threadCount` threads: scores over the context, a query and
+    /// a key and value head widened, and rotary tables.
+    static func attentionFloats(extent: AttentionExtent, contextLength: Int, threadCount: Int) -> Int {
+        threadCount * (contextLength + 2 * extent.keyLength + extent.valueLength + 2 * extent.rotaryDimensionCount)
+    }
+
+    init(model: TransformerModel, pool: ThreadPool, extent: AttentionExtent, contextLength: Int, matmulScratchBytes: Int) {
+        self.model = model
+        self.pool = pool
+        self.extent = extent
+        self.contextLength = contextLength
+        epsilon = model.configuration.normEpsilon
+        matmulScratch = .allocate(byteCount: max(matmulScratchBytes, 64), alignment: 64)
+        scores = .allocate(capacity: max(1, pool.threadCount * contextLength))
+        headScratch = .allocate(capacity: max(1, pool.threadCount * (2 * extent.keyLength + extent.valueLength)))
+        rotaryTables = .allocate(capacity: max(1, 2 * pool.threadCount * extent.rotaryDimensionCount))
+    }
+
+    deinit {
+        matmulScratch.deallocate()
+        scores.deallocate()
+        headScratch.deallocate()
+        rotaryTables.deallocate()
+    }
+
+    /// Runs `body` over ranges of `count` rows on the pool when a batch has enough rows to share,
+    /// inline for a decode step. Each row is computed as it would be alone: same results.
+    @inline(__always)
+    func forRows(_ count: Int, _ body: (Range<Int>, Int) -> Void) {
+        if count >= 16 { pool.parallelFor(count, body) } else { body(0..<count, 0) }
+    }
+
+    /// RMS-normalizes `rows` rows of `length` (in place when `output` is `input`), with `weight`
+    /// or unweighted.
+    func normalizeRows(_ input: UnsafePointer<Float>, weight: [Float]?, output: UnsafeMutablePointer<Float>,
+                       rows: Int, length: Int) {
+        let epsilon = self.epsilon
+        if let weight {
+            weight.withUnsafeBufferPointer { weight in
+                forRows(rows) { range, _ in
+                    for row in range {
+                        Operations.rmsNorm(input + row * length, weight: weight.baseAddress, output: output + row * length,
+                                           count: length, epsilon: epsilon)
+                    }
+                }
+            }
+        } else {
+            forRows(rows) { range, _ in
+                for row in range {
+                    Operations.rmsNorm(input + row * length, weight: nil, output: output + row * length, count: length, epsilon: epsilon)
+                }
+            }
+        }
+    }
+
+    /// `output = input · matrixᵀ` for `tokens` rows, with the matrix's kernel: its rearranged copy,
+    /// the same sums read from the file while weights stream, or the file's layout.
+    /// `rowByRow`: llama.cpp multiplies this matrix one dot product at a time (`mul_mat_id`, the
+    /// experts) rather than through tinyBLAS, which adds F32 products up in another order.
+    @inline(__always)
+    func project(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
+                 rowByRow: Bool = false) {
+        if let interleaved = matrix.interleaved {
+            Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
+        } else if model.options.streamWeights {
+            // Same sums as the rearranged kernels, so streaming gives the same tokens.
+            Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
+                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
+                                             rowByRow: rowByRow, llamaOrder: model.llamaOrder)
+        } else {
+            Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
+                           input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
+        }
+    }
+
+    /// `rows` slices of the output projection's rows for `tokens` rows, when the projection
+    /// streams in slices: the same sums as `project`, into `output` (tokens × `rows`).
+    func projectSlice(_ matrix: WeightMatrix, data: UnsafeRawPointer, rows: Int, input: UnsafePointer<Float>, tokens: Int,
+                      output: UnsafeMutablePointer<Float>) {
+        Kernels.matmulInInterleavedOrder(weights: data, type: matrix.type, rows: rows, columns: matrix.columns,
+                                         input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
+                                         llamaOrder: model.llamaOrder)
+    }
+
+    /// Rotates the query heads (and the key heads, when given) of every row by its position.
+    /// One table per position serves the queries and the keys.
+    func rotate(queries: UnsafeMutablePointer<Float>, headCount: Int, keys: UnsafeMutablePointer<Float>?, keyHeadCount: Int,
+                headLength: Int, rotary: RotaryEmbedding, tokens: Int, placement: RowPlacement) {
+        let dimensions = extent.rotaryDimensionCount, rotaryTables = self.rotaryTables
+        forRows(tokens) { range, thread in
+            let cosines = rotaryTables + thread * 2 * dimensions
+            let sines = cosines + dimensions
+            for token in range {
+                rotary.tables(position: placement.position(token), cosines: cosines, sines: sines)
+                rotary.rotate(queries + token * headCount * headLength, headCount: headCount, headLength: headLength,
+                              cosines: cosines, sines: sines)
+                if let keys {
+                    rotary.rotate(keys + token * keyHeadCount * headLength, headCount: keyHeadCount, headLength: headLength,
+                                  cosines: cosines, sines: sines)
+                }
+            }
+        }
+    }
+
+    /// Writes every row's keys and values (`heads.keyWidth` and `heads.valueWidth` floats) into
+    /// its cache's layer `heads.cacheLayer` at its position: half precision, or quantized blocks.
+    func storeKeysAndValues(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, heads: AttentionHeads, tokens: Int,
+                            placement: RowPlacement) {
+        let keyWidth = heads.keyWidth, valueWidth = heads.valueWidth, layer = heads.cacheLayer
+        if placement.cache(0).type != .f16 {
+            for token in 0..<tokens {
+                let cache = placement.cache(token), position = placement.position(token)
+                let type = cache.type.tensorType
+                Kernels.quantize(keys + token * keyWidth, count: keyWidth, as: type, into: cache.keyBytes(layer: layer, position: position))
+                Kernels.quantize(values + token * valueWidth, count: valueWidth, as: type,
+                                 into: cache.valueBytes(layer: layer, position: position))
+            }
+            return
+        }
+        forRows(tokens) { range, _ in
+            for token in range {
+                let cache = placement.cache(token), position = placement.position(token)
+                let keyRow = cache.keyRow(layer: layer, position: position)
+                let keySource = keys + token * keyWidth
+                for i in 0..<keyWidth { keyRow[i] = Float16(keySource[i]) }
+                let valueRow = cache.valueRow(layer: layer, position: position)
+                let valueSource = values + token * valueWidth
+                for i in 0..<valueWidth { valueRow[i] = Float16(valueSource[i]) }
+            }
+        }
+    }
+
+    /// Scaled dot-product attention of every query head of every row over the cached positions it
+    /// may see (causal, and within the window where the layer has one), into `output` (rows of
+    /// heads × value length). Like llama.cpp without flash attention, the query and the softmax
+    /// weights are rounded to half precision before their products with the half-precision cache.
+    func attend(queries: UnsafePointer<Float>, heads: AttentionHeads, tokens: Int, placement: RowPlacement,
+                output: UnsafeMutablePointer<Float>) {
+        let headCount = heads.headCount, keyLength = heads.keyLength, valueLength = heads.valueLength
+        let group = heads.headCount / heads.keyValueHeadCount
+        let window = heads.window, scale = heads.scale, layer = heads.cacheLayer
+        let scores = self.scores, headScratch = self.headScratch
+        let capacity = contextLength
+        let scratchStride = 2 * extent.keyLength + extent.valueLength
+        let cacheType = placement.cache(0).type
+        let quantized = cacheType != .f16
+        let elementType = cacheType.tensorType
+        let keyHeadBytes = cacheType.rowBytes(keyLength), valueHeadBytes = cacheType.rowBytes(valueLength)
+        pool.parallelFor(tokens * headCount) { range, thread in
+            let threadScores = scores + thread * capacity
+            let query = headScratch + thread * scratchStride
+            let keyFloats = query + keyLength
+            let valueFloats = keyFloats + keyLength
+            for task in range {
+                // Causal rows grow with the position: tokens are dealt from both ends (0, n−1, 1,
+                // n−2, …) so that contiguous ranges of tasks carry equal work on every thread.
+                let dealt = task / headCount
+                let token = dealt % 2 == 0 ? dealt / 2 : tokens - 1 - dealt / 2
+                let head = task % headCount
+                let keyValueHead = head / group
+                let cache = placement.cache(token)
+                let position = placement.position(token)
+                let first = window.map { max(0, position - $0 + 1) } ?? 0
+                let visibleCount = position - first + 1
+                let source = queries + (token * headCount + head) * keyLength
+                for i in 0..<keyLength { query[i] = Float(Float16(source[i])) }
+                let out = output + (token * headCount + head) * valueLength
+
+                if quantized {
+                    for visible in first...position {
+                        let key = cache.keyBytes(layer: layer, position: visible) + keyValueHead * keyHeadBytes
+                        Kernels.dequantize(elementType, source: key, into: keyFloats, count: keyLength)
+                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
+                    }
+                    Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
+                    for i in 0..<valueLength { out[i] = 0 }
+                    for visible in first...position {
+                        let weight = Float(Float16(threadScores[visible - first]))
+                        let value = cache.valueBytes(layer: layer, position: visible) + keyValueHead * valueHeadBytes
+                        Kernels.dequantize(elementType, source: value, into: valueFloats, count: valueLength)
+                        for i in 0..<valueLength { out[i] += weight * valueFloats[i] }
+                    }
+                    continue
+                }
+                let keyWidth = cache.keyWidth, valueWidth = cache.valueWidth
+                let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * keyLength
+                if keyLength % 16 == 0 {
+                    AttentionKernels.scoreHalfKeys(query: query, keys: keyBase + first * keyWidth, keyStride: keyWidth,
+                                                   count: visibleCount, length: keyLength, scale: scale, scores: threadScores)
+                } else {
+                    for visible in first...position {
+                        let key = keyBase + visible * keyWidth
+                        for i in 0..<keyLength { keyFloats[i] = Float(key[i]) }
+                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
+                    }
+                }
+                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
+                // The weights rounded to half precision once, then summed over the visible values.
+                for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
+                let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
+                AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
+                                                  count: visibleCount, firstCell: first, length: valueLength, output: out)
+            }
+        }
+    }
+
+    /// A gated feed-forward's activation in place: `gate = activation(gate) ⊙ up`, `rows` rows of `width`.
+    func activate(_ activation: ArchitectureTraits.FeedForwardActivation, gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, rows: Int, width: Int) {
+        forRows(rows) { range, _ in
+            let offset = range.lowerBound * width
+            switch activation {
+            case .swiGLU: Operations.swiGLU(gate: gate + offset, up: up + offset, rows: range.count, width: width)
+            case .geGLU: Operations.geGLU(gate: gate + offset, up: up + offset, count: range.count * width)
+            }
+        }
+    }
+
+    /// A gated feed-forward block: `down · (activation(gate · x) ⊙ (up · x))` of `tokens` rows of
+    /// `input` into `output`; `gateRows` and `upRows` are scratch of tokens × the block's width.
+    func feedForward(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix, activation: ArchitectureTraits.FeedForwardActivation, input: UnsafePointer<Float>,
+                     tokens: Int, gateRows: UnsafeMutablePointer<Float>, upRows: UnsafeMutablePointer<Float>,
+                     output: UnsafeMutablePointer<Float>) {
+        project(gate, input: input, tokens: tokens, output: gateRows)
+        project(up, input: input, tokens: tokens, output: upRows)
+        activate(activation, gate: gateRows, up: upRows, rows: tokens, width: gate.rows)
+        project(down, input: gateRows, tokens: tokens, output: output)
+    }
+
+    /// Adds `rows` rows of a block's output (RMS-normalized in place first by `postNorm` when
+    /// given) to the residual stream `hidden`.
+    func addToResidual(_ block: UnsafeMutablePointer<Float>, normalizedBy postNorm: [Float]?, into hidden: UnsafeMutablePointer<Float>,
+                       rows: Int, length: Int) {
+        let epsilon = self.epsilon
+        forRows(rows) { range, _ in
+            if let postNorm {
+                for row in range {
+                    let vector = block + row * length
+                    Operations.rmsNorm(vector, weight: postNorm, output: vector, count: length, epsilon: epsilon)
+                }
+            }
+            Operations.add(block + range.lowerBound * length, into: hidden + range.lowerBound * length, count: range.count * length)
+        }
+    }
+
+    /// Brings `matrices` (the next layer's) in ahead of use when weights stream.
+    func prefetch(_ matrices: [WeightMatrix]) {
+        guard model.options.streamWeights else { return }
+        for matrix in matrices { model.file.prefetch(matrix.data, byteCount: matrix.byteCount) }
+    }
+
+    /// Drops matrices from memory after use when weights stream.
+    func release(_ matrices: [WeightMatrix]) {
+        guard model.options.streamWeights else { return }
+        for matrix in matrices { model.file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount) }
+    }
+}
+
+/// Buffers of floats, zeroed, that live as long as their owner (a custom forward pass).
+final class FloatBuffers {
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+
+    deinit { for buffer in buffers { buffer.deallocate() } }
+
+    /// A new buffer of `count` floats.
+    func make(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: max(1, count))
+        buffers.append(pointer)
+        return pointer
+    }
+}
