@@ -69,3 +69,37 @@ public struct Grammar: Sendable, CustomStringConvertible {
     /// Whether `bytes` are a complete output.
     public func acceptsWhole(_ bytes: [UInt8]) -> Bool { automaton.accepts(bytes, wholeMatch: true) }
 }
+
+extension Grammar {
+    /// A direct simulation of the grammar's automaton over bytes — no deterministic tables, no
+    /// trie, no cache: the reference `TokenConstraint`'s masks are checked against in tests.
+    public struct ReferenceMatcher: Sendable {
+        let automaton: ByteNFA
+        /// The automaton states after the bytes fed so far (empty: no output starts so).
+        public private(set) var states: [Int32]
+
+        public init(_ grammar: Grammar) {
+            automaton = grammar.automaton
+            states = automaton.closure([automaton.start])
+        }
+
+        /// Feeds `bytes`; false when no output of the grammar starts with what was fed.
+        @discardableResult
+        public mutating func feed(_ bytes: [UInt8]) -> Bool {
+            for byte in bytes {
+                guard !states.isEmpty else { return false }
+                var next: [Int32] = []
+                for state in states {
+                    for edge in automaton.edges[Int(state)] where edge.low <= byte && byte <= edge.high { next.append(edge.target) }
+                }
+                states = automaton.closure(next)
+            }
+            return !states.isEmpty
+        }
+
+        /// Whether what was fed is a complete output.
+        public var isAccepting: Bool { states.contains(automaton.accept) }
+        /// Whether what was fed can still be continued or completed.
+        public var isLive: Bool { !states.isEmpty }
+    }
+}
