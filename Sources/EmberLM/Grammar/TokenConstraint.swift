@@ -144,6 +144,8 @@ public final class TokenConstraint: Sendable, Equatable, CustomStringConvertible
         trie.nodeByte.withUnsafeBufferPointer { bytes in
             trie.nodeDepth.withUnsafeBufferPointer { depths in
                 trie.subtreeEnd.withUnsafeBufferPointer { ends in
+                  trie.nodeTokenStart.withUnsafeBufferPointer { tokenStarts in
+                   trie.nodeTokens.withUnsafeBufferPointer { nodeTokens in
                     var node = 0
                     let count = bytes.count
                     while node < count {
@@ -156,13 +158,15 @@ public final class TokenConstraint: Sendable, Equatable, CustomStringConvertible
                             continue
                         }
                         stateAtDepth[depth] = next
-                        let first = Int(trie.nodeTokenStart[node]), last = Int(trie.nodeTokenStart[node + 1])
+                        let first = Int(tokenStarts[node]), last = Int(tokenStarts[node + 1])
                         if first < last {
                             let remaining = tables.remaining[Int(next)]
-                            for index in first..<last { pairs.append((trie.nodeTokens[index], remaining)) }
+                            for index in first..<last { pairs.append((nodeTokens[index], remaining)) }
                         }
                         node += 1
                     }
+                   }
+                  }
                 }
             }
         }
