@@ -142,33 +142,33 @@ public final class TokenConstraint: Sendable, Equatable, CustomStringConvertible
         var stateAtDepth = [Int32](repeating: Self.dead, count: trie.maximumTokenBytes + 1)
         stateAtDepth[0] = state
         trie.nodeByte.withUnsafeBufferPointer { bytes in
-            trie.nodeDepth.withUnsafeBufferPointer { depths in
-                trie.subtreeEnd.withUnsafeBufferPointer { ends in
-                  trie.nodeTokenStart.withUnsafeBufferPointer { tokenStarts in
-                   trie.nodeTokens.withUnsafeBufferPointer { nodeTokens in
-                    var node = 0
-                    let count = bytes.count
-                    while node < count {
-                        let depth = Int(depths[node])
-                        let parent = stateAtDepth[depth - 1]
-                        var next = tables.transitions[Int(parent) * 256 + Int(bytes[node])]
-                        if next == Tables.unknown { next = Self.step(parent, bytes[node], &tables, automaton) }
-                        if next < 0 {
-                            node = Int(ends[node])
-                            continue
-                        }
-                        stateAtDepth[depth] = next
-                        let first = Int(tokenStarts[node]), last = Int(tokenStarts[node + 1])
-                        if first < last {
-                            let remaining = tables.remaining[Int(next)]
-                            for index in first..<last { pairs.append((nodeTokens[index], remaining)) }
-                        }
-                        node += 1
-                    }
-                   }
-                  }
+        trie.nodeDepth.withUnsafeBufferPointer { depths in
+        trie.subtreeEnd.withUnsafeBufferPointer { ends in
+        trie.nodeTokenStart.withUnsafeBufferPointer { tokenStarts in
+        trie.nodeTokens.withUnsafeBufferPointer { nodeTokens in
+            var node = 0
+            let count = bytes.count
+            while node < count {
+                let depth = Int(depths[node])
+                let parent = stateAtDepth[depth - 1]
+                var next = tables.transitions[Int(parent) * 256 + Int(bytes[node])]
+                if next == Tables.unknown { next = Self.step(parent, bytes[node], &tables, automaton) }
+                if next < 0 {
+                    node = Int(ends[node])
+                    continue
                 }
+                stateAtDepth[depth] = next
+                let first = Int(tokenStarts[node]), last = Int(tokenStarts[node + 1])
+                if first < last {
+                    let remaining = tables.remaining[Int(next)]
+                    for index in first..<last { pairs.append((nodeTokens[index], remaining)) }
+                }
+                node += 1
             }
+        }
+        }
+        }
+        }
         }
         pairs.sort { $0.0 < $1.0 }
         return TokenMask(tokens: pairs.map(\.0), remainingBytes: pairs.map(\.1),
