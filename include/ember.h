@@ -283,6 +283,11 @@ typedef struct ember_chat_params {
     uint64_t seed;
     /** Nonzero (the default): each turn starts from what the KV cache holds of the conversation. */
     int32_t reuses_cache;
+    /** A JSON Schema (UTF-8 text) every reply must be a document of (docs/STRUCTURED_OUTPUT.md), or
+     *  NULL (the default) for free text. Copied by ember_chat_create, which fails with
+     *  EMBER_STATUS_INVALID_ARGUMENT naming an unsupported feature. Added after the first version:
+     *  a struct_size that ends before this field is still accepted (the field is then NULL). */
+    const char *json_schema;
 } ember_chat_params;
 
 /** Defaults as listed above. Sets struct_size. */

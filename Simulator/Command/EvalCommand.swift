@@ -15,7 +15,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure output quality against human references.",
-        subcommands: [EvalSummarizeCommand.self])
+        subcommands: [EvalSummarizeCommand.self, EvalExtractCommand.self])
 }
 
 /// `ember eval summarize`: every note of a dataset's split summarized by each method — Ember's

@@ -62,6 +62,8 @@ struct GenerateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object with ids, text and stats instead of streaming text.")
     var json = false
 
+    @OptionGroup var output: OutputFormatOptions
+
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) {
             throw ValidationError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3.")
@@ -105,7 +107,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 temperature: temperature, topK: topK, topP: topP, minP: minP,
                 repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty,
                 presencePenalty: presencePenalty, seed: seed),
-            ignoreEndOfGeneration: ignoreEos, contextShiftKeep: contextShift)
+            ignoreEndOfGeneration: ignoreEos, contextShiftKeep: contextShift, outputFormat: try output.format())
         let generator = Generator(model: model, contextLength: min(plan.context, max(model.configuration.trainedContextLength, 16)),
                                   threadCount: modelOptions.threadCount, batchSize: plan.batchSize, keyValueType: plan.keyValueType)
         var ids: [Int32] = []
@@ -128,10 +130,18 @@ struct GenerateCommand: AsyncParsableCommand {
             }
         }
         guard let statistics else { return }
+        // The grammar's costs (its constraint is the model's cached one, so the counters are this run's).
+        let grammar = try request.outputFormat.map { format -> (compile: Double, mask: Double, states: Int) in
+            let constraint = try model.constraint(for: format)
+            let counters = constraint.maskStatistics
+            let steps = max(1, counters.walks + counters.lookups)
+            return (constraint.grammar.compileMilliseconds,
+                    Double(counters.walkNanoseconds + counters.lookupNanoseconds) / Double(steps) / 1000, counters.states)
+        }
         let trained = max(model.configuration.trainedContextLength, 16)
         if context > trained { printError(contextNote(context, trained: trained)) }
         if json {
-            let stats = [
+            let stats = ([
                 "\"prompt_tokens\":\(statistics.promptTokens)",
                 "\"generated_tokens\":\(statistics.generatedTokens)",
                 "\"ttft_ms\":\(JSONText.number(statistics.timeToFirstTokenMilliseconds))",
@@ -142,7 +152,11 @@ struct GenerateCommand: AsyncParsableCommand {
                 "\"context\":\(plan.context)",
                 "\"kv_type\":\"\(plan.keyValueType.rawValue)\"",
                 "\"stop_reason\":\(JSONText.string(reason.rawValue))",
-            ].joined(separator: ",")
+            ] + (grammar.map { [
+                "\"grammar_compile_ms\":\(JSONText.number($0.compile))",
+                "\"mask_us_per_token\":\(JSONText.number($0.mask))",
+                "\"grammar_states\":\($0.states)",
+            ] } ?? [])).joined(separator: ",")
             print("{\"ids\":\(JSONText.ids(ids)),\"text\":\(JSONText.string(text)),\"stats\":{\(stats)}}")
         } else {
             // Through the same unbuffered handle as the streamed text, so the line ends before the stats.
@@ -151,6 +165,10 @@ struct GenerateCommand: AsyncParsableCommand {
                               statistics.promptTokens, statistics.generatedTokens, statistics.timeToFirstTokenMilliseconds,
                               statistics.prefillTokensPerSecond, statistics.decodeTokensPerSecond,
                               ByteCount.format(statistics.peakResidentBytes), reason.rawValue))
+            if let grammar {
+                printError(String(format: "[grammar: compiled in %.2f ms; mask %.1f µs per token; %d states]",
+                                  grammar.compile, grammar.mask, grammar.states))
+            }
         }
     }
 

@@ -10,8 +10,13 @@ public struct ChatOptions: Sendable, Equatable {
     /// Start each turn from what the KV cache already holds of the conversation (only the new
     /// turn's tokens are evaluated). Off: the whole history is evaluated again (for comparisons).
     public var reusesCache: Bool
+    /// The shape every reply must have (nil: free text): a JSON Schema, a regular expression or a
+    /// choice (`OutputFormat`); a reply that cannot complete within `maxTokens` fails the turn.
+    public var outputFormat: OutputFormat?
 
-    public init(maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(), reusesCache: Bool = true) {
+    public init(maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(), reusesCache: Bool = true,
+                outputFormat: OutputFormat? = nil) {
+        self.outputFormat = outputFormat
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.reusesCache = reusesCache
@@ -128,7 +133,7 @@ public final class ChatSession: Sendable {
         let keep = system.isEmpty ? 0 : (try? model.tokenize(.chat(system)).count).map { max(0, $0 - 4) } ?? 0
         return GenerationRequest(prompt: .chat(messages), maxTokens: options.maxTokens, sampling: options.sampling,
                                  contextShiftKeep: keep, prefillChunk: engine.configuration.prefillChunk,
-                                 reusesCache: options.reusesCache, pacer: engine.makePacer())
+                                 reusesCache: options.reusesCache, pacer: engine.makePacer(), outputFormat: options.outputFormat)
     }
 
     static func engineError(_ error: Error) -> EngineError {

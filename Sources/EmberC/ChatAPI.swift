@@ -250,7 +250,7 @@ public func ember_chat_create(_ engine: OpaquePointer?, _ params: UnsafePointer<
                               _ outChat: UnsafeMutablePointer<OpaquePointer?>?) -> ember_status {
     call {
         let handle = try HandleTable.shared.lookup(engine, EngineHandle.self, "engine")
-        let params = try readParams(params, "params")
+        let params = try readChatParams(params)
         guard let outChat else { throw CallError.invalid("the out_chat pointer is NULL") }
         guard handle.engine.model.chatTemplate != nil else {
             throw CallError(EMBER_STATUS_UNSUPPORTED_MODEL, "\(handle.engine.model.path) has no chat template Ember recognises; it cannot hold a chat")
@@ -268,10 +268,29 @@ public func ember_chat_create(_ engine: OpaquePointer?, _ params: UnsafePointer<
         } catch {
             throw CallError.invalid("\(error)")
         }
-        let options = ChatOptions(maxTokens: Int(params.max_tokens), sampling: sampling, reusesCache: params.reuses_cache != 0)
+        var options = ChatOptions(maxTokens: Int(params.max_tokens), sampling: sampling, reusesCache: params.reuses_cache != 0)
+        if let schema = try optionalText(params.json_schema, "json_schema") {
+            do { _ = try Grammar(.jsonSchema(schema)) } catch { throw CallError.invalid("\(error)") }
+            options.outputFormat = .jsonSchema(schema)
+        }
         let chat = handle.engine.chat(instructions: try optionalText(params.instructions, "instructions"), options: options)
         outChat.pointee = HandleTable.shared.insert(ChatHandle(chat: chat))
     }
+}
+
+/// `readParams` for `ember_chat_params`, also accepting the first version's size (before
+/// `json_schema`): its fields are read and `json_schema` stays NULL.
+private func readChatParams(_ pointer: UnsafePointer<ember_chat_params>?) throws(CallError) -> ember_chat_params {
+    guard let pointer else { throw .invalid("the params pointer is NULL") }
+    let declared = UnsafeRawPointer(pointer).loadUnaligned(as: Int.self)
+    let firstVersion = MemoryLayout<ember_chat_params>.offset(of: \ember_chat_params.json_schema) ?? 0
+    guard declared == firstVersion else { return try readParams(pointer, "params") }
+    var params = ember_chat_default_params()
+    withUnsafeMutableBytes(of: &params) { copy in
+        copy.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: firstVersion))
+    }
+    params.json_schema = nil
+    return params
 }
 
 @_cdecl("ember_chat_destroy")

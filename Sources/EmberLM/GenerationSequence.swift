@@ -75,7 +75,7 @@ public final class GenerationSequence {
     /// Returns the tokens left to evaluate.
     @discardableResult
     public func begin(prompt tokens: [Int32], sampling: SamplingParameters, ignoreEndOfGeneration: Bool = false,
-                      reusesCache: Bool) -> Int {
+                      reusesCache: Bool, tokenBudget: Int? = nil) -> Int {
         var shared = 0
         while reusesCache, shared < min(cachedTokens.count, tokens.count - 1), cachedTokens[shared] == tokens[shared] {
             shared += 1
@@ -83,6 +83,7 @@ public final class GenerationSequence {
         session.cache.truncate(to: min(shared, session.position))
         cachedTokens = Array(tokens[..<shared])
         sampler = Sampler(parameters: sampling)
+        sampler.tokenBudget = tokenBudget
         for token in tokens { sampler.accept(token) }
         detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer)
         ignoresEndOfGeneration = ignoreEndOfGeneration
@@ -111,6 +112,8 @@ public final class GenerationSequence {
     /// one evaluates the token returned before it. Nil at an end-of-generation token (unless the
     /// generation ignores them).
     public func next(threads: Int? = nil) throws -> GeneratedToken? {
+        // A complete structured output ends here, without evaluating its last token.
+        if pendingReturned, sampler.isOutputComplete { return nil }
         if pendingReturned {
             let token = pendingToken
             try pool.step(threads: threads, priority: priority) {
@@ -127,7 +130,8 @@ public final class GenerationSequence {
     /// tokens returned before decoded together in one pass over the weights; the same tokens as
     /// `next` on each alone.
     public static func next(batch sequences: [GenerationSequence], threads: Int? = nil) throws -> [GeneratedToken?] {
-        let stepping = sequences.filter(\.pendingReturned)
+        let complete = sequences.map { $0.pendingReturned && $0.sampler.isOutputComplete }
+        let stepping = sequences.filter { $0.pendingReturned && !$0.sampler.isOutputComplete }
         if stepping.count == 1 {
             return try sequences.map { try $0.next(threads: threads) }
         }
@@ -142,8 +146,17 @@ public final class GenerationSequence {
             }
             for sequence in stepping { sequence.cachedTokens.append(sequence.pendingToken) }
         }
-        return sequences.map { $0.takePending() }
+        return sequences.indices.map { complete[$0] ? nil : sequences[$0].takePending() }
     }
+
+    /// Whether the reply is a complete output of the request's grammar (false without one).
+    public var isOutputComplete: Bool { sampler.isOutputComplete }
+
+    /// Whether the reply may end where it is: complete for its grammar, or unconstrained.
+    public var isOutputAccepted: Bool { sampler.isOutputAccepted }
+
+    /// The grammar state of the reply (for diagnostics).
+    public var constraintState: TokenConstraint.State { sampler.constraintState }
 
     /// Returns the sampled token (nil at an end of generation), accepting it into the sampler's
     /// history and the detokenizer.

@@ -25,10 +25,17 @@ public struct GenerationRequest: Sendable {
     /// Stop rules, loop and echo detection on the reply's text (nil: none); a stop ends the
     /// generation with `StopReason.stopRule`.
     public var decodingGuard: DecodingGuard?
+    /// The shape the output must have (nil: free text): a JSON Schema, a regular expression or a
+    /// choice. Compiled before generation (an unsupported feature fails then); the generation
+    /// ends as soon as the output is complete, and fails with `outputIncomplete` rather than
+    /// deliver an incomplete one. (A `sampling.constraint` already compiled serves the same.)
+    public var outputFormat: OutputFormat?
 
     public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
                 ignoreEndOfGeneration: Bool = false, contextShiftKeep: Int? = nil, prefillChunk: Int? = nil,
-                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil, decodingGuard: DecodingGuard? = nil) {
+                reusesCache: Bool = true, pacer: (any GenerationPacer)? = nil, decodingGuard: DecodingGuard? = nil,
+                outputFormat: OutputFormat? = nil) {
+        self.outputFormat = outputFormat
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -182,6 +189,9 @@ public final class Generator: @unchecked Sendable {
         if let keep = request.contextShiftKeep, keep < 0 {
             throw LanguageModelError(.invalidInput, "a context shift keeps at least 0 tokens, not \(keep)")
         }
+        var sampling = request.sampling
+        if let format = request.outputFormat { sampling.constraint = try model.constraint(for: format) }
+        if let constraint = sampling.constraint { try constraint.checkCompletes(within: request.maxTokens) }
         let promptTokens = try model.tokenize(request.prompt)
         guard !promptTokens.isEmpty else {
             throw LanguageModelError(.invalidInput, "the prompt is empty")
@@ -207,8 +217,9 @@ public final class Generator: @unchecked Sendable {
         lastSequence = sequence
         defer { pool.giveBack(sequence) }
 
-        let remainder = sequence.begin(prompt: promptTokens, sampling: request.sampling,
-                                       ignoreEndOfGeneration: request.ignoreEndOfGeneration, reusesCache: request.reusesCache)
+        let remainder = sequence.begin(prompt: promptTokens, sampling: sampling,
+                                       ignoreEndOfGeneration: request.ignoreEndOfGeneration, reusesCache: request.reusesCache,
+                                       tokenBudget: sampling.constraint == nil ? nil : request.maxTokens)
         let allThreads = pool.threadCount
         var progress = GenerationProgress(step: .prefill, promptTokens: remainder, prefilledTokens: 0,
                                           generatedTokens: 0, maxTokens: request.maxTokens)
@@ -293,6 +304,11 @@ public final class Generator: @unchecked Sendable {
         }
         let tail = sequence.finish()
         if !tail.isEmpty { emit(.token(id: -1, text: tail)) }
+        if let constraint = sampling.constraint, reason != .cancelled, !sequence.isOutputAccepted {
+            let missing = constraint.remainingBytes(sequence.constraintState)
+            throw LanguageModelError(.outputIncomplete,
+                "the output stopped (\(reason.rawValue)) after \(generated) tokens before \(constraint.grammar) was complete (at least \(missing) more bytes needed); raise the token limit or shorten what the format asks for")
+        }
 
         let decodeSeconds = Double(lastTokenTime &- firstTokenTime) / 1e9
         let statistics = GenerationStatistics(

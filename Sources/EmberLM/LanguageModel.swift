@@ -1,6 +1,7 @@
 import EmberCore
 import EmberGGUF
 import EmberTokenizers
+import Synchronization
 
 /// A model ready to run: weights, tokenizer and chat template from one GGUF file.
 /// Immutable and shareable; generation state lives in a `Generator` or an `InferenceSession`.
@@ -15,6 +16,8 @@ public final class LanguageModel: Sendable {
     public let hasEmbeddedChatTemplate: Bool
     /// Milliseconds spent opening, validating and binding the file and building the tokenizer.
     public let loadMilliseconds: Double
+    /// The vocabulary's byte trie and the constraints compiled against it, built on first use.
+    private let constraints = Mutex(ConstraintCache())
 
     public var configuration: ModelConfiguration { transformer.configuration }
 
@@ -50,6 +53,35 @@ public final class LanguageModel: Sendable {
             }
             return tokenizer.encode(chatTemplate.render(messages), addSpecial: true, parseSpecial: true)
         }
+    }
+}
+
+/// The grammar caches of a model: its token trie and its most recently used constraints.
+struct ConstraintCache {
+    var trie: TokenByteTrie?
+    var constraints: [(OutputFormat, TokenConstraint)] = []
+    static let capacity = 16
+}
+
+extension LanguageModel {
+    /// The vocabulary as a byte trie (built once, on first use).
+    public var tokenByteTrie: TokenByteTrie {
+        if let trie = constraints.withLock({ $0.trie }) { return trie }
+        let trie = TokenByteTrie(tokenizer: tokenizer)
+        constraints.withLock { $0.trie = $0.trie ?? trie }
+        return trie
+    }
+
+    /// `format` compiled and bound to this model's vocabulary; the last few are kept, so requests
+    /// with the same format share their cached masks.
+    public func constraint(for format: OutputFormat) throws(LanguageModelError) -> TokenConstraint {
+        if let cached = constraints.withLock({ $0.constraints.first { $0.0 == format }?.1 }) { return cached }
+        let constraint = TokenConstraint(grammar: try Grammar(format), trie: tokenByteTrie)
+        constraints.withLock { cache in
+            cache.constraints.insert((format, constraint), at: 0)
+            if cache.constraints.count > ConstraintCache.capacity { cache.constraints.removeLast() }
+        }
+        return constraint
     }
 }
 

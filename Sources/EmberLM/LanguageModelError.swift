@@ -13,6 +13,8 @@ public struct LanguageModelError: Error, CustomStringConvertible, Sendable, Equa
         case memoryBudget
         /// The model computed NaN or infinite logits (damaged or hostile weights).
         case nonFinite
+        /// A constrained output (`OutputFormat`) was not complete when the generation had to stop.
+        case outputIncomplete
     }
 
     public let kind: Kind

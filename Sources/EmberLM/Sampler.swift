@@ -47,10 +47,14 @@ public struct SamplingParameters: Sendable, Equatable {
     /// reply counts, not the prompt, so a summary may still quote its note.
     public var noRepeatNGramSize: Int
     public var seed: UInt64
+    /// A grammar the output must follow (nil: none): the first step of the chain masks every token
+    /// that would leave it (llama.cpp's grammar sampler). Set by `GenerationRequest.outputFormat`.
+    public var constraint: TokenConstraint?
 
     public init(temperature: Float = 0.8, topK: Int = 40, topP: Float = 0.95, minP: Float = 0.05,
                 repetitionPenalty: Float = 1, frequencyPenalty: Float = 0, presencePenalty: Float = 0,
-                penaltyWindow: Int = 64, noRepeatNGramSize: Int = 0, seed: UInt64 = 0) {
+                penaltyWindow: Int = 64, noRepeatNGramSize: Int = 0, seed: UInt64 = 0, constraint: TokenConstraint? = nil) {
+        self.constraint = constraint
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -106,8 +110,8 @@ public struct TokenCandidate: Sendable, Equatable {
     public var probability: Float
 }
 
-/// The sampler chain in llama.cpp's default order: penalties → top-k → top-p → min-p →
-/// temperature → draw. Each step is a plain function over the candidate list so each can be tested.
+/// The sampler chain in llama.cpp's default order: grammar mask → penalties → top-k → top-p →
+/// min-p → temperature → draw. Each step is a plain function over the candidate list so each can be tested.
 public struct Sampler: Sendable {
     public var parameters: SamplingParameters
     private var random: SeededRandomSource
@@ -115,6 +119,11 @@ public struct Sampler: Sendable {
     /// Tokens accepted after the first `sample`: the reply, for n-gram blocking.
     private var generated: [Int32] = []
     private var hasSampled = false
+    /// Where the reply stands in `parameters.constraint`'s grammar.
+    public private(set) var constraintState: TokenConstraint.State = 0
+    /// Tokens the reply may still take (nil: unknown). When the grammar needs nearly all of them
+    /// to complete, only tokens that leave room to complete are allowed.
+    public var tokenBudget: Int?
 
     public init(parameters: SamplingParameters, random: SeededRandomSource? = nil) {
         self.parameters = parameters
@@ -132,6 +141,10 @@ public struct Sampler: Sendable {
 
     /// Records a token (of the prompt or generated) for the penalties.
     public mutating func accept(_ token: Int32) {
+        if hasSampled, let constraint = parameters.constraint {
+            constraintState = constraint.advance(constraintState, token: token)
+            if let budget = tokenBudget { tokenBudget = budget - 1 }
+        }
         if hasSampled, parameters.noRepeatNGramSize > 0, generated.count < Self.maximumBlockedHistory { generated.append(token) }
         history.append(token)
         if history.count > max(parameters.penaltyWindow, 0) * 2 + 64 {
@@ -145,6 +158,7 @@ public struct Sampler: Sendable {
     /// count as the least likely (`InferenceSession` refuses to hand out such logits at all).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
         hasSampled = true
+        if let constraint = parameters.constraint { return sample(logits, constraint) }
         let greedy = !(parameters.temperature >= Self.minimumTemperature)
         let blocked = Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize)
         if greedy, !hasPenalties {
@@ -169,19 +183,77 @@ public struct Sampler: Sendable {
         return Sampler.draw(candidates, unit: random.nextUnitValue())
     }
 
+    /// Whether the reply is a complete output of the constraint's grammar with nothing that can follow.
+    public var isOutputComplete: Bool { parameters.constraint.map { $0.isComplete(constraintState) } ?? false }
+
+    /// Whether the reply may end here (true without a constraint).
+    public var isOutputAccepted: Bool { parameters.constraint.map { $0.isAccepting(constraintState) } ?? true }
+
+    /// The chain over the tokens the grammar allows in the reply's state (and, when the budget is
+    /// tight, only those that leave room to complete).
+    private mutating func sample(_ logits: UnsafeBufferPointer<Float>, _ constraint: TokenConstraint) -> Int32 {
+        let mask = constraint.mask(constraintState)
+        guard !mask.tokens.isEmpty else { return constraint.trie.endOfGenerationIDs.first ?? 0 }
+        var allowed = Array(mask.tokens.indices)
+        if let budget = tokenBudget {
+            let room = UInt32(clamping: max(budget - 1, 0))
+            if room < mask.maximumRemainingBytes {
+                let fitting = allowed.filter { mask.remainingBytes[$0] <= room }
+                let fewest = mask.remainingBytes.min() ?? 0
+                allowed = fitting.isEmpty ? allowed.filter { mask.remainingBytes[$0] == fewest } : fitting
+            }
+        }
+        var candidates: [TokenCandidate] = []
+        candidates.reserveCapacity(allowed.count)
+        for index in allowed {
+            let id = mask.tokens[index]
+            let logit = Int(id) < logits.count ? logits[Int(id)] : -.infinity
+            candidates.append(TokenCandidate(id: id, logit: logit.isNaN ? -.infinity : logit, probability: 0))
+        }
+        let greedy = !(parameters.temperature >= Self.minimumTemperature)
+        // Candidates are in ascending id order: a binary search finds a token's place.
+        func position(_ token: Int32) -> Int? {
+            var low = 0, high = candidates.count
+            while low < high {
+                let middle = (low + high) / 2
+                if candidates[middle].id < token { low = middle + 1 } else { high = middle }
+            }
+            return low < candidates.count && candidates[low].id == token ? low : nil
+        }
+        applyPenalties(&candidates, position: position)
+        for token in Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize) {
+            if let index = position(token) { candidates[index].logit = -.infinity }
+        }
+        if greedy {
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? candidates[0].id
+        }
+        Sampler.topK(&candidates, parameters.topK)
+        Sampler.topP(&candidates, parameters.topP)
+        Sampler.minP(&candidates, parameters.minP)
+        Sampler.applyTemperature(&candidates, parameters.temperature)
+        guard candidates.allSatisfy({ $0.probability.isFinite }) else {
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
+        }
+        return Sampler.draw(candidates, unit: random.nextUnitValue())
+    }
+
     private var hasPenalties: Bool {
         parameters.repetitionPenalty != 1 || parameters.frequencyPenalty != 0 || parameters.presencePenalty != 0
     }
 
-    private func applyPenalties(_ candidates: inout [TokenCandidate]) {
+    /// Penalizes the seen tokens among `candidates`; `position` finds a token's candidate (by
+    /// default its id is its index: the whole vocabulary).
+    private func applyPenalties(_ candidates: inout [TokenCandidate], position: ((Int32) -> Int?)? = nil) {
         guard hasPenalties, parameters.penaltyWindow > 0 else { return }
         var counts: [Int32: Int] = [:]
         for token in history.suffix(parameters.penaltyWindow) { counts[token, default: 0] += 1 }
-        for (token, count) in counts where token >= 0 && Int(token) < candidates.count {
-            var logit = candidates[Int(token)].logit
+        for (token, count) in counts {
+            let found: Int? = if let position { position(token) } else { token >= 0 && Int(token) < candidates.count ? Int(token) : nil }
+            guard let index = found else { continue }
+            var logit = candidates[index].logit
             if logit <= 0 { logit *= parameters.repetitionPenalty } else { logit /= parameters.repetitionPenalty }
             logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
-            candidates[Int(token)].logit = logit.isNaN ? -.infinity : logit
+            candidates[index].logit = logit.isNaN ? -.infinity : logit
         }
     }
 

@@ -124,6 +124,22 @@ public struct NoteSummary: Sendable, Equatable {
     public var isStale: Bool
 }
 
+/// A structured extraction from a note's body (JSON valid against a schema) or its
+/// classification (one label), with the model that made it and the body it was made from.
+public struct NoteExtraction: Sendable, Equatable {
+    public var noteID: NoteID
+    /// What was extracted: the schema's name (e.g. "action-items") or "classification".
+    public var kind: String
+    public var model: String
+    /// The JSON document, or the label.
+    public var text: String
+    public var created: Date
+    /// SHA-256 (hex) of the body it was made from.
+    public var bodySHA256: String
+    /// True when the note's body has changed since.
+    public var isStale: Bool
+}
+
 /// One search result: the note, a snippet around the match, and how it ranked.
 public struct SearchHit: Sendable, Equatable {
     public var noteID: NoteID

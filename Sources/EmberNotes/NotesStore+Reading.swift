@@ -96,6 +96,23 @@ extension NotesStore {
         }
     }
 
+    /// The note's extractions and classifications, newest first, each marked stale when the body
+    /// changed after it.
+    public func extractions(of id: NoteID) throws(NotesError) -> [NoteExtraction] {
+        try read { connection in
+            guard let note = try Self.fetchNote(id, connection) else { throw Self.noSuchNote(id) }
+            let current = Self.bodyHash(note.body)
+            return try connection.query("""
+                SELECT kind, model, text, created_at, body_sha256 FROM extractions WHERE note_id = ?
+                ORDER BY created_at DESC, kind, model
+                """, [.integer(id.rawValue)]) { row in
+                NoteExtraction(noteID: id, kind: row.text(0), model: row.text(1), text: row.text(2),
+                               created: Timestamp.date(milliseconds: row.integer(3)), bodySHA256: row.text(4),
+                               isStale: row.text(4) != current)
+            }
+        }
+    }
+
     /// Notes of `filter` whose summary is missing or stale: with `model`, that model's summary;
     /// without, any summary (a note is listed when none of its summaries describes its body now).
     /// The order is `notes(_:)`'s; `filter.limit` bounds the notes looked at.

@@ -203,6 +203,42 @@ extension NotesStore {
         }
     }
 
+    /// Stores `text` (a JSON document or a label) as `model`'s extraction of `kind` from the note,
+    /// replacing the earlier one of that kind and model; versioned like `storeSummary`: it records
+    /// `bodySHA256` (the body as the request started; default the body now) and is stale once the
+    /// body changes.
+    public func storeExtraction(_ text: String, kind: String, model: String, for id: NoteID,
+                                bodySHA256: String? = nil) throws(NotesError) -> NoteExtraction {
+        let unsaved = "the \(kind) of note \(id) was not saved"
+        let trimmedKind = kind.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmedModel = model.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw NotesError(.invalidInput, "the extraction is empty; \(unsaved)")
+        }
+        guard !trimmedKind.isEmpty, !trimmedModel.isEmpty else {
+            throw NotesError(.invalidInput, "name the kind of extraction and the model that made it; \(unsaved)")
+        }
+        if let bodySHA256, !Self.isSHA256Hex(bodySHA256) {
+            throw NotesError(.invalidInput, "the body hash must be 64 lowercase hexadecimal digits (NotesStore.bodySHA256), not '\(bodySHA256.prefix(70))'; \(unsaved)")
+        }
+        guard text.utf8.count <= configuration.maximumSummaryBytes else {
+            throw NotesError(.tooLarge, "the extraction is \(ByteCount.format(text.utf8.count)); extractions hold at most \(ByteCount.format(configuration.maximumSummaryBytes)); \(unsaved)")
+        }
+        let now = nowMilliseconds
+        return try write(unsaved: unsaved) { connection in
+            guard let note = try Self.fetchNote(id, connection) else { throw Self.noSuchNote(id) }
+            let current = Self.bodyHash(note.body)
+            let hash = bodySHA256 ?? current
+            try connection.run("""
+                INSERT INTO extractions (note_id, kind, model, text, created_at, body_sha256) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (note_id, kind, model) DO UPDATE
+                SET text = excluded.text, created_at = excluded.created_at, body_sha256 = excluded.body_sha256
+                """, [.integer(id.rawValue), .text(trimmedKind), .text(trimmedModel), .text(text), .integer(now), .text(hash)])
+            return NoteExtraction(noteID: id, kind: trimmedKind, model: trimmedModel, text: text,
+                                  created: Timestamp.date(milliseconds: now), bodySHA256: hash, isStale: hash != current)
+        }
+    }
+
     // MARK: Validation
 
     /// Refuses text the store does not keep: over the size limits, a title with a line break, NUL.

@@ -75,6 +75,19 @@ enum NotesSchema {
                 PRIMARY KEY (note_id, number)
             );
             """),
+        // Structured extractions and classifications (`ember notes extract`, `classify`), versioned
+        // like summaries by the SHA-256 of the body they were made from.
+        Migration(name: "extractions", sql: """
+            CREATE TABLE extractions (
+                note_id INTEGER NOT NULL REFERENCES notes (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                model TEXT NOT NULL,
+                text TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                body_sha256 TEXT NOT NULL,
+                PRIMARY KEY (note_id, kind, model)
+            ) WITHOUT ROWID;
+            """),
     ]
 }
 

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,33 @@ static void test_model(const char *model, const char *directory) {
     EXPECT_STATUS(ember_chat_create(engine, &chat_params, NULL), EMBER_STATUS_INVALID_ARGUMENT, "chat_create: NULL out_chat");
     EXPECT_STATUS(ember_chat_create((ember_engine *)(uintptr_t)0x7777770, &chat_params, &chat), EMBER_STATUS_INVALID_ARGUMENT,
                   "chat_create: forged engine");
+    chat_params = ember_chat_default_params();
+    chat_params.json_schema = "{\"anyOf\":[{\"type\":\"string\"}]}";
+    EXPECT_STATUS(ember_chat_create(engine, &chat_params, &chat), EMBER_STATUS_INVALID_ARGUMENT, "chat_create: unsupported json_schema");
+    chat_params = ember_chat_default_params();
+    chat_params.struct_size = offsetof(ember_chat_params, json_schema);
+    chat_params.json_schema = "{ not read: beyond the first version's struct_size";
+    EXPECT_STATUS(ember_chat_create(engine, &chat_params, &chat), EMBER_STATUS_OK, "chat_create: the first version's struct_size");
+    REQUIRE_OK(ember_chat_destroy(chat), "destroy a chat");
+    chat = NULL;
+    {
+        printf("a reply constrained to a JSON Schema\n");
+        ember_chat_params schema_params = ember_chat_default_params();
+        schema_params.temperature = 0;
+        schema_params.max_tokens = 32;
+        schema_params.json_schema = "{\"type\":\"object\",\"properties\":{\"answer\":{\"enum\":[\"yes\",\"no\"]}},"
+                                    "\"required\":[\"answer\"],\"additionalProperties\":false}";
+        ember_chat *schema_chat = NULL;
+        REQUIRE_OK(ember_chat_create(engine, &schema_params, &schema_chat), "create a chat with a json_schema");
+        events state;
+        events_init(&state);
+        ember_status outcome = send_and_wait(schema_chat, "Is Paris in France? Answer as JSON.", &state, NULL);
+        CHECK(outcome == EMBER_STATUS_OK, "the constrained reply ended with %s", ember_status_name(outcome));
+        state.text[state.text_length < sizeof state.text ? state.text_length : sizeof state.text - 1] = '\0';
+        CHECK(strcmp(state.text, "{\"answer\":\"yes\"}") == 0 || strcmp(state.text, "{\"answer\":\"no\"}") == 0,
+              "the constrained reply is not a document of the schema: %s", state.text);
+        REQUIRE_OK(ember_chat_destroy(schema_chat), "destroy a chat");
+    }
 
     printf("a streamed reply\n");
     chat = greedy_chat(engine, 48);

@@ -16,7 +16,7 @@ struct MigrationTests {
 
     @Test("the migrations have distinct names, in the order they were written")
     func names() {
-        #expect(NotesSchema.migrations.map(\.name) == ["notes-and-tags", "full-text-search", "summaries", "version-history"])
+        #expect(NotesSchema.migrations.map(\.name) == ["notes-and-tags", "full-text-search", "summaries", "version-history", "extractions"])
     }
 
     @Test("full-text-search indexes the notes that were there before it")

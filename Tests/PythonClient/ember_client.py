@@ -32,7 +32,7 @@ class EngineParams(Structure):
 class ChatParams(Structure):
     _fields_ = [("struct_size", c_size_t), ("instructions", c_char_p), ("max_tokens", c_uint32), ("temperature", c_float),
                 ("top_k", c_uint32), ("top_p", c_float), ("min_p", c_float), ("repetition_penalty", c_float),
-                ("seed", c_uint64), ("reuses_cache", c_int32)]
+                ("seed", c_uint64), ("reuses_cache", c_int32), ("json_schema", c_char_p)]
 
 
 class Statistics(Structure):

@@ -15,6 +15,7 @@ struct NotesCommand: ParsableCommand {
         subcommands: [NotesAddCommand.self, NotesEditCommand.self, NotesListCommand.self, NotesShowCommand.self,
                       NotesSearchCommand.self, NotesTagCommand.self, NotesRemoveCommand.self, NotesRestoreCommand.self,
                       NotesExportCommand.self, NotesImportCommand.self, NotesSummarizeCommand.self,
+                      NotesExtractCommand.self, NotesClassifyCommand.self,
                       NotesStressWriterCommand.self]
     )
 

@@ -21,11 +21,13 @@ struct NotesShowCommand: ParsableCommand {
         let store = try notes.openStore(creating: false)
         let note = try store.note(id.id)
         let summaries = try store.summaries(of: note.id)
+        let extractions = try store.extractions(of: note.id)
         let history = versions ? try store.versions(of: note.id) : []
         if output.json {
             var object = NotesJSON.note(note)
             object.removeLast()
             object += ",\"summaries\":\(NotesJSON.array(summaries.map { NotesJSON.summary($0) }))"
+            object += ",\"extractions\":\(NotesJSON.array(extractions.map { NotesJSON.extraction($0) }))"
             if versions { object += ",\"versions\":\(NotesJSON.array(history.map(NotesJSON.version)))" }
             print(object + "}")
             return
@@ -43,6 +45,11 @@ struct NotesShowCommand: ParsableCommand {
             print("")
             print("summary by \(summary.model), \(NotesText.minute(summary.created))\(summary.isStale ? ", stale: the body changed since" : ""):")
             print(summary.text)
+        }
+        for extraction in extractions {
+            print("")
+            print("\(extraction.kind) by \(extraction.model), \(NotesText.minute(extraction.created))\(extraction.isStale ? ", stale: the body changed since" : ""):")
+            print(extraction.text)
         }
         if versions {
             print("")

@@ -1,0 +1,418 @@
+import EmberLM
+import Foundation
+import Testing
+
+/// A small vocabulary shaped like a real one: every single byte (as byte-level BPE and
+/// SentencePiece byte fallback have), tokens spanning several grammar symbols (`{"`, `":"`,
+/// `"},{"`), words, digits and multi-byte UTF-8 (whole characters and a character split across
+/// tokens), plus an end-of-generation token with no bytes.
+enum GrammarVocabulary {
+    static let pieces: [String] = [
+        "{", "}", "{\"", "\":", "\":\"", "\",\"", "\"}", "\"},{\"", "[{\"", "}]", "\"]", "[\"", "\",", ",\"", "\":[", "],\"",
+        "true", "false", "null", "tr", "ue", "nu", "ll", "12", "2026", "-1", ".5", "0.", "99", "-", "10",
+        "name", "task", "owner", "due", "item", "amount", "a", "ab", "abc", "the", " the", "Alice", "Bob", "lunch",
+        "é", "日本", "ü", "\"é", "é\"", "\\n", "\\\"", "\\u00", "meeting", "-0", "00", "2026-", "-12-", "T",
+    ]
+
+    static var tokenBytes: [[UInt8]] {
+        var tokens = (0...255).map { [UInt8($0)] }
+        tokens += pieces.map { Array($0.utf8) }
+        // The two halves of "€" (E2 82 AC) as tokens of their own.
+        tokens.append([0xE2, 0x82])
+        tokens.append([0xAC, 0x22])
+        tokens.append([]) // end of generation
+        return tokens
+    }
+
+    static var endOfGeneration: Int32 { Int32(tokenBytes.count - 1) }
+
+    static let trie = TokenByteTrie(tokenBytes: tokenBytes, endOfGenerationIDs: [endOfGeneration])
+
+    static func constraint(_ format: OutputFormat) throws -> TokenConstraint {
+        TokenConstraint(grammar: try Grammar(format), trie: trie)
+    }
+}
+
+/// Random schemas from the supported subset, and random valid instances of them.
+struct SchemaGenerator {
+    var random: SeededRandomSource
+
+    init(seed: UInt64) { random = SeededRandomSource(seed: seed) }
+
+    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &random) }
+    mutating func chance(_ p: Double) -> Bool { random.nextUnitValue() < p }
+
+    /// A schema as JSON text (properties in a random order the grammar must keep).
+    mutating func schema(depth: Int = 0) -> String {
+        let kinds = depth >= 2 ? ["string", "integer", "number", "boolean", "null", "enum"]
+                               : ["string", "integer", "number", "boolean", "null", "enum", "array", "object", "object"]
+        switch kinds[int(0...(kinds.count - 1))] {
+        case "string":
+            switch int(0...3) {
+            case 0: return #"{"type":"string","maxLength":\#(int(0...6))}"#
+            case 1: return #"{"type":"string","pattern":"[a-z]{1,4}(-\\d{2})?"}"#
+            case 2: return #"{"type":"string","minLength":1,"maxLength":4}"#
+            default: return #"{"type":"string","format":"date"}"#
+            }
+        case "integer":
+            let low = int(-50...50)
+            switch int(0...3) {
+            case 0: return #"{"type":"integer"}"#
+            case 1: return #"{"type":"integer","minimum":\#(low)}"#
+            case 2: return #"{"type":"integer","maximum":\#(low)}"#
+            default: return #"{"type":"integer","minimum":\#(low),"maximum":\#(low + int(0...300))}"#
+            }
+        case "number":
+            let low = int(-20...20)
+            return chance(0.5) ? #"{"type":"number"}"# : #"{"type":"number","minimum":\#(low),"maximum":\#(low + int(0...40))}"#
+        case "boolean": return #"{"type":"boolean"}"#
+        case "null": return #"{"type":"null"}"#
+        case "enum": return #"{"enum":["red","green","blü",3,null]}"#
+        case "array":
+            let minimum = int(0...2)
+            return #"{"type":"array","items":\#(schema(depth: depth + 1)),"minItems":\#(minimum),"maxItems":\#(minimum + int(0...3))}"#
+        default:
+            let names = ["a", "task", "owner", "due", "amount", "name", "é"].shuffled(using: &random).prefix(int(0...4))
+            let properties = names.map { #""\#($0)":\#(schema(depth: depth + 1))"# }.joined(separator: ",")
+            let required = names.filter { _ in chance(0.6) }.map { #""\#($0)""# }.joined(separator: ",")
+            return #"{"type":"object","properties":{\#(properties)},"required":[\#(required)],"additionalProperties":false}"#
+        }
+    }
+
+    /// A random instance of `schema`, as the compact JSON the grammar writes (properties in schema order).
+    mutating func instance(_ schema: JSONValue) -> String {
+        if case .array(let values)? = schema["enum"] { return compact(values[int(0...(values.count - 1))]) }
+        guard case .string(let type)? = schema["type"] else { return "null" }
+        switch type {
+        case "null": return "null"
+        case "boolean": return chance(0.5) ? "true" : "false"
+        case "integer":
+            let low = number(schema["minimum"]).map { Int($0) } ?? -1000, high = number(schema["maximum"]).map { Int($0) } ?? 1000
+            return String(int(low...max(low, high)))
+        case "number":
+            let low = number(schema["minimum"]) ?? -1000, high = number(schema["maximum"]) ?? 1000
+            let whole = int(Int(low)...Int(max(low, high)))
+            return whole < Int(high) && chance(0.5) ? "\(whole).\(int(0...99))" : String(whole)
+        case "string":
+            if schema["format"] != nil { return "\"2026-0\(int(1...9))-1\(int(0...9))\"" }
+            if schema["pattern"] != nil { return "\"" + String(repeating: "q", count: int(1...4)) + (chance(0.5) ? "-42" : "") + "\"" }
+            let minimum = number(schema["minLength"]).map { Int($0) } ?? 0, maximum = number(schema["maxLength"]).map { Int($0) } ?? 8
+            let alphabet = ["a", "é", "日", "\\n", "\\\"", "€", " ", "\\u00e9"]
+            return "\"" + (0..<int(minimum...max(minimum, maximum))).map { _ in alphabet[int(0...(alphabet.count - 1))] }.joined() + "\""
+        case "array":
+            guard let items = schema["items"] else { return "[]" }
+            let minimum = number(schema["minItems"]).map { Int($0) } ?? 0, maximum = number(schema["maxItems"]).map { Int($0) } ?? 3
+            return "[" + (0..<int(minimum...max(minimum, maximum))).map { _ in instance(items) }.joined(separator: ",") + "]"
+        default:
+            guard case .object(let properties)? = schema["properties"] else { return "{}" }
+            var required: [String] = []
+            if case .array(let names)? = schema["required"] {
+                for case .string(let name) in names { required.append(name) }
+            }
+            let members = properties.filter { required.contains($0.0) || chance(0.5) }
+            return "{" + members.map { compact(.string($0.0)) + ":" + instance($0.1) }.joined(separator: ",") + "}"
+        }
+    }
+
+    func number(_ value: JSONValue?) -> Double? {
+        if case .number(let number, _)? = value { return number }
+        return nil
+    }
+
+    func compact(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(_, let text): return text
+        case .string(let text):
+            let data = try! JSONSerialization.data(withJSONObject: [text], options: [])
+            return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast()).replacingOccurrences(of: "\\/", with: "/")
+        case .array(let items): return "[" + items.map(compact).joined(separator: ",") + "]"
+        case .object(let members): return "{" + members.map { compact(.string($0.0)) + ":" + compact($0.1) }.joined(separator: ",") + "}"
+        }
+    }
+}
+
+/// A JSON Schema validator for the supported subset, written apart from the compiler: the judge of
+/// every completed output.
+enum SchemaValidator {
+    static func validate(_ value: JSONValue, _ schema: JSONValue) -> Bool {
+        if case .array(let values)? = schema["enum"] { return values.contains(value) }
+        if let constant = schema["const"] { return constant == value }
+        guard case .string(let type)? = schema["type"] else { return false }
+        func bound(_ key: String) -> Double? {
+            if case .number(let number, _)? = schema[key] { return number }
+            return nil
+        }
+        switch (type, value) {
+        case ("null", .null), ("boolean", .bool): return true
+        case ("integer", .number(let number, let text)):
+            guard !text.contains("."), !text.lowercased().contains("e") else { return false }
+            return number >= (bound("minimum") ?? -.infinity) && number <= (bound("maximum") ?? .infinity)
+        case ("number", .number(let number, _)):
+            return number >= (bound("minimum") ?? -.infinity) && number <= (bound("maximum") ?? .infinity)
+        case ("string", .string(let text)):
+            let length = text.unicodeScalars.count
+            guard Double(length) >= (bound("minLength") ?? 0), Double(length) <= (bound("maxLength") ?? .infinity) else { return false }
+            var pattern: String?
+            if case .string(let value)? = schema["pattern"] { pattern = value }
+            if case .string("date")? = schema["format"] { pattern = #"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"# }
+            if let pattern {
+                return text.range(of: "^(?:" + pattern + ")$", options: .regularExpression) != nil
+            }
+            return true
+        case ("array", .array(let items)):
+            guard Double(items.count) >= (bound("minItems") ?? 0), Double(items.count) <= (bound("maxItems") ?? .infinity),
+                  let itemSchema = schema["items"] else { return false }
+            return items.allSatisfy { validate($0, itemSchema) }
+        case ("object", .object(let members)):
+            guard case .object(let properties)? = schema["properties"] ?? .object([]) else { return false }
+            var required: [String] = []
+            if case .array(let names)? = schema["required"] { for case .string(let name) in names { required.append(name) } }
+            let keys = members.map(\.0)
+            guard Set(keys).count == keys.count, required.allSatisfy(keys.contains) else { return false }
+            return members.allSatisfy { key, member in
+                guard let propertySchema = properties.first(where: { $0.0 == key })?.1 else { return false }
+                return validate(member, propertySchema)
+            }
+        default:
+            return false
+        }
+    }
+}
+
+@Suite("Grammar-constrained decoding")
+struct GrammarTests {
+    /// Samples with random logits through the real sampler chain until the constraint ends the
+    /// output, checking at every step that the mask is exactly the set of tokens the reference
+    /// automaton allows (so no valid continuation is masked out, and no invalid one let through).
+    func constrainedWalk(_ constraint: TokenConstraint, seed: UInt64, budget: Int, temperature: Float = 1) -> (bytes: [UInt8], ended: Bool, mismatches: [String]) {
+        let trie = GrammarVocabulary.trie
+        var sampler = Sampler(parameters: SamplingParameters(temperature: temperature, topK: 0, topP: 1, minP: 0, seed: seed, constraint: constraint))
+        sampler.tokenBudget = budget
+        var random = SeededRandomSource(seed: seed &+ 99)
+        var reference = Grammar.ReferenceMatcher(constraint.grammar)
+        var output: [UInt8] = []
+        var mismatches: [String] = []
+        for _ in 0..<budget {
+            let mask = Set(constraint.mask(sampler.constraintState).tokens)
+            for id in 0..<trie.vocabularySize {
+                let token = Int32(id)
+                let allowed: Bool
+                if token == GrammarVocabulary.endOfGeneration {
+                    allowed = reference.isAccepting
+                } else {
+                    var next = reference
+                    allowed = next.feed(trie.tokenBytes[id])
+                }
+                if allowed != mask.contains(token), mismatches.count < 5 {
+                    mismatches.append("after \(String(decoding: output, as: UTF8.self)) token \(trie.tokenBytes[id]) reference \(allowed)")
+                }
+            }
+            let logits = (0..<trie.vocabularySize).map { _ in Float(random.nextUnitValue() * 8) }
+            let token = logits.withUnsafeBufferPointer { sampler.sample($0) }
+            if token == GrammarVocabulary.endOfGeneration { return (output, true, mismatches) }
+            sampler.accept(token)
+            output += trie.tokenBytes[Int(token)]
+            reference.feed(trie.tokenBytes[Int(token)])
+            if sampler.isOutputComplete { return (output, true, mismatches) }
+        }
+        return (output, sampler.isOutputAccepted, mismatches)
+    }
+
+    @Test("Random schemas, random logits: masks match the reference automaton, every output validates", arguments: 0..<24)
+    func randomSchemas(seed: Int) throws {
+        var generator = SchemaGenerator(seed: UInt64(seed) * 7919 + 1)
+        let text = generator.schema()
+        let schema = try JSONValue.parse(text)
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(text))
+        for run in 0..<3 {
+            let (bytes, ended, mismatches) = constrainedWalk(constraint, seed: UInt64(seed * 31 + run), budget: 160)
+            #expect(mismatches.isEmpty, "schema \(text): \(mismatches)")
+            let output = String(decoding: bytes, as: UTF8.self)
+            #expect(ended, "schema \(text): the output did not complete within its budget: \(output)")
+            #expect(String(validating: bytes, as: UTF8.self) != nil, "invalid UTF-8: \(bytes)")
+            #expect((try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil,
+                    "schema \(text): not JSON: \(output)")
+            let value = try JSONValue.parse(output)
+            #expect(SchemaValidator.validate(value, schema), "schema \(text): \(output) does not validate")
+        }
+    }
+
+    @Test("Random valid instances are accepted, token by token through the masks", arguments: 0..<24)
+    func validInstancesAccepted(seed: Int) throws {
+        var generator = SchemaGenerator(seed: UInt64(seed) * 104_729 + 5)
+        let text = generator.schema()
+        let schema = try JSONValue.parse(text)
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(text))
+        for _ in 0..<4 {
+            let instance = generator.instance(schema)
+            guard SchemaValidator.validate(try JSONValue.parse(instance), schema) else { continue }
+            #expect(constraint.grammar.accepts(instance), "schema \(text) rejects its valid instance \(instance)")
+            // Longest-match tokenization: each token must be in the mask of the state before it.
+            let bytes = Array(instance.utf8)
+            var state = constraint.initialState, position = 0
+            while position < bytes.count {
+                let length = (1...min(6, bytes.count - position)).reversed().first { length in
+                    GrammarVocabulary.tokenBytes.contains(Array(bytes[position..<(position + length)]))
+                }!
+                let id = Int32(GrammarVocabulary.tokenBytes.firstIndex(of: Array(bytes[position..<(position + length)]))!)
+                #expect(constraint.mask(state).tokens.contains(id), "\(instance): token at byte \(position) masked out")
+                state = constraint.advance(state, token: id)
+                position += length
+            }
+            #expect(constraint.isAccepting(state))
+            #expect(constraint.mask(state).tokens.contains(GrammarVocabulary.endOfGeneration))
+        }
+    }
+
+    @Test("A long free string is closed in time when the budget runs short")
+    func forcedClose() throws {
+        let text = #"{"type":"object","properties":{"task":{"type":"string"},"owner":{"type":"string"}},"required":["task","owner"]}"#
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(text))
+        for budget in [12, 20, 40] {
+            // Greedy on logits that love "abc": left alone it would never close the string.
+            var sampler = Sampler(parameters: SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0, constraint: constraint))
+            sampler.tokenBudget = budget
+            var logits = [Float](repeating: 0, count: GrammarVocabulary.trie.vocabularySize)
+            logits[GrammarVocabulary.tokenBytes.firstIndex(of: Array("abc".utf8))!] = 10
+            var output: [UInt8] = []
+            var used = 0
+            while used < budget, !sampler.isOutputComplete {
+                let token = logits.withUnsafeBufferPointer { sampler.sample($0) }
+                sampler.accept(token)
+                output += GrammarVocabulary.tokenBytes[Int(token)]
+                used += 1
+            }
+            let document = String(decoding: output, as: UTF8.self)
+            #expect(sampler.isOutputComplete, "budget \(budget): \(document)")
+            #expect(try SchemaValidator.validate(JSONValue.parse(document), JSONValue.parse(text)))
+        }
+        #expect(throws: LanguageModelError.self) { try constraint.checkCompletes(within: 3) }
+        try constraint.checkCompletes(within: 12)
+    }
+
+    @Test("Regular expressions: whole matches, classes over UTF-8, quantifiers")
+    func regularExpressions() throws {
+        let cases: [(String, [String], [String])] = [
+            (#"\d{3}-\d{4}"#, ["555-1234"], ["5551234", "555-123", "555-12345"]),
+            ("(cat|dog)s?", ["cat", "dogs"], ["cats!", "bird"]),
+            ("[α-ω]+", ["αβγ", "ω"], ["abc", ""]),
+            ("[^a-z]{2}", ["AB", "日本", "€1"], ["ab", "A"]),
+            (".é.", ["aéb", "日é€"], ["aé\n"]),
+            (#"^[A-Z][a-z]*( [A-Z][a-z]*)*$"#, ["Alice Smith", "Bob"], ["alice", "Bob "]),
+            (#"\w+@\w+\.com"#, ["a_b@x.com"], ["a@b.org"]),
+            ("a{2,}b{0,1}", ["aa", "aaaab"], ["a", "aabb"]),
+            (#"\u{1F600}|\x41"#, ["😀", "A"], ["B"]),
+        ]
+        for (pattern, matches, nonMatches) in cases {
+            let grammar = try Grammar(.regularExpression(pattern))
+            for text in matches { #expect(grammar.accepts(text), "/\(pattern)/ should match \(text)") }
+            for text in nonMatches { #expect(!grammar.accepts(text), "/\(pattern)/ should not match \(text)") }
+            let constraint = try GrammarVocabulary.constraint(.regularExpression(pattern))
+            for seed in 0..<4 {
+                let (bytes, ended, mismatches) = constrainedWalk(constraint, seed: UInt64(seed), budget: 60)
+                #expect(mismatches.isEmpty, "/\(pattern)/: \(mismatches)")
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(ended && grammar.accepts(text), "/\(pattern)/ produced \(text)")
+                #expect(text.range(of: "^(?:" + pattern.replacingOccurrences(of: #"\u{1F600}"#, with: "😀") + ")$",
+                                   options: .regularExpression) != nil || pattern == ".é.", "/\(pattern)/: \(text)")
+            }
+        }
+    }
+
+    @Test("Choices: one of the labels, ending as soon as it is complete")
+    func choices() throws {
+        let labels = ["meeting", "todo", "idea", "receipt", "meet"]
+        let constraint = try GrammarVocabulary.constraint(.choices(labels))
+        var seen: Set<String> = []
+        for seed in 0..<40 {
+            let (bytes, ended, mismatches) = constrainedWalk(constraint, seed: UInt64(seed), budget: 20)
+            #expect(mismatches.isEmpty, "\(mismatches)")
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(ended && labels.contains(text), "\(text)")
+            seen.insert(text)
+        }
+        #expect(seen.count >= 3, "random logits should reach several labels: \(seen)")
+        // "meet" is a prefix of "meeting": complete there only with the end-of-generation token.
+        let state = constraint.advance(constraint.initialState, bytes: Array("meet".utf8))
+        #expect(constraint.isAccepting(state) && !constraint.isComplete(state))
+        #expect(constraint.isComplete(constraint.advance(constraint.initialState, bytes: Array("todo".utf8))))
+    }
+
+    @Test("Unsupported schema features and invalid patterns are refused, naming them", arguments: [
+        (#"{"anyOf":[{"type":"string"}]}"#, "anyOf"),
+        (##"{"type":"object","properties":{"x":{"$ref":"#/defs/a"}}}"##, "$ref"),
+        (#"{"type":"string","format":"email"}"#, "format: email"),
+        (#"{"type":"array"}"#, "without 'items'"),
+        (#"{"type":"object","additionalProperties":true}"#, "additionalProperties"),
+        (#"{"type":"integer","minimum":5,"maximum":3}"#, "greater than the maximum"),
+        (#"{"type":"string","pattern":"(a"}"#, "unclosed '('"),
+        (#"{"type":"string","pattern":"(?=a)b"}"#, "lookaround"),
+        (#"{"type":"number","multipleOf":2}"#, "multipleOf"),
+        (#"{"description":"no type"}"#, "without 'type'"),
+        (#"{"type":"object","required":["x"]}"#, "'required' names 'x'"),
+        (#"{"type": "string""#, "not valid JSON"),
+        (#"{"type":"array","items":{"type":"null"},"minItems":3,"maxItems":1}"#, "'minItems' 3 is greater"),
+    ])
+    func unsupportedSchemas(schema: String, named: String) {
+        #expect {
+            _ = try Grammar(.jsonSchema(schema))
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains(named) && !message.contains("\n")
+        }
+    }
+
+    @Test("Invalid and unsupported regular expressions are refused", arguments: [
+        ("(ab", "unclosed '('"), ("ab)", "unmatched ')'"), ("*a", "nothing to repeat"), ("a{3,1}", "maximum below"),
+        (#"(a)\1"#, "backreference"), ("a*?", "lazy"), (#"\bword"#, "word boundary"), ("[a-", "unclosed '['"),
+        ("(?i)abc", "inline flags"), ("[z-a]", "out of order"), ("a{5000}", "over 1000"),
+    ])
+    func invalidExpressions(pattern: String, named: String) {
+        #expect {
+            _ = try Grammar(.regularExpression(pattern))
+        } throws: { error in
+            "\(error)".contains(named)
+        }
+    }
+
+    @Test("Choices without options, and grammars no output satisfies, are refused")
+    func impossible() {
+        #expect(throws: LanguageModelError.self) { try Grammar(.choices([])) }
+        #expect(throws: LanguageModelError.self) { try Grammar(.choices(["a", ""])) }
+        #expect(throws: LanguageModelError.self) { try Grammar(.regularExpression("[^\\x00-\\u{10FFFF}]")) }
+    }
+
+    @Test("Integer and number ranges: exactly the values in range")
+    func numericRanges() throws {
+        let integer = try Grammar(.jsonSchema(#"{"type":"integer","minimum":-15,"maximum":123}"#))
+        for value in -40...200 {
+            #expect(integer.accepts(String(value)) == (-15...123).contains(value), "\(value)")
+        }
+        #expect(!integer.accepts("007") && !integer.accepts("-0") && !integer.accepts("+5"))
+        let number = try Grammar(.jsonSchema(#"{"type":"number","minimum":-2,"maximum":3}"#))
+        for (text, valid) in [("3", true), ("3.0", true), ("3.01", false), ("2.99", true), ("-2", true), ("-2.5", false),
+                              ("-1.75", true), ("0.5", true), ("4", false), ("1e2", false)] {
+            #expect(number.accepts(text) == valid, "\(text)")
+        }
+    }
+
+    @Test("The token trie walk gives the same masks as checking every token on its own")
+    func trieAgainstBruteForce() throws {
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(#"{"type":"object","properties":{"name":{"type":"string","maxLength":3},"due":{"type":"string","format":"date"}},"required":["name"]}"#))
+        let grammar = constraint.grammar
+        for prefix in ["", "{", "{\"name\":\"", "{\"name\":\"é", "{\"name\":\"ab\",\"due\":\"2026-", "{\"name\":\"\u{20AC}"] {
+            var reference = Grammar.ReferenceMatcher(grammar)
+            let fed = reference.feed(Array(prefix.utf8))
+            #expect(fed, "\(prefix)")
+            let state = constraint.advance(constraint.initialState, bytes: Array(prefix.utf8))
+            let mask = Set(constraint.mask(state).tokens)
+            for (id, bytes) in GrammarVocabulary.tokenBytes.enumerated() where !bytes.isEmpty {
+                var next = reference
+                let allowed = next.feed(bytes)
+                #expect(allowed == mask.contains(Int32(id)), "\(prefix) + \(bytes)")
+            }
+        }
+    }
+}
