@@ -170,17 +170,7 @@ public struct Sampler: Sendable {
         guard !candidates.isEmpty else { return 0 }
         applyPenalties(&candidates)
         for token in blocked where token >= 0 && Int(token) < candidates.count { candidates[Int(token)].logit = -.infinity }
-        if greedy {
-            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
-        }
-        Sampler.topK(&candidates, parameters.topK)
-        Sampler.topP(&candidates, parameters.topP)
-        Sampler.minP(&candidates, parameters.minP)
-        Sampler.applyTemperature(&candidates, parameters.temperature)
-        guard candidates.allSatisfy({ $0.probability.isFinite }) else {
-            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? 0
-        }
-        return Sampler.draw(candidates, unit: random.nextUnitValue())
+        return choose(&candidates, greedy: greedy, whenNone: 0)
     }
 
     /// Whether the reply is a complete output of the constraint's grammar with nothing that can follow.
@@ -224,8 +214,15 @@ public struct Sampler: Sendable {
         for token in Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize) {
             if let index = position(token) { candidates[index].logit = -.infinity }
         }
+        return choose(&candidates, greedy: greedy, whenNone: candidates[0].id)
+    }
+
+    /// The chain's last steps over penalized candidates: the largest logit when greedy (ties to the
+    /// lower id), else top-k, top-p, min-p, temperature and a draw; the largest logit again when
+    /// the probabilities are not finite.
+    private mutating func choose(_ candidates: inout [TokenCandidate], greedy: Bool, whenNone: Int32) -> Int32 {
         if greedy {
-            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? candidates[0].id
+            return candidates.max { $0.logit < $1.logit || ($0.logit == $1.logit && $0.id > $1.id) }?.id ?? whenNone
         }
         Sampler.topK(&candidates, parameters.topK)
         Sampler.topP(&candidates, parameters.topP)

@@ -176,23 +176,13 @@ extension NotesStore {
     public func storeSummary(_ text: String, model: String, for id: NoteID, bodySHA256: String? = nil) throws(NotesError) -> NoteSummary {
         let unsaved = "the summary of note \(id) was not saved"
         let trimmedModel = model.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw NotesError(.invalidInput, "the summary is empty; \(unsaved)")
-        }
         guard !trimmedModel.isEmpty else {
             throw NotesError(.invalidInput, "name the model that wrote the summary; \(unsaved)")
         }
-        if let bodySHA256, !Self.isSHA256Hex(bodySHA256) {
-            throw NotesError(.invalidInput, "the body hash must be 64 lowercase hexadecimal digits (NotesStore.bodySHA256), not '\(bodySHA256.prefix(70))'; \(unsaved)")
-        }
-        guard text.utf8.count <= configuration.maximumSummaryBytes else {
-            throw NotesError(.tooLarge, "the summary is \(ByteCount.format(text.utf8.count)); summaries hold at most \(ByteCount.format(configuration.maximumSummaryBytes)); \(unsaved)")
-        }
+        try checkDerivedText(text, noun: "summary", plural: "summaries", bodySHA256: bodySHA256, unsaved: unsaved)
         let now = nowMilliseconds
         return try write(unsaved: unsaved) { connection in
-            guard let note = try Self.fetchNote(id, connection) else { throw Self.noSuchNote(id) }
-            let current = Self.bodyHash(note.body)
-            let hash = bodySHA256 ?? current
+            let (hash, current) = try Self.bodyHashes(of: id, given: bodySHA256, connection)
             try connection.run("""
                 INSERT INTO summaries (note_id, model, text, created_at, body_sha256) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (note_id, model) DO UPDATE
@@ -201,6 +191,29 @@ extension NotesStore {
             return NoteSummary(noteID: id, text: text, model: trimmedModel, created: Timestamp.date(milliseconds: now),
                                bodySHA256: hash, isStale: hash != current)
         }
+    }
+
+    /// Checks text derived from a note (a summary, an extraction) before it is stored: not empty,
+    /// within `maximumSummaryBytes`, and a well-formed body hash if one is given.
+    private func checkDerivedText(_ text: String, noun: String, plural: String, bodySHA256: String?,
+                                  unsaved: String) throws(NotesError) {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw NotesError(.invalidInput, "the \(noun) is empty; \(unsaved)")
+        }
+        if let bodySHA256, !Self.isSHA256Hex(bodySHA256) {
+            throw NotesError(.invalidInput, "the body hash must be 64 lowercase hexadecimal digits (NotesStore.bodySHA256), not '\(bodySHA256.prefix(70))'; \(unsaved)")
+        }
+        guard text.utf8.count <= configuration.maximumSummaryBytes else {
+            throw NotesError(.tooLarge, "the \(noun) is \(ByteCount.format(text.utf8.count)); \(plural) hold at most \(ByteCount.format(configuration.maximumSummaryBytes)); \(unsaved)")
+        }
+    }
+
+    /// The body hash to record (`given`, the body as a request started, or the body now) and the
+    /// body's hash now; throws when the note does not exist.
+    private static func bodyHashes(of id: NoteID, given: String?, _ connection: SQLiteConnection) throws -> (recorded: String, current: String) {
+        guard let note = try fetchNote(id, connection) else { throw noSuchNote(id) }
+        let current = bodyHash(note.body)
+        return (given ?? current, current)
     }
 
     /// Stores `text` (a JSON document or a label) as `model`'s extraction of `kind` from the note,
@@ -212,23 +225,13 @@ extension NotesStore {
         let unsaved = "the \(kind) of note \(id) was not saved"
         let trimmedKind = kind.trimmingCharacters(in: .whitespacesAndNewlines)
         let trimmedModel = model.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw NotesError(.invalidInput, "the extraction is empty; \(unsaved)")
-        }
         guard !trimmedKind.isEmpty, !trimmedModel.isEmpty else {
             throw NotesError(.invalidInput, "name the kind of extraction and the model that made it; \(unsaved)")
         }
-        if let bodySHA256, !Self.isSHA256Hex(bodySHA256) {
-            throw NotesError(.invalidInput, "the body hash must be 64 lowercase hexadecimal digits (NotesStore.bodySHA256), not '\(bodySHA256.prefix(70))'; \(unsaved)")
-        }
-        guard text.utf8.count <= configuration.maximumSummaryBytes else {
-            throw NotesError(.tooLarge, "the extraction is \(ByteCount.format(text.utf8.count)); extractions hold at most \(ByteCount.format(configuration.maximumSummaryBytes)); \(unsaved)")
-        }
+        try checkDerivedText(text, noun: "extraction", plural: "extractions", bodySHA256: bodySHA256, unsaved: unsaved)
         let now = nowMilliseconds
         return try write(unsaved: unsaved) { connection in
-            guard let note = try Self.fetchNote(id, connection) else { throw Self.noSuchNote(id) }
-            let current = Self.bodyHash(note.body)
-            let hash = bodySHA256 ?? current
+            let (hash, current) = try Self.bodyHashes(of: id, given: bodySHA256, connection)
             try connection.run("""
                 INSERT INTO extractions (note_id, kind, model, text, created_at, body_sha256) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (note_id, kind, model) DO UPDATE
