@@ -118,6 +118,9 @@ public final class TokenScheduler: @unchecked Sendable {
     private var cancelled: Set<Int> = []
     private var nextID = 0
     private var stopped = false
+    /// Set by the worker once it has let go of the executor (the sessions and the model).
+    private var finished = false
+    private var worker: Thread?
     /// A memory warning not yet handled by the worker.
     private var pressure = MemoryPressure.none
     private var released = 0
@@ -159,16 +162,24 @@ public final class TokenScheduler: @unchecked Sendable {
         let thread = Thread { [weak self] in self?.workerLoop() }
         thread.name = "ember.scheduler"
         thread.stackSize = 8 << 20
+        worker = thread
         thread.start()
     }
 
     deinit { stop() }
 
     /// Stops the worker; pending requests finish with `cancelled`.
+    ///
+    /// Waits until the worker has let go of the sessions and the model (a step in flight finishes
+    /// first), so the memory is freed when the last handle goes rather than later on another
+    /// thread; called on the worker itself (the last reference dropped by an event), it returns at once.
     public func stop() {
         condition.lock()
         stopped = true
         condition.broadcast()
+        if let worker, Thread.current !== worker {
+            while !finished { condition.wait() }
+        }
         condition.unlock()
     }
 
@@ -223,6 +234,11 @@ public final class TokenScheduler: @unchecked Sendable {
                 arrivals.removeAll()
                 condition.unlock()
                 for continuation in all { continuation.finish() }
+                executor = nil
+                condition.lock()
+                finished = true
+                condition.broadcast()
+                condition.unlock()
                 return
             }
             for arrival in arrivals { executor.add(arrival.snapshot, request: arrival.request) }
