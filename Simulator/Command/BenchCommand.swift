@@ -19,6 +19,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Tokens of the generation test (one step each).")
     var genTokens: Int = 128
 
+    @Option(name: .long, help: """
+        Tokens already in the context when the generation test starts (llama-bench's --n-depth): each \
+        generation run first processes this many random tokens, untimed, so the steps attend over them.
+        """)
+    var depth: Int = 0
+
     @Option(name: .long, help: "Measured repetitions of each test, after one warm-up run.")
     var repetitions: Int = 5
 
@@ -44,6 +50,8 @@ struct BenchCommand: ParsableCommand {
         guard promptTokens >= 0, genTokens >= 0, promptTokens + genTokens > 0 else {
             throw ValidationError("--prompt-tokens and --gen-tokens must not be negative, and one must be positive.")
         }
+        guard depth >= 0 else { throw ValidationError("--depth must not be negative.") }
+        guard depth <= 1 << 20 else { throw ValidationError("--depth must be at most \(1 << 20) tokens.") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1.") }
         if let promptKernel {
             guard let kernel = PromptKernel(rawValue: promptKernel) else {
@@ -70,13 +78,14 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let promptKernel { PromptKernel.current = PromptKernel(rawValue: promptKernel)! }
-        let context = max(promptTokens, genTokens, 16) + 1
-        let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(promptTokens, 512)),
+        let context = max(promptTokens, depth + genTokens, 16) + 1
+        let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(max(promptTokens, depth), 512)),
                                                               contextAdjustable: false)
         let threads = modelOptions.threadCount
         let vocabulary = model.configuration.vocabularySize
         var random = SeededRandomSource(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int32(random.next() % UInt64(vocabulary)) }
+        let prefix = (0..<depth).map { _ in Int32(random.next() % UInt64(vocabulary)) }
         let session = InferenceSession(model: model.transformer, contextLength: context,
                                        batchSize: plan.batchSize, threadCount: threads, keyValueType: plan.keyValueType)
 
@@ -93,9 +102,10 @@ struct BenchCommand: ParsableCommand {
         }
         func generation() throws -> Double {
             session.reset()
+            if !prefix.isEmpty { try session.evaluate(prefix, logits: .none) }
             // As llama-bench: every step computes the logits, none is sampled (the same token is
             // fed again, as scripts/bench_llamacpp.py does for llama.cpp).
-            let token = prompt.first ?? 1
+            let token = prompt.first ?? prefix.first ?? 1
             let start = MonotonicClock.nanoseconds()
             for _ in 0..<genTokens {
                 try session.evaluate([token], logits: .last)
@@ -131,7 +141,7 @@ struct BenchCommand: ParsableCommand {
             print("{\"pp_tok_s\":\(pp.json),\"tg_tok_s\":\(tg.json),\"load_ms\":\(JSONText.number(model.loadMilliseconds)),"
                 + "\"peak_rss_bytes\":\(peak),\"first_token_ms\":\(JSONText.number(firstTokenMilliseconds)),"
                 + "\"model\":\(JSONText.string(model.configuration.name)),\"threads\":\(threads),"
-                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"repetitions\":\(repetitions),"
+                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"depth\":\(depth),\"repetitions\":\(repetitions),"
                 + "\"weight_bytes_per_token\":\(bytesPerToken)"
                 + (roofline ? ",\"roofline\":[\(rooflines.map(\.json).joined(separator: ","))]" : "") + "}")
         } else {
@@ -140,7 +150,7 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "load %.1f ms, first token %.1f ms, peak RSS %@", model.loadMilliseconds, firstTokenMilliseconds,
                          ByteCount.format(peak)))
             if promptTokens > 0 { print("pp\(promptTokens): \(pp.text) tokens/s") }
-            if genTokens > 0 { print("tg\(genTokens): \(tg.text) tokens/s") }
+            if genTokens > 0 { print("tg\(genTokens)\(depth > 0 ? " @ d\(depth)" : ""): \(tg.text) tokens/s") }
             for line in rooflines { print(line.text(bytesPerToken: bytesPerToken)) }
         }
     }

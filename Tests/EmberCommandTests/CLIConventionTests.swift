@@ -40,6 +40,7 @@ struct CLIConventionTests {
         ["pack", "--model", "smollm2", "--output", "y.ggz", "--level", "40"],
         ["sim", "--no-such-option"],
         ["unpack"],
+        ["bench", "--depth", "-1"],
     ])
     func oneLineErrors(arguments: [String]) throws {
         let result = try Self.run(arguments)
@@ -182,5 +183,19 @@ struct CLIConventionTests {
         let evaluation = ["eval", "summarize", "--dataset", dataset, "--model", Self.tinyModel, "--limit", "2", "--json", "--threads", "1"]
         #expect(try Self.terminalStandardError(evaluation).contains("summarizing ["))
         #expect(try Self.run(evaluation).standardError.isEmpty)
+    }
+
+    @Test("bench --depth times generation over a filled context, as llama-bench's --n-depth, and says so")
+    func benchDepth() throws {
+        let arguments = ["bench", "--model", Self.tinyModel, "--prompt-tokens", "0", "--gen-tokens", "3", "--repetitions", "1",
+                         "--threads", "1", "--depth", "20", "--json"]
+        let result = try Self.run(arguments)
+        #expect(result.status == 0, "\(result.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(object["depth"] as? Int == 20)
+        let generation = try #require(object["tg_tok_s"] as? [String: Any])
+        #expect((generation["mean"] as? Double ?? 0) > 0)
+        let text = try Self.run(Array(arguments.dropLast()))
+        #expect(text.standardOutput.contains("tg3 @ d20: "), "\(text.standardOutput)")
     }
 }
