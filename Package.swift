@@ -36,7 +36,11 @@ let package = Package(
         // Prompt kernels with the integer dot products Swift cannot reach (AVX-512 VNNI), each
         // compiled for its instruction set by a function attribute and chosen at run time.
         .target(name: "CIntegerKernels"),
-        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch", "CIntegerKernels"]),
+        // OpenBLAS (Debian: libopenblas-dev) on Linux, for prompt batches over F16/F32 weights
+        // (`BLASMatrixMultiply`, measured in BENCHMARKS.md); Apple platforms have Accelerate's CBLAS.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch", "CIntegerKernels",
+                                                     .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // The calling thread's nice value (Linux, Android), a leaf C target: Swift cannot call `syscall(SYS_gettid)`.

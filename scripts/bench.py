@@ -18,8 +18,9 @@ ROUNDS = int(os.environ.get("EMBER_BENCH_ROUNDS", "2"))
 C_CLIENT = os.path.join(ROOT, ".build", "ember-c", "ember_client")
 
 
-def run_json(command):
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+def run_json(command, env=None):
+    output = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env=None if env is None else {**os.environ, **env}).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -65,6 +66,45 @@ def ik_llama(model_path, threads):
 def llamacpp(model_path, threads):
     return run_json([PYTHON, os.path.join(ROOT, "scripts", "bench_llamacpp.py"), "--model", model_path,
                      "--threads", str(threads), "--repetitions", str(REPETITIONS)])
+
+
+def float_weights(flags):
+    """pp512 over SmolLM2 widened to F16 (`ember convert`, cached outside the repository), where a BLAS
+    can win: Ember's own F16 kernels; its OpenBLAS path (`--blas`) with the kernels OpenBLAS detects
+    and with OPENBLAS_CORETYPE named from the CPU's flags (OpenBLAS 0.3.21 falls back to generic SSE3
+    kernels on a CPU model it does not know); llama.cpp; ik_llama.cpp when given. Same alternation."""
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ember", "bench")
+    path = os.path.join(cache, "smollm2-f16.gguf")
+    if not os.path.exists(path):
+        os.makedirs(cache, exist_ok=True)
+        subprocess.run([EMBER, "convert", "--model", "smollm2", "--type", "f16", "--output", path], check=True, capture_output=True)
+    core = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
+    rows = []
+    for threads in (1, 2):
+        base = [EMBER, "bench", "--model", path, "--threads", str(threads), "--gen-tokens", "0", "--repetitions", str(REPETITIONS), "--json"]
+        samples = {"ember": [], "blas": [], "blas_named": [], "llama.cpp": [], "ik_llama.cpp": []}
+        description = {}
+        for _ in range(ROUNDS):
+            samples["ember"].append(run_json(base)["pp_tok_s"])
+            detected = run_json(base + ["--blas"])
+            samples["blas"].append(detected["pp_tok_s"])
+            description["blas"] = detected["blas"]
+            if core:
+                named = run_json(base + ["--blas"], env={"OPENBLAS_CORETYPE": core})
+                samples["blas_named"].append(named["pp_tok_s"])
+                description["blas_named"] = named["blas"]
+            samples["llama.cpp"].append(run_json([PYTHON, os.path.join(ROOT, "scripts", "bench_llamacpp.py"), "--model", path,
+                                                  "--threads", str(threads), "--gen-tokens", "0",
+                                                  "--repetitions", str(REPETITIONS)])["pp_tok_s"])
+            if IK_LLAMA_BENCH:
+                samples["ik_llama.cpp"].append(ik_llama(path, threads)["pp_tok_s"])
+        row = {"threads": threads, "description": description}
+        for key, values in samples.items():
+            if values:
+                row[key] = combine(values)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def model_path(name):
@@ -141,6 +181,8 @@ def main():
             rows.append(result)
             print(json.dumps(result), flush=True)
 
+    float_rows = float_weights(flags)
+
     # EMBER_BENCH_INSTRUCTIONS=0 skips the counts (under two minutes once .build-valgrind is built; its first build takes longer).
     counts = ({} if os.environ.get("EMBER_BENCH_INSTRUCTIONS") == "0"
               else instructions_per_step([model_path(name) for name in ("smollm2", "gemma3")]))
@@ -209,6 +251,20 @@ def main():
         tg = row["ember"]["tg"]["mean"]
         lines.append(f"| {row['model']} | {row['threads']} | {bandwidth:.1f} | {row['weight_bytes_per_token'] / 1e6:.1f} | "
                      f"{roof:.0f} | {tg:.1f} | **{tg / roof:.0%}** |")
+    if float_rows:
+        detected = float_rows[0]["description"].get("blas", "")
+        named = float_rows[0]["description"].get("blas_named")
+        lines += ["", "OpenBLAS, measured: prompt processing (pp512) of SmolLM2 with every weight matrix widened to F16 "
+                  "(`ember convert --type f16`), where a BLAS can win, as llama.cpp's BLAS backend uses it. Ember's own F16 "
+                  f"kernels; `ember bench --blas` (`cblas_sgemm` per thread over its rows, F16 widened to F32 in workspace tiles) "
+                  f"with the kernels OpenBLAS detects ({detected})" + (f" and with `OPENBLAS_CORETYPE` named from the CPU's flags ({named})" if named else "")
+                  + "; llama.cpp" + ("; ik_llama.cpp" if IK_LLAMA_BENCH else "") + ", in the same alternation:", "",
+                  "| threads | Ember F16 kernels | Ember + OpenBLAS (detected) | Ember + OpenBLAS (named core) | llama.cpp | ik_llama.cpp |",
+                  "|---|---|---|---|---|---|"]
+        cell = lambda row, key: f"{row[key]['mean']:.1f} ± {row[key]['sd']:.1f}" if key in row else "—"
+        for row in float_rows:
+            lines.append(f"| {row['threads']} | {cell(row, 'ember')} | {cell(row, 'blas')} | {cell(row, 'blas_named')} | "
+                         f"{cell(row, 'llama.cpp')} | {cell(row, 'ik_llama.cpp')} |")
     if counts:
         lines += ["", "Instructions of one decode step (one thread, after the first token), counted by valgrind's callgrind "
                   "inside `InferenceSession.evaluate` on an AVX2 (Haswell) build, since valgrind does not decode AVX-512 "

@@ -43,6 +43,12 @@ struct BenchCommand: ParsableCommand {
         """)
     var promptKernel: String?
 
+    @Flag(name: .long, help: """
+        Multiply prompt batches over F16/F32 weights with the system BLAS (OpenBLAS), as llama.cpp's BLAS \
+        backend does, instead of Ember's kernels (a model written by `ember convert`).
+        """)
+    var blas = false
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -52,6 +58,7 @@ struct BenchCommand: ParsableCommand {
         }
         guard depth >= 0 else { throw ValidationError("--depth must not be negative.") }
         guard depth <= 1 << 20 else { throw ValidationError("--depth must be at most \(1 << 20) tokens.") }
+        guard !blas || BLASMatrixMultiply.isAvailable else { throw ValidationError("--blas: this build links no BLAS library.") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1.") }
         if let promptKernel {
             guard let kernel = PromptKernel(rawValue: promptKernel) else {
@@ -78,6 +85,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let promptKernel { PromptKernel.current = PromptKernel(rawValue: promptKernel)! }
+        if blas { BLASMatrixMultiply.isEnabled = true }
         let context = max(promptTokens, depth + genTokens, 16) + 1
         let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(max(promptTokens, depth), 512)),
                                                               contextAdjustable: false)
@@ -141,12 +149,12 @@ struct BenchCommand: ParsableCommand {
             print("{\"pp_tok_s\":\(pp.json),\"tg_tok_s\":\(tg.json),\"load_ms\":\(JSONText.number(model.loadMilliseconds)),"
                 + "\"peak_rss_bytes\":\(peak),\"first_token_ms\":\(JSONText.number(firstTokenMilliseconds)),"
                 + "\"model\":\(JSONText.string(model.configuration.name)),\"threads\":\(threads),"
-                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"depth\":\(depth),\"repetitions\":\(repetitions),"
+                + "\"prompt_kernel\":\(JSONText.string(PromptKernel.current.rawValue)),\"blas\":\(blas ? JSONText.string(BLASMatrixMultiply.libraryDescription ?? "") : "null"),\"prompt_tokens\":\(promptTokens),\"gen_tokens\":\(genTokens),\"depth\":\(depth),\"repetitions\":\(repetitions),"
                 + "\"weight_bytes_per_token\":\(bytesPerToken)"
                 + (roofline ? ",\"roofline\":[\(rooflines.map(\.json).joined(separator: ","))]" : "") + "}")
         } else {
             print("model: \(model.configuration.name) (\(model.configuration.architecture)), threads: \(threads), "
-                  + "prompt kernel: \(PromptKernel.current.rawValue)")
+                  + "prompt kernel: \(PromptKernel.current.rawValue)" + (blas ? ", F16/F32 batches: \(BLASMatrixMultiply.libraryDescription ?? "")" : ""))
             print(String(format: "load %.1f ms, first token %.1f ms, peak RSS %@", model.loadMilliseconds, firstTokenMilliseconds,
                          ByteCount.format(peak)))
             if promptTokens > 0 { print("pp\(promptTokens): \(pp.text) tokens/s") }

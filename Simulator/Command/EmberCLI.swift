@@ -8,7 +8,7 @@ struct EmberCLI: AsyncParsableCommand {
         commandName: "ember",
         abstract: "Run small language models under a phone's memory, heat and battery budgets.",
         version: EmberVersion.current,
-        subcommands: [BenchCommand.self, ModelsCommand.self, TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, PerplexityCommand.self, SimCommand.self, PlanCommand.self,
+        subcommands: [BenchCommand.self, ConvertCommand.self, ModelsCommand.self, TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, PerplexityCommand.self, SimCommand.self, PlanCommand.self,
                       PackCommand.self, UnpackCommand.self, InspectCommand.self, VerifyCommand.self, NotesCommand.self, EvalCommand.self, FuzzCommand.self, EngineCommand.self]
     )
 }

@@ -101,6 +101,11 @@ public enum Kernels {
     public static func matmul(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                               input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                               scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
+        if !rowByRow, BLASMatrixMultiply.handles(type, tokens: tokens) {
+            BLASMatrixMultiply.multiply(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,
+                                        output: output, pool: pool)
+            return
+        }
         let activationType = activationType(for: type)
         let activationRowBytes = activationType.byteCount(elements: columns)!
         let weightRowBytes = type.byteCount(elements: columns)!
