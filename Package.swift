@@ -36,11 +36,12 @@ let package = Package(
         // Prompt kernels with the integer dot products Swift cannot reach (AVX-512 VNNI), each
         // compiled for its instruction set by a function attribute and chosen at run time.
         .target(name: "CIntegerKernels"),
-        // OpenBLAS (Debian: libopenblas-dev) on Linux, for prompt batches over F16/F32 weights
-        // (`BLASMatrixMultiply`, measured in BENCHMARKS.md); Apple platforms have Accelerate's CBLAS.
+        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch", "CIntegerKernels"]),
+        // OpenBLAS (Debian: libopenblas-dev) on Linux, Accelerate's CBLAS on Apple platforms: prompt
+        // batches over F16/F32 weights, a kernel a program installs (measured in BENCHMARKS.md). Only
+        // the CLI links it; the library modules an app embeds do not.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "EmberKernels", dependencies: ["EmberCore", "CPrefetch", "CIntegerKernels",
-                                                     .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
+        .target(name: "EmberBLAS", dependencies: ["EmberCore", "EmberKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         // Tokenizers: byte-level BPE and SentencePiece-style, streaming detokenizer.
         .target(name: "EmberTokenizers", dependencies: ["EmberCore", "EmberGGUF"]),
         // The calling thread's nice value (Linux, Android), a leaf C target: Swift cannot call `syscall(SYS_gettid)`.
@@ -77,7 +78,7 @@ let package = Package(
         // The `ember` command-line program.
         .executableTarget(
             name: "EmberCommand",
-            dependencies: ["Ember", "EmberModelCatalog", "EmberLM", "EmberGGUF", "EmberKernels", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["Ember", "EmberModelCatalog", "EmberLM", "EmberGGUF", "EmberKernels", "EmberBLAS", "EmberTokenizers", "EmberDevice", "EmberScheduler", "EmberSimulation", "EmberStorage", "EmberNotes", "EmberEvaluation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Simulator/Command"),
 
@@ -86,7 +87,7 @@ let package = Package(
 
         .testTarget(name: "EmberGGUFTests", dependencies: ["EmberGGUF", "EmberCore"]),
         .testTarget(name: "EmberTokenizersTests", dependencies: ["EmberTokenizers", "EmberGGUF"]),
-        .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore"]),
+        .testTarget(name: "EmberKernelsTests", dependencies: ["EmberKernels", "EmberCore", "EmberBLAS"]),
         .testTarget(name: "EmberCommandTests", dependencies: ["EmberCommand", "EmberNotes"]),
         .testTarget(name: "EmberLMTests", dependencies: ["EmberLM", "EmberGGUF", "EmberKernels", "Ember"]),
         .testTarget(name: "EmberTests", dependencies: ["Ember", "EmberModelCatalog"]),

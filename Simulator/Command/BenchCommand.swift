@@ -1,5 +1,6 @@
 import ArgumentParser
 import EmberCore
+import EmberBLAS
 import EmberKernels
 import EmberLM
 import Foundation
@@ -85,7 +86,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let promptKernel { PromptKernel.current = PromptKernel(rawValue: promptKernel)! }
-        if blas { BLASMatrixMultiply.isEnabled = true }
+        if blas { FloatBatchKernel.installed = BLASMatrixMultiply.kernel }
         let context = max(promptTokens, depth + genTokens, 16) + 1
         let (model, plan) = try modelOptions.loadWithinBudget(context: context, batchSize: max(1, min(max(promptTokens, depth), 512)),
                                                               contextAdjustable: false)

@@ -101,9 +101,8 @@ public enum Kernels {
     public static func matmul(weights: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                               input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                               scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false) {
-        if !rowByRow, BLASMatrixMultiply.handles(type, tokens: tokens) {
-            BLASMatrixMultiply.multiply(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,
-                                        output: output, pool: pool)
+        if !rowByRow, let kernel = FloatBatchKernel.kernel(for: type, tokens: tokens) {
+            kernel.multiply(weights, type, rows, columns, input, tokens, output, pool)
             return
         }
         let activationType = activationType(for: type)

@@ -1,3 +1,4 @@
+import EmberBLAS
 import EmberCore
 import EmberKernels
 import Testing
@@ -40,10 +41,11 @@ struct BLASMatrixMultiplyTests {
         }
     }
 
-    @Test("Only F16/F32 batches of the minimum size or more go to BLAS, and only when enabled")
-    func handlesOnlyLargeFloatBatches() {
-        #expect(!BLASMatrixMultiply.handles(.q4_1, tokens: 512))
-        #expect(!BLASMatrixMultiply.handles(.f16, tokens: BLASMatrixMultiply.minimumTokens - 1))
-        #expect(BLASMatrixMultiply.handles(.f16, tokens: 512) == BLASMatrixMultiply.isEnabled)
+    @Test("Only F16/F32 batches of the kernel's minimum size or more go to an installed float batch kernel")
+    func installedKernelTakesOnlyLargeFloatBatches() throws {
+        let kernel = try #require(BLASMatrixMultiply.kernel, "this build links no BLAS library")
+        #expect(kernel.minimumTokens == BLASMatrixMultiply.minimumTokens)
+        // Kernels.matmul asks FloatBatchKernel.kernel(for:tokens:); nothing is installed in the tests.
+        #expect(FloatBatchKernel.installed == nil)
     }
 }
