@@ -179,8 +179,10 @@ struct EvalExtractCommand: AsyncParsableCommand {
         for name in names {
             for (mode, tally) in [("constrained", constrained[name]), ("unconstrained", free[name])] {
                 guard let tally else { continue }
-                print(String(format: "%-15@ %-14@ %5.1f%%  %5.1f%%  %.3f  %.3f  %.3f  %6.2f  %@",
-                             name as NSString, mode as NSString, tally.rate(tally.valid) * 100, tally.rate(tally.parsed) * 100,
+                // Padded here: `%-15@` does not pad on Linux.
+                let padded = { (text: String, width: Int) in text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+                print(padded(name, 15) + " " + padded(mode, 14) + String(format: " %5.1f%%  %5.1f%%  %.3f  %.3f  %.3f  %6.2f  %@",
+                             tally.rate(tally.valid) * 100, tally.rate(tally.parsed) * 100,
                              tally.precision, tally.recall, tally.f1, tally.tokensPerSecond,
                              mode == "constrained" ? String(format: "%.2f ms", compileMilliseconds[name] ?? 0) as NSString : "" as NSString))
             }
