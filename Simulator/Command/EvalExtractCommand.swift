@@ -140,14 +140,18 @@ struct EvalExtractCommand: AsyncParsableCommand {
                 }
             }
         }
-        var maskSeconds = 0.0, maskSteps = 0, walks = 0
+        // The grammar's time per sampled token: checking the leading tokens, and masks where they do not settle it.
+        var grammarNanoseconds: UInt64 = 0, maskSteps = 0, walks = 0, checkedSteps = 0, walkNanoseconds: UInt64 = 0
         for text in schemaTexts.values {
             let statistics = try languageModel.constraint(for: .jsonSchema(text)).maskStatistics
-            maskSeconds += Double(statistics.walkNanoseconds + statistics.lookupNanoseconds) / 1e9
-            maskSteps += statistics.walks + statistics.lookups
+            grammarNanoseconds += statistics.stepNanoseconds
+            maskSteps += statistics.steps
             walks += statistics.walks
+            walkNanoseconds += statistics.walkNanoseconds
+            checkedSteps += statistics.checkedSteps
         }
-        let maskMicroseconds = maskSteps > 0 ? maskSeconds / Double(maskSteps) * 1e6 : 0
+        let maskMicroseconds = maskSteps > 0 ? Double(grammarNanoseconds) / Double(maskSteps) / 1000 : 0
+        let walkMilliseconds = walks > 0 ? Double(walkNanoseconds) / Double(walks) / 1e6 : 0
         let names = schemaTexts.keys.sorted()
         let all = { (tallies: [String: Tally]) -> Tally in
             tallies.values.reduce(into: Tally()) { sum, tally in
@@ -166,7 +170,8 @@ struct EvalExtractCommand: AsyncParsableCommand {
             print("{\"model\":\(JSONText.string(model)),\"notes\":\(examples.count),\"schemas\":{\(perSchema)},"
                   + "\"constrained\":\(constrainedAll.json),\"unconstrained\":\(noBaseline ? "null" : freeAll.json),"
                   + "\"decode_ratio\":\(JSONText.number(ratio)),\"mask_us_per_token\":\(JSONText.number(maskMicroseconds)),"
-                  + "\"mask_walks\":\(walks),\"mask_steps\":\(maskSteps)}")
+                  + "\"mask_walks\":\(walks),\"mask_steps\":\(maskSteps),\"checked_steps\":\(checkedSteps),"
+                  + "\"walk_ms\":\(JSONText.number(walkMilliseconds))}")
             return
         }
         print("model \(model), \(examples.count) notes")
@@ -174,16 +179,20 @@ struct EvalExtractCommand: AsyncParsableCommand {
         for name in names {
             for (mode, tally) in [("constrained", constrained[name]), ("unconstrained", free[name])] {
                 guard let tally else { continue }
-                print(String(format: "%-15@ %-14@ %5.1f%%  %5.1f%%  %.3f  %.3f  %.3f  %6.2f  %@",
-                             name as NSString, mode as NSString, tally.rate(tally.valid) * 100, tally.rate(tally.parsed) * 100,
+                // Padded here: `%-15@` does not pad on Linux.
+                let padded = { (text: String, width: Int) in text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+                print(padded(name, 15) + " " + padded(mode, 14) + String(format: " %5.1f%%  %5.1f%%  %.3f  %.3f  %.3f  %6.2f  %@",
+                             tally.rate(tally.valid) * 100, tally.rate(tally.parsed) * 100,
                              tally.precision, tally.recall, tally.f1, tally.tokensPerSecond,
                              mode == "constrained" ? String(format: "%.2f ms", compileMilliseconds[name] ?? 0) as NSString : "" as NSString))
             }
         }
         print(String(format: "all: validity %.1f%% constrained, parse rate %.1f%% unconstrained; F1 %.3f vs %.3f",
                      constrainedAll.rate(constrainedAll.valid) * 100, freeAll.rate(freeAll.parsed) * 100, constrainedAll.f1, freeAll.f1))
-        print(String(format: "decode %.2f tok/s with the grammar, %.2f without (%.0f%%); mask %.1f µs per token (%d walks in %d steps)",
-                     constrainedAll.tokensPerSecond, freeAll.tokensPerSecond, ratio * 100, maskMicroseconds, walks, maskSteps))
+        print(String(format: "decode %.2f tok/s with the grammar, %.2f without (%.0f%%); grammar %.1f µs per token",
+                     constrainedAll.tokensPerSecond, freeAll.tokensPerSecond, ratio * 100, maskMicroseconds))
+        print(String(format: "  %d steps: %d settled by checking the leading tokens, %d masks walked (%.2f ms each)",
+                     maskSteps, checkedSteps, walks, walkMilliseconds))
     }
 
     private func loadExamples() throws -> [Example] {

@@ -134,9 +134,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let grammar = try request.outputFormat.map { format -> (compile: Double, mask: Double, states: Int) in
             let constraint = try model.constraint(for: format)
             let counters = constraint.maskStatistics
-            let steps = max(1, counters.walks + counters.lookups)
-            return (constraint.grammar.compileMilliseconds,
-                    Double(counters.walkNanoseconds + counters.lookupNanoseconds) / Double(steps) / 1000, counters.states)
+            return (constraint.grammar.compileMilliseconds, counters.microsecondsPerStep, counters.states)
         }
         let trained = max(model.configuration.trainedContextLength, 16)
         if context > trained { printError(contextNote(context, trained: trained)) }

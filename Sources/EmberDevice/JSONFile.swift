@@ -101,7 +101,7 @@ public enum JSONFile {
 
     /// Every key of `tree` must survive a round trip through the decoded value: a key the type
     /// does not know is dropped by decoding and missing when the value is encoded again.
-    static func refuseUnknownFields(in tree: JSONTree, decoded value: any Encodable, file: String) throws(DeviceError) {
+    static func refuseUnknownFields(in tree: JSONValue, decoded value: any Encodable, file: String) throws(DeviceError) {
         guard let data = try? JSONEncoder().encode(value), let known = try? JSONStrictReader.read(data).tree else { return }
         if let (field, key, expected) = firstUnknownKey(tree, known: known, path: "") {
             let choices = expected.isEmpty ? "" : "; expected one of \(expected.joined(separator: ", "))"
@@ -109,17 +109,17 @@ public enum JSONFile {
         }
     }
 
-    private static func firstUnknownKey(_ tree: JSONTree, known: JSONTree, path: String) -> (String, String, [String])? {
+    private static func firstUnknownKey(_ tree: JSONValue, known: JSONValue, path: String) -> (String, String, [String])? {
         switch (tree, known) {
         case (.object(let members), .object(let knownMembers)):
-            for member in members {
-                let field = path.isEmpty ? member.key : path + "." + member.key
-                guard let match = knownMembers.first(where: { $0.key == member.key }) else {
+            for (key, value) in members {
+                let field = path.isEmpty ? key : path + "." + key
+                guard let match = knownMembers.first(where: { $0.0 == key }) else {
                     // An optional field written as null decodes to nil and is not encoded again.
-                    if case .null = member.value { continue }
-                    return (field, member.key, knownMembers.map(\.key).sorted())
+                    if case .null = value { continue }
+                    return (field, key, knownMembers.map(\.0).sorted())
                 }
-                if let found = firstUnknownKey(member.value, known: match.value, path: field) { return found }
+                if let found = firstUnknownKey(value, known: match.1, path: field) { return found }
             }
         case (.array(let elements), .array(let knownElements)):
             for (index, element) in elements.enumerated() where index < knownElements.count {
@@ -179,26 +179,11 @@ public enum JSONFile {
     }
 }
 
-/// A JSON document as written: object members in file order, numbers as `Double`, strings
-/// without their text (the checks need keys and numbers only).
-indirect enum JSONTree: Sendable, Equatable {
-    case object([Member])
-    case array([JSONTree])
-    case string
-    case number(Double)
-    case bool
-    case null
-
-    struct Member: Sendable, Equatable {
-        var key: String
-        var value: JSONTree
-    }
-}
-
-/// A strict JSON reader (RFC 8259) that refuses what `JSONSerialization` lets through silently:
-/// a key written twice in one object, and numbers too large for a `Double`. Errors name the field
-/// by its dotted path and the line it is on.
-struct JSONStrictReader {
+/// The strict reading `JSONFile` needs, over the one JSON parser (`EmberCore.JSONValue.parse`):
+/// it refuses what `JSONSerialization` lets through silently — a key written twice in one object,
+/// numbers too large for a `Double` — and words its errors for profile and scenario authors,
+/// naming the field by its dotted path and the line it is on.
+enum JSONStrictReader {
     /// Deeper nesting is refused rather than recursed into.
     static let maximumDepth = 64
 
@@ -209,216 +194,77 @@ struct JSONStrictReader {
     }
 
     /// Where a number that is not a plain integer stands: its bytes, its field and its text.
-    struct NumberSite {
-        var range: Range<Int>
-        var path: String
-        var text: String
-    }
+    typealias NumberSite = JSONValue.NumberSite
 
     /// The tree, and the numbers an integer field would refuse, in file order.
     struct Document {
-        var tree: JSONTree
+        var tree: JSONValue
         var nonIntegers: [NumberSite]
     }
 
-    private let bytes: [UInt8]
-    private var offset = 0
-    private var nonIntegers: [NumberSite] = []
-
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    static var options: JSONValue.ParseOptions {
+        var options = JSONValue.ParseOptions()
+        options.maximumDepth = maximumDepth
+        options.allowsByteOrderMark = true
+        options.refusesDuplicateKeys = true
+        options.refusesOverflow = true
+        // Foundation decodes the strings afterwards and says what it thinks of them.
+        options.refusesInvalidUTF8 = false
+        options.recordsNumbers = true
+        return options
+    }
 
     /// Reads a whole document.
     static func read(_ data: Data) throws(Failure) -> Document {
-        var reader = JSONStrictReader([UInt8](data))
-        // A UTF-8 byte order mark is allowed before the document.
-        if reader.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.offset = 3 }
-        reader.skipSpace()
-        let tree = try reader.value(path: "", depth: 0)
-        reader.skipSpace()
-        guard reader.offset == reader.bytes.count else { throw reader.syntax("", "unexpected text after the end of the document") }
-        return Document(tree: tree, nonIntegers: reader.nonIntegers)
+        let result: JSONValue.ParseResult
+        do {
+            result = try JSONValue.parse(bytes: [UInt8](data), options: options)
+        } catch {
+            throw failure(error)
+        }
+        let nonIntegers = result.numbers.filter { $0.text.contains(where: { ".eE".contains($0) }) || Int($0.text) == nil }
+        return Document(tree: result.value, nonIntegers: nonIntegers)
     }
 
-    private var line: Int { bytes[..<min(offset, bytes.count)].reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } }
-
-    /// A syntax error: the whole file is refused, the reason says the line and the field it is in.
-    private func syntax(_ field: String, _ reason: String) -> Failure {
-        Failure(code: .invalidJSON, field: "", reason: "is not valid JSON (line \(line)\(field.isEmpty ? "" : ", in \(field.prefix(80))"): \(reason))")
-    }
-
-    private mutating func skipSpace() {
-        while offset < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[offset]) { offset += 1 }
-    }
-
-    private mutating func value(path: String, depth: Int) throws(Failure) -> JSONTree {
-        guard depth < Self.maximumDepth else { throw syntax(path, "nested deeper than \(Self.maximumDepth) levels") }
-        guard offset < bytes.count else { throw syntax(path, "unexpected end of the file") }
-        switch bytes[offset] {
-        case UInt8(ascii: "{"): return try object(path: path, depth: depth)
-        case UInt8(ascii: "["): return try array(path: path, depth: depth)
-        case UInt8(ascii: "\""):
-            _ = try string(path: path)
-            return .string
-        case UInt8(ascii: "t"): try literal("true", path: path); return .bool
-        case UInt8(ascii: "f"): try literal("false", path: path); return .bool
-        case UInt8(ascii: "n"): try literal("null", path: path); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number(path: path)
-        case UInt8(ascii: "N"), UInt8(ascii: "I"):
-            throw Failure(code: .invalidValue, field: path, reason: "must be a finite number; NaN and Infinity are not JSON numbers")
-        default:
-            let byte = bytes[offset]
-            throw syntax(path, (0x21..<0x7F).contains(byte) ? "unexpected character '\(Character(Unicode.Scalar(byte)))'"
-                                                           : "unexpected byte 0x\(String(byte, radix: 16, uppercase: true))")
+    /// A parse error in this reader's words: a syntax error refuses the whole file and its reason
+    /// says the line and the field it is in; a bad value names its field.
+    static func failure(_ error: JSONParseError) -> Failure {
+        func syntax(_ reason: String) -> Failure {
+            Failure(code: .invalidJSON, field: "",
+                    reason: "is not valid JSON (line \(error.line)\(error.path.isEmpty ? "" : ", in \(error.path.prefix(80))"): \(reason))")
         }
-    }
-
-    private mutating func object(path: String, depth: Int) throws(Failure) -> JSONTree {
-        offset += 1
-        var members: [JSONTree.Member] = []
-        var seen = Set<String>()
-        skipSpace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-            offset += 1
-            return .object(members)
+        switch error.kind {
+        case .tooDeep(let depth): return syntax("nested deeper than \(depth) levels")
+        case .unexpectedEnd: return syntax("unexpected end of the file")
+        case .unexpectedCharacter(let byte):
+            return syntax((0x21..<0x7F).contains(byte) ? "unexpected character '\(Character(Unicode.Scalar(byte)))'"
+                                                       : "unexpected byte 0x\(String(byte, radix: 16, uppercase: true))")
+        case .nonFiniteNumber:
+            return Failure(code: .invalidValue, field: error.path, reason: "must be a finite number; NaN and Infinity are not JSON numbers")
+        case .negativeInfinity:
+            return Failure(code: .invalidValue, field: error.path, reason: "must be a finite number; -Infinity is not a JSON number")
+        case .expectedLiteral(let word): return syntax("expected \(word)")
+        case .expectedKey: return syntax("expected a quoted field name")
+        case .duplicateKey:
+            return Failure(code: .duplicateField, field: error.path,
+                           reason: "is written twice in the same object; keep one (readers disagree on which one counts)")
+        case .expectedColon: return syntax("expected ':' after the field name")
+        case .unclosedObject: return syntax("unexpected end of the file; expected '}'")
+        case .unclosedArray: return syntax("unexpected end of the file; expected ']'")
+        case .expectedCommaOrBrace: return syntax("expected ',' or '}' after the value")
+        case .expectedCommaOrBracket: return syntax("expected ',' or ']' after the value")
+        case .numberWithoutDigits: return syntax("a number needs digits")
+        case .leadingZero: return syntax("a number must not start with 0")
+        case .fractionWithoutDigits: return syntax("expected digits after the decimal point")
+        case .exponentWithoutDigits: return syntax("expected digits in the exponent")
+        case .numberOverflow(let text): return Failure(code: .invalidValue, field: error.path, reason: "\(text.prefix(40)) is too large for a number")
+        case .unclosedString: return syntax("a string is not closed")
+        case .controlCharacter: return syntax("a control character inside a string (write \\n, \\t)")
+        case .invalidEscape: return syntax("an unknown escape in a string")
+        case .invalidUnicodeEscape: return syntax("\\u needs four hex digits")
+        case .highSurrogateAlone, .unpairedSurrogate: return syntax("an unpaired \\u surrogate")
+        case .invalidUTF8: return syntax("invalid UTF-8 in a string")
+        case .textAfterValue: return syntax("unexpected text after the end of the document")
         }
-        while true {
-            skipSpace()
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
-                throw syntax(path, "expected a quoted field name")
-            }
-            let key = try string(path: path)
-            let field = path.isEmpty ? key : path + "." + key
-            guard seen.insert(key).inserted else {
-                throw Failure(code: .duplicateField, field: field,
-                              reason: "is written twice in the same object; keep one (readers disagree on which one counts)")
-            }
-            skipSpace()
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { throw syntax(field, "expected ':' after the field name") }
-            offset += 1
-            skipSpace()
-            members.append(JSONTree.Member(key: key, value: try value(path: field, depth: depth + 1)))
-            skipSpace()
-            guard offset < bytes.count else { throw syntax(path, "unexpected end of the file; expected '}'") }
-            if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
-            if bytes[offset] == UInt8(ascii: "}") { offset += 1; return .object(members) }
-            throw syntax(field, "expected ',' or '}' after the value")
-        }
-    }
-
-    private mutating func array(path: String, depth: Int) throws(Failure) -> JSONTree {
-        offset += 1
-        var elements: [JSONTree] = []
-        skipSpace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-            offset += 1
-            return .array(elements)
-        }
-        while true {
-            skipSpace()
-            elements.append(try value(path: path + "[\(elements.count)]", depth: depth + 1))
-            skipSpace()
-            guard offset < bytes.count else { throw syntax(path, "unexpected end of the file; expected ']'") }
-            if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
-            if bytes[offset] == UInt8(ascii: "]") { offset += 1; return .array(elements) }
-            throw syntax(path + "[\(elements.count - 1)]", "expected ',' or ']' after the value")
-        }
-    }
-
-    private mutating func literal(_ word: String, path: String) throws(Failure) {
-        let expected = Array(word.utf8)
-        guard bytes[offset...].starts(with: expected) else { throw syntax(path, "expected \(word)") }
-        offset += expected.count
-    }
-
-    /// A number per the JSON grammar; one that overflows a `Double` is refused.
-    private mutating func number(path: String) throws(Failure) -> JSONTree {
-        let start = offset
-        func digits() -> Int {
-            let first = offset
-            while offset < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[offset]) { offset += 1 }
-            return offset - first
-        }
-        if bytes[offset] == UInt8(ascii: "-") { offset += 1 }
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "I") {
-            throw Failure(code: .invalidValue, field: path, reason: "must be a finite number; -Infinity is not a JSON number")
-        }
-        let integerStart = offset
-        guard digits() > 0 else { throw syntax(path, "a number needs digits") }
-        if bytes[integerStart] == UInt8(ascii: "0"), offset - integerStart > 1 { throw syntax(path, "a number must not start with 0") }
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: ".") {
-            offset += 1
-            guard digits() > 0 else { throw syntax(path, "expected digits after the decimal point") }
-        }
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "e") || bytes[offset] == UInt8(ascii: "E") {
-            offset += 1
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") { offset += 1 }
-            guard digits() > 0 else { throw syntax(path, "expected digits in the exponent") }
-        }
-        let text = String(decoding: bytes[start..<offset], as: UTF8.self)
-        guard let value = Double(text), value.isFinite else {
-            throw Failure(code: .invalidValue, field: path, reason: "\(text.prefix(40)) is too large for a number")
-        }
-        if text.contains(where: { ".eE".contains($0) }) || Int(text) == nil {
-            nonIntegers.append(NumberSite(range: start..<offset, path: path, text: text))
-        }
-        return .number(value)
-    }
-
-    /// A quoted string's text, escapes decoded; control characters and bad escapes are refused.
-    private mutating func string(path: String) throws(Failure) -> String {
-        offset += 1
-        var scalars = String.UnicodeScalarView()
-        var start = offset
-        func flush() { scalars.append(contentsOf: String(decoding: bytes[start..<offset], as: UTF8.self).unicodeScalars) }
-        while true {
-            guard offset < bytes.count else { throw syntax(path, "a string is not closed") }
-            let byte = bytes[offset]
-            if byte == UInt8(ascii: "\"") {
-                flush()
-                offset += 1
-                return String(scalars)
-            }
-            if byte < 0x20 { throw syntax(path, "a control character inside a string (write \\n, \\t)") }
-            if byte != UInt8(ascii: "\\") {
-                offset += 1
-                continue
-            }
-            flush()
-            offset += 1
-            guard offset < bytes.count else { throw syntax(path, "a string is not closed") }
-            let escape = bytes[offset]
-            offset += 1
-            switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
-            case UInt8(ascii: "u"):
-                var code = try hex4(path: path)
-                if (0xD800..<0xDC00).contains(code), bytes[offset...].starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "u")]) {
-                    offset += 2
-                    let low = try hex4(path: path)
-                    guard (0xDC00..<0xE000).contains(low) else { throw syntax(path, "an unpaired \\u surrogate") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                }
-                guard let scalar = Unicode.Scalar(code) else { throw syntax(path, "an unpaired \\u surrogate") }
-                scalars.append(scalar)
-            default:
-                throw syntax(path, "an unknown escape in a string")
-            }
-            start = offset
-        }
-    }
-
-    private mutating func hex4(path: String) throws(Failure) -> UInt32 {
-        guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16) else {
-            throw syntax(path, "\\u needs four hex digits")
-        }
-        offset += 4
-        return code
     }
 }

@@ -1,3 +1,4 @@
+import EmberCore
 import Foundation
 
 /// A source of random numbers a sampler draws from; inject a seeded one for reproducible output.
@@ -179,9 +180,127 @@ public struct Sampler: Sendable {
     /// Whether the reply may end here (true without a constraint).
     public var isOutputAccepted: Bool { parameters.constraint.map { $0.isAccepting(constraintState) } ?? true }
 
+    /// Whether a constrained step first checks the tokens the chain would choose among against the
+    /// grammar and builds the mask only when they do not settle it (llama.cpp checks its sampled
+    /// token first the same way). The token is the same either way; off only to compare.
+    public var checksLeadingTokensFirst = true
+
+    /// Most leading tokens a constrained step checks before it falls back to the mask.
+    static let maximumLeadingTokens = 256
+
     /// The chain over the tokens the grammar allows in the reply's state (and, when the budget is
     /// tight, only those that leave room to complete).
     private mutating func sample(_ logits: UnsafeBufferPointer<Float>, _ constraint: TokenConstraint) -> Int32 {
+        var checks = 0
+        var nanoseconds: UInt64 = 0
+        if checksLeadingTokensFirst, let token = sampleLeading(logits, constraint, checks: &checks, nanoseconds: &nanoseconds) {
+            constraint.recordStep(checks: checks, checked: true, nanoseconds: nanoseconds)
+            return token
+        }
+        let start = MonotonicClock.nanoseconds()
+        let token = sampleMasked(logits, constraint)
+        constraint.recordStep(checks: checks, checked: false, nanoseconds: nanoseconds + (MonotonicClock.nanoseconds() - start))
+        return token
+    }
+
+    /// The same choice as `sampleMasked`, made from the leading tokens alone when it can be.
+    ///
+    /// The chain's choice depends only on the allowed tokens it keeps: greedy keeps the first
+    /// allowed token in the order (logit after penalties descending, id ascending), and top-k keeps
+    /// the first k allowed ones; top-p, min-p, temperature and the draw then see exactly those.
+    /// So walking that order and checking each token against the grammar
+    /// (`TokenConstraint.remainingBytes(after:in:)`, plus the budget's room) finds the same
+    /// candidates — in the same order, so the draw takes the same random number to the same token —
+    /// as masking every token first. When the leading tokens hold too few allowed ones, or top-k is
+    /// off (the chain then normalizes over every allowed token), or the budget must fall back to the
+    /// tokens nearest completion, it returns nil and the mask decides. `checks` and `nanoseconds`
+    /// count the grammar's part of the work.
+    private mutating func sampleLeading(_ logits: UnsafeBufferPointer<Float>, _ constraint: TokenConstraint,
+                                        checks: inout Int, nanoseconds: inout UInt64) -> Int32? {
+        let greedy = !(parameters.temperature >= Self.minimumTemperature)
+        let wanted = greedy ? 1 : parameters.topK
+        guard wanted >= 1, wanted <= Self.maximumLeadingTokens / 2, !logits.isEmpty else { return nil }
+        // The logits the chain changes before it chooses: penalized tokens, and those n-gram blocking excludes.
+        let adjusted = adjustedLogits(logits)
+        let state = constraintState
+        let room = tokenBudget.map { UInt32(clamping: max($0 - 1, 0)) } ?? .max
+        func allowed(_ id: Int32) -> Bool {
+            let start = MonotonicClock.nanoseconds()
+            defer { nanoseconds += MonotonicClock.nanoseconds() - start }
+            checks += 1
+            return constraint.remainingBytes(after: id, in: state).map { $0 <= room } ?? false
+        }
+        if greedy, adjusted.isEmpty {
+            let first = Sampler.argmax(logits)
+            if allowed(first) { return first }
+        }
+        var candidates: [TokenCandidate] = []
+        candidates.reserveCapacity(wanted)
+        for candidate in Sampler.leading(logits, count: max(wanted * 2, 64), adjusted: adjusted) where allowed(candidate.id) {
+            candidates.append(candidate)
+            if candidates.count == wanted { break }
+        }
+        guard candidates.count == wanted else { return nil }
+        return choose(&candidates, greedy: greedy, whenNone: candidates[0].id)
+    }
+
+    /// The logits penalties and n-gram blocking change, by token: what the chain's candidates
+    /// carry after `applyPenalties` and blocking (empty when neither is on).
+    private func adjustedLogits(_ logits: UnsafeBufferPointer<Float>) -> [Int32: Float] {
+        var adjusted: [Int32: Float] = [:]
+        if hasPenalties, parameters.penaltyWindow > 0 {
+            for (token, count) in penaltyCounts() where token >= 0 && Int(token) < logits.count {
+                adjusted[token] = penalized(logits[Int(token)], count: count)
+            }
+        }
+        for token in Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize) where token >= 0 && Int(token) < logits.count {
+            adjusted[token] = -.infinity
+        }
+        return adjusted
+    }
+
+    /// The first `count` tokens (all when fewer) in the order the chain ranks them: logit
+    /// descending (NaN as −∞), ties to the lower id — with `adjusted` logits in place of theirs.
+    /// One pass keeps the best `count + adjusted.count` raw logits; dropping the adjusted ids leaves
+    /// at least `count` tokens that lead every other unadjusted one, and the adjusted ones are merged
+    /// in and cut after the last of those (one ranked below it could be passed by a token not kept).
+    static func leading(_ logits: UnsafeBufferPointer<Float>, count: Int, adjusted: [Int32: Float] = [:]) -> [TokenCandidate] {
+        let capacity = min(count + adjusted.count, logits.count)
+        guard capacity > 0 else { return [] }
+        // Descending by logit, ties by ascending id; ids arrive ascending, so a new token passes
+        // only a strictly smaller logit.
+        var best: [TokenCandidate] = []
+        best.reserveCapacity(capacity + 1)
+        var threshold = -Float.infinity
+        for index in 0..<logits.count {
+            let raw = logits[index]
+            let logit = raw.isNaN ? -.infinity : raw
+            if best.count == capacity {
+                guard logit > threshold else { continue }
+                best.removeLast()
+            }
+            var position = best.count
+            while position > 0, best[position - 1].logit < logit { position -= 1 }
+            best.insert(TokenCandidate(id: Int32(index), logit: logit, probability: 0), at: position)
+            if best.count == capacity { threshold = best[capacity - 1].logit }
+        }
+        guard !adjusted.isEmpty else { return best }
+        var kept = best.filter { adjusted[$0.id] == nil }
+        // Every token outside `best` ranks below the last unadjusted one kept (if `best` is all of them, nothing is outside).
+        let complete = capacity == logits.count
+        let last = kept.last
+        for (id, logit) in adjusted { kept.append(TokenCandidate(id: id, logit: logit, probability: 0)) }
+        kept.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if !complete, let last, let cut = kept.firstIndex(where: { $0.id == last.id }) {
+            kept.removeSubrange((cut + 1)...)
+        } else if !complete {
+            return []
+        }
+        return kept
+    }
+
+    /// The chain over the grammar's mask of the reply's state.
+    private mutating func sampleMasked(_ logits: UnsafeBufferPointer<Float>, _ constraint: TokenConstraint) -> Int32 {
         let mask = constraint.mask(constraintState)
         guard !mask.tokens.isEmpty else { return constraint.trie.endOfGenerationIDs.first ?? 0 }
         var allowed = Array(mask.tokens.indices)
@@ -242,16 +361,26 @@ public struct Sampler: Sendable {
     /// default its id is its index: the whole vocabulary).
     private func applyPenalties(_ candidates: inout [TokenCandidate], position: ((Int32) -> Int?)? = nil) {
         guard hasPenalties, parameters.penaltyWindow > 0 else { return }
-        var counts: [Int32: Int] = [:]
-        for token in history.suffix(parameters.penaltyWindow) { counts[token, default: 0] += 1 }
-        for (token, count) in counts {
+        for (token, count) in penaltyCounts() {
             let found: Int? = if let position { position(token) } else { token >= 0 && Int(token) < candidates.count ? Int(token) : nil }
             guard let index = found else { continue }
-            var logit = candidates[index].logit
-            if logit <= 0 { logit *= parameters.repetitionPenalty } else { logit /= parameters.repetitionPenalty }
-            logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
-            candidates[index].logit = logit.isNaN ? -.infinity : logit
+            candidates[index].logit = penalized(candidates[index].logit, count: count)
         }
+    }
+
+    /// How often each token occurs in the penalty window.
+    private func penaltyCounts() -> [Int32: Int] {
+        var counts: [Int32: Int] = [:]
+        for token in history.suffix(parameters.penaltyWindow) { counts[token, default: 0] += 1 }
+        return counts
+    }
+
+    /// A logit after the penalties for a token seen `count` times (NaN counts as −∞).
+    private func penalized(_ value: Float, count: Int) -> Float {
+        var logit = value.isNaN ? -.infinity : value
+        if logit <= 0 { logit *= parameters.repetitionPenalty } else { logit /= parameters.repetitionPenalty }
+        logit -= Float(count) * parameters.frequencyPenalty + parameters.presencePenalty
+        return logit.isNaN ? -.infinity : logit
     }
 
     /// Generated tokens kept for n-gram blocking (a reply longer than this is checked against its start).

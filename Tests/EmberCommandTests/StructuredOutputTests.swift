@@ -135,4 +135,39 @@ struct StructuredOutputTests {
         #expect(result.standardError.contains(message), "stderr: \(result.standardError)")
         #expect(result.standardError.split(separator: "\n").count == 1, "stderr: \(result.standardError)")
     }
+    @Test("eval extract reports validity, parse rate, field F1 per schema both ways, and the grammar's cost")
+    func evalExtract() throws {
+        let dataset = URL(fileURLWithPath: Self.schemas).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/Fixtures/notes-dataset").path
+        let result = try Self.run(["eval", "extract", "--dataset", dataset, "--schemas", Self.schemas, "--model", "smollm2",
+                                   "--limit", "1", "--only", "note-kind", "expenses", "--max-tokens", "96", "--json"])
+        try #require(result.status == 0, "\(result.standardError)")
+        let report = try Self.object(result.standardOutput)
+        let schemas = try #require(report["schemas"] as? [String: Any])
+        #expect(Set(schemas.keys) == ["note-kind", "expenses"])
+        for (name, value) in schemas {
+            let entry = try #require(value as? [String: Any])
+            let constrained = try #require(entry["constrained"] as? [String: Any], "\(name)")
+            let free = try #require(entry["unconstrained"] as? [String: Any], "\(name)")
+            // Every constrained extraction is a valid document.
+            #expect(constrained["validity"] as? Double == 1 || constrained["validity"] as? Int == 1, "\(name): \(constrained)")
+            for key in ["precision", "recall", "f1", "parse_rate", "decode_tok_s"] {
+                #expect(constrained[key] is Double || constrained[key] is Int, "\(name) constrained \(key)")
+                #expect(free[key] is Double || free[key] is Int, "\(name) unconstrained \(key)")
+            }
+            #expect((entry["compile_ms"] as? Double ?? 0) > 0, "\(name) compile time")
+        }
+        let steps = try #require(report["mask_steps"] as? Int)
+        let checked = try #require(report["checked_steps"] as? Int)
+        #expect(steps > 0 && checked <= steps)
+        #expect((report["mask_us_per_token"] as? Double ?? 0) > 0)
+        #expect((report["decode_ratio"] as? Double ?? 0) > 0)
+
+        // A dataset without expected files is refused in one line.
+        let empty = try Self.scratch()
+        let refused = try Self.run(["eval", "extract", "--dataset", empty, "--schemas", Self.schemas, "--model", "smollm2"])
+        #expect(refused.status != 0)
+        #expect(refused.standardError.contains("holds no NN-slug.expected.json files"), "\(refused.standardError)")
+        #expect(refused.standardError.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(refused.standardError)")
+    }
 }

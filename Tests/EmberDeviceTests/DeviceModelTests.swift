@@ -356,4 +356,35 @@ import Testing
         let text = "{\"name\": \"" + String(repeating: "x", count: JSONFile.maximumFileBytes) + "\"}"
         try expectError(text, field: "", reasonContains: "larger than 4 MiB")
     }
+    /// The strict reader's exact words, kept when it moved onto EmberCore's one JSON parser
+    /// (checked then against the old reader on 200,000 mutated documents: same codes, fields, reasons).
+    @Test(arguments: [
+        ("{\"a\": [1, 2", "invalidJSON", "", "is not valid JSON (line 1, in a: unexpected end of the file; expected ']')"),
+        ("{\"a\": {\"b\": 1 \"c\": 2}}", "invalidJSON", "", "is not valid JSON (line 1, in a.b: expected ',' or '}' after the value)"),
+        ("[1,\n[2, 3 4]]", "invalidJSON", "", "is not valid JSON (line 2, in [1][1]: expected ',' or ']' after the value)"),
+        ("{\"a\": 01}", "invalidJSON", "", "is not valid JSON (line 1, in a: a number must not start with 0)"),
+        ("{\"a\": \"x\\q\"}", "invalidJSON", "", "is not valid JSON (line 1, in a: an unknown escape in a string)"),
+        ("{\"a\": \"\\ud800x\"}", "invalidJSON", "", "is not valid JSON (line 1, in a: an unpaired \\u surrogate)"),
+        ("{\"a\": \"x\ny\"}", "invalidJSON", "", "is not valid JSON (line 1, in a: a control character inside a string (write \\n, \\t))"),
+        ("{\"a\": tru}", "invalidJSON", "", "is not valid JSON (line 1, in a: expected true)"),
+        ("{\"a\": 1} x", "invalidJSON", "", "is not valid JSON (line 1: unexpected text after the end of the document)"),
+        ("{\"a\": {\"b\": 1, \"b\": 2}}", "duplicateField", "a.b", "is written twice in the same object; keep one (readers disagree on which one counts)"),
+        ("{\"list\": [{\"x\": -Infinity}]}", "invalidValue", "list[0].x", "must be a finite number; -Infinity is not a JSON number"),
+        ("{\"a\": 2e400}", "invalidValue", "a", "2e400 is too large for a number"),
+    ])
+    func strictReaderMessages(_ text: String, _ code: String, _ field: String, _ reason: String) {
+        #expect {
+            _ = try JSONStrictReader.read(Data(text.utf8))
+        } throws: { error in
+            guard let failure = error as? JSONStrictReader.Failure else { return false }
+            return failure.code.rawValue == code && failure.field == field && failure.reason == reason
+        }
+    }
+
+    @Test func strictReaderFindsNumbersAnIntegerFieldRefuses() throws {
+        let document = try JSONStrictReader.read(Data("\u{FEFF}{\"a\": [1, 2.5], \"b\": {\"c\": 1e2, \"d\": 99999999999999999999}}".utf8))
+        #expect(document.nonIntegers.map(\.path) == ["a[1]", "b.c", "b.d"])
+        #expect(document.nonIntegers.map(\.text) == ["2.5", "1e2", "99999999999999999999"])
+        #expect(document.nonIntegers.first?.range == 13..<16)
+    }
 }

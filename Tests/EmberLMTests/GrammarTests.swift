@@ -1,3 +1,4 @@
+import EmberCore
 import EmberLM
 import Foundation
 import Testing
@@ -195,7 +196,13 @@ struct GrammarTests {
         var output: [UInt8] = []
         var mismatches: [String] = []
         for _ in 0..<budget {
-            let mask = Set(constraint.mask(sampler.constraintState).tokens)
+            let fullMask = constraint.mask(sampler.constraintState)
+            let mask = Set(fullMask.tokens)
+            // The one-token check a sampler makes before masking agrees with the mask, remaining bytes included.
+            let remaining = Dictionary(uniqueKeysWithValues: zip(fullMask.tokens, fullMask.remainingBytes))
+            for id in 0..<Int32(trie.vocabularySize) where constraint.remainingBytes(after: id, in: sampler.constraintState) != remaining[id] {
+                if mismatches.count < 5 { mismatches.append("after \(String(decoding: output, as: UTF8.self)) token \(id): check and mask differ") }
+            }
             for id in 0..<trie.vocabularySize {
                 let token = Int32(id)
                 let allowed: Bool
@@ -413,6 +420,118 @@ struct GrammarTests {
                 let allowed = next.feed(bytes)
                 #expect(allowed == mask.contains(Int32(id)), "\(prefix) + \(bytes)")
             }
+        }
+    }
+    /// Random logits with ties (values on a coarse grid), NaN and −∞ among them, as a model's can be.
+    static func awkwardLogits(_ random: inout SeededRandomSource, count: Int) -> [Float] {
+        (0..<count).map { _ in
+            let draw = random.nextUnitValue()
+            if draw < 0.01 { return .nan }
+            if draw < 0.03 { return -.infinity }
+            return Float((random.nextUnitValue() * 16).rounded()) / 2
+        }
+    }
+
+    @Test("Checking the leading tokens first chooses exactly the token the full mask chooses", arguments: 0..<24)
+    func leadingTokensMatchMask(seed: Int) throws {
+        var generator = SchemaGenerator(seed: UInt64(seed) * 6_151 + 11)
+        let text = generator.schema()
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(text))
+        let settings: [SamplingParameters] = [
+            .greedy,
+            SamplingParameters(temperature: 0.8, topK: 5, topP: 0.9, minP: 0.05),
+            SamplingParameters(temperature: 1.5, topK: 40, topP: 1, minP: 0, repetitionPenalty: 1.3, frequencyPenalty: 0.2, presencePenalty: 0.1),
+            SamplingParameters(temperature: 0, topK: 1, topP: 1, minP: 0, repetitionPenalty: 0.7, noRepeatNGramSize: 2),
+            SamplingParameters(temperature: 1, topK: 1, topP: 1, minP: 0),
+            SamplingParameters(temperature: 1, topK: 100, topP: 0.95, minP: 0.02, presencePenalty: -1),
+        ]
+        let vocabulary = GrammarVocabulary.trie.vocabularySize
+        var random = SeededRandomSource(seed: UInt64(seed) &+ 4_242)
+        for (index, var parameters) in settings.enumerated() {
+            parameters.seed = UInt64(seed * 100 + index)
+            parameters.constraint = constraint
+            for budget in [nil, 24] as [Int?] {
+                var checking = Sampler(parameters: parameters), masking = Sampler(parameters: parameters)
+                masking.checksLeadingTokensFirst = false
+                checking.tokenBudget = budget
+                masking.tokenBudget = budget
+                // A prompt for the penalties to see.
+                for _ in 0..<6 {
+                    let token = Int32(Int.random(in: 0..<vocabulary, using: &random))
+                    checking.accept(token)
+                    masking.accept(token)
+                }
+                var output: [UInt8] = []
+                for _ in 0..<(budget ?? 80) {
+                    let logits = Self.awkwardLogits(&random, count: vocabulary)
+                    let fast = logits.withUnsafeBufferPointer { checking.sample($0) }
+                    let full = logits.withUnsafeBufferPointer { masking.sample($0) }
+                    try #require(fast == full, "schema \(text), setting \(index), budget \(String(describing: budget)), after \(String(decoding: output, as: UTF8.self))")
+                    if fast == GrammarVocabulary.endOfGeneration { break }
+                    checking.accept(fast)
+                    masking.accept(full)
+                    output += GrammarVocabulary.tokenBytes[Int(fast)]
+                    if checking.isOutputComplete { break }
+                }
+            }
+        }
+        let statistics = constraint.maskStatistics
+        #expect(statistics.checkedSteps > 0, "the leading tokens never settled a step: \(statistics)")
+        #expect(statistics.steps > statistics.checkedSteps, "every step was settled without a mask: \(statistics)")
+    }
+
+    @Test("Temperature sampling under a grammar draws from the masked distribution")
+    func maskedDistribution() throws {
+        // Three allowed first tokens; disallowed ones with larger logits around them.
+        let constraint = try GrammarVocabulary.constraint(.regularExpression("[abc]x"))
+        let id = { (text: String) in Int32(GrammarVocabulary.tokenBytes.firstIndex(of: Array(text.utf8))!) }
+        var logits = [Float](repeating: -4, count: GrammarVocabulary.trie.vocabularySize)
+        logits[Int(id("a"))] = 1
+        logits[Int(id("b"))] = 2
+        logits[Int(id("c"))] = 0.5
+        logits[Int(id("z"))] = 6
+        logits[Int(id("abc"))] = 5
+        logits[Int(id("ab"))] = 3
+        let weights: [Float] = [1, 2, 0.5].map { expf($0 / 0.9) }
+        let expected = weights.map { $0 / weights.reduce(0, +) }
+        for checksFirst in [true, false] {
+            var sampler = Sampler(parameters: SamplingParameters(temperature: 0.9, topK: 3, topP: 1, minP: 0, seed: 7, constraint: constraint))
+            sampler.checksLeadingTokensFirst = checksFirst
+            var counts: [Int32: Int] = [:]
+            let draws = 6_000
+            for _ in 0..<draws { counts[logits.withUnsafeBufferPointer { sampler.sample($0) }, default: 0] += 1 }
+            #expect(Set(counts.keys).isSubset(of: [id("a"), id("b"), id("c")]), "\(counts)")
+            for (token, probability) in zip([id("a"), id("b"), id("c")], expected) {
+                let observed = Double(counts[token, default: 0]) / Double(draws)
+                #expect(abs(observed - Double(probability)) < 0.025, "checks first \(checksFirst): token \(token) drawn \(observed), masked softmax \(probability)")
+            }
+        }
+    }
+    @Test("JSON values parse with their key order and number text; errors say what and at which byte", arguments: [
+        ("{\"b\": [1, 2.50, -3e2], \"a\": null}", nil),
+        ("\"x\u{01}\"", "a control character in a string at byte 3"),
+        ("[1 2]", "expected ',' at byte 4"),
+        ("{\"a\" 1}", "expected ':' at byte 6"),
+        ("{\"a\": 1", "an unclosed '{' at byte 8"),
+        ("\"\\ud800\"", "expected '\\u' at byte 8"),
+        ("[01]", "a number with a leading zero at byte 4"),
+        ("-x", "unexpected character at byte 2"),
+        ("nul", "expected 'null' at byte 1"),
+        ("{} {}", "text after the value at byte 4"),
+    ] as [(String, String?)])
+    func jsonValues(text: String, expected: String?) throws {
+        guard let expected else {
+            let value = try JSONValue.parse(text)
+            guard case .object(let members) = value, case .array(let items)? = value["b"] else { Issue.record("\(value)"); return }
+            #expect(members.map(\.0) == ["b", "a"])
+            #expect(items.map { if case .number(_, let text) = $0 { text } else { "" } } == ["1", "2.50", "-3e2"])
+            return
+        }
+        do {
+            _ = try JSONValue.parse(text)
+            Issue.record("\(text) parsed")
+        } catch {
+            #expect(error.message == expected)
         }
     }
 }

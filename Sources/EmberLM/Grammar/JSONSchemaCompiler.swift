@@ -1,3 +1,4 @@
+import EmberCore
 /// Compiles a JSON Schema (the subset below) into the byte pattern of its documents, written as
 /// compact JSON (no white space) with an object's properties in the schema's order.
 ///

@@ -39,13 +39,26 @@ public final class TokenConstraint: Sendable, Equatable, CustomStringConvertible
         static let unknown: Int32 = -2
     }
 
-    /// Counters of mask work, for reports: masks walked, masks looked up, and the time of each.
+    /// Counters of grammar work, for reports: masks walked and looked up (and their time), and the
+    /// sampler's steps under this grammar — how many were settled by checking the leading tokens
+    /// alone, how many tokens were checked, and the time the grammar added to all of them.
     public struct MaskStatistics: Sendable, Equatable {
         public var walks = 0
         public var walkNanoseconds: UInt64 = 0
         public var lookups = 0
         public var lookupNanoseconds: UInt64 = 0
         public var states = 0
+        /// Tokens sampled under the grammar.
+        public var steps = 0
+        /// Steps whose token came from checking the leading tokens, without a mask.
+        public var checkedSteps = 0
+        /// Tokens checked one by one against the grammar.
+        public var checks = 0
+        /// Time the grammar added to the steps: checks, masks, and choosing among a mask's tokens.
+        public var stepNanoseconds: UInt64 = 0
+
+        /// The grammar's time per sampled token, in microseconds (0 before any step).
+        public var microsecondsPerStep: Double { steps == 0 ? 0 : Double(stepNanoseconds) / Double(steps) / 1000 }
     }
 
     public init(grammar: Grammar, trie: TokenByteTrie) {
@@ -103,6 +116,39 @@ public final class TokenConstraint: Sendable, Equatable, CustomStringConvertible
     public func advance(_ state: State, token id: Int32) -> State {
         guard id >= 0, Int(id) < trie.tokenBytes.count else { return Self.dead }
         return advance(state, bytes: trie.tokenBytes[Int(id)])
+    }
+
+    /// Records one sampler step under this grammar (for `maskStatistics`).
+    func recordStep(checks: Int, checked: Bool, nanoseconds: UInt64) {
+        statistics.withLock {
+            $0.steps += 1
+            $0.checks += checks
+            if checked { $0.checkedSteps += 1 }
+            $0.stepNanoseconds += nanoseconds
+        }
+    }
+
+    /// Whether `mask(state)` holds token `id` and, if so, the fewest bytes the output would still
+    /// need after it (its `remainingBytes` entry) — found by stepping the token's bytes alone, so a
+    /// sampler can check the token it prefers before building a mask. Exactly the mask's answer:
+    /// end-of-generation ids where the output may end (0 bytes), never a token without bytes.
+    public func remainingBytes(after id: Int32, in state: State) -> UInt32? {
+        guard state >= 0, id >= 0, Int(id) < trie.tokenBytes.count else { return nil }
+        if trie.endOfGenerationIDs.contains(id) { return isAccepting(state) ? 0 : nil }
+        let bytes = trie.tokenBytes[Int(id)]
+        guard !bytes.isEmpty else { return nil }
+        let automaton = grammar.automaton
+        return tables.withLock { tables -> UInt32? in
+            var current = state
+            // The trie holds at most `UInt16.max` bytes of a token.
+            for byte in bytes.prefix(Int(UInt16.max)) {
+                var next = tables.transitions[Int(current) * 256 + Int(byte)]
+                if next == Tables.unknown { next = Self.step(current, byte, &tables, automaton) }
+                guard next >= 0 else { return nil }
+                current = next
+            }
+            return tables.remaining[Int(current)]
+        }
     }
 
     /// The tokens allowed in `state` (end-of-generation ids among them where the output may end),
