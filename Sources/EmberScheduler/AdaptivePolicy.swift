@@ -50,8 +50,12 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// lowest-power setting.
         public var maximumPauseSeconds = 10.0
         /// Interactive prompts run at this fraction of the reference prompt speed when the
-        /// environment alone is hot (lower clocks; the OS picks them from the target duration).
-        public var hotPrefillSpeed = 0.5
+        /// environment alone is hot: the reference speed, as when cool. The person waits for the
+        /// prompt (a slower one delays the whole conversation), the throttled phone's clocks are
+        /// already low, and near SEVERE a short burst of heat holds the skin above the line for
+        /// less time than the same heat spread out (fuzz seeds 84 and 36: half speed added
+        /// seconds at SEVERE that race did not).
+        public var hotPrefillSpeed = 1.0
         /// How fast a person reads a streamed reply (`Reader.tokensPerSecond`). A reply ahead of
         /// its reader can wait.
         public var readerTokensPerSecond = Reader.tokensPerSecond
@@ -72,12 +76,18 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var efficientTokenSlowdown = 2.0
         /// Tokens measured per thread count before choosing.
         public var calibrationTokensPerCount = 4
-        /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
-        /// than a cool, racing runtime's first prompt, never slower than a warm one's.
-        public var interactivePrefillSpeed = 0.75
+        /// Interactive prompts run at this fraction of the reference prompt speed (what a cool,
+        /// racing runtime gets), spread over every core so the clocks are lower. The person waits
+        /// for the prompt, unlike for tokens ahead of their reading: a slower prompt delays the
+        /// first token and every follow-up question after it (fuzz seed 48: at 0.75 ×, one
+        /// question fewer fitted in the conversation, and the screen's energy divided among fewer).
+        public var interactivePrefillSpeed = 1.0
         /// Background prompts run at this fraction of the reference prompt speed (lower clocks)
-        /// while the screen is off (with it on, at `interactivePrefillSpeed`).
+        /// while the screen is off (with it on, at `screenOnBackgroundPrefillSpeed`).
         public var backgroundPrefillSpeed = 0.35
+        /// Background prompts with the screen on: nobody waits for them, but the display and the
+        /// awake board are spent either way.
+        public var screenOnBackgroundPrefillSpeed = 0.75
         /// Longest background prompt step while the screen is on: an interactive request that
         /// arrives waits at most about this long.
         public var backgroundStepSeconds = 0.06
@@ -355,7 +365,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// steps, and the low pace (lower clocks, E ∝ V²) costs least.
     private func backgroundPace(_ context: SchedulingContext) -> (prefill: Double, decode: Double) {
         context.isScreenOn
-            ? (configuration.interactivePrefillSpeed, configuration.interactiveTokensPerSecond)
+            ? (configuration.screenOnBackgroundPrefillSpeed, configuration.interactiveTokensPerSecond)
             : (configuration.backgroundPrefillSpeed, configuration.backgroundTokensPerSecond)
     }
 
