@@ -127,6 +127,10 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private var settledIdleHeadroom: Double?
     /// Idle seconds after which the observed headroom is taken as the environment's.
     private let settleSeconds = 30.0
+    /// Whether some background request's slack is gone (set per decision): the phone has more
+    /// work than time, and every step runs at full speed — CPU time spent at the efficient
+    /// clocks is taken from a deadline.
+    private var overloaded = false
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -181,6 +185,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let environment = environmentHeadroom(context)
         let interactive = context.pending.filter { $0.requestClass == .interactive }
         let background = context.pending.filter { $0.requestClass == .background }
+        overloaded = background.contains { slack($0, context) < 0 }
         for reply in interactive where reply.generatedTokens > 0 && firstTokenSeen[reply.id] == nil {
             firstTokenSeen[reply.id] = context.time
         }
@@ -280,7 +285,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // per token. A slower pace would save nothing more (the clocks set a token's energy, the
         // gap does not) and only finish the reply later: work cut when the person stops is energy
         // spent for nothing.
-        if hint == .none { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // Unless background work is out of slack: then the token runs at full speed and its gap
+        // goes to that work.
+        if hint == .none, !overloaded { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
     }
@@ -339,7 +346,15 @@ public struct AdaptivePolicy: SchedulingPolicy {
             return prefill(request, context, maximum: maximum, speed: urgent ? 1 : backgroundPace(context).prefill)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
-        if urgent { return .run(id: request.id, threads: maximum, hint: .none) }
+        if urgent {
+            // Out of slack: unpaced on every default thread, with the other prefilled requests out
+            // of slack decoded in the same step (a step reads the weights once for all of them).
+            let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
+            let late = context.pending.filter { $0.requestClass == .background && $0.id != request.id && $0.isPrefilled && self.slack($0, context) < 0 }
+            let together = [request] + urgencyOrder(late).prefix(limit - 1)
+            if together.count == 1 { return .run(id: request.id, threads: maximum, hint: .none) }
+            return .decodeBatch(ids: together.map(\.id), threads: maximum, hint: .none)
+        }
         // The batch: the most urgent background requests, as many as the engine holds. Their
         // prompts are processed first (one after another), then their tokens come together.
         let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
@@ -364,7 +379,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// background work runs at the interactive pace. With the screen off the phone sleeps between
     /// steps, and the low pace (lower clocks, E ∝ V²) costs least.
     private func backgroundPace(_ context: SchedulingContext) -> (prefill: Double, decode: Double) {
-        context.isScreenOn
+        if overloaded { return (1, configuration.interactiveTokensPerSecond) }
+        return context.isScreenOn
             ? (configuration.screenOnBackgroundPrefillSpeed, configuration.interactiveTokensPerSecond)
             : (configuration.backgroundPrefillSpeed, configuration.backgroundTokensPerSecond)
     }

@@ -13,7 +13,8 @@ public enum PolicyProperty: String, CaseIterable, Sendable {
     case severe
     /// Whole-phone energy per completed request at most race's: on drained runs
     /// (`SimulationResult.drained`) over the same window when both have one, so a request the
-    /// scenario's end cuts off counts the same for both policies.
+    /// scenario's end cuts off counts the same for both policies; when a phone shut down, over
+    /// the time both ran (requests finished by then).
     case energyPerRequest = "energy_per_request"
     /// No shutdown or brown-out that race avoids.
     case shutdown
@@ -41,7 +42,17 @@ public enum PolicyProperty: String, CaseIterable, Sendable {
         var joulesRace = race.joulesPerCompletedRequest, joulesAdaptive = adaptive.joulesPerCompletedRequest
         var doneRace = race.completed.count, doneAdaptive = adaptive.completed.count
         var window = ""
-        if let drainedRace = race.drained, let drainedAdaptive = adaptive.drained {
+        if race.shutdownReason != nil || adaptive.shutdownReason != nil {
+            // A phone shut down: both over the window where both phones ran.
+            let end = min(race.simulatedSeconds, adaptive.simulatedSeconds)
+            func perRequest(_ result: SimulationResult) -> (joules: Double, done: Int) {
+                let done = result.requests.filter { ($0.finishedTime ?? .infinity) <= end }.count
+                return (done > 0 ? result.recorder.energyJoules(through: end) / Double(done) : 0, done)
+            }
+            (joulesRace, doneRace) = perRequest(race)
+            (joulesAdaptive, doneAdaptive) = perRequest(adaptive)
+            window = " to \(format(end, 1)) s, when a phone shut down"
+        } else if let drainedRace = race.drained, let drainedAdaptive = adaptive.drained {
             let end = max(drainedRace.endSeconds, drainedAdaptive.endSeconds)
             joulesRace = drainedRace.joulesPerCompletedRequest(through: end)
             joulesAdaptive = drainedAdaptive.joulesPerCompletedRequest(through: end)

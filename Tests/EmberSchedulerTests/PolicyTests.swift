@@ -151,13 +151,38 @@ extension AdaptivePolicy {
         #expect(policy.decide(next) == .idle(until: 100 + reading, reason: .pacing))
         next.time = 100 + reading
         #expect(policy.decide(next) == .run(id: 1, threads: 1, hint: leastHeat))
-        // A new question's prompt is processed too, with a target duration (low clocks).
+        // A new question's prompt is processed too, with a target duration, and no slower than
+        // when cool: the person waits for it, and the heat is not the app's.
         var prompt = context(101, [chat], hotCar)
         prompt.environmentHeadroom = 1.08
-        guard case .run(1, _, .target, _) = policy.decide(prompt) else {
+        guard case .run(1, _, .target(let hotSeconds), let hotChunk) = policy.decide(prompt) else {
             Issue.record("expected the prompt to run with a target duration")
             return
         }
+        guard case .run(1, _, .target(let coolSeconds), let coolChunk) = policy.decide(context(102, [chat])) else {
+            Issue.record("expected the prompt to run with a target duration")
+            return
+        }
+        #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
+    }
+
+    @Test func interactivePromptsRunAtTheReferenceSpeed() {
+        // What the person waits for is not slowed: a prompt chunk's target is its tokens at the
+        // speed of the first, boosted chunk (spread over every core, so at lower clocks).
+        var policy = AdaptivePolicy()
+        _ = policy.decide(context(0, [chat]))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 0.5))  // 200 tokens/s
+        guard case .run(1, 8, .target(let seconds), let chunk) = policy.decide(context(1, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(seconds - Double(chunk ?? 0) / 200) < 1e-9)
+        // Background prompts with the screen on keep a slower target: nobody waits for them.
+        guard case .run(2, _, .target(let background), let backgroundChunk) = policy.decide(context(2, [note])) else {
+            Issue.record("expected a background prompt step with a target duration")
+            return
+        }
+        #expect(background / Double(backgroundChunk ?? 1) > 1 / 200.0 + 1e-9)
     }
 
     @Test func heatBeforeAnyMeasuredTokenTargetsTheReadingGap() {
