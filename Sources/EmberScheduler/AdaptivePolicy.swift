@@ -260,6 +260,14 @@ public struct AdaptivePolicy: SchedulingPolicy {
             return .idle(until: context.time + 0.5, reason: .thermalPause)
         }
         if let threads = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: threads, hint: .none) }
+        // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
+        // phone fell below the pace): the person waits for this token, as for a first one. It runs
+        // now, at full speed on the decode threads, until the reply is ahead again — else every
+        // later question in the conversation comes later too.
+        if isReaderWaiting(request, context) {
+            nextTokenTime[request.id] = context.time + 1 / configuration.interactiveTokensPerSecond
+            return .run(id: request.id, threads: chosenThreads ?? maximum, hint: .none)
+        }
         if let next = nextTokenTime[request.id], context.time < next - 1e-9 {
             return .idle(until: next, reason: .pacing)
         }
@@ -306,6 +314,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
         guard let first = firstTokenSeen[request.id] else { return false }
         let read = (context.time - first) * configuration.readerTokensPerSecond
         return Double(request.generatedTokens) > read + 1
+    }
+
+    /// Whether the reply's reader, reading from its first token at `readerTokensPerSecond`, has
+    /// read every token generated so far (and waits for the next).
+    private func isReaderWaiting(_ request: RequestSnapshot, _ context: SchedulingContext) -> Bool {
+        guard let first = firstTokenSeen[request.id] else { return false }
+        return (context.time - first) * configuration.readerTokensPerSecond >= Double(request.generatedTokens)
     }
 
     /// A prompt chunk. The first one ever runs on the default threads with a boost and sets the
