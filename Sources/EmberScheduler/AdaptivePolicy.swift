@@ -263,8 +263,10 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
         // phone fell below the pace): the person waits for this token, as for a first one. It runs
         // now, at full speed on the decode threads, until the reply is ahead again — else every
-        // later question in the conversation comes later too.
-        if isReaderWaiting(request, context) {
+        // later question in the conversation comes later too. Not when the app's own heat has
+        // the phone near SEVERE: then it runs at the lowest power (below), still above reading pace.
+        let ownHeatHot = context.forecastHeadroom >= configuration.hotHeadroom && environment < configuration.hotHeadroom
+        if isReaderWaiting(request, context), !ownHeatHot {
             nextTokenTime[request.id] = context.time + 1 / configuration.interactiveTokensPerSecond
             return .run(id: request.id, threads: chosenThreads ?? maximum, hint: .none)
         }
