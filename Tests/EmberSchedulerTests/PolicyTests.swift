@@ -166,6 +166,63 @@ extension AdaptivePolicy {
         #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
     }
 
+    @Test func aReplyItsReaderCaughtUpWithRunsAtOnceAtFullSpeed() {
+        func reply(_ generated: Int) -> RequestSnapshot {
+            RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                            prefilledTokens: 40, generatedTokens: generated, maxTokens: 400)
+        }
+        // A hot car (the heat is the environment's): one thread at reading pace, least heat…
+        var policy = calibratedAdaptive()
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
+        var first = context(100, [reply(1)], hotCar)
+        first.environmentHeadroom = 1.08
+        #expect(policy.decide(first) == .run(id: 1, threads: 1, hint: leastHeat))
+        // …but 10 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
+        // 5.7 tokens/s, has read them all: the person waits, so the token runs at once, at full speed.
+        var later = context(110, [reply(20)], hotCar)
+        later.environmentHeadroom = 1.08
+        #expect(policy.decide(later) == .run(id: 1, threads: 2, hint: .none))
+        later.time = 110.001
+        #expect(policy.decide(later) == .run(id: 1, threads: 2, hint: .none))
+        // Ahead of its reader again, it is paced as before.
+        var ahead = context(110.002, [reply(80)], hotCar)
+        ahead.environmentHeadroom = 1.08
+        guard case .idle(_, .pacing) = policy.decide(ahead) else {
+            Issue.record("expected the reply ahead of its reader to be paced")
+            return
+        }
+        // The app's own heat near SEVERE: the waiting reader gets the lowest-power token instead.
+        var own = calibratedAdaptive()
+        let hot = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.85, headroomForecast: 0.92)
+        #expect(own.decide(context(20, [reply(1)], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
+        #expect(own.decide(context(28, [reply(20)], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
+    }
+
+    @Test func overloadRunsEveryStepAtFullSpeedAndDecodesLateRequestsTogether() {
+        var policy = calibratedAdaptive()
+        // Two notes whose remaining tokens (× the safety factor) no longer fit before their deadlines.
+        func late(_ id: Int, deadline: Double) -> RequestSnapshot {
+            RequestSnapshot(id: id, requestClass: .background, arrival: 0, deadline: deadline, promptTokens: 600,
+                            prefilledTokens: 600, generatedTokens: 1, maxTokens: 80)
+        }
+        func overloaded(_ time: Double) -> SchedulingContext {
+            var result = context(time, [chatDecoding, late(2, deadline: 20), late(3, deadline: 21)])
+            result.maximumDecodeBatch = 4
+            return result
+        }
+        // The chat's token runs without the efficient-clock target: CPU time spent slowly would be
+        // taken from the deadlines.
+        #expect(policy.decide(overloaded(15)) == .run(id: 1, threads: 2, hint: .none))
+        // In its pacing gap the late notes run, decoded together, unpaced on every default thread.
+        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 4, hint: .none))
+        // Without the late notes the reply's tokens (ahead of its reader) target the efficient clocks again.
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
+        #expect(policy.decide(context(16, [ahead])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
     @Test func interactivePromptsRunAtTheReferenceSpeed() {
         // What the person waits for is not slowed: a prompt chunk's target is its tokens at the
         // speed of the first, boosted chunk (spread over every core, so at lower clocks).
