@@ -262,22 +262,19 @@ public struct AdaptivePolicy: SchedulingPolicy {
         if let threads = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: threads, hint: .none) }
         // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
         // phone fell below the pace): the person waits for this token, as for a first one. It runs
-        // now, at full speed on the decode threads, until the reply is ahead again — else every
-        // later question in the conversation comes later too. Not when the app's own heat has
-        // the phone near SEVERE: then it runs at the lowest power (below), still above reading pace.
-        let ownHeatHot = context.forecastHeadroom >= configuration.hotHeadroom && environment < configuration.hotHeadroom
-        if isReaderWaiting(request, context), !ownHeatHot {
-            nextTokenTime[request.id] = context.time + 1 / configuration.interactiveTokensPerSecond
-            return .run(id: request.id, threads: chosenThreads ?? maximum, hint: .none)
-        }
-        if let next = nextTokenTime[request.id], context.time < next - 1e-9 {
+        // now, without a pacing gap, until the reply is ahead again — else every later question in
+        // the conversation comes later too: at full speed on the decode threads when cool, at the
+        // least-heat setting when hot.
+        let readerWaiting = isReaderWaiting(request, context)
+        if !readerWaiting, let next = nextTokenTime[request.id], context.time < next - 1e-9 {
             return .idle(until: next, reason: .pacing)
         }
         let headroom = context.forecastHeadroom
         var rate = configuration.interactiveTokensPerSecond
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
-        if environmentHot || headroom >= configuration.hotHeadroom {
+        let hot = environmentHot || headroom >= configuration.hotHeadroom
+        if hot {
             // The least heat: one thread at reading pace, each token at the clocks of least energy
             // per token — the skin, with a time constant of minutes, warms by the energy it gets,
             // and the lowest clocks spend more of it per token (the uncore and static power run
@@ -297,7 +294,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // spent for nothing.
         // Unless background work is out of slack: then the token runs at full speed and its gap
         // goes to that work.
-        if hint == .none, !overloaded { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        if hint == .none, !overloaded, !readerWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
     }

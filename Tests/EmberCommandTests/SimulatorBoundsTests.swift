@@ -53,8 +53,8 @@ struct SimulatorBoundsTests {
     }
 
     @Test func compareDrainAddsTheDrainedFieldsAfterTheOthers() throws {
-        // A 400-token reply asked 5 s before the end: cut off there, finished and read in the drain.
-        let path = try scenarioFile("{\"at_s\":55,\"type\":\"chat\",\"prompt_tokens\":40,\"response_tokens\":400,\"max_tokens\":400}",
+        // A 600-token reply asked 3 s before the end: cut off there, finished and read in the drain.
+        let path = try scenarioFile("{\"at_s\":57,\"type\":\"chat\",\"prompt_tokens\":40,\"response_tokens\":600,\"max_tokens\":600}",
                                     duration: 60)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let base = ["sim", "compare", "--json", "--profile", "low-end-android", "--model-spec", "smollm2-135m-q4_1", "--scenario", path]
@@ -68,7 +68,7 @@ struct SimulatorBoundsTests {
             let summary = try #require(policies[name])
             #expect(summary["requests_completed"] as? Int == 0)
             let end = try #require(summary["drained_end_s"] as? Double)
-            #expect(end >= 55 + 400 / 5.7 - 1)
+            #expect(end >= 57 + 600 / 5.7 - 1)
             #expect((summary["drained_energy_j"] as? Double ?? 0) > (summary["energy_j"] as? Double ?? .infinity))
             #expect((summary["drained_energy_j_per_request"] as? Double ?? 0) > 0)
         }

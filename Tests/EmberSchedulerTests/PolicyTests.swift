@@ -40,6 +40,8 @@ func calibratedAdaptive() -> AdaptivePolicy {
     }
     _ = policy.decide(context(time, []))  // the choice is made on the next decision
     if policy.decodeThreads == nil { _ = policy.decide(context(time, [chatDecoding])) }
+    // Request 1 gone: its pacing and reading state is cleared, so a test's request 1 is a fresh reply.
+    _ = policy.decide(context(time, []))
     return AdaptivePolicy(copying: policy)
 }
 
@@ -109,7 +111,9 @@ extension AdaptivePolicy {
         var fresh = AdaptivePolicy()
         // Battery saver paces at reading speed; the token still runs at the efficient clocks.
         let saver = ScriptedPlatform(batteryPercent: 12, isPowerSaveMode: true)
-        #expect(policy.decide(context(20, [chatDecoding], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 90, maxTokens: 100)  // ahead of its reader
+        #expect(policy.decide(context(20, [ahead], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
         // Before any token was measured there is nothing to scale: no hint (the calibration runs).
         guard case .run(1, _, .none, _) = fresh.decide(context(0, [chatDecoding])) else {
             Issue.record("expected an unhinted calibration token")
@@ -166,37 +170,37 @@ extension AdaptivePolicy {
         #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
     }
 
-    @Test func aReplyItsReaderCaughtUpWithRunsAtOnceAtFullSpeed() {
+    @Test func aReplyItsReaderCaughtUpWithRunsWithoutAGap() {
         func reply(_ generated: Int) -> RequestSnapshot {
             RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
                             prefilledTokens: 40, generatedTokens: generated, maxTokens: 400)
         }
-        // A hot car (the heat is the environment's): one thread at reading pace, least heat…
+        // Cool: the first token targets the efficient clocks and is paced…
         var policy = calibratedAdaptive()
-        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
-        let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
-        var first = context(100, [reply(1)], hotCar)
-        first.environmentHeadroom = 1.08
-        #expect(policy.decide(first) == .run(id: 1, threads: 1, hint: leastHeat))
-        // …but 10 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
-        // 5.7 tokens/s, has read them all: the person waits, so the token runs at once, at full speed.
-        var later = context(110, [reply(20)], hotCar)
-        later.environmentHeadroom = 1.08
-        #expect(policy.decide(later) == .run(id: 1, threads: 2, hint: .none))
-        later.time = 110.001
-        #expect(policy.decide(later) == .run(id: 1, threads: 2, hint: .none))
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(context(20, [reply(1)])) == .run(id: 1, threads: 2, hint: efficient))
+        // …but 8 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
+        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full speed.
+        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
         // Ahead of its reader again, it is paced as before.
-        var ahead = context(110.002, [reply(80)], hotCar)
-        ahead.environmentHeadroom = 1.08
-        guard case .idle(_, .pacing) = policy.decide(ahead) else {
+        guard case .idle(_, .pacing) = policy.decide(context(28.002, [reply(80)])) else {
             Issue.record("expected the reply ahead of its reader to be paced")
             return
         }
-        // The app's own heat near SEVERE: the waiting reader gets the lowest-power token instead.
-        var own = calibratedAdaptive()
-        let hot = ScriptedPlatform(thermalStatus: .moderate, headroomNow: 0.85, headroomForecast: 0.92)
-        #expect(own.decide(context(20, [reply(1)], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
-        #expect(own.decide(context(28, [reply(20)], hot)) == .run(id: 1, threads: 1, hint: leastHeat))
+        // A hot car: the waiting reader's tokens run back to back too, but at the least-heat setting.
+        var hotPolicy = calibratedAdaptive()
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        let leastHeat = PerformanceHint.target(seconds: hotPolicy.configuration.efficientTokenSlowdown * 0.0055)
+        func inCar(_ time: Double, _ generated: Int) -> SchedulingContext {
+            var result = context(time, [reply(generated)], hotCar)
+            result.environmentHeadroom = 1.08
+            return result
+        }
+        #expect(hotPolicy.decide(inCar(20, 1)) == .run(id: 1, threads: 1, hint: leastHeat))
+        #expect(hotPolicy.decide(inCar(20.01, 1)) == .idle(until: 20 + 1 / hotPolicy.configuration.readingTokensPerSecond, reason: .pacing))
+        #expect(hotPolicy.decide(inCar(28, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
+        #expect(hotPolicy.decide(inCar(28.001, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
     }
 
     @Test func overloadRunsEveryStepAtFullSpeedAndDecodesLateRequestsTogether() {

@@ -475,10 +475,10 @@ enum SimulationSupport {
 
     @Test func drainOutsideItsRangeIsRefused() throws {
         var runner = SimulationRunner(profile: try SimulationSupport.profile("low-end-android"),
-                                      scenario: try SimulationSupport.scenario(json: cutOff), workload: SimulationSupport.workload)
+                                      scenario: try SimulationSupport.scenario(json: Self.cutOff), workload: SimulationSupport.workload)
         runner.drainSeconds = -1
         #expect(throws: SimulationError.self) { try runner.validate() }
-        runner.drainSeconds = .infinity
+        runner.drainSeconds = Double.infinity
         #expect(throws: SimulationError.self) { try runner.validate() }
     }
 }
