@@ -53,8 +53,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// environment alone is hot: the reference speed, as when cool. The person waits for the
         /// prompt (a slower one delays the whole conversation), the throttled phone's clocks are
         /// already low, and near SEVERE a short burst of heat holds the skin above the line for
-        /// less time than the same heat spread out (fuzz seeds 84 and 36: half speed added
-        /// seconds at SEVERE that race did not).
+        /// less time than the same heat spread out (fuzz seed 84 on the low-end phone: half
+        /// speed added 26 s at SEVERE beyond race's).
         public var hotPrefillSpeed = 1.0
         /// How fast a person reads a streamed reply (`Reader.tokensPerSecond`). A reply ahead of
         /// its reader can wait.
