@@ -8,7 +8,7 @@ import Foundation
 /// Runs one scenario under several policies in cost-model mode.
 /// The idle baseline (the scenario without requests, for `severe_s_above_idle`) is simulated once.
 func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario: Scenario,
-                     workload: ModelWorkload, sampleInterval: Double) throws -> [SimulationResult] {
+                     workload: ModelWorkload, sampleInterval: Double, drainSeconds: Double = 0) throws -> [SimulationResult] {
     var baseline = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
     baseline.sampleInterval = sampleInterval
     let idleSevere = try baseline.idleSevereSeconds()
@@ -16,6 +16,7 @@ func comparePolicies(_ policies: [PolicyName], profile: DeviceProfile, scenario:
         var runner = SimulationRunner(profile: profile, scenario: scenario, workload: workload)
         runner.sampleInterval = sampleInterval
         runner.idleBaseline = false
+        runner.drainSeconds = drainSeconds
         // Batched decoding holds one KV cache per sequence: as many as the app's memory limit leaves room for.
         if let fit = try? SimRunCommand.fit(workload, limit: profile.appMemoryLimitBytes, profile: profile) {
             runner.maximumDecodeBatch = SimRunCommand.decodeBatchLimit(budget: profile.appMemoryLimitBytes, planned: fit.bytes,
@@ -66,6 +67,9 @@ struct SimCompareCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace --report if it already exists (never a device, a directory or an input).")
     var overwrite = false
 
+    @Flag(name: .long, help: "Let each run go on past the scenario's end, without new arrivals, until what arrived is done and read (up to an hour); adds drained_* fields (as `ember sim fuzz` measures energy per request).")
+    var drain = false
+
     @OptionGroup var options: SimulationOptions
 
     func run() throws {
@@ -74,7 +78,8 @@ struct SimCompareCommand: ParsableCommand {
             .check(inputs: SimulatorFiles.inputs(profiles: [profile], scenarios: [scenario], options: options))
         let deviceProfile = try SimulatorFiles.profile(profile)
         let results = try comparePolicies(names, profile: deviceProfile, scenario: SimulatorFiles.scenario(scenario),
-                                          workload: options.workload(), sampleInterval: options.sampleInterval)
+                                          workload: options.workload(), sampleInterval: options.sampleInterval,
+                                          drainSeconds: drain ? SimFuzzCommand.drainSeconds : 0)
         if let report {
             try write(HTMLReport.render(results, profile: deviceProfile,
                                         title: "Ember policies compared: \(results[0].scenario) on \(deviceProfile.name)"), to: report)

@@ -14,8 +14,12 @@ struct SimFuzzCommand: ParsableCommand {
         discussion: """
         Properties checked per run (scenario × profile): \(PolicyProperty.allCases.map(\.rawValue).joined(separator: ", ")). \
         Scenario N is drawn from seed N alone, so `--seed N --count 1` replays one. Each failing scenario is written to \
-        --failures/fuzz-N.json; replay it with `ember sim compare --profile P --scenario FILE`.
+        --failures/fuzz-N.json; replay it with `ember sim compare --drain --profile P --scenario FILE`.
         """)
+
+    /// How long a run may go on past the scenario's end to finish and read what arrived (energy
+    /// per request is compared on drained runs: `PolicyProperty.energyPerRequest`).
+    static let drainSeconds = 3600.0
 
     @Option(name: .long, help: "The first scenario's seed; scenario i uses seed + i.")
     var seed: UInt64 = 1
@@ -86,7 +90,7 @@ struct SimFuzzCommand: ParsableCommand {
             for profile in profileList {
                 do {
                     let results = try comparePolicies([.race, .adaptive], profile: profile, scenario: scenario,
-                                                      workload: workload, sampleInterval: interval)
+                                                      workload: workload, sampleInterval: interval, drainSeconds: Self.drainSeconds)
                     let chunk = SimulationRunner(profile: profile, scenario: scenario, workload: workload).prefillChunkTokens
                     tally.add(seed: scenarioSeed, profile: profile.name,
                               PolicyProperty.failures(race: results[0], adaptive: results[1], profile: profile, prefillChunkTokens: chunk))
@@ -146,7 +150,7 @@ struct SimFuzzCommand: ParsableCommand {
         for failure in failing {
             let file = files[failure.seed] ?? ""
             print("seed \(failure.seed) on \(failure.profile): \(failure.property.rawValue): \(failure.reason); "
-                  + "replay: ember sim compare --profile \(failure.profile) --scenario \(file)")
+                  + "replay: ember sim compare --drain --profile \(failure.profile) --scenario \(file)")
         }
         if !failing.isEmpty { throw ExitCode(1) }
     }

@@ -50,8 +50,12 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// lowest-power setting.
         public var maximumPauseSeconds = 10.0
         /// Interactive prompts run at this fraction of the reference prompt speed when the
-        /// environment alone is hot (lower clocks; the OS picks them from the target duration).
-        public var hotPrefillSpeed = 0.5
+        /// environment alone is hot: the reference speed, as when cool. The person waits for the
+        /// prompt (a slower one delays the whole conversation), the throttled phone's clocks are
+        /// already low, and near SEVERE a short burst of heat holds the skin above the line for
+        /// less time than the same heat spread out (fuzz seed 84 on the low-end phone: half
+        /// speed added 26 s at SEVERE beyond race's).
+        public var hotPrefillSpeed = 1.0
         /// How fast a person reads a streamed reply (`Reader.tokensPerSecond`). A reply ahead of
         /// its reader can wait.
         public var readerTokensPerSecond = Reader.tokensPerSecond
@@ -72,12 +76,18 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var efficientTokenSlowdown = 2.0
         /// Tokens measured per thread count before choosing.
         public var calibrationTokensPerCount = 4
-        /// Interactive prompts run at this fraction of the reference prompt speed: a little slower
-        /// than a cool, racing runtime's first prompt, never slower than a warm one's.
-        public var interactivePrefillSpeed = 0.75
+        /// Interactive prompts run at this fraction of the reference prompt speed (what a cool,
+        /// racing runtime gets), spread over every core so the clocks are lower. The person waits
+        /// for the prompt, unlike for tokens ahead of their reading: a slower prompt delays the
+        /// first token and every follow-up question after it (fuzz seed 48: at 0.75 ×, one
+        /// question fewer fitted in the conversation, and the screen's energy divided among fewer).
+        public var interactivePrefillSpeed = 1.0
         /// Background prompts run at this fraction of the reference prompt speed (lower clocks)
-        /// while the screen is off (with it on, at `interactivePrefillSpeed`).
+        /// while the screen is off (with it on, at `screenOnBackgroundPrefillSpeed`).
         public var backgroundPrefillSpeed = 0.35
+        /// Background prompts with the screen on: nobody waits for them, but the display and the
+        /// awake board are spent either way.
+        public var screenOnBackgroundPrefillSpeed = 0.75
         /// Longest background prompt step while the screen is on: an interactive request that
         /// arrives waits at most about this long.
         public var backgroundStepSeconds = 0.06
@@ -117,6 +127,10 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private var settledIdleHeadroom: Double?
     /// Idle seconds after which the observed headroom is taken as the environment's.
     private let settleSeconds = 30.0
+    /// Whether some background request's slack is gone (set per decision): the phone has more
+    /// work than time, and every step runs at full speed — CPU time spent at the efficient
+    /// clocks is taken from a deadline.
+    private var overloaded = false
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -171,6 +185,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let environment = environmentHeadroom(context)
         let interactive = context.pending.filter { $0.requestClass == .interactive }
         let background = context.pending.filter { $0.requestClass == .background }
+        overloaded = background.contains { slack($0, context) < 0 }
         for reply in interactive where reply.generatedTokens > 0 && firstTokenSeen[reply.id] == nil {
             firstTokenSeen[reply.id] = context.time
         }
@@ -245,14 +260,21 @@ public struct AdaptivePolicy: SchedulingPolicy {
             return .idle(until: context.time + 0.5, reason: .thermalPause)
         }
         if let threads = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: threads, hint: .none) }
-        if let next = nextTokenTime[request.id], context.time < next - 1e-9 {
+        // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
+        // phone fell below the pace): the person waits for this token, as for a first one. It runs
+        // now, without a pacing gap, until the reply is ahead again — else every later question in
+        // the conversation comes later too: at full speed on the decode threads when cool, at the
+        // least-heat setting when hot.
+        let readerWaiting = isReaderWaiting(request, context)
+        if !readerWaiting, let next = nextTokenTime[request.id], context.time < next - 1e-9 {
             return .idle(until: next, reason: .pacing)
         }
         let headroom = context.forecastHeadroom
         var rate = configuration.interactiveTokensPerSecond
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
-        if environmentHot || headroom >= configuration.hotHeadroom {
+        let hot = environmentHot || headroom >= configuration.hotHeadroom
+        if hot {
             // The least heat: one thread at reading pace, each token at the clocks of least energy
             // per token — the skin, with a time constant of minutes, warms by the energy it gets,
             // and the lowest clocks spend more of it per token (the uncore and static power run
@@ -270,7 +292,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // per token. A slower pace would save nothing more (the clocks set a token's energy, the
         // gap does not) and only finish the reply later: work cut when the person stops is energy
         // spent for nothing.
-        if hint == .none { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // Unless background work is out of slack: then the token runs at full speed and its gap
+        // goes to that work.
+        if hint == .none, !overloaded, !readerWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
     }
@@ -289,6 +313,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
         guard let first = firstTokenSeen[request.id] else { return false }
         let read = (context.time - first) * configuration.readerTokensPerSecond
         return Double(request.generatedTokens) > read + 1
+    }
+
+    /// Whether the reply's reader, reading from its first token at `readerTokensPerSecond`, has
+    /// read every token generated so far (and waits for the next).
+    private func isReaderWaiting(_ request: RequestSnapshot, _ context: SchedulingContext) -> Bool {
+        guard let first = firstTokenSeen[request.id] else { return false }
+        return (context.time - first) * configuration.readerTokensPerSecond >= Double(request.generatedTokens)
     }
 
     /// A prompt chunk. The first one ever runs on the default threads with a boost and sets the
@@ -329,7 +360,15 @@ public struct AdaptivePolicy: SchedulingPolicy {
             return prefill(request, context, maximum: maximum, speed: urgent ? 1 : backgroundPace(context).prefill)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
-        if urgent { return .run(id: request.id, threads: maximum, hint: .none) }
+        if urgent {
+            // Out of slack: unpaced on every default thread, with the other prefilled requests out
+            // of slack decoded in the same step (a step reads the weights once for all of them).
+            let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
+            let late = context.pending.filter { $0.requestClass == .background && $0.id != request.id && $0.isPrefilled && self.slack($0, context) < 0 }
+            let together = [request] + urgencyOrder(late).prefix(limit - 1)
+            if together.count == 1 { return .run(id: request.id, threads: maximum, hint: .none) }
+            return .decodeBatch(ids: together.map(\.id), threads: maximum, hint: .none)
+        }
         // The batch: the most urgent background requests, as many as the engine holds. Their
         // prompts are processed first (one after another), then their tokens come together.
         let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
@@ -354,8 +393,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// background work runs at the interactive pace. With the screen off the phone sleeps between
     /// steps, and the low pace (lower clocks, E ∝ V²) costs least.
     private func backgroundPace(_ context: SchedulingContext) -> (prefill: Double, decode: Double) {
-        context.isScreenOn
-            ? (configuration.interactivePrefillSpeed, configuration.interactiveTokensPerSecond)
+        if overloaded { return (1, configuration.interactiveTokensPerSecond) }
+        return context.isScreenOn
+            ? (configuration.screenOnBackgroundPrefillSpeed, configuration.interactiveTokensPerSecond)
             : (configuration.backgroundPrefillSpeed, configuration.backgroundTokensPerSecond)
     }
 

@@ -11,7 +11,10 @@ public enum PolicyProperty: String, CaseIterable, Sendable {
     case deadlines
     /// `severe_s_above_idle` at most race's, and 0 wherever race's is 0.
     case severe
-    /// Whole-phone energy per completed request at most race's.
+    /// Whole-phone energy per completed request at most race's: on drained runs
+    /// (`SimulationResult.drained`) over the same window when both have one, so a request the
+    /// scenario's end cuts off counts the same for both policies; when a phone shut down, over
+    /// the time both ran (requests finished by then).
     case energyPerRequest = "energy_per_request"
     /// No shutdown or brown-out that race avoids.
     case shutdown
@@ -35,10 +38,31 @@ public enum PolicyProperty: String, CaseIterable, Sendable {
         if severeAdaptive > severeRace + 1e-6 {
             failures[.severe] = "\(format(severeAdaptive, 1)) s at or above SEVERE beyond idle, race \(format(severeRace, 1)) s"
         }
-        let joulesRace = race.joulesPerCompletedRequest, joulesAdaptive = adaptive.joulesPerCompletedRequest
-        if adaptive.completed.isEmpty ? !race.completed.isEmpty : (!race.completed.isEmpty && joulesAdaptive > joulesRace * (1 + 1e-9)) {
-            failures[.energyPerRequest] = "\(format(joulesAdaptive, 1)) J per completed request (\(adaptive.completed.count) completed), "
-                + "race \(format(joulesRace, 1)) J (\(race.completed.count))"
+        // Drained runs (both finished what arrived) over the same window; else the scenario's window.
+        var joulesRace = race.joulesPerCompletedRequest, joulesAdaptive = adaptive.joulesPerCompletedRequest
+        var doneRace = race.completed.count, doneAdaptive = adaptive.completed.count
+        var window = ""
+        if race.shutdownReason != nil || adaptive.shutdownReason != nil {
+            // A phone shut down: both over the window where both phones ran.
+            let end = min(race.simulatedSeconds, adaptive.simulatedSeconds)
+            func perRequest(_ result: SimulationResult) -> (joules: Double, done: Int) {
+                let done = result.requests.filter { ($0.finishedTime ?? .infinity) <= end }.count
+                return (done > 0 ? result.recorder.energyJoules(through: end) / Double(done) : 0, done)
+            }
+            (joulesRace, doneRace) = perRequest(race)
+            (joulesAdaptive, doneAdaptive) = perRequest(adaptive)
+            window = " to \(format(end, 1)) s, when a phone shut down"
+        } else if let drainedRace = race.drained, let drainedAdaptive = adaptive.drained {
+            let end = max(drainedRace.endSeconds, drainedAdaptive.endSeconds)
+            joulesRace = drainedRace.joulesPerCompletedRequest(through: end)
+            joulesAdaptive = drainedAdaptive.joulesPerCompletedRequest(through: end)
+            doneRace = drainedRace.completedRequests
+            doneAdaptive = drainedAdaptive.completedRequests
+            window = " to \(format(end, 1)) s, drained"
+        }
+        if doneAdaptive == 0 ? doneRace > 0 : (doneRace > 0 && joulesAdaptive > joulesRace * (1 + 1e-9)) {
+            failures[.energyPerRequest] = "\(format(joulesAdaptive, 1)) J per completed request (\(doneAdaptive) completed), "
+                + "race \(format(joulesRace, 1)) J (\(doneRace))\(window)"
         }
         if let reason = adaptive.shutdownReason, race.shutdownReason == nil {
             failures[.shutdown] = "\(reason) at \(format(adaptive.simulatedSeconds, 1)) s; race ran to the end"

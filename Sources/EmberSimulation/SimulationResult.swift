@@ -33,6 +33,9 @@ public struct SimulationResult {
     public var wallSeconds = 0.0
     /// Seconds at or above SEVERE of the same scenario without requests (nil: not simulated).
     public var idleSevereSeconds: Double?
+    /// The run continued past the scenario's end until the work that arrived was done and read
+    /// (`SimulationRunner.drainSeconds`; nil: it ended at the scenario's end).
+    public var drained: DrainedRun?
 
     /// Seconds at or above SEVERE beyond those the phone spends there without the app's work.
     public var severeSecondsAboveIdle: Double {
@@ -68,6 +71,8 @@ public struct SimulationResult {
     public var completed: [SimulatedRequest] { requests.filter(\.isFinished) }
 
     /// The summary as ordered (key, value) pairs; the first fifteen keys are the `--json` contract.
+    /// A drained run (`drained`) adds `drained_end_s`, `drained_energy_j` and
+    /// `drained_energy_j_per_request` at the end.
     public var summary: [(String, SummaryValue)] {
         let interactive = requests.filter { $0.requestClass == .interactive }
         let firstTokenTimes = interactive.compactMap(\.timeToFirstToken).sorted()
@@ -75,7 +80,7 @@ public struct SimulationResult {
         let decodeRates = requests.compactMap(\.decodeTokensPerSecond).sorted()
         let tokens = tokensGenerated
         let missed = requests.filter { $0.deadline != nil && $0.missedDeadline && ($0.isFinished || $0.deadline! <= simulatedSeconds) }
-        return [
+        let fields: [(String, SummaryValue)] = [
             ("simulated_s", .number(simulatedSeconds, 1)),
             ("tokens_generated", .integer(tokens)),
             ("energy_j", .number(recorder.energyJoules, 1)),
@@ -118,6 +123,13 @@ public struct SimulationResult {
             ("battery_drawn_pct", .number(batteryDrawnPercent, 3)),
             ("battery_drawn_pct_per_request", .number(batteryDrawnPercentPerCompletedRequest, 4)),
         ]
+        guard let drained else { return fields }
+        let drainedFields: [(String, SummaryValue)] = [
+            ("drained_end_s", .number(drained.endSeconds, 1)),
+            ("drained_energy_j", .number(drained.energyJoules, 1)),
+            ("drained_energy_j_per_request", .number(drained.joulesPerCompletedRequest(through: drained.endSeconds), 2)),
+        ]
+        return fields + drainedFields
     }
 
     /// The summary as one line of JSON.
@@ -171,3 +183,53 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 
 /// A JSON string literal.
 func jsonString(_ value: String) -> String { JSONString.quote(value) }
+
+/// A run continued past the scenario's end, with no new arrivals and the environment as it was
+/// then, until every request that arrived had finished and every chat reply had been read
+/// (`Reader.finishedReading`). A request the scenario's end cuts off costs energy without counting
+/// as completed, and which requests the end cuts off depends on the policy's pace, not on what the
+/// work costs. Drained, every policy completes the same work, so whole-phone energy per completed
+/// request compares the cost of the work; `energyJoules(through:)` measures two runs over the
+/// same window (the one done first idles to the other's end).
+public struct DrainedRun {
+    /// When the last request that arrived had finished and been read (or the drain's limit, or a
+    /// shutdown).
+    public let endSeconds: Double
+    /// Whole-phone energy from the start to `endSeconds`.
+    public let energyJoules: Double
+    /// Requests finished by `endSeconds`.
+    public let completedRequests: Int
+    /// The phone at `endSeconds`, idled on to extend the window.
+    let phone: SimulatedPhone
+
+    init(endSeconds: Double, energyJoules: Double, completedRequests: Int, phone: SimulatedPhone) {
+        self.endSeconds = endSeconds
+        self.energyJoules = energyJoules
+        self.completedRequests = completedRequests
+        var phone = phone
+        phone.observer = nil
+        self.phone = phone
+    }
+
+    /// Whole-phone energy from the start to `end`: the run's, then the idle phone's until `end`
+    /// (no later than `endSeconds` changes nothing).
+    public func energyJoules(through end: Double) -> Double {
+        guard end > endSeconds, !phone.isShutDown else { return energyJoules }
+        let meter = EnergyMeter()
+        var phone = self.phone
+        phone.observer = { meter.add($0) }
+        phone.idle(seconds: end - endSeconds)
+        return energyJoules + meter.joules
+    }
+
+    /// Whole-phone energy to `end` per completed request; 0 when none completed.
+    public func joulesPerCompletedRequest(through end: Double) -> Double {
+        completedRequests > 0 ? energyJoules(through: end) / Double(completedRequests) : 0
+    }
+}
+
+/// Sums the energy of the phone's segments.
+final class EnergyMeter {
+    private(set) var joules = 0.0
+    func add(_ segment: PhoneSegment) { joules += segment.totalWatts * max(0, segment.end - segment.start) }
+}

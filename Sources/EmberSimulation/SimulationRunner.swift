@@ -17,6 +17,11 @@ public struct SimulationRunner {
     public var prefillChunkTokens: Int { max(1, min(workload.batchSize, 128)) }
     /// Whether `run` also simulates the scenario without requests, for `severe_s_above_idle`.
     public var idleBaseline = true
+    /// Seconds past the scenario's end the run may go on to finish the requests that arrived and
+    /// let their readers read them (`SimulationResult.drained`); 0: the run ends at the scenario's
+    /// end. The result's other figures stay the scenario's window; a step running at the end
+    /// finishes (its energy after the end counts to the drain only).
+    public var drainSeconds = 0.0
 
     /// The finest timeline: the simulator's time resolution.
     public static let minimumSampleInterval = 0.01
@@ -56,6 +61,9 @@ public struct SimulationRunner {
             throw SimulationError(field: "thermal.governor.poll_s", reason: "\(poll) s over the scenario's \(format(duration, 1)) s makes "
                                   + "more than \(Self.maximumPolls) governor polls; use a longer poll or a shorter scenario")
         }
+        guard drainSeconds.isFinite, drainSeconds >= 0, drainSeconds <= Scenario.maximumDurationSeconds else {
+            throw SimulationError(field: "drain_s", reason: "must be seconds in 0…\(Int(Scenario.maximumDurationSeconds)), got \(drainSeconds)")
+        }
         guard (1...64).contains(maximumDecodeBatch) else {
             throw SimulationError(field: "maximum_decode_batch", reason: "must be 1…64, got \(maximumDecodeBatch)")
         }
@@ -75,7 +83,7 @@ public struct SimulationRunner {
     /// energy counted, its tokens not), or earlier when the phone shuts down.
     public func run(policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
                     onToken: (SimulatedRequest, String) -> Void = { _, _ in }) throws -> SimulationResult {
-        var result = try simulate(scenario, policy: &policy, engine: &engine, onToken: onToken)
+        var result = try simulate(scenario, policy: &policy, engine: &engine, drain: drainSeconds, onToken: onToken)
         if idleBaseline {
             result.idleSevereSeconds = try idleSevereSeconds()
         }
@@ -90,11 +98,11 @@ public struct SimulationRunner {
         idle.events = scenario.events.filter { !$0.isRequest }
         var policy = RacePolicy()
         var engine = CostModelEngine()
-        return try simulate(idle, policy: &policy, engine: &engine, onToken: { _, _ in }).recorder.secondsAtOrAboveSevere
+        return try simulate(idle, policy: &policy, engine: &engine, drain: 0, onToken: { _, _ in }).recorder.secondsAtOrAboveSevere
     }
 
     private func simulate(_ scenario: Scenario, policy: inout some SchedulingPolicy, engine: inout some TokenEngine,
-                          onToken: (SimulatedRequest, String) -> Void) throws -> SimulationResult {
+                          drain: Double, onToken: (SimulatedRequest, String) -> Void) throws -> SimulationResult {
         try validate()
         let start = scenario.start
         var phone = SimulatedPhone(profile: profile, ambientCelsius: start.ambientCelsius,
@@ -102,10 +110,26 @@ public struct SimulationRunner {
                                    batteryPercent: start.batteryPercent, pluggedIn: start.pluggedIn ?? false,
                                    screenOn: start.screenOn ?? true)
         let recorder = TimelineRecorder(interval: sampleInterval)
-        phone.observer = { recorder.record($0) }
         let duration = scenario.durationSeconds
-        let platform = SimulatedPlatform(phone: phone, workload: workload, maximumThreads: profile.cpu.defaultThreads,
-                                         availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores }, duration: duration)
+        // The timeline is the scenario's window; energy after its end goes to the drain.
+        let drainMeter = EnergyMeter()
+        phone.observer = { segment in
+            if segment.end <= duration {
+                recorder.record(segment)
+                return
+            }
+            var tail = segment
+            if segment.start < duration {
+                var head = segment
+                head.end = duration
+                recorder.record(head)
+                tail.start = duration
+            }
+            drainMeter.add(tail)
+        }
+        var platform = SimulatedPlatform(phone: phone, workload: workload, maximumThreads: profile.cpu.defaultThreads,
+                                         availableCores: profile.cpu.clusters.reduce(0) { $0 + $1.cores }, duration: duration + drain)
+        platform.idleLimit = duration
         var executor = RequestExecutor(engine: engine, platform: platform, prefillChunkTokens: prefillChunkTokens,
                                        maximumDecodeBatch: maximumDecodeBatch)
         defer { engine = executor.engine }
@@ -131,14 +155,14 @@ public struct SimulationRunner {
                 requests[id].lastTokenTime = time
                 if requests[id].firstTokenTime == nil {
                     requests[id].firstTokenTime = time
-                    recorder.mark(time, .firstToken, requests[id].label)
+                    if time <= duration { recorder.mark(time, .firstToken, requests[id].label) }
                 }
-                recorder.addToken()
+                if time <= duration { recorder.addToken() }
                 onToken(requests[id], token.text)
             case .finished(let id, _, _, let tail, let time):
                 requests[id].finishedTime = time
                 requests[id].text += tail
-                recorder.mark(time, requests[id].missedDeadline ? .missedDeadline : .finished, requests[id].label)
+                if time <= duration { recorder.mark(time, requests[id].missedDeadline ? .missedDeadline : .finished, requests[id].label) }
                 schedule.finished(requests[id], at: time)
             }
         }
@@ -190,14 +214,48 @@ public struct SimulationRunner {
             executor.platform.phone.idle(seconds: duration - executor.platform.phone.time)
         }
         let platformState = executor.platform
+        // The scenario's window: what a step running at its end finished afterwards is the drain's.
+        var windowRequests = requests
+        for index in windowRequests.indices {
+            if let finished = windowRequests[index].finishedTime, finished > duration { windowRequests[index].finishedTime = nil }
+            if let first = windowRequests[index].firstTokenTime, first > duration { windowRequests[index].firstTokenTime = nil }
+        }
+        var drained: DrainedRun?
+        if drain > 0, shutdownReason == nil {
+            // No new arrivals; the work that arrived runs on until done, then the phone idles
+            // until the last reply has been read.
+            let end = duration + drain
+            executor.platform.nextEvent = .infinity
+            executor.platform.idleLimit = end
+            while executor.platform.phone.time < end - 1e-9, !executor.isEmpty, !executor.platform.phone.isShutDown {
+                do {
+                    try executor.step(policy: &policy, events: record)
+                } catch {
+                    throw error.underlying
+                }
+            }
+            let read = requests.compactMap { request -> Double? in
+                guard request.kind == .chat, scenario.events[request.eventIndex].reads != false,
+                      let first = request.firstTokenTime, let last = request.finishedTime else { return nil }
+                return Reader.finishedReading(firstToken: first, lastToken: last, tokens: request.generatedTokens)
+            }.max() ?? 0
+            let phone = executor.platform.phone
+            if !phone.isShutDown, phone.time < min(read, end) {
+                executor.platform.phone.idle(seconds: min(read, end) - phone.time)
+            }
+            drained = DrainedRun(endSeconds: max(duration, executor.platform.phone.time),
+                                 energyJoules: recorder.energyJoules + drainMeter.joules,
+                                 completedRequests: requests.filter(\.isFinished).count, phone: executor.platform.phone)
+        }
         var result = SimulationResult(
             profile: profile.name, scenario: scenario.name, policy: policy.name, workload: workload,
-            simulatedSeconds: platformState.phone.time, requests: requests, recorder: recorder,
+            simulatedSeconds: min(platformState.phone.time, duration), requests: windowRequests, recorder: recorder,
             inferenceJoules: platformState.inferenceJoules, batteryStartPercent: start.batteryPercent,
             batteryEndPercent: platformState.phone.batteryPercent, memoryPressureEvents: memoryPressureEvents,
             shutdownReason: shutdownReason, idleSeconds: platformState.idleSeconds, prefillJoules: platformState.prefillJoules,
             memoryReleasedBytes: memoryReleasedBytes)
         result.batteryDrawnPercent = platformState.phone.battery.dischargedPercent
+        result.drained = drained
         return result
     }
 }
@@ -210,7 +268,10 @@ struct SimulatedPlatform: ExecutionPlatform {
     let workload: ModelWorkload
     let maximumThreads: Int
     let availableCores: Int
+    /// When the run ends: the scenario's end, or later when it drains. A step running then is cut.
     let duration: Double
+    /// The latest time an idle stretch reaches: the scenario's end, then, draining, `duration`.
+    var idleLimit: Double
     /// When the next scenario event is due.
     var nextEvent = Double.infinity
     /// Energy of the SoC in inference steps, and the part of it in prompt processing.
@@ -224,6 +285,7 @@ struct SimulatedPlatform: ExecutionPlatform {
         self.maximumThreads = maximumThreads
         self.availableCores = availableCores
         self.duration = duration
+        self.idleLimit = duration
     }
 
     var now: Double { phone.time }
@@ -254,7 +316,7 @@ struct SimulatedPlatform: ExecutionPlatform {
     }
 
     func idleSeconds(until: Double) -> Double {
-        min(max(min(until, nextEvent, duration) - phone.time, 1e-3), duration - phone.time)
+        min(max(min(until, nextEvent, idleLimit) - phone.time, 1e-3), max(idleLimit - phone.time, 1e-3), duration - phone.time)
     }
 
     mutating func idle(seconds: Double, reason: IdleReason) {

@@ -105,6 +105,19 @@ public final class TimelineRecorder {
         binTokens = 0
     }
 
+    /// Whole-phone energy from the start to `end`, from the closed samples (the whole run's when
+    /// `end` is past the last one).
+    public func energyJoules(through end: Double) -> Double {
+        guard let last = samples.last, end < last.time else { return energyJoules }
+        var joules = 0.0
+        for sample in samples {
+            let start = sample.time - interval
+            if start >= end { break }
+            joules += sample.powerWatts * (min(sample.time, end) - start)
+        }
+        return joules
+    }
+
     /// The samples as CSV, header first.
     public func csv() -> String {
         var text = "t_s,skin_c,soc_c,battery_pct,battery_v,power_w,soc_power_w,tok_s,thermal_status,throttle_level,headroom,plugged_in,screen_on,busy_fraction\n"

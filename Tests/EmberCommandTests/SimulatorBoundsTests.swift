@@ -51,4 +51,26 @@ struct SimulatorBoundsTests {
     func emptyListsAreErrors(_ arguments: [String]) throws {
         try expectOneLineError(arguments, mentioning: "names nothing")
     }
+
+    @Test func compareDrainAddsTheDrainedFieldsAfterTheOthers() throws {
+        // A 600-token reply asked 3 s before the end: cut off there, finished and read in the drain.
+        let path = try scenarioFile("{\"at_s\":57,\"type\":\"chat\",\"prompt_tokens\":40,\"response_tokens\":600,\"max_tokens\":600}",
+                                    duration: 60)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let base = ["sim", "compare", "--json", "--profile", "low-end-android", "--model-spec", "smollm2-135m-q4_1", "--scenario", path]
+        let plain = try CommandContractTests.run(base)
+        let drained = try CommandContractTests.run(base + ["--drain"])
+        #expect(plain.status == 0 && drained.status == 0, "stderr: \(drained.standardError)")
+        let plainRace = try #require((plain.json?["policies"] as? [String: Any])?["race"] as? [String: Any])
+        let policies = try #require(drained.json?["policies"] as? [String: [String: Any]])
+        #expect(plainRace["drained_end_s"] == nil)
+        for name in ["race", "adaptive"] {
+            let summary = try #require(policies[name])
+            #expect(summary["requests_completed"] as? Int == 0)
+            let end = try #require(summary["drained_end_s"] as? Double)
+            #expect(end >= 57 + 600 / 5.7 - 1)
+            #expect((summary["drained_energy_j"] as? Double ?? 0) > (summary["energy_j"] as? Double ?? .infinity))
+            #expect((summary["drained_energy_j_per_request"] as? Double ?? 0) > 0)
+        }
+    }
 }

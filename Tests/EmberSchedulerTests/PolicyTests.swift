@@ -40,6 +40,8 @@ func calibratedAdaptive() -> AdaptivePolicy {
     }
     _ = policy.decide(context(time, []))  // the choice is made on the next decision
     if policy.decodeThreads == nil { _ = policy.decide(context(time, [chatDecoding])) }
+    // Request 1 gone: its pacing and reading state is cleared, so a test's request 1 is a fresh reply.
+    _ = policy.decide(context(time, []))
     return AdaptivePolicy(copying: policy)
 }
 
@@ -109,7 +111,9 @@ extension AdaptivePolicy {
         var fresh = AdaptivePolicy()
         // Battery saver paces at reading speed; the token still runs at the efficient clocks.
         let saver = ScriptedPlatform(batteryPercent: 12, isPowerSaveMode: true)
-        #expect(policy.decide(context(20, [chatDecoding], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
+        let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 90, maxTokens: 100)  // ahead of its reader
+        #expect(policy.decide(context(20, [ahead], saver)) == .run(id: 1, threads: 2, hint: .target(seconds: 0.006)))
         // Before any token was measured there is nothing to scale: no hint (the calibration runs).
         guard case .run(1, _, .none, _) = fresh.decide(context(0, [chatDecoding])) else {
             Issue.record("expected an unhinted calibration token")
@@ -151,13 +155,95 @@ extension AdaptivePolicy {
         #expect(policy.decide(next) == .idle(until: 100 + reading, reason: .pacing))
         next.time = 100 + reading
         #expect(policy.decide(next) == .run(id: 1, threads: 1, hint: leastHeat))
-        // A new question's prompt is processed too, with a target duration (low clocks).
+        // A new question's prompt is processed too, with a target duration, and no slower than
+        // when cool: the person waits for it, and the heat is not the app's.
         var prompt = context(101, [chat], hotCar)
         prompt.environmentHeadroom = 1.08
-        guard case .run(1, _, .target, _) = policy.decide(prompt) else {
+        guard case .run(1, _, .target(let hotSeconds), let hotChunk) = policy.decide(prompt) else {
             Issue.record("expected the prompt to run with a target duration")
             return
         }
+        guard case .run(1, _, .target(let coolSeconds), let coolChunk) = policy.decide(context(102, [chat])) else {
+            Issue.record("expected the prompt to run with a target duration")
+            return
+        }
+        #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
+    }
+
+    @Test func aReplyItsReaderCaughtUpWithRunsWithoutAGap() {
+        func reply(_ generated: Int) -> RequestSnapshot {
+            RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                            prefilledTokens: 40, generatedTokens: generated, maxTokens: 400)
+        }
+        // Cool: the first token targets the efficient clocks and is paced…
+        var policy = calibratedAdaptive()
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(context(20, [reply(1)])) == .run(id: 1, threads: 2, hint: efficient))
+        // …but 8 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
+        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full speed.
+        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
+        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
+        // Ahead of its reader again, it is paced as before.
+        guard case .idle(_, .pacing) = policy.decide(context(28.002, [reply(80)])) else {
+            Issue.record("expected the reply ahead of its reader to be paced")
+            return
+        }
+        // A hot car: the waiting reader's tokens run back to back too, but at the least-heat setting.
+        var hotPolicy = calibratedAdaptive()
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        let leastHeat = PerformanceHint.target(seconds: hotPolicy.configuration.efficientTokenSlowdown * 0.0055)
+        func inCar(_ time: Double, _ generated: Int) -> SchedulingContext {
+            var result = context(time, [reply(generated)], hotCar)
+            result.environmentHeadroom = 1.08
+            return result
+        }
+        #expect(hotPolicy.decide(inCar(20, 1)) == .run(id: 1, threads: 1, hint: leastHeat))
+        #expect(hotPolicy.decide(inCar(20.01, 1)) == .idle(until: 20 + 1 / hotPolicy.configuration.readingTokensPerSecond, reason: .pacing))
+        #expect(hotPolicy.decide(inCar(28, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
+        #expect(hotPolicy.decide(inCar(28.001, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
+    }
+
+    @Test func overloadRunsEveryStepAtFullSpeedAndDecodesLateRequestsTogether() {
+        var policy = calibratedAdaptive()
+        // Two notes whose remaining tokens (× the safety factor) no longer fit before their deadlines.
+        func late(_ id: Int, deadline: Double) -> RequestSnapshot {
+            RequestSnapshot(id: id, requestClass: .background, arrival: 0, deadline: deadline, promptTokens: 600,
+                            prefilledTokens: 600, generatedTokens: 1, maxTokens: 80)
+        }
+        func overloaded(_ time: Double) -> SchedulingContext {
+            var result = context(time, [chatDecoding, late(2, deadline: 20), late(3, deadline: 21)])
+            result.maximumDecodeBatch = 4
+            return result
+        }
+        // The chat's token runs without the efficient-clock target: CPU time spent slowly would be
+        // taken from the deadlines.
+        #expect(policy.decide(overloaded(15)) == .run(id: 1, threads: 2, hint: .none))
+        // In its pacing gap the late notes run, decoded together, unpaced on every default thread.
+        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 4, hint: .none))
+        // Without the late notes the reply's tokens (ahead of its reader) target the efficient clocks again.
+        let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
+        let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                                    prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
+        #expect(policy.decide(context(16, [ahead])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
+    @Test func interactivePromptsRunAtTheReferenceSpeed() {
+        // What the person waits for is not slowed: a prompt chunk's target is its tokens at the
+        // speed of the first, boosted chunk (spread over every core, so at lower clocks).
+        var policy = AdaptivePolicy()
+        _ = policy.decide(context(0, [chat]))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 0.5))  // 200 tokens/s
+        guard case .run(1, 8, .target(let seconds), let chunk) = policy.decide(context(1, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(seconds - Double(chunk ?? 0) / 200) < 1e-9)
+        // Background prompts with the screen on keep a slower target: nobody waits for them.
+        guard case .run(2, _, .target(let background), let backgroundChunk) = policy.decide(context(2, [note])) else {
+            Issue.record("expected a background prompt step with a target duration")
+            return
+        }
+        #expect(background / Double(backgroundChunk ?? 1) > 1 / 200.0 + 1e-9)
     }
 
     @Test func heatBeforeAnyMeasuredTokenTargetsTheReadingGap() {

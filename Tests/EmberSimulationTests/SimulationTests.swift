@@ -413,3 +413,72 @@ enum SimulationSupport {
         #expect(abs(second.arrival - (read + 5)) < 1e-6)
     }
 }
+
+/// A run drained past the scenario's end (`SimulationRunner.drainSeconds`): the work a policy's
+/// pace leaves unfinished at the end is finished and read, so energy per completed request
+/// compares the same work (issue 20, `ember sim fuzz`).
+@Suite struct DrainTests {
+    /// A reply the scenario's end cuts off: 400 tokens asked 5 s before the end.
+    static let cutOff = """
+    {"name":"cut","description":"","duration_s":60,"start":{"battery_pct":80,"ambient_c":25},
+     "events":[{"at_s":10,"type":"chat","prompt_tokens":40,"response_tokens":60},
+               {"at_s":55,"type":"chat","prompt_tokens":40,"response_tokens":400,"max_tokens":400}]}
+    """
+
+    static func run(drain: Double, policy: some SchedulingPolicy) throws -> SimulationResult {
+        var runner = SimulationRunner(profile: try SimulationSupport.profile("low-end-android"),
+                                      scenario: try SimulationSupport.scenario(json: cutOff), workload: SimulationSupport.workload)
+        runner.drainSeconds = drain
+        var policy = policy
+        var engine = CostModelEngine()
+        return try runner.run(policy: &policy, engine: &engine)
+    }
+
+    @Test func aRequestCutOffByTheEndIsFinishedAndReadInTheDrain() throws {
+        let window = try Self.run(drain: 0, policy: AdaptivePolicy())
+        let drained = try Self.run(drain: 3600, policy: AdaptivePolicy())
+        // The scenario's window is what it was: the late reply is not completed there.
+        #expect(window.drained == nil)
+        #expect(window.completed.count == 1 && drained.completed.count == 1)
+        #expect(drained.simulatedSeconds == 60)
+        #expect(abs(drained.recorder.energyJoules - window.recorder.energyJoules) < 1e-6 * window.recorder.energyJoules)
+        // Drained, both replies are done, and the run lasts until the long one has been read.
+        let run = try #require(drained.drained)
+        #expect(run.completedRequests == 2)
+        #expect(run.endSeconds >= 55 + 400 / Reader.tokensPerSecond - 1)
+        #expect(run.energyJoules > drained.recorder.energyJoules)
+        let keys = drained.summary.map(\.0)
+        #expect(keys.suffix(3) == ["drained_end_s", "drained_energy_j", "drained_energy_j_per_request"])
+        #expect(!window.summary.map(\.0).contains("drained_end_s"))
+    }
+
+    @Test func twoPoliciesAreMeasuredOverTheSameWindow() throws {
+        let race = try #require(try Self.run(drain: 3600, policy: RacePolicy()).drained)
+        let adaptive = try #require(try Self.run(drain: 3600, policy: AdaptivePolicy()).drained)
+        #expect(race.completedRequests == adaptive.completedRequests)
+        // Extending a run idles the phone on: more energy, never less; no earlier than the end, none.
+        let end = max(race.endSeconds, adaptive.endSeconds) + 60
+        #expect(race.energyJoules(through: end) > race.energyJoules)
+        #expect(race.energyJoules(through: race.endSeconds - 10) == race.energyJoules)
+        #expect(abs(race.joulesPerCompletedRequest(through: end) * 2 - race.energyJoules(through: end)) < 1e-9)
+    }
+
+    @Test func theFuzzEnergyPropertyComparesDrainedRuns() throws {
+        let profile = try SimulationSupport.profile("low-end-android")
+        let race = try Self.run(drain: 3600, policy: RacePolicy())
+        let adaptive = try Self.run(drain: 3600, policy: AdaptivePolicy())
+        let found = PolicyProperty.failures(race: race, adaptive: adaptive, profile: profile, prefillChunkTokens: 128)
+        #expect(found[.energyPerRequest] == nil)
+        // A run's own comparison with itself over a longer window than its own is still equal.
+        #expect(PolicyProperty.failures(race: adaptive, adaptive: adaptive, profile: profile, prefillChunkTokens: 128)[.energyPerRequest] == nil)
+    }
+
+    @Test func drainOutsideItsRangeIsRefused() throws {
+        var runner = SimulationRunner(profile: try SimulationSupport.profile("low-end-android"),
+                                      scenario: try SimulationSupport.scenario(json: Self.cutOff), workload: SimulationSupport.workload)
+        runner.drainSeconds = -1
+        #expect(throws: SimulationError.self) { try runner.validate() }
+        runner.drainSeconds = Double.infinity
+        #expect(throws: SimulationError.self) { try runner.validate() }
+    }
+}
