@@ -1,3 +1,4 @@
+import CIntegerKernels
 import EmberCore
 
 /// Weights rearranged at load time so one vector instruction works on many rows at once.
@@ -19,6 +20,8 @@ import EmberCore
 /// `@unchecked Sendable`: the buffer is written once in `init` and only read afterwards.
 public final class InterleavedWeights: @unchecked Sendable {
     public static let rowGroup = 32
+    /// Elements of the blocks the layouts interleave (a 256-element super-block is eight of them).
+    static let blockElements = 32
     public let type: TensorType
     /// The file's type (Q4_K and Q5_0 are stored in another type's layout).
     public let sourceType: TensorType
@@ -31,140 +34,167 @@ public final class InterleavedWeights: @unchecked Sendable {
     public let columns: Int
     let storage: UnsafeMutableRawPointer
     public let byteCount: Int
+    /// The product over this layout, resolved from the format's row when the weights were rearranged.
+    let multiply: Multiply
 
-    /// Bytes of one group's block in Q4_1's layout: 32 `d` and 32 `m` halves, 32 rows × 16 packed bytes.
-    static let q4_1GroupBlockBytes = 640
-    /// Bytes of one group's block in Q8_0's layout: 32 `d` halves, 32 rows × 32 bytes.
-    static let q8_0GroupBlockBytes = 1088
+    /// Bytes of one group's block in Q4_1's layout (`Q4_1GroupBlock`).
+    static let q4_1GroupBlockBytes = Q4_1GroupBlock.bytes
+    /// Bytes of one group's block in Q8_0's layout (`Q8_0GroupBlock`).
+    static let q8_0GroupBlockBytes = Q8_0GroupBlock.bytes
 
-    /// Bytes of one group's block (the format's row; Q5_0 and Q4_K in another type's layout: see `init`).
-    static func groupBlockBytes(_ type: TensorType) -> Int {
-        QuantizedFormat.format(type)?.groupBlockBytes ?? 0
+    /// Where a rearrangement reads and writes: the file's rows and the interleaved storage.
+    struct Rearrangement {
+        let data: UnsafeRawPointer
+        let rowBytes: Int
+        let columns: Int
+        let storage: UnsafeMutableRawPointer
+        let groupBlockBytes: Int
     }
+
+    /// Writes groups (of `rowGroup` rows) of the file's layout into a format's interleaved layout.
+    typealias Rearrange = @Sendable (_ source: Rearrangement, _ groups: Range<Int>) -> Void
+
+    /// One product of interleaved weights with activations quantized into `scratch`: what every
+    /// interleaved kernel reads.
+    struct Product {
+        let activations: UnsafeRawPointer
+        let activationRowBytes: Int
+        let tokens: Int
+        let output: UnsafeMutablePointer<Float>
+        let scratch: UnsafeMutableRawPointer
+        let pool: ThreadPool
+        let promptKernel: PromptKernel
+    }
+
+    /// The product over one layout (`Interleaving.multiply`).
+    typealias Multiply = @Sendable (_ weights: InterleavedWeights, _ product: Product) -> Void
 
     /// Whether `type` and `rows` can be interleaved.
     public static func supports(_ type: TensorType, rows: Int, columns: Int) -> Bool {
-        QuantizedFormat.format(type)?.interleavedType != nil && rows % rowGroup == 0 && columns % type.blockSize == 0
+        QuantizedFormat.format(type)?.interleaving != nil && rows % rowGroup == 0 && columns % type.blockSize == 0
     }
 
-    /// Rearranges a row-major matrix of `type`; nil when the layout is not supported.
+    /// Rearranges a row-major matrix of `type` into its format's interleaved layout; nil when the
+    /// layout is not supported.
     ///
     /// Works in chunks of rows and calls `release` with each chunk's source bytes once copied, so
     /// the caller can drop them from memory and the peak stays near one copy.
     public init?(type: TensorType, data: UnsafeRawPointer, rows: Int, columns: Int, pool: ThreadPool? = nil,
                  llamaOrder: Bool = true, release: (UnsafeRawPointer, Int) -> Void = { _, _ in }) {
-        guard Self.supports(type, rows: rows, columns: columns) else { return nil }
+        guard Self.supports(type, rows: rows, columns: columns), let interleaving = QuantizedFormat.format(type)?.interleaving else { return nil }
         self.llamaOrder = llamaOrder
-        // Q4_K is multiplied as Q4_1 (see below), so activations are quantized as for Q4_1.
-        self.type = type == .q4_K ? .q4_1 : type
+        self.type = interleaving.multipliedAs
         self.sourceType = type
         self.rows = rows
         self.columns = columns
-        let blocks = columns / 32
-        let groupBlock = Self.groupBlockBytes(type)
-        byteCount = rows / Self.rowGroup * blocks * groupBlock
+        multiply = interleaving.multiply(llamaOrder)
+        let groupBlock = interleaving.groupBlockBytes
+        byteCount = rows / Self.rowGroup * (columns / Self.blockElements) * groupBlock
         storage = .allocate(byteCount: byteCount, alignment: 64)
         let rowBytes = type.byteCount(elements: columns)!
-        let storage = self.storage
-        let groups = rows / Self.rowGroup
-        let blockBytes = type.bytesPerBlock
-        // Where the packed quants sit in a source block, how many bytes they take, and where the
-        // group's quants start in the interleaved block (after the scales and, for Q5_0, high bits).
-        let quantOffset = type == .q4_1 ? 4 : (type == .q5_0 ? 6 : 2)
-        let quantBytes = type == .q8_0 ? 32 : 16
-        let quantStart = type == .q4_1 ? 128 : (type == .q5_0 ? 192 : 64)
-        // Q5_0 is decoded to signed bytes (q - 16) in Q8_0's layout: 55 % more bytes than the file,
-        // but the kernel then skips the per-token extraction of the fifth bit, which costs more
-        // than the extra bandwidth on these small matrices.
-        // Q4_K's 32-element sub-blocks are Q4_1 blocks with d = d·scale and m = −dmin·min (each
-        // rounded to half precision, a relative change below 0.05 %); 11 % more bytes than the
-        // file, and the fast Q4_1 kernel with 32-element activation blocks.
-        if type == .q6_K {
-            let superBlocks = columns / 256
-            let work = { (range: Range<Int>, _: Int) in
-                Self.interleaveQ6_K(data, rowBytes: rowBytes, superBlocks: superBlocks, groups: range, into: storage)
-            }
-            Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
-            return
-        }
-        if type == .q4_K {
-            let work = { (range: Range<Int>, _: Int) in
-                for group in range {
-                    for block in 0..<blocks {
-                        let superBlock = block / 8, sub = block % 8
-                        let destination = storage + (group * blocks + block) * groupBlock
-                        for lane in 0..<Self.rowGroup {
-                            let source = data + (group * Self.rowGroup + lane) * rowBytes + superBlock * 144
-                            let d = loadHalf(source, 0), dmin = loadHalf(source, 2)
-                            let (scale, minimum) = ReferenceKernels.scaleAndMinK4(sub, source + 4)
-                            storeHalf(d * Float(scale), destination, 2 * lane)
-                            storeHalf(-dmin * Float(minimum), destination, 64 + 2 * lane)
-                            // Sub-block `sub` is the low (even) or high (odd) nibbles of bytes 32·(sub/2) ..< +32.
-                            let quants = source + 16 + (sub / 2) * 32
-                            let shift: UInt8 = sub % 2 == 0 ? 0 : 4
-                            for j in 0..<16 {
-                                let first = (quants.load(fromByteOffset: j, as: UInt8.self) >> shift) & 0x0F
-                                let second = (quants.load(fromByteOffset: j + 16, as: UInt8.self) >> shift) & 0x0F
-                                destination.storeBytes(of: first | (second << 4), toByteOffset: 128 + j * Self.rowGroup + lane, as: UInt8.self)
-                            }
-                        }
-                    }
+        let source = Rearrangement(data: data, rowBytes: rowBytes, columns: columns, storage: storage, groupBlockBytes: groupBlock)
+        let rearrange = interleaving.rearrange
+        Self.run({ range, _ in rearrange(source, range) }, groups: rows / Self.rowGroup, rowBytes: rowBytes, data: data, pool: pool,
+                 release: release)
+    }
+
+    /// Q4_1: the rows' `d` and `m` halves and packed bytes, block by block (the file's bytes).
+    static let copyQ4_1: Rearrange = { source, groups in
+        copyBlocks(source, groups: groups, blockBytes: Q4_1Block.bytes, minimum: Q4_1Block.minimum, quants: Q4_1Block.quants,
+                   quantBytes: Q4_1Block.bytes - Q4_1Block.quants, quantStart: Q4_1GroupBlock.quants)
+    }
+
+    /// Q8_0: the rows' `d` halves and quant bytes, block by block (the file's bytes).
+    static let copyQ8_0: Rearrange = { source, groups in
+        copyBlocks(source, groups: groups, blockBytes: Q8_0Block.bytes, minimum: nil, quants: Q8_0Block.quants,
+                   quantBytes: Q8_0Block.bytes - Q8_0Block.quants, quantStart: Q8_0GroupBlock.quants)
+    }
+
+    /// Blocks of `blockBytes` that start with a `d` half (and an `m` half at `minimum`), their
+    /// `quantBytes` bytes from `quants` on written byte j of every row together from `quantStart`.
+    private static func copyBlocks(_ source: Rearrangement, groups range: Range<Int>, blockBytes: Int, minimum: Int?, quants quantOffset: Int,
+                                   quantBytes: Int, quantStart: Int) {
+        let lanes = Self.rowGroup, rowBytes = source.rowBytes
+        let blocks = source.columns / Self.blockElements
+        for group in range {
+            let groupRows = source.data + group * lanes * rowBytes
+            for block in 0..<blocks {
+                let destination = source.storage + (group * blocks + block) * source.groupBlockBytes
+                let sources = groupRows + block * blockBytes
+                let scales = destination.assumingMemoryBound(to: UInt16.self)
+                for lane in 0..<lanes {
+                    scales[lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes, as: UInt16.self)
                 }
-            }
-            Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
-            return
-        }
-        if type == .q5_0 {
-            let work = { (range: Range<Int>, _: Int) in
-                for group in range {
-                    for block in 0..<blocks {
-                        let destination = storage + (group * blocks + block) * groupBlock
-                        for lane in 0..<Self.rowGroup {
-                            let source = data + (group * Self.rowGroup + lane) * rowBytes + block * 22
-                            destination.storeBytes(of: source.loadUnaligned(as: UInt16.self), toByteOffset: 2 * lane, as: UInt16.self)
-                            let high = source.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-                            for j in 0..<16 {
-                                let byte = source.load(fromByteOffset: 6 + j, as: UInt8.self)
-                                let q0 = Int8(byte & 0x0F | UInt8((high >> UInt32(j)) & 1) << 4) - 16
-                                let q1 = Int8(byte >> 4 | UInt8((high >> UInt32(j + 16)) & 1) << 4) - 16
-                                destination.storeBytes(of: q0, toByteOffset: 64 + j * Self.rowGroup + lane, as: Int8.self)
-                                destination.storeBytes(of: q1, toByteOffset: 64 + (j + 16) * Self.rowGroup + lane, as: Int8.self)
-                            }
-                        }
-                    }
-                }
-            }
-            Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
-            return
-        }
-        let hasMinimum = type == .q4_1
-        let work = { (range: Range<Int>, _: Int) in
-            let lanes = Self.rowGroup
-            for group in range {
-                let groupRows = data + group * lanes * rowBytes
-                for block in 0..<blocks {
-                    let destination = storage + (group * blocks + block) * groupBlock
-                    let sources = groupRows + block * blockBytes
-                    let scales = destination.assumingMemoryBound(to: UInt16.self)
+                if let minimum {
                     for lane in 0..<lanes {
-                        scales[lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes, as: UInt16.self)
+                        scales[lanes + lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes + minimum, as: UInt16.self)
                     }
-                    if hasMinimum {
-                        for lane in 0..<lanes {
-                            scales[lanes + lane] = sources.loadUnaligned(fromByteOffset: lane * rowBytes + 2, as: UInt16.self)
-                        }
-                    }
-                    // Byte j of every lane's block, written contiguously.
-                    let quants = (destination + quantStart).assumingMemoryBound(to: UInt8.self)
-                    let sourceBytes = (sources + quantOffset).assumingMemoryBound(to: UInt8.self)
-                    for j in 0..<quantBytes {
-                        let out = quants + j * lanes
-                        for lane in 0..<lanes { out[lane] = sourceBytes[lane * rowBytes + j] }
+                }
+                // Byte j of every lane's block, written contiguously.
+                let quants = (destination + quantStart).assumingMemoryBound(to: UInt8.self)
+                let sourceBytes = (sources + quantOffset).assumingMemoryBound(to: UInt8.self)
+                for j in 0..<quantBytes {
+                    let out = quants + j * lanes
+                    for lane in 0..<lanes { out[lane] = sourceBytes[lane * rowBytes + j] }
+                }
+            }
+        }
+    }
+
+    /// Q4_K's 32-element sub-blocks as Q4_1 blocks with d = d·scale and m = −dmin·min (each
+    /// rounded to half precision, a relative change below 0.05 %); 11 % more bytes than the file,
+    /// and the fast Q4_1 kernel with 32-element activation blocks.
+    static let rewriteQ4_K: Rearrange = { source, range in
+        let lanes = InterleavedWeights.rowGroup
+        let blocks = source.columns / InterleavedWeights.blockElements
+        let subBlocks = TensorType.q4_K.blockSize / InterleavedWeights.blockElements
+        for group in range {
+            for block in 0..<blocks {
+                let superBlock = block / subBlocks, sub = block % subBlocks
+                let destination = source.storage + (group * blocks + block) * source.groupBlockBytes
+                for lane in 0..<lanes {
+                    let row = source.data + (group * lanes + lane) * source.rowBytes + superBlock * Q4_KBlock.bytes
+                    let d = loadHalf(row, Q4_KBlock.scale), dmin = loadHalf(row, Q4_KBlock.minimumScale)
+                    let (scale, minimum) = ReferenceKernels.scaleAndMinK4(sub, row + Q4_KBlock.scales)
+                    storeHalf(d * Float(scale), destination, Q4_1GroupBlock.scales + 2 * lane)
+                    storeHalf(-dmin * Float(minimum), destination, Q4_1GroupBlock.minimums + 2 * lane)
+                    // Sub-block `sub` is the low (even) or high (odd) nibbles of bytes 32·(sub/2) ..< +32.
+                    let quants = row + Q4_KBlock.quants + (sub / 2) * 32
+                    let shift: UInt8 = sub % 2 == 0 ? 0 : 4
+                    for j in 0..<16 {
+                        let first = (quants.load(fromByteOffset: j, as: UInt8.self) >> shift) & 0x0F
+                        let second = (quants.load(fromByteOffset: j + 16, as: UInt8.self) >> shift) & 0x0F
+                        destination.storeBytes(of: first | (second << 4), toByteOffset: Q4_1GroupBlock.quants + j * lanes + lane, as: UInt8.self)
                     }
                 }
             }
         }
-        Self.run(work, groups: groups, rowBytes: rowBytes, data: data, pool: pool, release: release)
+    }
+
+    /// Q5_0 decoded to signed bytes (q − 16) in Q8_0's layout: 55 % more bytes than the file, but
+    /// the kernel then skips the per-token extraction of the fifth bit, which costs more than the
+    /// extra bandwidth on these small matrices.
+    static let decodeQ5_0: Rearrange = { source, range in
+        let lanes = InterleavedWeights.rowGroup
+        let blocks = source.columns / InterleavedWeights.blockElements
+        for group in range {
+            for block in 0..<blocks {
+                let destination = source.storage + (group * blocks + block) * source.groupBlockBytes
+                for lane in 0..<lanes {
+                    let row = source.data + (group * lanes + lane) * source.rowBytes + block * Q5_0Block.bytes
+                    destination.storeBytes(of: row.loadUnaligned(fromByteOffset: Q5_0Block.scale, as: UInt16.self),
+                                           toByteOffset: Q8_0GroupBlock.scales + 2 * lane, as: UInt16.self)
+                    let high = row.loadUnaligned(fromByteOffset: Q5_0Block.highBits, as: UInt32.self)
+                    for j in 0..<16 {
+                        let byte = row.load(fromByteOffset: Q5_0Block.quants + j, as: UInt8.self)
+                        let q0 = Int8(byte & 0x0F | UInt8((high >> UInt32(j)) & 1) << 4) - 16
+                        let q1 = Int8(byte >> 4 | UInt8((high >> UInt32(j + 16)) & 1) << 4) - 16
+                        destination.storeBytes(of: q0, toByteOffset: Q8_0GroupBlock.quants + j * lanes + lane, as: Int8.self)
+                        destination.storeBytes(of: q1, toByteOffset: Q8_0GroupBlock.quants + (j + 16) * lanes + lane, as: Int8.self)
+                    }
+                }
+            }
+        }
     }
 
     /// Runs `work` over the groups in chunks, on the pool when given, releasing each chunk's source.
@@ -188,6 +218,112 @@ public final class InterleavedWeights: @unchecked Sendable {
     }
 
     deinit { storage.deallocate() }
+
+    // MARK: Products over the layouts
+
+    /// A one-token kernel over groups of rows of Q4_1's or Q8_0's layout, from token `firstToken` on.
+    typealias TokenRows = @Sendable (_ weights: InterleavedWeights, _ groups: Range<Int>, _ product: Product, _ firstToken: Int) -> Void
+
+    static let rowsQ4_1: TokenRows = { weights, groups, product, firstToken in
+        weights.multiplyQ4_1(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                             tokens: product.tokens, firstToken: firstToken, output: product.output)
+    }
+
+    static let rowsQ8_0InLlamaOrder: TokenRows = { weights, groups, product, firstToken in
+        weights.multiplyQ8_0(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                             tokens: product.tokens, firstToken: firstToken, output: product.output)
+    }
+
+    static let rowsBlockSums: TokenRows = { weights, groups, product, firstToken in
+        weights.multiplyBlockSums(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                                  tokens: product.tokens, firstToken: firstToken, output: product.output)
+    }
+
+    /// The product over Q4_1's or Q8_0's layout: large batches of small weights with tokens in the
+    /// vector lanes, other batches through the tiled kernel, the last tokens one by one with
+    /// `tokenRows` (bit-identical sums every way).
+    static func smallWeights(_ tokenRows: @escaping TokenRows) -> Multiply {
+        { weights, product in
+            let columns = weights.columns, tokens = product.tokens, pool = product.pool, scratch = product.scratch
+            let groups = weights.rows / rowGroup
+            if tokens >= tokenLaneMinimum && weights.supportsTiles {
+                let promptKernel = product.promptKernel
+                precondition(promptKernel.isAvailable, "this CPU cannot run the \(promptKernel.rawValue) kernels")
+                let lanes = scratch + Kernels.laneScratchOffset(product.activationRowBytes * tokens)
+                let blocks = columns / blockElements
+                // The C kernel unpacks a group's weights into the thread's workspace: wider matrices
+                // than it holds (over 4,800 columns) take the Swift kernel.
+                let vectorNeuralNetwork = promptKernel == .avx512VNNI
+                    && blocks <= Int(integer_kernels_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
+                pool.parallelFor((tokens + 31) / 32) { range, _ in
+                    weights.transposeActivations(product.activations, activationRowBytes: product.activationRowBytes, tokens: tokens,
+                                                 vectors: range, quads: vectorNeuralNetwork, into: lanes)
+                }
+                if vectorNeuralNetwork {
+                    let hasMinimum: Int32 = weights.type == .q4_1 ? 1 : 0
+                    pool.parallelFor(groups) { range, thread in
+                        integer_kernels_token_lanes_avx512_vnni(weights.storage, Int64(blocks), hasMinimum, lanes, Int64(tokens),
+                                                                Int64(range.lowerBound), Int64(range.upperBound), product.output,
+                                                                Int64(weights.rows), pool.workspace(thread))
+                    }
+                    return
+                }
+                pool.parallelFor(groups) { range, thread in
+                    weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: product.output,
+                                               workspace: pool.workspace(thread))
+                }
+                return
+            }
+            let tiled = weights.supportsTiles ? tokens / tokenTile * tokenTile : 0
+            pool.parallelFor(groups) { range, _ in
+                if tiled > 0 {
+                    weights.multiplyTiled(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                                          tokens: tiled, output: product.output)
+                }
+                guard tiled < tokens else { return }
+                tokenRows(weights, range, product, tiled)
+            }
+        }
+    }
+
+    /// The product over Q6_K's layout: tokens in the lanes with AVX-512 VNNI (four-byte dot
+    /// products, CIntegerKernels), the tiled Swift kernel for batches and one token alike otherwise
+    /// (bit-identical to the row kernel).
+    static let multiplyQ6_KLayout: Multiply = { weights, product in
+        let tokens = product.tokens, pool = product.pool, scratch = product.scratch
+        let superBlocks = weights.columns / TensorType.q6_K.blockSize
+        let groups = weights.rows / rowGroup
+        if tokens >= tokenLaneMinimum && product.promptKernel == .avx512VNNI
+            && superBlocks <= Int(integer_kernels_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
+            let lanes = scratch + Kernels.laneScratchOffset(product.activationRowBytes * tokens)
+            pool.parallelFor((tokens + 15) / 16) { range, _ in
+                integer_kernels_q6k_transpose_activations(scratch, Int64(product.activationRowBytes), Int64(superBlocks), Int64(tokens),
+                                                          Int64(range.lowerBound), Int64(range.upperBound), lanes)
+            }
+            pool.parallelFor(groups) { range, thread in
+                integer_kernels_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
+                                                            Int64(range.upperBound), product.output, Int64(weights.rows), pool.workspace(thread))
+            }
+            return
+        }
+        pool.parallelFor(groups) { range, _ in
+            weights.multiplyQ6_K(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                                 tokens: tokens, output: product.output)
+        }
+    }
+
+    /// Scratch for Q6_K's token vectors: batches on AVX-512 VNNI transpose the activations into
+    /// 16-token vectors (0 otherwise).
+    static func q6_KLaneScratchBytes(columns: Int, tokens: Int) -> Int {
+        guard PromptKernel.detected == .avx512VNNI, tokens >= tokenLaneMinimum else { return 0 }
+        return (tokens + 15) / 16 * (columns / TensorType.q6_K.blockSize) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
+    }
+
+    /// Q6_K rows in groups (`interleaveQ6_K`).
+    static let rearrangeQ6_K: Rearrange = { source, groups in
+        interleaveQ6_K(source.data, rowBytes: source.rowBytes, superBlocks: source.columns / TensorType.q6_K.blockSize,
+                       groups: groups, into: source.storage)
+    }
 
     /// `output[t * rows + r]` for the rows of groups `groupRange` and every token, from activations
     /// quantized to Q8_1 (`activationRowBytes` apart).

@@ -1,4 +1,3 @@
-import CIntegerKernels
 import EmberCore
 
 /// Quantized block formats and the kernels over them: dequantization, quantization of
@@ -65,8 +64,7 @@ public enum Kernels {
 
     typealias DotKernel = @Sendable (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
 
-    /// The vectorized dot product for `type` (the format's row: the `RowDot` kernel `matmul`
-    /// specializes on); the scalar reference otherwise.
+    /// The vectorized dot product for `type` (the format's row); the scalar reference otherwise.
     static func dotKernel(for type: TensorType) -> DotKernel {
         if let format = QuantizedFormat.format(type) { return format.dot }
         return { weights, activation, count in ReferenceKernels.dot(type, weights, activation, count) }
@@ -74,21 +72,16 @@ public enum Kernels {
 
     // MARK: Matrix multiplication
 
-    /// Bytes of scratch `matmul` needs to hold `tokens` quantized activation rows.
+    /// Bytes of scratch `matmul` needs to hold `tokens` quantized activation rows, and the
+    /// format's token vectors for batches (`QuantizedFormat.laneScratchBytes`) after them.
     public static func matmulScratchBytes(type: TensorType, columns: Int, tokens: Int) -> Int {
-        let activation = activationType(for: type)
-        let quantized = (activation.byteCount(elements: columns) ?? 0) * tokens
-        if type == .q6_K {
-            // AVX-512 VNNI batches over Q6_K transpose the activations into 16-token vectors.
-            guard PromptKernel.detected == .avx512VNNI, tokens >= InterleavedWeights.tokenLaneMinimum else { return quantized }
-            return (quantized + 63) / 64 * 64 + (tokens + 15) / 16 * (columns / 256) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
-        }
-        guard QuantizedFormat.format(type)?.tokenLanes == true else { return quantized }
-        // Interleaved small weights multiply batches with tokens in the lanes, after a transposed
-        // copy of the quantized activations (`InterleavedWeights.multiplyTokenLanes`).
-        let lanes = InterleavedWeights.tokenLaneScratchBytes(columns: columns, tokens: tokens)
-        return lanes == 0 ? quantized : (quantized + 63) / 64 * 64 + lanes
+        let quantized = (activationType(for: type).byteCount(elements: columns) ?? 0) * tokens
+        let lanes = QuantizedFormat.format(type)?.laneScratchBytes(columns, tokens) ?? 0
+        return lanes == 0 ? quantized : laneScratchOffset(quantized) + lanes
     }
+
+    /// Where the token vectors start in `matmul`'s scratch: after the quantized activations, aligned to 64 bytes.
+    static func laneScratchOffset(_ quantizedBytes: Int) -> Int { (quantizedBytes + 63) / 64 * 64 }
 
     /// `output[t * rows + r] = dot(weight row r, input row t)` for every token t and row r.
     ///
@@ -107,41 +100,42 @@ public enum Kernels {
         }
         let activationType = activationType(for: type)
         let activationRowBytes = activationType.byteCount(elements: columns)!
+        quantizeActivations(input, tokens: tokens, columns: columns, as: activationType, into: scratch, pool: pool)
+        let activations = UnsafeRawPointer(scratch)
         let weightRowBytes = type.byteCount(elements: columns)!
+        guard let format = QuantizedFormat.format(type) else {
+            multiplyRows(dotKernel(for: type), weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+            return
+        }
+        let loop = rowByRow ? format.multiplyRowsOneByOne : format.multiplyRows
+        loop(weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
+    }
+
+    /// Quantizes `tokens` rows of `columns` floats to `type`, rows `type.byteCount(columns)` apart
+    /// (a batch on the pool).
+    static func quantizeActivations(_ input: UnsafePointer<Float>, tokens: Int, columns: Int, as type: TensorType,
+                                    into scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+        let rowBytes = type.byteCount(elements: columns)!
         if tokens > 1 {
             pool.parallelFor(tokens) { range, _ in
                 for token in range {
-                    quantize(input + token * columns, count: columns, as: activationType,
-                             into: scratch + token * activationRowBytes)
+                    quantize(input + token * columns, count: columns, as: type, into: scratch + token * rowBytes)
                 }
             }
         } else {
-            quantize(input, count: columns, as: activationType, into: scratch)
+            quantize(input, count: columns, as: type, into: scratch)
         }
-        let activations = UnsafeRawPointer(scratch)
-        switch type {
-        case .q4_0: multiplyRows(Q4_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q4_1: multiplyRows(Q4_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q5_0: multiplyRows(Q5_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q5_1: multiplyRows(Q5_1Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q5_K: multiplyRows(Q5_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q4_K: multiplyRows(Q4_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q6_K: multiplyRows(Q6_KDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .q8_0: multiplyRows(Q8_0Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .f32 where rowByRow:
-            multiplyRows(F32VectorDot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .f32: multiplyRows(F32Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        case .f16: multiplyRows(F16Dot.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
-        default:
-            let kernel = dotKernel(for: type)
-            pool.parallelFor(rows) { range, _ in
-                for row in range {
-                    let weightRow = weights + row * weightRowBytes
-                    for token in 0..<tokens {
-                        output[token * rows + row] = kernel(weightRow, activations + token * activationRowBytes, columns)
-                    }
-                }
-            }
+    }
+
+    /// `matmul`'s loop over rows of the file's layout, for one format.
+    typealias RowLoop = @Sendable (_ weights: UnsafeRawPointer, _ weightRowBytes: Int, _ rows: Int, _ columns: Int,
+                                   _ activations: UnsafeRawPointer, _ activationRowBytes: Int, _ tokens: Int,
+                                   _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool) -> Void
+
+    /// The row loop specialized for `kernel` (the dot product inlines in it).
+    static func rowLoop<Kernel: RowDot>(_ kernel: Kernel.Type) -> RowLoop {
+        { weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool in
+            multiplyRows(Kernel.self, weights, weightRowBytes, rows, columns, activations, activationRowBytes, tokens, output, pool)
         }
     }
 
@@ -168,93 +162,33 @@ public enum Kernels {
         }
     }
 
-    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`); `promptKernel`
-    /// multiplies large batches (the same bits whichever it is).
+    /// The row loop over a dot product known only at run time (the scalar reference of a type
+    /// outside the table, the streamed order's kernels): every token of a row in turn.
+    static func multiplyRows(_ kernel: DotKernel, _ weights: UnsafeRawPointer, _ weightRowBytes: Int, _ rows: Int,
+                             _ columns: Int, _ activations: UnsafeRawPointer, _ activationRowBytes: Int,
+                             _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool) {
+        pool.parallelFor(rows) { range, _ in
+            for row in range {
+                let weightRow = weights + row * weightRowBytes
+                for token in 0..<tokens {
+                    output[token * rows + row] = kernel(weightRow, activations + token * activationRowBytes, columns)
+                }
+            }
+        }
+    }
+
+    /// `matmul` over weights interleaved at load time (see `InterleavedWeights`): the activations
+    /// quantized, then the product the weights resolved when they were rearranged.
+    /// `promptKernel` multiplies large batches (the same bits whichever it is).
     public static func matmul(interleaved weights: InterleavedWeights, input: UnsafePointer<Float>, tokens: Int,
                               output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
                               promptKernel: PromptKernel = .current) {
-        let columns = weights.columns
         let activationType = activationType(for: weights.type)
-        let activationRowBytes = activationType.byteCount(elements: columns)!
-        if tokens > 1 {
-            pool.parallelFor(tokens) { range, _ in
-                for token in range {
-                    quantize(input + token * columns, count: columns, as: activationType, into: scratch + token * activationRowBytes)
-                }
-            }
-        } else {
-            quantize(input, count: columns, as: activationType, into: scratch)
-        }
-        let groups = weights.rows / InterleavedWeights.rowGroup
-        if weights.type == .q6_K {
-            let superBlocks = columns / 256
-            if tokens >= InterleavedWeights.tokenLaneMinimum && promptKernel == .avx512VNNI
-                && superBlocks <= Int(integer_kernels_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
-                // Tokens in the lanes, four-byte dot products (CIntegerKernels); bit-identical.
-                let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
-                pool.parallelFor((tokens + 15) / 16) { range, _ in
-                    integer_kernels_q6k_transpose_activations(scratch, Int64(activationRowBytes), Int64(superBlocks), Int64(tokens),
-                                                    Int64(range.lowerBound), Int64(range.upperBound), lanes)
-                }
-                pool.parallelFor(groups) { range, thread in
-                    integer_kernels_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
-                                                      Int64(range.upperBound), output, Int64(weights.rows), pool.workspace(thread))
-                }
-                return
-            }
-            // Tiled for batches and one token alike; bit-identical to the row kernel.
-            pool.parallelFor(groups) { range, _ in
-                weights.multiplyQ6_K(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, output: output)
-            }
-            return
-        }
-        // Large batches: tokens in the lanes (bit-identical sums).
-        if tokens >= InterleavedWeights.tokenLaneMinimum && weights.supportsTiles {
-            precondition(promptKernel.isAvailable, "this CPU cannot run the \(promptKernel.rawValue) kernels")
-            let lanes = scratch + (activationRowBytes * tokens + 63) / 64 * 64
-            let blocks = columns / 32
-            // The C kernel unpacks a group's weights into the thread's workspace: wider matrices
-            // than it holds (over 4,800 columns) take the Swift kernel.
-            let vectorNeuralNetwork = promptKernel == .avx512VNNI && blocks <= Int(integer_kernels_token_lanes_max_blocks(Int64(ThreadPool.workspaceBytes)))
-            pool.parallelFor((tokens + 31) / 32) { range, _ in
-                weights.transposeActivations(UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes, tokens: tokens,
-                                             vectors: range, quads: vectorNeuralNetwork, into: lanes)
-            }
-            if vectorNeuralNetwork {
-                pool.parallelFor(groups) { range, thread in
-                    integer_kernels_token_lanes_avx512_vnni(weights.storage, Int64(blocks), weights.type == .q4_1 ? 1 : 0, lanes, Int64(tokens),
-                                                  Int64(range.lowerBound), Int64(range.upperBound), output, Int64(weights.rows),
-                                                  pool.workspace(thread))
-                }
-                return
-            }
-            pool.parallelFor(groups) { range, thread in
-                weights.multiplyTokenLanes(groups: range, lanes: UnsafeRawPointer(lanes), tokens: tokens, output: output,
-                                           workspace: pool.workspace(thread))
-            }
-            return
-        }
-        // Batches go through the tiled kernel (bit-identical sums), the last tokens one by one.
-        let tiled = weights.supportsTiles ? tokens / InterleavedWeights.tokenTile * InterleavedWeights.tokenTile : 0
-        pool.parallelFor(groups) { range, _ in
-            if tiled > 0 {
-                weights.multiplyTiled(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                      tokens: tiled, output: output)
-            }
-            guard tiled < tokens else { return }
-            switch weights.type {
-            case .q4_1:
-                weights.multiplyQ4_1(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, firstToken: tiled, output: output)
-            case .q8_0 where weights.llamaOrder:
-                weights.multiplyQ8_0(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                     tokens: tokens, firstToken: tiled, output: output)
-            default:
-                weights.multiplyBlockSums(groups: range, activations: UnsafeRawPointer(scratch), activationRowBytes: activationRowBytes,
-                                          tokens: tokens, firstToken: tiled, output: output)
-            }
-        }
+        quantizeActivations(input, tokens: tokens, columns: weights.columns, as: activationType, into: scratch, pool: pool)
+        let product = InterleavedWeights.Product(activations: UnsafeRawPointer(scratch),
+                                                 activationRowBytes: activationType.byteCount(elements: weights.columns)!,
+                                                 tokens: tokens, output: output, scratch: scratch, pool: pool, promptKernel: promptKernel)
+        weights.multiply(weights, product)
     }
 
     // MARK: Half precision
@@ -270,7 +204,7 @@ public enum Kernels {
 
 /// A dot product of one weight row with one quantized activation row, as a type so generic code
 /// specializes and inlines it.
-protocol RowDot {
+protocol RowDot: SendableMetatype {
     static func dot(_ weights: UnsafeRawPointer, _ activation: UnsafeRawPointer, _ count: Int) -> Float
 }
 

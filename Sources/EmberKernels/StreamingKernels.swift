@@ -61,9 +61,10 @@ enum SequentialDot {
 }
 
 extension Kernels {
-    /// Whether `matmulInInterleavedOrder` reproduces the interleaved kernels exactly for `type`.
+    /// Whether `matmulInInterleavedOrder` reproduces the interleaved kernels exactly for `type`
+    /// (the format's `sequentialDot`).
     public static func hasInterleavedOrderKernel(_ type: TensorType) -> Bool {
-        [.q4_1, .q8_0, .q5_0].contains(type)
+        QuantizedFormat.format(type)?.sequentialDot != nil
     }
 
     /// `matmul(weights:…)` from the file's row layout, summed in the interleaved kernels' order
@@ -72,31 +73,8 @@ extension Kernels {
                                                 input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                                                 scratch: UnsafeMutableRawPointer, pool: ThreadPool, rowByRow: Bool = false,
                                                 llamaOrder: Bool = true) {
-        let kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> Float
-        switch type {
-        case .q4_1: kernel = SequentialDot.q4_1
-        case .q8_0 where llamaOrder: kernel = SequentialDot.q8_0
-        case .q8_0: kernel = SequentialDot.q8_0Blocks
-        case .q5_0: kernel = SequentialDot.q5_0
-        default:
-            matmul(weights: weights, type: type, rows: rows, columns: columns, input: input, tokens: tokens,
-                   output: output, scratch: scratch, pool: pool, rowByRow: rowByRow)
-            return
-        }
-        let activationType = activationType(for: type)
-        let activationRowBytes = activationType.byteCount(elements: columns)!
-        let weightRowBytes = type.byteCount(elements: columns)!
-        for token in 0..<tokens {
-            quantize(input + token * columns, count: columns, as: activationType, into: scratch + token * activationRowBytes)
-        }
-        let activations = UnsafeRawPointer(scratch)
-        pool.parallelFor(rows) { range, _ in
-            for row in range {
-                let weightRow = weights + row * weightRowBytes
-                for token in 0..<tokens {
-                    output[token * rows + row] = kernel(weightRow, activations + token * activationRowBytes, columns)
-                }
-            }
-        }
+        MatrixKernel(type: type, inInterleavedOrder: true, llamaOrder: llamaOrder)
+            .multiply(weights: weights, rows: rows, columns: columns, input: input, tokens: tokens, output: output,
+                      scratch: scratch, pool: pool, rowByRow: rowByRow)
     }
 }

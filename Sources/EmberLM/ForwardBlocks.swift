@@ -77,6 +77,8 @@ final class ForwardBlocks {
     let extent: AttentionExtent
     let contextLength: Int
     private let matmulScratch: UnsafeMutableRawPointer
+    /// A group of logit rows of one slice of a streamed output projection (`projectInSlices`).
+    private let sliceOutput: UnsafeMutablePointer<Float>
     private let scores: UnsafeMutablePointer<Float>       // threads × context
     private let headScratch: UnsafeMutablePointer<Float>  // threads × (2 × key length + value length)
     private let rotaryTables: UnsafeMutablePointer<Float> // threads × 2 × rotary dimensions
@@ -87,13 +89,15 @@ final class ForwardBlocks {
         threadCount * (contextLength + 2 * extent.keyLength + extent.valueLength + 2 * extent.rotaryDimensionCount)
     }
 
-    init(model: TransformerModel, pool: ThreadPool, extent: AttentionExtent, contextLength: Int, matmulScratchBytes: Int) {
+    init(model: TransformerModel, pool: ThreadPool, extent: AttentionExtent, contextLength: Int, matmulScratchBytes: Int,
+         sliceOutputFloats: Int) {
         self.model = model
         self.pool = pool
         self.extent = extent
         self.contextLength = contextLength
         epsilon = model.configuration.normEpsilon
         matmulScratch = .allocate(byteCount: max(matmulScratchBytes, 64), alignment: 64)
+        sliceOutput = .allocate(capacity: max(1, sliceOutputFloats))
         scores = .allocate(capacity: max(1, pool.threadCount * contextLength))
         headScratch = .allocate(capacity: max(1, pool.threadCount * (2 * extent.keyLength + extent.valueLength)))
         rotaryTables = .allocate(capacity: max(1, 2 * pool.threadCount * extent.rotaryDimensionCount))
@@ -101,6 +105,7 @@ final class ForwardBlocks {
 
     deinit {
         matmulScratch.deallocate()
+        sliceOutput.deallocate()
         scores.deallocate()
         headScratch.deallocate()
         rotaryTables.deallocate()
@@ -136,33 +141,43 @@ final class ForwardBlocks {
         }
     }
 
-    /// `output = input · matrixᵀ` for `tokens` rows, with the matrix's kernel: its rearranged copy,
-    /// the same sums read from the file while weights stream, or the file's layout.
+    /// `output = input · matrixᵀ` for `tokens` rows, with the kernel the matrix resolved at load
+    /// (its rearranged copy, the same sums read from the file while weights stream, or the file's
+    /// layout); a matrix that streams in slices (the output projection) a slice of rows at a time.
     /// `rowByRow`: llama.cpp multiplies this matrix one dot product at a time (`mul_mat_id`, the
     /// experts) rather than through tinyBLAS, which adds F32 products up in another order.
     @inline(__always)
     func project(_ matrix: WeightMatrix, input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                  rowByRow: Bool = false) {
-        if let interleaved = matrix.interleaved {
-            Kernels.matmul(interleaved: interleaved, input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool)
-        } else if model.options.streamWeights {
-            // Same sums as the rearranged kernels, so streaming gives the same tokens.
-            Kernels.matmulInInterleavedOrder(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                                             input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
-                                             rowByRow: rowByRow, llamaOrder: model.llamaOrder)
-        } else {
-            Kernels.matmul(weights: matrix.data, type: matrix.type, rows: matrix.rows, columns: matrix.columns,
-                           input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
+        if let sliceRows = matrix.sliceRows {
+            projectInSlices(matrix, sliceRows: sliceRows, input: input, tokens: tokens, output: output)
+            return
         }
+        matrix.kernel.multiply(weights: matrix.data, rows: matrix.rows, columns: matrix.columns, input: input, tokens: tokens,
+                               output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
     }
 
-    /// `rows` slices of the output projection's rows for `tokens` rows, when the projection
-    /// streams in slices: the same sums as `project`, into `output` (tokens × `rows`).
-    func projectSlice(_ matrix: WeightMatrix, data: UnsafeRawPointer, rows: Int, input: UnsafePointer<Float>, tokens: Int,
-                      output: UnsafeMutablePointer<Float>) {
-        Kernels.matmulInInterleavedOrder(weights: data, type: matrix.type, rows: rows, columns: matrix.columns,
-                                         input: input, tokens: tokens, output: output, scratch: matmulScratch, pool: pool,
-                                         llamaOrder: model.llamaOrder)
+    /// `project` of a streamed matrix `sliceRows` rows at a time (at most `ScratchLayout.logitGroupSize`
+    /// tokens): each slice's pages are asked for ahead of use and dropped after, its products go
+    /// to `sliceOutput`, then to their rows of `output` (the same sums as the whole matrix).
+    private func projectInSlices(_ matrix: WeightMatrix, sliceRows: Int, input: UnsafePointer<Float>, tokens: Int,
+                                 output: UnsafeMutablePointer<Float>) {
+        let rowBytes = matrix.rowBytes
+        var first = 0
+        while first < matrix.rows {
+            let rows = min(sliceRows, matrix.rows - first)
+            let data = matrix.data + first * rowBytes
+            if first + rows < matrix.rows {
+                matrix.streamedFrom?.prefetch(data + rows * rowBytes, byteCount: min(sliceRows, matrix.rows - first - rows) * rowBytes)
+            }
+            matrix.kernel.multiply(weights: data, rows: rows, columns: matrix.columns, input: input, tokens: tokens,
+                                   output: sliceOutput, scratch: matmulScratch, pool: pool)
+            for token in 0..<tokens {
+                (output + token * matrix.rows + first).update(from: sliceOutput + token * rows, count: rows)
+            }
+            matrix.streamedFrom?.releaseResidentPages(around: data, byteCount: rows * rowBytes)
+            first += rows
+        }
     }
 
     /// Rotates the query heads (and the key heads, when given) of every row by its position.
@@ -325,16 +340,14 @@ final class ForwardBlocks {
         }
     }
 
-    /// Brings `matrices` (the next layer's) in ahead of use when weights stream.
+    /// Brings `matrices` (the next layer's) in ahead of use when they stream.
     func prefetch(_ matrices: [WeightMatrix]) {
-        guard model.options.streamWeights else { return }
-        for matrix in matrices { model.file.prefetch(matrix.data, byteCount: matrix.byteCount) }
+        for matrix in matrices { matrix.prefetch() }
     }
 
-    /// Drops matrices from memory after use when weights stream.
+    /// Drops matrices from memory after use when they stream.
     func release(_ matrices: [WeightMatrix]) {
-        guard model.options.streamWeights else { return }
-        for matrix in matrices { model.file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount) }
+        for matrix in matrices { matrix.releasePages() }
     }
 }
 

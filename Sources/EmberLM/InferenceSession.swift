@@ -40,7 +40,6 @@ public final class InferenceSession {
     private let gate: UnsafeMutablePointer<Float>             // batch × feed-forward
     private let up: UnsafeMutablePointer<Float>               // batch × feed-forward
     private let logits: UnsafeMutablePointer<Float>           // logit group × vocabulary
-    private let sliceLogits: UnsafeMutablePointer<Float>      // logit group × streamed output rows
     /// The forward building blocks over this session's threads and attention scratch.
     let blocks: ForwardBlocks
     private let rotary: [RotaryEmbedding]
@@ -81,9 +80,8 @@ public final class InferenceSession {
         gate = .allocate(capacity: max(1, layout.gate))
         up = .allocate(capacity: max(1, layout.up))
         logits = .allocate(capacity: max(1, layout.logits))
-        sliceLogits = .allocate(capacity: max(1, layout.sliceLogits))
         blocks = ForwardBlocks(model: model, pool: pool, extent: layout.attentionExtent, contextLength: contextLength,
-                               matmulScratchBytes: layout.matmulBytes)
+                               matmulScratchBytes: layout.matmulBytes, sliceOutputFloats: layout.sliceLogits)
         let batch = self.batchSize
         expertBlock = model.traits.mixtureOfExperts.map {
             MixtureOfExpertsBlock(traits: $0, embedding: configuration.embeddingLength, batchSize: batch)
@@ -98,7 +96,7 @@ public final class InferenceSession {
     }
 
     deinit {
-        for pointer in [hiddenState, normalized, queries, keys, values, attentionOutput, projected, gate, up, logits, sliceLogits] {
+        for pointer in [hiddenState, normalized, queries, keys, values, attentionOutput, projected, gate, up, logits] {
             pointer.deallocate()
         }
     }
@@ -272,7 +270,6 @@ public final class InferenceSession {
         if let scale = traits.embeddingScale {
             Operations.scale(hiddenState, by: scale, count: count * embedding)
         }
-        let streaming = model.options.streamWeights
         if !model.layers.isEmpty { blocks.prefetch(model.layerMatrices(0)) }
         for (layerIndex, layer) in model.layers.enumerated() {
             if layerIndex + 1 < model.layers.count { blocks.prefetch(model.layerMatrices(layerIndex + 1)) }
@@ -300,7 +297,7 @@ public final class InferenceSession {
             blocks.normalizeRows(hiddenState, weight: layer.feedForwardNorm, output: normalized, rows: count, length: embedding)
             if let experts = layer.experts, let expertBlock {
                 expertBlock.run(experts, input: normalized, tokens: count, output: projected,
-                                streamingFile: streaming ? model.file : nil) { matrix, input, tokens, output, expert in
+                                streamsExperts: true) { matrix, input, tokens, output, expert in
                     blocks.project(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
                 }
             } else {
@@ -341,29 +338,7 @@ public final class InferenceSession {
 
     private func computeLogits(hiddenRows: UnsafePointer<Float>, count: Int) {
         let output = model.output
-        defer {
-            if let cap = model.traits.finalLogitSoftcapping { Operations.softcap(logits, count: count * output.rows, cap: cap) }
-        }
-        guard model.options.streamWeights else {
-            blocks.project(output, input: hiddenRows, tokens: count, output: logits)
-            return
-        }
-        // The output projection (often the embedding table) streams in slices of rows.
-        let sliceRows = ScratchLayout.outputSliceRows(rowBytes: output.rowBytes)
-        var first = 0
-        while first < output.rows {
-            let rows = min(sliceRows, output.rows - first)
-            let data = output.data + first * output.rowBytes
-            if first + rows < output.rows {
-                model.file.prefetch(data + rows * output.rowBytes, byteCount: min(sliceRows, output.rows - first - rows) * output.rowBytes)
-            }
-            // Logits of this slice for every token go into a temporary, then to their rows.
-            blocks.projectSlice(output, data: data, rows: rows, input: hiddenRows, tokens: count, output: sliceLogits)
-            for token in 0..<count {
-                (logits + token * output.rows + first).update(from: sliceLogits + token * rows, count: rows)
-            }
-            model.file.releaseResidentPages(around: data, byteCount: rows * output.rowBytes)
-            first += rows
-        }
+        blocks.project(output, input: hiddenRows, tokens: count, output: logits)
+        if let cap = model.traits.finalLogitSoftcapping { Operations.softcap(logits, count: count * output.rows, cap: cap) }
     }
 }

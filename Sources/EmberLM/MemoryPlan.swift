@@ -127,14 +127,9 @@ public struct MemoryPlan: Sendable, Equatable {
                           keyValueType: keyValueType, streamWeights: streamWeights, sessions: sessions)
     }
 
-    /// Bytes of `tensor` once rearranged for the kernels (see `InterleavedWeights`).
+    /// Bytes of `tensor` once rearranged for the kernels (its format's interleaved layout).
     static func residentBytes(of tensor: GGUFTensorInfo) -> Int {
-        let blocks = tensor.elementCount / 32
-        switch tensor.type {
-        case .q4_1, .q4_K: return blocks * 20
-        case .q8_0, .q5_0: return blocks * 34
-        default: return tensor.byteCount
-        }
+        QuantizedFormat.format(tensor.type)?.residentByteCount(elements: tensor.elementCount) ?? tensor.byteCount
     }
 
     /// The largest plan within `budgetBytes`: the requested one if it fits; otherwise smaller steps

@@ -223,10 +223,10 @@ final class MixtureOfExpertsBlock {
     ///
     /// `multiply` is the session's matrix multiplication (rearranged, streaming-order or plain
     /// kernels); its last argument says whether the matrix is an expert's (llama.cpp multiplies
-    /// experts with `mul_mat_id`, whose F32 dot products add up in another order than `mul_mat`'s). With `streamingFile`, each chosen expert's pages are prefetched a little ahead of
+    /// experts with `mul_mat_id`, whose F32 dot products add up in another order than `mul_mat`'s). With `streamsExperts`, each chosen expert's pages (when its matrices stream) are prefetched a little ahead of
     /// its run and released after it, so only the routed experts of the layer are brought in.
     func run(_ weights: ExpertLayerWeights, input: UnsafePointer<Float>, routerInput: UnsafePointer<Float>? = nil, tokens: Int,
-             output: UnsafeMutablePointer<Float>, streamingFile: GGUFFile?,
+             output: UnsafeMutablePointer<Float>, streamsExperts: Bool,
              multiply: (WeightMatrix, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void) {
         precondition(tokens <= batchSize, "batch of \(tokens) tokens exceeds the expert buffers of \(batchSize)")
         let experts = traits.expertCount, used = traits.usedExpertCount, feedForward = traits.expertFeedForwardLength
@@ -249,11 +249,9 @@ final class MixtureOfExpertsBlock {
         let order = (0..<experts).filter { assignmentCounts[$0] > 0 }
 
         func prefetch(_ position: Int) {
-            guard let file = streamingFile, position < order.count else { return }
+            guard streamsExperts, position < order.count else { return }
             let expert = order[position]
-            for matrix in [weights.gate[expert], weights.up[expert], weights.down[expert]] {
-                file.prefetch(matrix.data, byteCount: matrix.byteCount)
-            }
+            for matrix in [weights.gate[expert], weights.up[expert], weights.down[expert]] { matrix.prefetch() }
         }
         for position in 0..<Self.streamingLookahead { prefetch(position) }
 
@@ -288,10 +286,8 @@ final class MixtureOfExpertsBlock {
             }
             statistics.expertBytesRead += weights.expertBytes(expert)
             statistics.expertRuns += 1
-            if let file = streamingFile {
-                for matrix in [weights.gate[expert], weights.up[expert], weights.down[expert]] {
-                    file.releaseResidentPages(around: matrix.data, byteCount: matrix.byteCount)
-                }
+            if streamsExperts {
+                for matrix in [weights.gate[expert], weights.up[expert], weights.down[expert]] { matrix.releasePages() }
             }
         }
         statistics.routedTokens += tokens

@@ -13,10 +13,38 @@ public struct WeightMatrix: @unchecked Sendable {
     public let type: TensorType
     public let rows: Int
     public let columns: Int
+    /// How the matrix is multiplied, decided once at load (see `WeightLoader.weightMatrix`).
+    public let kernel: MatrixKernel
+    /// The file the matrix streams from (weights brought in only while they run); nil when they
+    /// stay resident.
+    let streamedFrom: GGUFFile?
+    /// Rows multiplied at once when the matrix streams in slices (the output projection while
+    /// weights stream: see `ForwardBlocks.project`); nil to multiply it whole.
+    var sliceRows: Int? = nil
+
     /// The same weights rearranged for the kernels, when the type has such a layout.
-    public var interleaved: InterleavedWeights?
+    public var interleaved: InterleavedWeights? { kernel.interleaved }
     public var rowBytes: Int { type.byteCount(elements: columns) ?? 0 }
     public var byteCount: Int { rowBytes * rows }
+
+    /// Asks for the matrix's file pages ahead of use, when it streams.
+    func prefetch() {
+        streamedFrom?.prefetch(data, byteCount: byteCount)
+    }
+
+    /// Drops the matrix's file pages after use, when it streams.
+    func releasePages() {
+        streamedFrom?.releaseResidentPages(around: data, byteCount: byteCount)
+    }
+}
+
+extension WeightMatrix {
+    /// The matrix multiplied in slices of about `ScratchLayout.outputSliceBytes` when it streams.
+    func slicedWhenStreamed() -> WeightMatrix {
+        var matrix = self
+        if streamedFrom != nil { matrix.sliceRows = ScratchLayout.outputSliceRows(rowBytes: rowBytes) }
+        return matrix
+    }
 }
 
 /// The weights of one transformer block.
@@ -61,8 +89,6 @@ public final class TransformerModel: Sendable {
     public let configuration: ModelConfiguration
     public let traits: ArchitectureTraits
     public let options: LoadOptions
-    /// Q8_0 matrices add up in llama.cpp's order (see `WeightLoader.llamaOrder`).
-    public let llamaOrder: Bool
     let tokenEmbedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
@@ -88,8 +114,7 @@ public final class TransformerModel: Sendable {
 
         var loader = WeightLoader(file: file)
         loader.interleave = options.interleave
-        loader.releasesReadPages = options.streamWeights
-        llamaOrder = loader.llamaOrder
+        loader.streamWeights = options.streamWeights
         let embedding = configuration.embeddingLength
         let headsWidth = configuration.headCount * configuration.keyLength
         let keyWidth = configuration.keyValueHeadCount * configuration.keyLength
@@ -101,10 +126,10 @@ public final class TransformerModel: Sendable {
             var rowLoader = loader
             rowLoader.interleave = false
             tokenEmbedding = try rowLoader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
-            output = try loader.matrix("output.weight", rows: configuration.vocabularySize, columns: embedding)
+            output = try loader.matrix("output.weight", rows: configuration.vocabularySize, columns: embedding).slicedWhenStreamed()
         } else {
             tokenEmbedding = try loader.matrix("token_embd.weight", rows: configuration.vocabularySize, columns: embedding)
-            output = tokenEmbedding
+            output = tokenEmbedding.slicedWhenStreamed()
         }
         outputNorm = try loader.vector("output_norm.weight", count: embedding)
         if let custom = definition as? any CustomForwardArchitecture.Type {
@@ -162,7 +187,7 @@ public final class TransformerModel: Sendable {
         for (index, token) in tokens.enumerated() {
             let row = table.data + Int(token) * table.rowBytes
             Kernels.dequantize(table.type, source: row, into: output + index * width, count: width)
-            if options.streamWeights { file.releaseResidentPages(around: row, byteCount: table.rowBytes) }
+            table.streamedFrom?.releaseResidentPages(around: row, byteCount: table.rowBytes)
         }
     }
 
@@ -239,7 +264,7 @@ public final class TransformerModel: Sendable {
 struct WeightLoader {
     let file: GGUFFile
     /// Whether Q8_0 matrices add up in llama.cpp's order: only when every matrix of the file is of
-    /// a type whose kernels follow llama.cpp's arithmetic (F32, F16, Q8_0), so the model can give
+    /// a format whose kernels follow llama.cpp's arithmetic (`QuantizedFormat.followsLlamaCpp`), so the model can give
     /// llama.cpp's logits bit for bit; otherwise the faster per-block order (the logits differ
     /// from llama.cpp's in the last bits either way). Decided once per file.
     let llamaOrder: Bool
@@ -247,17 +272,20 @@ struct WeightLoader {
     var interleave = true
     /// Threads that rearrange weights while loading.
     var pool: ThreadPool? = ThreadPool(threadCount: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)))
-    /// Drop the file pages a copied-out vector was read from (streamed weights: nothing of the file
-    /// stays resident while loading, not even the folios around the norms).
-    var releasesReadPages = false
+    /// Weights stream from the file: matrices stay in it, summed in the interleaved kernels' order
+    /// (`MatrixKernel`), and the file pages a copied-out vector was read from are dropped (nothing
+    /// of the file stays resident while loading, not even the folios around the norms).
+    var streamWeights = false
 
     init(file: GGUFFile) {
         self.file = file
-        llamaOrder = file.tensors.allSatisfy { $0.dimensions.count < 2 || [.f32, .f16, .q8_0].contains($0.type) }
+        llamaOrder = file.tensors.allSatisfy { $0.dimensions.count < 2 || QuantizedFormat.format($0.type)?.followsLlamaCpp == true }
     }
 
-    /// A weight matrix over `data` (rows in the file's layout), with its rearranged copy when
-    /// `interleave` is on and the type has one; each copied chunk's file pages are released.
+    /// A weight matrix over `data` (rows in the file's layout) with its kernel: its rearranged copy
+    /// when `interleave` is on and the type has one (each copied chunk's file pages are released),
+    /// else the file's rows — in the rearranged kernels' order when weights stream, so streaming
+    /// gives the same tokens.
     func weightMatrix(_ name: String, data: UnsafeRawPointer, type: TensorType, rows: Int, columns: Int,
                       interleave: Bool? = nil) -> WeightMatrix {
         let interleaved = (interleave ?? self.interleave)
@@ -265,7 +293,10 @@ struct WeightLoader {
                 file.releaseResidentPages(around: pointer, byteCount: count)
             }
             : nil
-        return WeightMatrix(name: name, data: data, type: type, rows: rows, columns: columns, interleaved: interleaved)
+        let kernel = interleaved.map { MatrixKernel(interleaved: $0) }
+            ?? MatrixKernel(type: type, inInterleavedOrder: streamWeights, llamaOrder: llamaOrder)
+        return WeightMatrix(name: name, data: data, type: type, rows: rows, columns: columns, kernel: kernel,
+                            streamedFrom: streamWeights ? file : nil)
     }
 
     func matrix(_ name: String, rows: Int, columns: Int, interleave: Bool? = nil) throws(LanguageModelError) -> WeightMatrix {
@@ -307,7 +338,7 @@ struct WeightLoader {
         values.withUnsafeMutableBufferPointer { buffer in
             Kernels.dequantize(tensor.type, source: file.tensorData(tensor), into: buffer.baseAddress!, count: count)
         }
-        if releasesReadPages { file.releaseResidentPages(around: file.tensorData(tensor), byteCount: tensor.byteCount) }
+        if streamWeights { file.releaseResidentPages(around: file.tensorData(tensor), byteCount: tensor.byteCount) }
         return values
     }
 }

@@ -306,7 +306,7 @@ final class Gemma4ForwardPass: CustomForwardPass {
             }
         }
         block.run(experts.weights, input: expertInput, routerInput: routerInput, tokens: count, output: expertOutput,
-                  streamingFile: nil) { matrix, input, tokens, output, expert in
+                  streamsExperts: false) { matrix, input, tokens, output, expert in
             blocks.project(matrix, input: input, tokens: tokens, output: output, rowByRow: expert)
         }
         blocks.normalizeRows(expertOutput, weight: experts.expertNorm, output: expertOutput, rows: count, length: embedding)
