@@ -58,9 +58,12 @@ struct DecisionCounter<Wrapped: SchedulingPolicy>: SchedulingPolicy {
         // Cool before the app works; its chat warms the phone (the heat is the app's own, so
         // background work must wait for it to go).
         platform.setForecast(0.3)
-        // A slow interactive pace (5 tokens/s) so pacing shows however busy the test machine is.
+        // A slow interactive pace (6 tokens/s) so pacing shows however busy the test machine is, for a
+        // slower reader (2 tokens/s): tokens a reader has caught up with run without a gap, so the
+        // pace must be above the reader's for any gap to show.
         var configuration = AdaptivePolicy.Configuration()
-        configuration.interactiveTokensPerSecond = 5
+        configuration.interactiveTokensPerSecond = 6
+        configuration.readerTokensPerSecond = 2
         let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(configuration: configuration), thermal: platform,
                                        power: platform, threadCount: 2)
         let chat = scheduler.submit(ScheduledRequest(prompt: .chat([.init(role: .user, content: "Name three colours.")]), maxTokens: 16,
