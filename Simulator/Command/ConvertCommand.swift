@@ -33,6 +33,9 @@ struct ConvertCommand: ParsableCommand {
     /// llama.cpp's `llama_ftype` of the whole file.
     static let fileTypes: [String: (type: TensorType, fileType: UInt32)] = ["f32": (.f32, 0), "f16": (.f16, 1)]
 
+    /// Types Ember's scalar reference widens (`ReferenceKernels.dequantize`).
+    static let widenable: Set<TensorType> = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .q8_K, .q4_K, .q5_K, .q6_K]
+
     func validate() throws {
         guard Self.fileTypes[type] != nil else { throw ValidationError("--type must be f16 or f32, not '\(type)'.") }
     }
@@ -47,6 +50,10 @@ struct ConvertCommand: ParsableCommand {
             if let value = file.metadata[key] { writer.set(key, value) }
         }
         writer.set("general.file_type", GGUFValue.uint32(fileType))
+        // Every tensor checked before any is widened: one line naming the first Ember cannot widen.
+        if let tensor = file.tensors.first(where: { $0.type != .f32 && $0.type != target && !Self.widenable.contains($0.type) }) {
+            throw ValidationError("\(path): tensor '\(tensor.name)' is \(tensor.type), which ember convert cannot widen.")
+        }
         var widened = 0
         for tensor in file.tensors {
             if tensor.type == .f32 || tensor.type == target {
