@@ -21,13 +21,15 @@ public enum Kernels {
 
     // MARK: Dequantize
 
+    typealias DequantizeKernel = @Sendable (_ source: UnsafeRawPointer, _ destination: UnsafeMutablePointer<Float>, _ count: Int) -> Void
+
+    /// `count` elements of `type` widened to floats: the format's vectorized kernel where its row
+    /// has one, the scalar reference otherwise.
     public static func dequantize(_ type: TensorType, source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        switch type {
-        case .q8_0: VectorKernels.dequantizeQ8_0(source, destination, count / 32)
-        case .q4_1: VectorKernels.dequantizeQ4_1(source, destination, count / 32)
-        case .q4_0: VectorKernels.dequantizeQ4_0(source, destination, count / 32)
-        case .f16: VectorKernels.halfToFloat(source, destination, count)
-        default: ReferenceKernels.dequantize(type, source, destination, count)
+        if let kernel = QuantizedFormat.format(type)?.dequantize {
+            kernel(source, destination, count)
+        } else {
+            ReferenceKernels.dequantize(type, source, destination, count)
         }
     }
 

@@ -34,11 +34,15 @@ public struct QuantizedFormat: Sendable {
     /// Bytes of scratch beyond the quantized activations that a batch of `tokens` needs (token
     /// vectors of transposed activations for the prompt kernels; 0 when none).
     let laneScratchBytes: @Sendable (_ columns: Int, _ tokens: Int) -> Int
+    /// The vectorized widening of `count` elements to floats, nil where the scalar reference
+    /// (`ReferenceKernels.dequantize`) is used (rows of the token table, a quantized KV cache).
+    let dequantize: Kernels.DequantizeKernel?
 
     init<Kernel: RowDot>(_ type: TensorType, activation: TensorType, kernel: Kernel.Type, followsLlamaCpp: Bool = false,
                          oneByOne: Kernels.RowLoop? = nil,
                          sequentialDot: (@Sendable (Bool) -> Kernels.DotKernel)? = nil, interleaving: Interleaving? = nil,
-                         laneScratchBytes: @escaping @Sendable (Int, Int) -> Int = { _, _ in 0 }) {
+                         laneScratchBytes: @escaping @Sendable (Int, Int) -> Int = { _, _ in 0 },
+                         dequantize: Kernels.DequantizeKernel? = nil) {
         self.type = type
         activationType = activation
         self.followsLlamaCpp = followsLlamaCpp
@@ -48,15 +52,17 @@ public struct QuantizedFormat: Sendable {
         self.sequentialDot = sequentialDot
         self.interleaving = interleaving
         self.laneScratchBytes = laneScratchBytes
+        self.dequantize = dequantize
     }
 
     /// Every format Ember multiplies by.
     public static let all: [QuantizedFormat] = [
         QuantizedFormat(.f32, activation: .f32, kernel: F32Dot.self, followsLlamaCpp: true, oneByOne: Kernels.rowLoop(F32VectorDot.self)),
-        QuantizedFormat(.f16, activation: .f16, kernel: F16Dot.self, followsLlamaCpp: true),
-        QuantizedFormat(.q4_0, activation: .q8_0, kernel: Q4_0Dot.self),
+        QuantizedFormat(.f16, activation: .f16, kernel: F16Dot.self, followsLlamaCpp: true, dequantize: VectorKernels.halfToFloat),
+        QuantizedFormat(.q4_0, activation: .q8_0, kernel: Q4_0Dot.self, dequantize: { VectorKernels.dequantizeQ4_0($0, $1, $2 / 32) }),
         QuantizedFormat(.q4_1, activation: .q8_1, kernel: Q4_1Dot.self, sequentialDot: { _ in SequentialDot.q4_1 },
-                        interleaving: .q4_1Layout(rearrange: InterleavedWeights.copyQ4_1), laneScratchBytes: tokenLaneScratchBytes),
+                        interleaving: .q4_1Layout(rearrange: InterleavedWeights.copyQ4_1), laneScratchBytes: tokenLaneScratchBytes,
+                        dequantize: { VectorKernels.dequantizeQ4_1($0, $1, $2 / 32) }),
         // Q5_0 is decoded to signed bytes in Q8_0's interleaved layout.
         QuantizedFormat(.q5_0, activation: .q8_0, kernel: Q5_0Dot.self, sequentialDot: { _ in SequentialDot.q5_0 },
                         interleaving: .q8_0Layout(multipliedAs: .q5_0, rearrange: InterleavedWeights.decodeQ5_0) { _ in InterleavedWeights.rowsBlockSums },
@@ -66,7 +72,7 @@ public struct QuantizedFormat: Sendable {
                         sequentialDot: { $0 ? SequentialDot.q8_0 : SequentialDot.q8_0Blocks },
                         interleaving: .q8_0Layout(multipliedAs: .q8_0, rearrange: InterleavedWeights.copyQ8_0) {
                             $0 ? InterleavedWeights.rowsQ8_0InLlamaOrder : InterleavedWeights.rowsBlockSums
-                        }),
+                        }, dequantize: { VectorKernels.dequantizeQ8_0($0, $1, $2 / 32) }),
         // Q4_K is rewritten as Q4_1 sub-blocks (and multiplied as Q4_1 once interleaved).
         QuantizedFormat(.q4_K, activation: .q8_K, kernel: Q4_KDot.self,
                         interleaving: .q4_1Layout(rearrange: InterleavedWeights.rewriteQ4_K), laneScratchBytes: tokenLaneScratchBytes),
@@ -86,8 +92,16 @@ public struct QuantizedFormat: Sendable {
 
     /// The row of `type`, nil for a type Ember does not multiply by.
     public static func format(_ type: TensorType) -> QuantizedFormat? {
-        all.first { $0.type == type }
+        let index = Int(type.rawValue)
+        return index < byRawType.count ? byRawType[index] : nil
     }
+
+    /// `all` indexed by the GGUF type number: a lookup per row of a quantized KV cache stays cheap.
+    private static let byRawType: [QuantizedFormat?] = {
+        var table = [QuantizedFormat?](repeating: nil, count: Int(TensorType.allCases.map(\.rawValue).max() ?? 0) + 1)
+        for format in all { table[Int(format.type.rawValue)] = format }
+        return table
+    }()
 
     /// The type whose interleaved layout the weights are rearranged into at load, nil when they
     /// stay in the file's layout.

@@ -47,6 +47,12 @@ struct AttentionExtent: Sendable, Equatable {
     var keyLength: Int
     var valueLength: Int
     var rotaryDimensionCount: Int
+    /// Query heads of one key-value head scored together over its keys (at most 4: the grouped
+    /// score kernel's block); 1 where every query head has its own key-value head.
+    var queryBlock: Int = 1
+
+    /// The query block for heads that share key-value heads `group` to one.
+    static func queryBlock(group: Int) -> Int { max(1, min(4, group)) }
 }
 
 /// The heads of one attention layer: counts, lengths, the visible window, the score scale and
@@ -79,14 +85,21 @@ final class ForwardBlocks {
     private let matmulScratch: UnsafeMutableRawPointer
     /// A group of logit rows of one slice of a streamed output projection (`projectInSlices`).
     private let sliceOutput: UnsafeMutablePointer<Float>
-    private let scores: UnsafeMutablePointer<Float>       // threads × context
-    private let headScratch: UnsafeMutablePointer<Float>  // threads × (2 × key length + value length)
+    private let scores: UnsafeMutablePointer<Float>       // threads × query block × context
+    private let headScratch: UnsafeMutablePointer<Float>  // threads × `headScratchFloats`
     private let rotaryTables: UnsafeMutablePointer<Float> // threads × 2 × rotary dimensions
 
-    /// Floats of attention scratch for `threadCount` threads: scores over the context, a query and
-    /// a key and value head widened, and rotary tables.
+    /// Floats of attention scratch for `threadCount` threads: scores of a block of queries over
+    /// the context, the block's queries and a key and value head widened, and rotary tables.
     static func attentionFloats(extent: AttentionExtent, contextLength: Int, threadCount: Int) -> Int {
-        threadCount * (contextLength + 2 * extent.keyLength + extent.valueLength + 2 * extent.rotaryDimensionCount)
+        threadCount * (extent.queryBlock * contextLength + headScratchFloats(extent) + 2 * extent.rotaryDimensionCount)
+    }
+
+    /// One thread's queries (a block of them), widened key and widened value, and for a block of
+    /// several queries a tile of value rows widened for all of them.
+    private static func headScratchFloats(_ extent: AttentionExtent) -> Int {
+        (extent.queryBlock + 1) * extent.keyLength + extent.valueLength
+            + (extent.queryBlock > 1 ? 16 * AttentionKernels.valueTileCells : 0)
     }
 
     init(model: TransformerModel, pool: ThreadPool, extent: AttentionExtent, contextLength: Int, matmulScratchBytes: Int,
@@ -98,8 +111,8 @@ final class ForwardBlocks {
         epsilon = model.configuration.normEpsilon
         matmulScratch = .allocate(byteCount: max(matmulScratchBytes, 64), alignment: 64)
         sliceOutput = .allocate(capacity: max(1, sliceOutputFloats))
-        scores = .allocate(capacity: max(1, pool.threadCount * contextLength))
-        headScratch = .allocate(capacity: max(1, pool.threadCount * (2 * extent.keyLength + extent.valueLength)))
+        scores = .allocate(capacity: max(1, pool.threadCount * extent.queryBlock * contextLength))
+        headScratch = .allocate(capacity: max(1, pool.threadCount * Self.headScratchFloats(extent)))
         rotaryTables = .allocate(capacity: max(1, 2 * pool.threadCount * extent.rotaryDimensionCount))
     }
 
@@ -232,6 +245,10 @@ final class ForwardBlocks {
     /// may see (causal, and within the window where the layer has one), into `output` (rows of
     /// heads × value length). Like llama.cpp without flash attention, the query and the softmax
     /// weights are rounded to half precision before their products with the half-precision cache.
+    ///
+    /// A batch scores the query heads that share a key-value head together (up to the extent's
+    /// query block), reading and widening each key once for all of them; a decode step spreads
+    /// its heads one by one over the threads. Either way each score has the same arithmetic.
     func attend(queries: UnsafePointer<Float>, heads: AttentionHeads, tokens: Int, placement: RowPlacement,
                 output: UnsafeMutablePointer<Float>) {
         let headCount = heads.headCount, keyLength = heads.keyLength, valueLength = heads.valueLength
@@ -239,32 +256,37 @@ final class ForwardBlocks {
         let window = heads.window, scale = heads.scale, layer = heads.cacheLayer
         let scores = self.scores, headScratch = self.headScratch
         let capacity = contextLength
-        let scratchStride = 2 * extent.keyLength + extent.valueLength
+        let scratchStride = Self.headScratchFloats(extent)
         let cacheType = placement.cache(0).type
         let quantized = cacheType != .f16
         let elementType = cacheType.tensorType
         let keyHeadBytes = cacheType.rowBytes(keyLength), valueHeadBytes = cacheType.rowBytes(valueLength)
-        pool.parallelFor(tokens * headCount) { range, thread in
-            let threadScores = scores + thread * capacity
-            let query = headScratch + thread * scratchStride
-            let keyFloats = query + keyLength
+        let grouped = !quantized && keyLength % 16 == 0 && tokens >= 2 * pool.threadCount
+        let block = grouped ? min(extent.queryBlock, group) : 1
+        let blocksPerGroup = (group + block - 1) / block
+        let tasksPerToken = heads.keyValueHeadCount * blocksPerGroup
+        pool.parallelFor(tokens * tasksPerToken) { range, thread in
+            let threadScores = scores + thread * extent.queryBlock * capacity
+            let queryBlock = headScratch + thread * scratchStride
+            let keyFloats = queryBlock + extent.queryBlock * keyLength
             let valueFloats = keyFloats + keyLength
             for task in range {
                 // Causal rows grow with the position: tokens are dealt from both ends (0, n−1, 1,
                 // n−2, …) so that contiguous ranges of tasks carry equal work on every thread.
-                let dealt = task / headCount
+                let dealt = task / tasksPerToken
                 let token = dealt % 2 == 0 ? dealt / 2 : tokens - 1 - dealt / 2
-                let head = task % headCount
-                let keyValueHead = head / group
+                let keyValueHead = task % tasksPerToken / blocksPerGroup
+                let firstHead = keyValueHead * group + task % blocksPerGroup * block
+                let queryCount = min(block, (keyValueHead + 1) * group - firstHead)
                 let cache = placement.cache(token)
                 let position = placement.position(token)
                 let first = window.map { max(0, position - $0 + 1) } ?? 0
                 let visibleCount = position - first + 1
-                let source = queries + (token * headCount + head) * keyLength
-                for i in 0..<keyLength { query[i] = Float(Float16(source[i])) }
-                let out = output + (token * headCount + head) * valueLength
+                let source = queries + (token * headCount + firstHead) * keyLength
+                for i in 0..<(queryCount * keyLength) { queryBlock[i] = Float(Float16(source[i])) }
 
                 if quantized {
+                    let query = queryBlock, out = output + (token * headCount + firstHead) * valueLength
                     for visible in first...position {
                         let key = cache.keyBytes(layer: layer, position: visible) + keyValueHead * keyHeadBytes
                         Kernels.dequantize(elementType, source: key, into: keyFloats, count: keyLength)
@@ -283,21 +305,28 @@ final class ForwardBlocks {
                 let keyWidth = cache.keyWidth, valueWidth = cache.valueWidth
                 let keyBase = cache.keyRow(layer: layer, position: 0) + keyValueHead * keyLength
                 if keyLength % 16 == 0 {
-                    AttentionKernels.scoreHalfKeys(query: query, keys: keyBase + first * keyWidth, keyStride: keyWidth,
-                                                   count: visibleCount, length: keyLength, scale: scale, scores: threadScores)
+                    AttentionKernels.scoreHalfKeys(queries: queryBlock, queryCount: queryCount, keys: keyBase + first * keyWidth,
+                                                   keyStride: keyWidth, count: visibleCount, length: keyLength, scale: scale,
+                                                   scores: threadScores, scoreStride: capacity)
                 } else {
                     for visible in first...position {
                         let key = keyBase + visible * keyWidth
                         for i in 0..<keyLength { keyFloats[i] = Float(key[i]) }
-                        threadScores[visible - first] = Operations.dot(query, keyFloats, count: keyLength) * scale
+                        threadScores[visible - first] = Operations.dot(queryBlock, keyFloats, count: keyLength) * scale
                     }
                 }
-                Operations.attentionSoftmax(threadScores, count: visibleCount, firstCell: first)
-                // The weights rounded to half precision once, then summed over the visible values.
-                for i in 0..<visibleCount { threadScores[i] = Float(Float16(threadScores[i])) }
+                for index in 0..<queryCount {
+                    let weights = threadScores + index * capacity
+                    Operations.attentionSoftmax(weights, count: visibleCount, firstCell: first)
+                    // The weights rounded to half precision once, then summed over the visible values.
+                    for i in 0..<visibleCount { weights[i] = Float(Float16(weights[i])) }
+                }
                 let valueBase = cache.valueRow(layer: layer, position: 0) + keyValueHead * valueLength
-                AttentionKernels.weightHalfValues(weights: threadScores, values: valueBase + first * valueWidth, valueStride: valueWidth,
-                                                  count: visibleCount, firstCell: first, length: valueLength, output: out)
+                AttentionKernels.weightHalfValues(weights: threadScores, weightStride: capacity, queryCount: queryCount,
+                                                  values: valueBase + first * valueWidth, valueStride: valueWidth, count: visibleCount,
+                                                  firstCell: first, length: valueLength,
+                                                  output: output + (token * headCount + firstHead) * valueLength, outputStride: valueLength,
+                                                  scratch: valueFloats + valueLength)
             }
         }
     }

@@ -106,8 +106,7 @@ enum Operations {
     /// single-precision reciprocal of the sum.
     @inline(__always)
     static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for i in 0..<count where values[i] > maximum { maximum = values[i] }
+        let maximum = largest(values, count: count)
         var sum: Double = 0
         var i = 0
         while i + 16 <= count {
@@ -130,8 +129,7 @@ enum Operations {
     /// partial block is computed with its hidden lanes at −∞.
     @inline(__always)
     static func attentionSoftmax(_ values: UnsafeMutablePointer<Float>, count: Int, firstCell: Int) {
-        var maximum = -Float.infinity
-        for i in 0..<count where values[i] > maximum { maximum = values[i] }
+        let maximum = largest(values, count: count)
         var sum: Double = 0
         var i = 0
         var lead = firstCell % 16
@@ -140,10 +138,17 @@ enum Operations {
             if lead == 0 && visible == 16 {
                 sum += exponentiateBlock(values + i, maximum: maximum)
             } else {
+                // Through memory: a lane picked by a variable index costs a compare and a blend.
                 var block = SIMD16<Float>(repeating: -.infinity)
-                for j in 0..<visible { block[lead + j] = values[i + j] - maximum }
-                let exponentials = ElementwiseKernels.exponential(block)
-                for j in 0..<visible { values[i + j] = exponentials[lead + j] }
+                withUnsafeMutableBytes(of: &block) { raw in
+                    let lanes = raw.baseAddress!.assumingMemoryBound(to: Float.self) + lead
+                    for j in 0..<visible { lanes[j] = values[i + j] - maximum }
+                }
+                var exponentials = ElementwiseKernels.exponential(block)
+                withUnsafeBytes(of: &exponentials) { raw in
+                    let lanes = raw.baseAddress!.assumingMemoryBound(to: Float.self) + lead
+                    for j in 0..<visible { values[i + j] = lanes[j] }
+                }
                 sum += Double(ElementwiseKernels.sumInHalves(exponentials))
             }
             i += visible
@@ -151,6 +156,32 @@ enum Operations {
         }
         let inverse = Float(1 / sum)
         for i in 0..<count { values[i] *= inverse }
+    }
+
+    /// The largest of `count` values (−∞ for none), sixteen lanes at a time: the maximum does not
+    /// depend on the order it is taken in.
+    @inline(__always)
+    static func largest(_ values: UnsafePointer<Float>, count: Int) -> Float {
+        // A compare and a blend per step (`pointwiseMax` and `max()` go lane by lane, through
+        // IEEE `maximum`); like the scalar loop, a NaN is never larger.
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            let block = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD16<Float>.self)
+            lanes.replace(with: block, where: block .> lanes)
+            i += 16
+        }
+        var eight = lanes.lowHalf
+        eight.replace(with: lanes.highHalf, where: lanes.highHalf .> eight)
+        var four = eight.lowHalf
+        four.replace(with: eight.highHalf, where: eight.highHalf .> four)
+        var maximum = -Float.infinity
+        for lane in 0..<4 where four[lane] > maximum { maximum = four[lane] }
+        while i < count {
+            if values[i] > maximum { maximum = values[i] }
+            i += 1
+        }
+        return maximum
     }
 
     /// e^(x − maximum) of 16 values in place; returns their sum in halves, widened.

@@ -70,7 +70,8 @@ struct ScratchLayout: Sendable, Equatable {
         logits = Self.logitGroupSize * c.vocabularySize
         customFloats = custom?.bufferFloats ?? 0
         attentionExtent = custom?.attention
-            ?? AttentionExtent(keyLength: c.keyLength, valueLength: c.valueLength, rotaryDimensionCount: c.ropeDimensionCount)
+            ?? AttentionExtent(keyLength: c.keyLength, valueLength: c.valueLength, rotaryDimensionCount: c.ropeDimensionCount,
+                               queryBlock: AttentionExtent.queryBlock(group: c.headCount / max(1, c.keyValueHeadCount)))
         var matmulBytes = 64
         var sliceLogits = 0
         // Expert tensors (3-D) are multiplied one expert at a time with up to a batch of tokens.

@@ -418,6 +418,63 @@ struct BatchedKernelTests {
         if extreme { #expect(batched[0] != 0 && batched[0].isFinite) }
     }
 
+    @Test("Scores of grouped queries equal each query's scores alone, to the bit",
+          arguments: [(64, 1), (64, 2), (64, 3), (128, 4), (256, 5), (64, 8), (32, 7)])
+    func groupedScores(length: Int, queryCount: Int) {
+        var random = KernelRandom(state: 91 &+ UInt64(length * 10 + queryCount))
+        let stride = length * 2 + 16
+        for count in [1, 3, 4, 37] {
+            let queries = random.floats(queryCount * length).map { Float(Float16($0)) }
+            let rows = random.floats(count * stride).map { Float16($0) }
+            let scoreStride = count + 5
+            var grouped = [Float](repeating: .nan, count: queryCount * scoreStride), alone = grouped
+            queries.withUnsafeBufferPointer { q in
+                rows.withUnsafeBufferPointer { r in
+                    AttentionKernels.scoreHalfKeys(queries: q.baseAddress!, queryCount: queryCount, keys: r.baseAddress!, keyStride: stride,
+                                                   count: count, length: length, scale: 0.125, scores: &grouped, scoreStride: scoreStride)
+                    alone.withUnsafeMutableBufferPointer { a in
+                        for query in 0..<queryCount {
+                            AttentionKernels.scoreHalfKeysReference(query: q.baseAddress! + query * length, keys: r.baseAddress!, keyStride: stride,
+                                                                    count: count, length: length, scale: 0.125,
+                                                                    scores: a.baseAddress! + query * scoreStride)
+                        }
+                    }
+                }
+            }
+            // Cells past `count` in each row stay untouched (NaN) in both.
+            #expect(grouped.map(\.bitPattern) == alone.map(\.bitPattern), "count \(count)")
+        }
+    }
+
+    @Test("Values weighted for grouped queries equal each query's alone, to the bit",
+          arguments: [(64, 2, 0), (64, 3, 5), (256, 4, 16), (32, 5, 29), (48, 3, 3), (64, 1, 7)])
+    func groupedValues(length: Int, queryCount: Int, firstCell: Int) {
+        var random = KernelRandom(state: 53 &+ UInt64(length * 100 + queryCount * 10 + firstCell))
+        let stride = length * 2 + 16
+        var scratch = [Float](repeating: 0, count: 16 * AttentionKernels.valueTileCells)
+        for count in [1, 9, 16, 40, AttentionKernels.valueTileCells + 37] {
+            let rows = random.floats(count * stride).map { Float16($0) }
+            let weightStride = count + 3
+            let weights = random.floats(queryCount * weightStride).map { Float(Float16(abs($0))) }
+            var grouped = [Float](repeating: .nan, count: queryCount * length), alone = grouped
+            rows.withUnsafeBufferPointer { r in
+                weights.withUnsafeBufferPointer { w in
+                    AttentionKernels.weightHalfValues(weights: w.baseAddress!, weightStride: weightStride, queryCount: queryCount,
+                                                      values: r.baseAddress!, valueStride: stride, count: count, firstCell: firstCell,
+                                                      length: length, output: &grouped, outputStride: length, scratch: &scratch)
+                    alone.withUnsafeMutableBufferPointer { a in
+                        for query in 0..<queryCount {
+                            AttentionKernels.weightHalfValuesReference(weights: w.baseAddress! + query * weightStride, values: r.baseAddress!,
+                                                                       valueStride: stride, count: count, firstCell: firstCell, length: length,
+                                                                       output: a.baseAddress! + query * length)
+                        }
+                    }
+                }
+            }
+            #expect(grouped.map(\.bitPattern) == alone.map(\.bitPattern), "count \(count)")
+        }
+    }
+
     @Test("Attention kernels over half-precision rows equal their scalar twins", arguments: [64, 256, 40])
     func attention(length: Int) {
         var random = KernelRandom(state: 77 &+ UInt64(length))

@@ -65,8 +65,10 @@ struct GemmaAttentionShape: Sendable, Equatable {
     /// The longest head and widest rotary table of `layers`.
     static func extent(_ layers: [GemmaAttentionShape]) -> AttentionExtent {
         let longest = layers.map(\.headLength).max() ?? 0
+        let widestGroup = layers.map { $0.headCount / max(1, $0.keyValueHeadCount) }.max() ?? 1
         return AttentionExtent(keyLength: longest, valueLength: longest,
-                               rotaryDimensionCount: layers.map(\.rotaryDimensionCount).max() ?? 0)
+                               rotaryDimensionCount: layers.map(\.rotaryDimensionCount).max() ?? 0,
+                               queryBlock: AttentionExtent.queryBlock(group: widestGroup))
     }
 }
 
