@@ -446,35 +446,6 @@ struct BatchedKernelTests {
         }
     }
 
-    @Test("Values weighted for grouped queries equal each query's alone, to the bit",
-          arguments: [(64, 2, 0), (64, 3, 5), (256, 4, 16), (32, 5, 29), (48, 3, 3), (64, 1, 7)])
-    func groupedValues(length: Int, queryCount: Int, firstCell: Int) {
-        var random = KernelRandom(state: 53 &+ UInt64(length * 100 + queryCount * 10 + firstCell))
-        let stride = length * 2 + 16
-        var scratch = [Float](repeating: 0, count: 16 * AttentionKernels.valueTileCells)
-        for count in [1, 9, 16, 40, AttentionKernels.valueTileCells + 37] {
-            let rows = random.floats(count * stride).map { Float16($0) }
-            let weightStride = count + 3
-            let weights = random.floats(queryCount * weightStride).map { Float(Float16(abs($0))) }
-            var grouped = [Float](repeating: .nan, count: queryCount * length), alone = grouped
-            rows.withUnsafeBufferPointer { r in
-                weights.withUnsafeBufferPointer { w in
-                    AttentionKernels.weightHalfValues(weights: w.baseAddress!, weightStride: weightStride, queryCount: queryCount,
-                                                      values: r.baseAddress!, valueStride: stride, count: count, firstCell: firstCell,
-                                                      length: length, output: &grouped, outputStride: length, scratch: &scratch)
-                    alone.withUnsafeMutableBufferPointer { a in
-                        for query in 0..<queryCount {
-                            AttentionKernels.weightHalfValuesReference(weights: w.baseAddress! + query * weightStride, values: r.baseAddress!,
-                                                                       valueStride: stride, count: count, firstCell: firstCell, length: length,
-                                                                       output: a.baseAddress! + query * length)
-                        }
-                    }
-                }
-            }
-            #expect(grouped.map(\.bitPattern) == alone.map(\.bitPattern), "count \(count)")
-        }
-    }
-
     @Test("Attention kernels over half-precision rows equal their scalar twins", arguments: [64, 256, 40])
     func attention(length: Int) {
         var random = KernelRandom(state: 77 &+ UInt64(length))
