@@ -1,3 +1,5 @@
+import EmberCore
+import EmberGGUF
 import Foundation
 import Testing
 
@@ -54,5 +56,24 @@ struct ConvertCommandTests {
         #expect(result.status != 0)
         #expect(result.standardError.split(separator: "\n").count == 1, "\(result.standardError)")
         if arguments[0] == "--existing" { #expect(try String(contentsOfFile: output, encoding: .utf8) == "keep me") }
+    }
+
+    @Test("convert refuses a tensor type it cannot widen (q2_K) with one line naming the tensor, and writes nothing")
+    func refusesTypesWithoutWidening() throws {
+        let directory = NSTemporaryDirectory() + "ember-convert-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var writer = GGUFWriter()
+        writer.set("general.architecture", .string("llama"))
+        writer.addTensor(name: "norm.weight", dimensions: [256], type: .f32, data: [UInt8](repeating: 0, count: 256 * 4))
+        writer.addTensor(name: "blk.0.ffn_down.weight", dimensions: [256, 2], type: .q2_K,
+                         data: [UInt8](repeating: 1, count: 2 * TensorType.q2_K.bytesPerBlock))
+        let input = directory + "/q2k.gguf", output = directory + "/out.gguf"
+        try writer.write(to: input)
+        let result = try CommandContractTests.run(["convert", "--model", input, "--type", "f16", "--output", output])
+        #expect(result.status != 0)
+        #expect(result.standardError.split(separator: "\n").count == 1, "\(result.standardError)")
+        #expect(result.standardError.contains("blk.0.ffn_down.weight") && result.standardError.contains("cannot widen"), "\(result.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: output))
     }
 }
