@@ -368,10 +368,11 @@ extension AdaptivePolicy {
         // Aging: a note without a deadline that has waited `maximumWaitSeconds` runs in a pacing gap.
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
-        let late = policy.configuration.maximumWaitSeconds + 1
-        #expect(policy.decide(context(late, [chatDecoding, undated]))
-            == .run(id: 1, threads: 2, hint: .target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)))
-        #expect(policy.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
+        var aging = calibratedAdaptive()
+        let late = aging.configuration.maximumWaitSeconds + 1
+        #expect(aging.decide(context(late, [chatDecoding, undated]))
+            == .run(id: 1, threads: 2, hint: .target(seconds: aging.configuration.efficientTokenSlowdown * 0.0042)))
+        #expect(aging.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
     }
 
     @Test func backgroundWorkWaitsForCoolOnlyWhenTheHeatIsItsOwnAndNotForTheCharger() {

@@ -499,28 +499,6 @@ enum SimulationSupport {
                                                         prefillChunkTokens: runner.prefillChunkTokens))
     }
 
-    /// A hot car (44 °C, the skin at 52 °C): the phone sits at CRITICAL with or without the app.
-    /// Pausing the conversation's prompts there (up to 10 s a question) made every answer later,
-    /// so whole-phone energy per completed request rose above race's (87.1 J against 86.0 J).
-    /// At CRITICAL only a reply ahead of its reader pauses now.
-    @Test func aConversationAtCriticalIsNotHeldForItsPrompts() throws {
-        let (race, adaptive, failures) = try Self.properties("""
-            {"name":"hot-car-conversation","description":"","duration_s":880,
-             "start":{"ambient_c":44,"battery_pct":60,"plugged_in":false,"screen_on":true,"skin_c":52,"soc_c":55},
-             "events":[{"at_s":197,"type":"background","prompt_tokens":805,"response_tokens":67,"max_tokens":512},
-                       {"at_s":322,"type":"low_power_mode","on":false},
-                       {"at_s":469,"type":"memory_pressure","level":"ui_hidden"},
-                       {"at_s":498,"type":"unplug"},
-                       {"at_s":519,"type":"chat","prompt_tokens":172,"response_tokens":140,"max_tokens":512,"repeat_every_s":43,"count":6},
-                       {"at_s":610,"type":"chat","prompt_tokens":68,"response_tokens":186,"max_tokens":512,"back_to_back":true,
-                        "think_s":15,"until_s":880}]}
-            """, profile: "low-end-android")
-        #expect(adaptive.recorder.criticalSpans.count > 0, "the phone reaches CRITICAL")
-        #expect(failures[.energyPerRequest] == nil, "\(failures)")
-        #expect(failures[.firstToken] == nil && failures[.deadlines] == nil)
-        #expect(try #require(adaptive.drained).completedRequests >= (try #require(race.drained)).completedRequests)
-    }
-
     /// A background prompt on a throttled phone (a 44.5 °C room, screen on): 60 ms steps held a
     /// few tokens each, every step reading all the weights; its prompt cost 7.0 J against race's
     /// 6.5 J and the phone's energy per request came out above race's.
@@ -532,18 +510,6 @@ enum SimulationSupport {
             """, profile: "tablet")
         #expect(failures[.energyPerRequest] == nil, "\(failures)")
         #expect(adaptive.prefillJoules <= race.prefillJoules * 1.001)
-    }
-
-    /// A screen-off batch of 20 notes in a 41 °C room on the tablet: background prompts at 0.35 ×
-    /// the reference speed ran below the clocks of least energy (and kept the board awake longer):
-    /// 8.46 J per request against race's 7.56 J.
-    @Test func screenOffBackgroundPromptsRunNoSlowerThanTheClocksOfLeastEnergy() throws {
-        let (_, _, failures) = try Self.properties("""
-            {"name":"warm-night","description":"","duration_s":900,
-             "start":{"battery_pct":84,"ambient_c":41,"skin_c":42.5,"soc_c":43,"screen_on":false},
-             "events":[{"at_s":50,"type":"summarize","notes":20,"prompt_tokens":878,"response_tokens":65,"max_tokens":512}]}
-            """, profile: "tablet")
-        #expect(failures[.energyPerRequest] == nil, "\(failures)")
     }
 
     /// Seconds at SEVERE are compared to one thermal poll: a phone reports its thermal status once
