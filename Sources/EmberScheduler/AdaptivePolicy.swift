@@ -12,8 +12,10 @@ import EmberCore
 ///   on one thread; background work waits for cool periods. Heat is attributed: the policy
 ///   compares the forecast with the environment's alone (the phone without its work) and holds
 ///   nothing back for heat it does not cause. With the environment alone hot, interactive replies
-///   still run, at the lowest-power setting; only CRITICAL pauses them, briefly, re-checking; the
-///   app's own heat at the edge of SEVERE pauses a reply only while its reader is behind it.
+///   still run, at the lowest-power setting; only CRITICAL pauses them, briefly, re-checking, and
+///   only what the person is not waiting for (a reply ahead of its reader; a prompt or a caught-up
+///   reader only at imminent shutdown); the app's own heat at the edge of SEVERE pauses a reply
+///   only while its reader is behind it.
 /// - No starvation: while the interactive request is held (paced or paused), background work
 ///   urgent by its deadline, or waiting longer than `maximumWaitSeconds`, runs in the gaps.
 /// - Battery: background work does not wait for the charger. Waiting saves no energy — the work
@@ -44,7 +46,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
         public var pauseHeadroom = 0.96
         /// How far below `pauseHeadroom` the environment alone must be for pausing to help.
         public var attributionMargin = 0.04
-        /// A pause at CRITICAL lasts this long before the policy looks again.
+        /// A pause at CRITICAL lasts this long before the policy looks again. At CRITICAL only a
+        /// reply ahead of its reader pauses (the person does not wait for it); a prompt, or a reply
+        /// its reader has caught up with, pauses only from EMERGENCY (imminent shutdown). A paused
+        /// first token delays its question and every later one of the conversation: in `ember sim
+        /// fuzz`, conversations in a hot car lost a question (fewer answers for the same screen
+        /// time) to up to 10 s of paused prompts per question, while the pause let the phone cool
+        /// no more than the same work done 10 s later.
         public var criticalPauseSeconds = 2.0
         /// The most an interactive request is paused at CRITICAL in all; then it runs at the
         /// lowest-power setting.
@@ -83,14 +91,27 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// question fewer fitted in the conversation, and the screen's energy divided among fewer).
         public var interactivePrefillSpeed = 1.0
         /// Background prompts run at this fraction of the reference prompt speed (lower clocks)
-        /// while the screen is off (with it on, at `screenOnBackgroundPrefillSpeed`).
-        public var backgroundPrefillSpeed = 0.35
+        /// while the screen is off (with it on, at `screenOnBackgroundPrefillSpeed`): the clocks of
+        /// least energy, about half the top clock (as for tokens, `efficientTokenSlowdown`; prompt
+        /// work slows as the clock falls). Slower costs more, not less: below that clock the
+        /// static, uncore and awake-board power run longer than the voltage saves — at 0.35 × a
+        /// throttled phone's background prompts spent more than race's (`ember sim fuzz`: a
+        /// screen-off summarize batch in a 41 °C room on the tablet, 10.2 J per request against 9.3 J).
+        public var backgroundPrefillSpeed = 0.5
         /// Background prompts with the screen on: nobody waits for them, but the display and the
         /// awake board are spent either way.
         public var screenOnBackgroundPrefillSpeed = 0.75
         /// Longest background prompt step while the screen is on: an interactive request that
-        /// arrives waits at most about this long.
+        /// arrives waits at most about this long (or `minimumBackgroundStepTokens`, if longer).
         public var backgroundStepSeconds = 0.06
+        /// Fewest prompt tokens in a background step. A prompt step reads every weight once,
+        /// whatever its length: on a slow or throttled phone 60 ms held 4 tokens, and the weights
+        /// were read once per 4 tokens instead of once per 128 (race's chunk) — the background
+        /// prompt cost more than race's (`ember sim fuzz`: on throttled phones, background prompt
+        /// energy up to 10–25 % above race's, and whole-phone energy per request above race's).
+        /// A quarter of the chunk reads the weights at most 4 × as often as race, a small part of
+        /// a step's energy, and keeps an arriving question's wait a quarter of race's.
+        public var minimumBackgroundStepTokens = 32
         /// How long a deferred background request waits before the policy looks again.
         public var deferralSeconds = 10.0
         /// Background requests decoded together in one step (bounded by what the engine holds).
@@ -240,8 +261,12 @@ public struct AdaptivePolicy: SchedulingPolicy {
                                             maximum: Int, environment: Double) -> SchedulingDecision {
         // Only CRITICAL (or worse) pauses interactive work, briefly (the policy looks again), and
         // only while the app's own heat is part of it (pausing lets the phone cool) and the
-        // request has been held less than `maximumPauseSeconds` in all.
+        // request has been held less than `maximumPauseSeconds` in all. At CRITICAL only a reply
+        // ahead of its reader pauses: a pause of what the person waits for (a prompt, a reader
+        // who caught up) delays the whole conversation, and the work's heat comes the same
+        // seconds later. From EMERGENCY (imminent shutdown) anything pauses.
         if context.thermalStatus >= .critical,
+           context.thermalStatus >= .emergency || (request.isPrefilled && isAheadOfReader(request, context)),
            context.forecastHeadroom - environment > configuration.attributionMargin,
            pausedSeconds[request.id, default: 0] < configuration.maximumPauseSeconds {
             pausedSeconds[request.id, default: 0] += configuration.criticalPauseSeconds
@@ -332,7 +357,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private func prefill(_ request: RequestSnapshot, _ context: SchedulingContext, maximum: Int, speed: Double) -> SchedulingDecision {
         guard let reference = referencePrefillRate else { return .run(id: request.id, threads: maximum, hint: .boost) }
         let short = request.requestClass == .background && context.isScreenOn
-        let sized = max(4, Int(configuration.backgroundStepSeconds * reference * speed))
+        let sized = max(configuration.minimumBackgroundStepTokens, Int(configuration.backgroundStepSeconds * reference * speed))
         let limit = short ? min(sized, context.prefillChunkTokens) : context.prefillChunkTokens
         let chunk = min(limit, request.promptTokens - request.prefilledTokens)
         let threads = max(maximum, context.availableCores)

@@ -45,6 +45,15 @@ func calibratedAdaptive() -> AdaptivePolicy {
     return AdaptivePolicy(copying: policy)
 }
 
+/// A chat reply 300 tokens in: far ahead of a reader who started within the last minute.
+let replyAhead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                                 prefilledTokens: 40, generatedTokens: 300, maxTokens: 400)
+
+/// Lets `policy` see request 1's first token at `time` (its reader starts there).
+func seeFirstToken(_ policy: inout AdaptivePolicy, at time: Double) {
+    _ = policy.decide(context(time, [chatDecoding]))
+}
+
 extension AdaptivePolicy {
     /// The same policy with its pacing state for request 1 cleared (a fresh reply).
     init(copying policy: AdaptivePolicy) { self = policy }
@@ -281,14 +290,16 @@ extension AdaptivePolicy {
 
     @Test func criticalPausesInteractiveBrieflyThenResumes() {
         var policy = calibratedAdaptive()
+        seeFirstToken(&policy, at: 99)
         let critical = ScriptedPlatform(thermalStatus: .critical, headroomNow: 1.3, headroomForecast: 1.3)
-        var paused = context(100, [chatDecoding], critical)
+        // 300 tokens a second after the first: far ahead of its reader.
+        var paused = context(100, [replyAhead], critical)
         paused.environmentHeadroom = 1.25
         let pause = policy.configuration.criticalPauseSeconds
         #expect(policy.decide(paused) == .idle(until: 100 + pause, reason: .thermalPause))
         // Re-checked after the pause: back to SEVERE, the reply resumes at the lowest power.
         let severe = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.1)
-        var resumed = context(100 + pause, [chatDecoding], severe)
+        var resumed = context(100 + pause, [replyAhead], severe)
         resumed.environmentHeadroom = 1.05
         guard case .run(1, 1, .target, _) = policy.decide(resumed) else {
             Issue.record("expected the reply to resume")
@@ -296,6 +307,7 @@ extension AdaptivePolicy {
         }
         // Held `maximumPauseSeconds` in all, a reply runs at the lowest power even at CRITICAL.
         var stuck = calibratedAdaptive()
+        seeFirstToken(&stuck, at: 99)
         var time = 100.0
         while case .idle = stuck.decide(paused), time < 200 {
             time += pause
@@ -304,30 +316,63 @@ extension AdaptivePolicy {
         #expect(time - 100 <= stuck.configuration.maximumPauseSeconds + pause)
     }
 
+    /// Issue 20's fuzzing: conversations in a hot car lost questions to prompts paused at
+    /// CRITICAL. The person waits for a prompt and for a reply they have caught up with; only a
+    /// reply ahead of its reader pauses at CRITICAL, anything from EMERGENCY on.
+    @Test func criticalPausesOnlyWhatThePersonDoesNotWaitFor() {
+        var policy = calibratedAdaptive()
+        let critical = ScriptedPlatform(thermalStatus: .critical, headroomNow: 1.3, headroomForecast: 1.3)
+        var question = context(100, [chat], critical)
+        question.environmentHeadroom = 1.2  // the app's heat is part of it
+        guard case .run(1, _, _, _) = policy.decide(question) else {
+            Issue.record("expected the prompt to run at CRITICAL")
+            return
+        }
+        // A reader who has read every token waits for the next one: it runs too.
+        seeFirstToken(&policy, at: 50)
+        var caughtUp = context(100, [chatDecoding], critical)
+        caughtUp.environmentHeadroom = 1.2
+        guard case .run(1, _, _, _) = policy.decide(caughtUp) else {
+            Issue.record("expected the caught-up reader's token to run at CRITICAL")
+            return
+        }
+        // Imminent shutdown: the prompt pauses too.
+        var emergency = context(100, [chat], ScriptedPlatform(thermalStatus: .emergency, headroomNow: 1.6, headroomForecast: 1.6))
+        emergency.environmentHeadroom = 1.2
+        var fresh = calibratedAdaptive()
+        #expect(fresh.decide(emergency) == .idle(until: 100 + fresh.configuration.criticalPauseSeconds, reason: .thermalPause))
+    }
+
     @Test func urgentBackgroundWorkRunsBehindAHeldInteractiveRequest() {
         var policy = calibratedAdaptive()
         let critical = ScriptedPlatform(thermalStatus: .critical, headroomNow: 1.3, headroomForecast: 1.3)
-        // The note's deadline no longer allows waiting: it runs while the chat is paused.
+        // A note due at 200 s, and a reply far ahead of its reader (first token at 150 s): the
+        // reply is held at CRITICAL.
+        let dueNote = RequestSnapshot(id: 2, requestClass: .background, arrival: 0, deadline: 200, promptTokens: 600,
+                                      prefilledTokens: 600, generatedTokens: 1, maxTokens: 80)
+        seeFirstToken(&policy, at: 150)
         func held(_ time: Double) -> SchedulingContext {
-            var result = context(time, [chatDecoding, noteDecoding], critical)
+            var result = context(time, [replyAhead, dueNote], critical)
             result.environmentHeadroom = 1.0  // the app's heat took the phone from SEVERE to CRITICAL
             return result
         }
-        let nearDeadline = 3600 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
-        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 4, hint: .none))
-        // Not yet urgent: the chat's pause ends no later than the note's latest start.
-        guard case .idle(let until, .thermalPause) = policy.decide(held(100)) else {
-            Issue.record("expected the chat's pause")
+        // Not yet urgent: the reply's pause ends no later than the note's latest start.
+        guard case .idle(let until, .thermalPause) = policy.decide(held(180)) else {
+            Issue.record("expected the reply's pause")
             return
         }
-        #expect(until <= 100 + policy.configuration.criticalPauseSeconds)
+        #expect(until <= 180 + policy.configuration.criticalPauseSeconds)
+        // The note's deadline no longer allows waiting: it runs while the reply is held.
+        let nearDeadline = 200 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
+        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 4, hint: .none))
         // Aging: a note without a deadline that has waited `maximumWaitSeconds` runs in a pacing gap.
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
-        let late = policy.configuration.maximumWaitSeconds + 1
-        #expect(policy.decide(context(late, [chatDecoding, undated]))
-            == .run(id: 1, threads: 2, hint: .target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)))
-        #expect(policy.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
+        var aging = calibratedAdaptive()
+        let late = aging.configuration.maximumWaitSeconds + 1
+        #expect(aging.decide(context(late, [chatDecoding, undated]))
+            == .run(id: 1, threads: 2, hint: .target(seconds: aging.configuration.efficientTokenSlowdown * 0.0042)))
+        #expect(aging.decide(context(late + 0.001, [chatDecoding, undated])) == .run(id: 3, threads: 1, hint: .none))
     }
 
     @Test func backgroundWorkWaitsForCoolOnlyWhenTheHeatIsItsOwnAndNotForTheCharger() {
@@ -389,6 +434,32 @@ extension AdaptivePolicy {
         guard case .run(_, _, .target, let longChunk) = policy.decide(screenOn) else { Issue.record("expected a prompt step"); return }
         #expect((shortChunk ?? 0) < (longChunk ?? 0))
         #expect(longChunk == 128)
+    }
+
+    /// Issue 20's fuzzing: on a slow or throttled phone 60 ms of background prompt held a few
+    /// tokens, and every step read all the weights again — background prompts cost more than
+    /// race's 128-token chunks. With the screen off, 0.35 × the reference speed ran below the
+    /// clocks of least energy.
+    @Test func backgroundPromptStepsHoldAQuarterChunkAtTheClocksOfLeastEnergy() {
+        var policy = AdaptivePolicy()
+        // A slow phone: its first prompt chunk ran at 40 tokens/s.
+        policy.record(StepOutcome(id: 0, kind: .prefill, threads: 4, tokens: 128, seconds: 3.2))
+        guard case .run(2, _, .target(let seconds), let chunk) = policy.decide(context(10, [note])) else {
+            Issue.record("expected a background prompt step")
+            return
+        }
+        #expect(chunk == policy.configuration.minimumBackgroundStepTokens)
+        #expect(abs(seconds - Double(chunk ?? 0) / (40 * policy.configuration.screenOnBackgroundPrefillSpeed)) < 1e-9)
+        // Screen off: whole chunks, at half the reference speed (about half the top clock).
+        var dark = context(10, [note])
+        dark.isScreenOn = false
+        guard case .run(2, _, .target(let darkSeconds), let darkChunk) = policy.decide(dark) else {
+            Issue.record("expected a background prompt step")
+            return
+        }
+        #expect(darkChunk == 128)
+        #expect(policy.configuration.backgroundPrefillSpeed == 1 / policy.configuration.efficientTokenSlowdown)
+        #expect(abs(darkSeconds - 128 / (40 * policy.configuration.backgroundPrefillSpeed)) < 1e-9)
     }
 
     @Test func backgroundRepliesAreDecodedTogether() {

@@ -482,3 +482,58 @@ enum SimulationSupport {
         #expect(throws: SimulationError.self) { try runner.validate() }
     }
 }
+
+/// Failures `ember sim fuzz` found (issue 20), each rebuilt as a scenario of its own and checked
+/// with the fuzz's property check on drained runs, race against adaptive.
+@Suite struct FuzzFailureTests {
+    static func properties(_ json: String, profile name: String) throws -> (race: SimulationResult, adaptive: SimulationResult,
+                                                                            failures: [PolicyProperty: String]) {
+        let profile = try SimulationSupport.profile(name)
+        var runner = SimulationRunner(profile: profile, scenario: try SimulationSupport.scenario(json: json), workload: SimulationSupport.workload)
+        runner.drainSeconds = 3600
+        var race = RacePolicy(), adaptive = AdaptivePolicy()
+        var engine = CostModelEngine()
+        let raced = try runner.run(policy: &race, engine: &engine)
+        let adapted = try runner.run(policy: &adaptive, engine: &engine)
+        return (raced, adapted, PolicyProperty.failures(race: raced, adaptive: adapted, profile: profile,
+                                                        prefillChunkTokens: runner.prefillChunkTokens))
+    }
+
+    /// A background prompt on a throttled phone (a 44.5 °C room, screen on): 60 ms steps held a
+    /// few tokens each, every step reading all the weights; its prompt cost 7.0 J against race's
+    /// 6.5 J and the phone's energy per request came out above race's.
+    @Test func backgroundPromptStepsOnAThrottledPhoneCostNoMoreThanRaces() throws {
+        let (race, adaptive, failures) = try Self.properties("""
+            {"name":"warm-room","description":"","duration_s":2240,
+             "start":{"ambient_c":44.5,"battery_pct":58,"plugged_in":false,"screen_on":true,"skin_c":30,"soc_c":33},
+             "events":[{"at_s":1091,"type":"background","prompt_tokens":1131,"response_tokens":153,"max_tokens":512}]}
+            """, profile: "tablet")
+        #expect(failures[.energyPerRequest] == nil, "\(failures)")
+        #expect(adaptive.prefillJoules <= race.prefillJoules * 1.001)
+    }
+
+    /// Seconds at SEVERE are compared to one thermal poll: a phone reports its thermal status once
+    /// a poll, so two runs whose SEVERE episodes differ by less cannot be told apart on it.
+    @Test func severeSecondsAreComparedToOneThermalPoll() throws {
+        let profile = try SimulationSupport.profile("low-end-android")
+        let scenario = try SimulationSupport.scenario(json: """
+            {"name":"hot","description":"","duration_s":300,"start":{"ambient_c":43,"battery_pct":80,"skin_c":46,"soc_c":48},
+             "events":[{"at_s":10,"type":"chat","prompt_tokens":200,"response_tokens":200}]}
+            """)
+        let runner = SimulationRunner(profile: profile, scenario: scenario, workload: SimulationSupport.workload)
+        var race = RacePolicy()
+        var engine = CostModelEngine()
+        let raced = try runner.run(policy: &race, engine: &engine)
+        let idle = try #require(raced.idleSevereSeconds)
+        #expect(raced.recorder.secondsAtOrAboveSevere > 2)
+        let poll = profile.thermal.governor.pollSeconds
+        var within = raced, beyond = raced
+        within.idleSevereSeconds = idle - 0.9 * poll
+        beyond.idleSevereSeconds = idle - 1.1 * poll
+        func severe(_ adaptive: SimulationResult) -> String? {
+            PolicyProperty.failures(race: raced, adaptive: adaptive, profile: profile, prefillChunkTokens: runner.prefillChunkTokens)[.severe]
+        }
+        #expect(severe(within) == nil)
+        #expect(severe(beyond) != nil)
+    }
+}
