@@ -97,13 +97,15 @@ public struct ExtractionGrounding: Sendable {
         }
     }
 
-    /// Whether the note holds at least `minimumSupport` of the string's words (its content words
-    /// when it has any). An empty string is not supported.
+    /// Whether the note holds at least `minimumSupport` of the string's content words (not function
+    /// words, not single letters); a string without any must be written in the note as it is. An
+    /// empty string is not supported.
     func supports(_ text: String, _ source: Source) -> Bool {
         let all = Self.words(of: text)
-        let content = all.filter { !Self.functionWords.contains($0) }
-        let words = content.isEmpty ? all : content
-        guard !words.isEmpty else { return false }
+        // Single letters say nothing either (`M.O.A.S.A.S` is no name the note wrote).
+        let content = all.filter { !Self.functionWords.contains($0) && ($0.count > 1 || $0.first?.isNumber == true) }
+        guard !content.isEmpty else { return Self.isWritten(text, in: source) && source.words.isSuperset(of: all) }
+        let words = content
         let found = words.filter { word in Self.contains(source.words, word) }.count
         return Double(found) >= minimumSupport * Double(words.count)
     }

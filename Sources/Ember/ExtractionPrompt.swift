@@ -62,7 +62,7 @@ public struct ExtractionPrompt: Sendable, Equatable {
 
     /// One worked example for the completion style: a made-up note, a request in the same words
     /// as a real one, and its answer — the shape to continue, not data to copy.
-    static let example = completion(
+    public static let example = completion(
         title: "Saturday", note: "Bake bread in the morning. Call Ines about the bike.",
         request: "List the people the note names.", format: #"{"people": a list of text}"#) + "\n" + #"{"people": ["Ines"]}"# + "\n\n"
 
