@@ -46,6 +46,9 @@ struct EvalExtractCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Skip the unconstrained baseline.")
     var noBaseline = false
 
+    @Flag(name: .long, help: "Print each constrained document on stderr, as the model wrote it and grounded.")
+    var showDocuments = false
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -104,7 +107,8 @@ struct EvalExtractCommand: AsyncParsableCommand {
             }
             schemaTexts[name] = text
         }
-        var constrained: [String: Tally] = [:], free: [String: Tally] = [:]
+        // `ungrounded`: the constrained documents as the model wrote them, before grounding (same runs).
+        var constrained: [String: Tally] = [:], free: [String: Tally] = [:], ungrounded: [String: Tally] = [:]
         let total = examples.reduce(0) { $0 + $1.expected.count }
         var done = 0
         for example in examples {
@@ -125,15 +129,23 @@ struct EvalExtractCommand: AsyncParsableCommand {
                             tally.decodeSeconds += Double(max(0, result.statistics.generatedTokens - 1)) / result.statistics.decodeTokensPerSecond
                         }
                         let document = isConstrained ? result.text : Self.firstJSONObject(result.text)
-                        if let document, let value = try? JSONValue.parse(document) {
-                            tally.parsed += 1
-                            if grammar.accepts(Self.compact(value)) { tally.valid += 1 }
-                            let predicted = Self.fields(value)
-                            tally.predicted += predicted.count
-                            tally.truePositives += Self.matches(predicted, Self.fields(expected))
+                        Self.score(document, expected: expected, grammar: grammar, into: &tally)
+                        if isConstrained {
+                            var raw = ungrounded[name] ?? Tally()
+                            raw.runs += 1
+                            raw.expected += Self.fields(expected).count
+                            Self.score(result.ungroundedText, expected: expected, grammar: grammar, into: &raw)
+                            raw.tokens = tally.tokens
+                            raw.decodeSeconds = tally.decodeSeconds
+                            ungrounded[name] = raw
+                            if showDocuments {
+                                printError("  model:    \(result.ungroundedText.replacingOccurrences(of: "\n", with: "⏎"))")
+                                printError("  grounded: \(result.text)")
+                            }
                         }
                     } catch {
                         tally.failures += 1
+                        if isConstrained { ungrounded[name, default: Tally()].runs += 1; ungrounded[name, default: Tally()].failures += 1 }
                         if !json { printError("  \(isConstrained ? "constrained" : "unconstrained"): \(error)") }
                     }
                     if isConstrained { constrained[name] = tally } else { free[name] = tally }
@@ -160,15 +172,17 @@ struct EvalExtractCommand: AsyncParsableCommand {
                 sum.tokens += tally.tokens; sum.decodeSeconds += tally.decodeSeconds
             }
         }
-        let constrainedAll = all(constrained), freeAll = all(free)
+        let constrainedAll = all(constrained), freeAll = all(free), ungroundedAll = all(ungrounded)
         let ratio = freeAll.tokensPerSecond > 0 ? constrainedAll.tokensPerSecond / freeAll.tokensPerSecond : 0
         if json {
             let perSchema = names.map { name in
                 "\(JSONText.string(name)):{\"constrained\":\((constrained[name] ?? Tally()).json),"
-                    + "\"unconstrained\":\(free[name].map(\.json) ?? "null"),\"compile_ms\":\(JSONText.number(compileMilliseconds[name] ?? 0))}"
+                    + "\"unconstrained\":\(free[name].map(\.json) ?? "null"),"
+                    + "\"constrained_ungrounded\":\((ungrounded[name] ?? Tally()).json),\"compile_ms\":\(JSONText.number(compileMilliseconds[name] ?? 0))}"
             }.joined(separator: ",")
             print("{\"model\":\(JSONText.string(model)),\"notes\":\(examples.count),\"schemas\":{\(perSchema)},"
                   + "\"constrained\":\(constrainedAll.json),\"unconstrained\":\(noBaseline ? "null" : freeAll.json),"
+                  + "\"constrained_ungrounded\":\(ungroundedAll.json),"
                   + "\"decode_ratio\":\(JSONText.number(ratio)),\"mask_us_per_token\":\(JSONText.number(maskMicroseconds)),"
                   + "\"mask_walks\":\(walks),\"mask_steps\":\(maskSteps),\"checked_steps\":\(checkedSteps),"
                   + "\"walk_ms\":\(JSONText.number(walkMilliseconds))}")
@@ -177,7 +191,7 @@ struct EvalExtractCommand: AsyncParsableCommand {
         print("model \(model), \(examples.count) notes")
         print("schema          mode           valid   parse   P      R      F1     tok/s   compile")
         for name in names {
-            for (mode, tally) in [("constrained", constrained[name]), ("unconstrained", free[name])] {
+            for (mode, tally) in [("constrained", constrained[name]), ("ungrounded", ungrounded[name]), ("unconstrained", free[name])] {
                 guard let tally else { continue }
                 // Padded here: `%-15@` does not pad on Linux.
                 let padded = { (text: String, width: Int) in text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
@@ -187,12 +201,35 @@ struct EvalExtractCommand: AsyncParsableCommand {
                              mode == "constrained" ? String(format: "%.2f ms", compileMilliseconds[name] ?? 0) as NSString : "" as NSString))
             }
         }
-        print(String(format: "all: validity %.1f%% constrained, parse rate %.1f%% unconstrained; F1 %.3f vs %.3f",
-                     constrainedAll.rate(constrainedAll.valid) * 100, freeAll.rate(freeAll.parsed) * 100, constrainedAll.f1, freeAll.f1))
-        print(String(format: "decode %.2f tok/s with the grammar, %.2f without (%.0f%%); grammar %.1f µs per token",
-                     constrainedAll.tokensPerSecond, freeAll.tokensPerSecond, ratio * 100, maskMicroseconds))
+        print(Self.summary(constrained: constrainedAll, ungrounded: ungroundedAll, free: noBaseline ? nil : freeAll,
+                           ratio: ratio, maskMicroseconds: maskMicroseconds))
         print(String(format: "  %d steps: %d settled by checking the leading tokens, %d masks walked (%.2f ms each)",
                      maskSteps, checkedSteps, walks, walkMilliseconds))
+    }
+
+    /// The closing lines: validity and F1 over every schema, and what the grammar cost. Without a
+    /// baseline (`free` nil) nothing is compared with it: no parse rate, F1 or speed of a run that did not happen.
+    static func summary(constrained: Tally, ungrounded: Tally, free: Tally?, ratio: Double, maskMicroseconds: Double) -> String {
+        guard let free else {
+            return String(format: "all: validity %.1f%% constrained; F1 %.3f (%.3f before grounding)\n", constrained.rate(constrained.valid) * 100,
+                          constrained.f1, ungrounded.f1)
+                + String(format: "decode %.2f tok/s with the grammar (no baseline run); grammar %.1f µs per token",
+                         constrained.tokensPerSecond, maskMicroseconds)
+        }
+        return String(format: "all: validity %.1f%% constrained, parse rate %.1f%% unconstrained; F1 %.3f vs %.3f (%.3f before grounding)\n",
+                      constrained.rate(constrained.valid) * 100, free.rate(free.parsed) * 100, constrained.f1, free.f1, ungrounded.f1)
+            + String(format: "decode %.2f tok/s with the grammar, %.2f without (%.0f%%); grammar %.1f µs per token",
+                     constrained.tokensPerSecond, free.tokensPerSecond, ratio * 100, maskMicroseconds)
+    }
+
+    /// Scores one document (nil: none found) against the expected one.
+    static func score(_ document: String?, expected: JSONValue, grammar: Grammar, into tally: inout Tally) {
+        guard let document, let value = try? JSONValue.parse(document) else { return }
+        tally.parsed += 1
+        if grammar.accepts(compact(value)) { tally.valid += 1 }
+        let predicted = fields(value)
+        tally.predicted += predicted.count
+        tally.truePositives += matches(predicted, fields(expected))
     }
 
     private func loadExamples() throws -> [Example] {

@@ -106,6 +106,17 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     public var prefillTokensPerSecond: Double
     public var decodeTokensPerSecond: Double
     public var peakResidentBytes: Int
+
+    public init(promptTokens: Int, evaluatedPromptTokens: Int, generatedTokens: Int, timeToFirstTokenMilliseconds: Double,
+                prefillTokensPerSecond: Double, decodeTokensPerSecond: Double, peakResidentBytes: Int) {
+        self.promptTokens = promptTokens
+        self.evaluatedPromptTokens = evaluatedPromptTokens
+        self.generatedTokens = generatedTokens
+        self.timeToFirstTokenMilliseconds = timeToFirstTokenMilliseconds
+        self.prefillTokensPerSecond = prefillTokensPerSecond
+        self.decodeTokensPerSecond = decodeTokensPerSecond
+        self.peakResidentBytes = peakResidentBytes
+    }
 }
 
 /// What a generation stream delivers, in order: `promptProcessed`, then `token`s, then `finished`.

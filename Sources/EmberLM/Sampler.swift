@@ -320,14 +320,16 @@ public struct Sampler: Sendable {
             candidates.append(TokenCandidate(id: id, logit: logit.isNaN ? -.infinity : logit, probability: 0))
         }
         let greedy = !(parameters.temperature >= Self.minimumTemperature)
-        // Candidates are in ascending id order: a binary search finds a token's place.
+        // Candidates are in ascending id order: a binary search finds a token's place. It searches
+        // a copy of the ids: `applyPenalties` holds `candidates` for writing while it asks.
+        let ids = candidates.map(\.id)
         func position(_ token: Int32) -> Int? {
-            var low = 0, high = candidates.count
+            var low = 0, high = ids.count
             while low < high {
                 let middle = (low + high) / 2
-                if candidates[middle].id < token { low = middle + 1 } else { high = middle }
+                if ids[middle] < token { low = middle + 1 } else { high = middle }
             }
-            return low < candidates.count && candidates[low].id == token ? low : nil
+            return low < ids.count && ids[low] == token ? low : nil
         }
         applyPenalties(&candidates, position: position)
         for token in Sampler.blockedTokens(generated, n: parameters.noRepeatNGramSize) {

@@ -170,4 +170,27 @@ struct StructuredOutputTests {
         #expect(refused.standardError.contains("holds no NN-slug.expected.json files"), "\(refused.standardError)")
         #expect(refused.standardError.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(refused.standardError)")
     }
+
+    @Test("eval extract --no-baseline reports the constrained run alone: no comparison with a baseline that did not run")
+    func evalExtractWithoutBaseline() throws {
+        let dataset = URL(fileURLWithPath: Self.schemas).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/Fixtures/notes-dataset").path
+        let arguments = ["eval", "extract", "--dataset", dataset, "--schemas", Self.schemas, "--model", "smollm2",
+                         "--limit", "1", "--only", "note-kind", "--max-tokens", "32", "--no-baseline"]
+        let text = try Self.run(arguments)
+        try #require(text.status == 0, "\(text.standardError)")
+        // Before, the summary read "F1 0.xxx vs 1.000": an empty baseline scored as perfect.
+        #expect(!text.standardOutput.contains(" vs "), "\(text.standardOutput)")
+        #expect(!text.standardOutput.contains("unconstrained "), "\(text.standardOutput)")
+        #expect(text.standardOutput.contains("no baseline run"), "\(text.standardOutput)")
+        #expect(text.standardOutput.contains("before grounding"), "\(text.standardOutput)")
+        let json = try Self.run(arguments + ["--json"])
+        try #require(json.status == 0, "\(json.standardError)")
+        let report = try Self.object(json.standardOutput)
+        #expect(report["unconstrained"] is NSNull, "\(json.standardOutput)")
+        let schemas = try #require(report["schemas"] as? [String: Any])
+        let entry = try #require(schemas["note-kind"] as? [String: Any])
+        #expect(entry["unconstrained"] is NSNull)
+        #expect(entry["constrained_ungrounded"] is [String: Any])
+    }
 }

@@ -507,6 +507,99 @@ struct GrammarTests {
             }
         }
     }
+    /// `compact` with white space the grammar allows after `{ [ , :` and before `} ]` (outside
+    /// strings): nothing, one space, or a line break and an indent of up to 16 spaces or tabs.
+    static func spaced(_ compact: String, random: inout SeededRandomSource) -> String {
+        func gap() -> String {
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0: return ""
+            case 1: return " "
+            default: return "\n" + String(repeating: Bool.random(using: &random) ? " " : "\t", count: Int.random(in: 0...16, using: &random))
+            }
+        }
+        var result = "", inString = false, escaped = false
+        var opened = false
+        for character in compact {
+            if inString {
+                result.append(character)
+                if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { inString = false }
+                continue
+            }
+            // One gap between two tokens: an empty `{}` or `[]` gets the gap after its opening only.
+            if (character == "}" || character == "]") && !opened { result += gap() }
+            result.append(character)
+            if character == "\"" { inString = true }
+            opened = character == "{" || character == "["
+            if "{[,:".contains(character) { result += gap() }
+        }
+        return result
+    }
+
+    @Test("Random valid instances written with white space between tokens are accepted, through the masks too", arguments: 0..<16)
+    func spacedInstancesAccepted(seed: Int) throws {
+        var generator = SchemaGenerator(seed: UInt64(seed) * 7_777 + 3)
+        var random = SeededRandomSource(seed: UInt64(seed) &+ 12_345)
+        let text = generator.schema()
+        let schema = try JSONValue.parse(text)
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(text))
+        for _ in 0..<4 {
+            let compact = generator.instance(schema)
+            guard SchemaValidator.validate(try JSONValue.parse(compact), schema) else { continue }
+            let spaced = Self.spaced(compact, random: &random)
+            #expect(constraint.grammar.accepts(spaced), "schema \(text) rejects \(spaced)")
+            // Byte by byte through the masks (every single byte is a token).
+            var state = constraint.initialState
+            for byte in spaced.utf8 {
+                #expect(constraint.mask(state).tokens.contains(Int32(byte)), "\(spaced): byte \(byte) masked out")
+                state = constraint.advance(state, token: Int32(byte))
+            }
+            #expect(constraint.isComplete(state) || constraint.isAccepting(state))
+        }
+    }
+
+    @Test("White space between JSON tokens is bounded, and never before, after or inside the document's tokens")
+    func boundedWhiteSpace() throws {
+        let schema = #"{"type":"object","properties":{"items":{"type":"array","items":{"type":"object","properties":{"task":{"type":"string"},"n":{"type":["integer","null"]}},"required":["task","n"]}}},"required":["items"]}"#
+        let grammar = try Grammar(.jsonSchema(schema))
+        for accepted in [#"{"items":[]}"#, "{\n  \"items\": [\n    {\n      \"task\": \"a b\",\n      \"n\": 12\n    }\n  ]\n}",
+                         #"{ "items": [ ] }"#,
+                         "{\"items\":[\n\t\t{\"task\":\"x\", \"n\":null}]}", "{\"items\":[\n" + String(repeating: " ", count: 16) + "]}"] {
+            #expect(grammar.accepts(accepted), "\(accepted)")
+        }
+        for refused in [#" {"items":[]}"#, "{\"items\":[]} ", "{\"items\":[]}\n", "{\"items\":[\n" + String(repeating: " ", count: 17) + "]}",
+                        #"{"items":  []}"#, #"{"items" :[]}"#, #"{"items":[{"task":"x","n":1 2}]}"#, "{\"items\":\t[]}",
+                        "{\"items\":\n\n[]}", "{\r\n\"items\":[]}"] {
+            #expect(!grammar.accepts(refused), "\(refused)")
+        }
+        // The mask after the document's last brace holds only the end of generation.
+        let constraint = try GrammarVocabulary.constraint(.jsonSchema(schema))
+        var state = constraint.initialState
+        for byte in #"{"items":[]}"#.utf8 { state = constraint.advance(state, token: Int32(byte)) }
+        #expect(constraint.mask(state).tokens == [GrammarVocabulary.endOfGeneration])
+    }
+
+    @Test("The shortest completion of a prefix ends the document; random prefixes of valid instances complete to accepted ones", arguments: 0..<12)
+    func shortestCompletion(seed: Int) throws {
+        let simple = try Grammar(.jsonSchema(#"{"type":"object","properties":{"task":{"type":"string"},"count":{"type":"integer","minimum":3}},"required":["task","count"]}"#))
+        #expect(simple.shortestCompletion(after: Array(#"{"task":"ab"#.utf8)).map { String(decoding: $0, as: UTF8.self) } == #"","count":3}"#)
+        #expect(simple.shortestCompletion(after: Array(#"{"task":"","count":3}"#.utf8)) == [])
+        #expect(simple.shortestCompletion(after: Array("x".utf8)) == nil)
+        var generator = SchemaGenerator(seed: UInt64(seed) * 31_337 + 11)
+        var random = SeededRandomSource(seed: UInt64(seed) &+ 777)
+        let text = generator.schema()
+        let schema = try JSONValue.parse(text)
+        let grammar = try Grammar(.jsonSchema(text))
+        for _ in 0..<4 {
+            let bytes = Array(Self.spaced(generator.instance(schema), random: &random).utf8)
+            guard grammar.acceptsWhole(bytes) else { continue }
+            let prefix = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &random)))
+            let completion = try #require(grammar.shortestCompletion(after: prefix), "schema \(text) prefix \(prefix)")
+            #expect(grammar.acceptsWhole(prefix + completion), "schema \(text): \(String(decoding: prefix + completion, as: UTF8.self))")
+            // The instance's own rest completes the prefix, so the shortest is no longer.
+            #expect(completion.count <= bytes.count - prefix.count)
+        }
+    }
+
     @Test("JSON values parse with their key order and number text; errors say what and at which byte", arguments: [
         ("{\"b\": [1, 2.50, -3e2], \"a\": null}", nil),
         ("\"x\u{01}\"", "a control character in a string at byte 3"),

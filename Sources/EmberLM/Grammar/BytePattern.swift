@@ -87,8 +87,9 @@ public indirect enum BytePattern: Sendable, Equatable {
     /// `pattern` `minimum` to `maximum` times (nil: no bound).
     case repetition(BytePattern, minimum: Int, maximum: Int?)
     /// A JSON object `{…}` with these members in this order, each written as `"key":value`,
-    /// separated by commas; optional members may be left out.
-    case object([ObjectMember])
+    /// separated by commas; optional members may be left out. `spacing` may stand after `{`,
+    /// `:`, `,` and before `}` (`.empty`: compact).
+    case object([ObjectMember], spacing: BytePattern)
 
     public struct ObjectMember: Sendable, Equatable {
         public var key: String
@@ -205,17 +206,19 @@ struct ByteNFA: Sendable {
                 epsilons[Int(current)].append(end)
             }
             return end
-        case .object(let members):
-            let open = try add(.literal([UInt8(ascii: "{")]), from: state)
+        case .object(let members, let spacing):
+            let open = try add(spacing, from: try add(.literal([UInt8(ascii: "{")]), from: state))
             // after[i][written]: before member i, with or without a member written before it.
             var after = (0...members.count).map { _ in [newState(), newState()] }
             epsilons[Int(open)].append(after[0][0])
             for (index, member) in members.enumerated() {
                 let entry = newState()
                 epsilons[Int(after[index][0])].append(entry)
-                edges[Int(after[index][1])].append(Edge(low: UInt8(ascii: ","), high: UInt8(ascii: ","), target: entry))
-                let key = try add(.literal(JSONText.quoted(member.key) + [UInt8(ascii: ":")]), from: entry)
-                let exit = try add(member.value, from: key)
+                let comma = newState()
+                edges[Int(after[index][1])].append(Edge(low: UInt8(ascii: ","), high: UInt8(ascii: ","), target: comma))
+                epsilons[Int(try add(spacing, from: comma))].append(entry)
+                let key = try add(spacing, from: try add(.literal(JSONText.quoted(member.key) + [UInt8(ascii: ":")]), from: entry))
+                let exit = try add(spacing, from: try add(member.value, from: key))
                 epsilons[Int(exit)].append(after[index + 1][1])
                 if !member.isRequired {
                     epsilons[Int(after[index][0])].append(after[index + 1][0])
@@ -277,6 +280,30 @@ struct ByteNFA: Sendable {
             stack += epsilons[Int(state)]
         }
         return kept.sorted()
+    }
+
+    /// The fewest bytes that complete `bytes` to an accepted string (following the distances down
+    /// to acceptance, the lowest byte at each step); nil when `bytes` is no prefix of one.
+    func shortestCompletion(after bytes: [UInt8]) -> [UInt8]? {
+        var states = closure([start])
+        for byte in bytes {
+            var next: [Int32] = []
+            for state in states {
+                for edge in edges[Int(state)] where edge.low <= byte && byte <= edge.high { next.append(edge.target) }
+            }
+            states = closure(next)
+            if states.isEmpty { return nil }
+        }
+        var completion: [UInt8] = []
+        while !states.contains(accept) {
+            guard let nearest = states.map({ distance[Int($0)] }).min(), nearest != Self.unreachable, nearest > 0 else { return nil }
+            // A state at the least distance whose byte edge leads one step nearer (ε-ties may not have one).
+            let steps = states.lazy.filter { self.distance[Int($0)] == nearest }.flatMap { self.edges[Int($0)] }
+            guard let edge = steps.first(where: { self.distance[Int($0.target)] == nearest - 1 }) else { return nil }
+            completion.append(edge.low)
+            states = closure([edge.target])
+        }
+        return completion
     }
 
     /// Whether the automaton accepts `bytes` as a whole (`wholeMatch`) or as a prefix of some

@@ -3,7 +3,7 @@ import EmberCore
 /// What shape a generation's output must have: the grammar its tokens are constrained to.
 public enum OutputFormat: Sendable, Equatable, CustomStringConvertible {
     /// A JSON document valid against this JSON Schema (the subset `JSONSchemaCompiler` lists),
-    /// written compactly with properties in the schema's order.
+    /// with properties in the schema's order and at most a line break and an indent between tokens.
     case jsonSchema(String)
     /// Text matching this regular expression as a whole.
     case regularExpression(String)
@@ -65,6 +65,10 @@ public struct Grammar: Sendable, CustomStringConvertible {
 
     /// Whether `bytes` can be continued to a complete output (the reference a mask is checked against).
     public func acceptsPrefix(_ bytes: [UInt8]) -> Bool { automaton.accepts(bytes, wholeMatch: false) }
+
+    /// The shortest bytes that make `bytes` a complete output (empty when it already is one); nil
+    /// when no output starts with `bytes`. Ends an output early: cut it where it should end, then complete it.
+    public func shortestCompletion(after bytes: [UInt8]) -> [UInt8]? { automaton.shortestCompletion(after: bytes) }
 
     /// Whether `bytes` are a complete output.
     public func acceptsWhole(_ bytes: [UInt8]) -> Bool { automaton.accepts(bytes, wholeMatch: true) }

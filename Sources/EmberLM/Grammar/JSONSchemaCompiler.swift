@@ -1,6 +1,9 @@
 import EmberCore
-/// Compiles a JSON Schema (the subset below) into the byte pattern of its documents, written as
-/// compact JSON (no white space) with an object's properties in the schema's order.
+/// Compiles a JSON Schema (the subset below) into the byte pattern of its documents, with an
+/// object's properties in the schema's order and, between tokens, at most `spacing`: nothing, one
+/// space, or a line break and an indent (the layouts models were trained on; bounded, so a model
+/// cannot spend its tokens on white space, and never before or after the document, so the
+/// generation still ends with the closing brace).
 ///
 /// Supported: `type` (`object`, `array`, `string`, `integer`, `number`, `boolean`, `null`, or a list
 /// of them), `properties`, `required`, `additionalProperties: false`, `items`, `minItems`,
@@ -15,6 +18,16 @@ enum JSONSchemaCompiler {
     static let maximumIntegerDigits = 18
     /// Digits after a number's decimal point.
     static let maximumFractionDigits = 12
+
+    /// The longest indent after a line break between two tokens.
+    static let maximumIndent = 16
+
+    /// White space between two tokens: nothing, one space, or a line break and up to
+    /// `maximumIndent` spaces or tabs.
+    static let spacing: BytePattern = .optional(.choice([
+        .text(" "),
+        .sequence([.text("\n"), .repetition(.byte(ByteSet([UInt8(ascii: " "), UInt8(ascii: "\t")])), minimum: 0, maximum: maximumIndent)]),
+    ]))
 
     static func compile(_ text: String) throws(LanguageModelError) -> BytePattern {
         let schema: JSONValue
@@ -272,10 +285,11 @@ enum JSONSchemaCompiler {
         let maximum = try count(schema, "maxItems", at: path)
         if let maximum, maximum < minimum { throw invalid("'minItems' \(minimum) is greater than 'maxItems' \(maximum)", path) }
         if max(minimum, maximum ?? 0) > 256 { throw unsupported("'minItems'/'maxItems' over 256", path) }
-        let open = BytePattern.text("["), close = BytePattern.text("]")
+        let open = BytePattern.sequence([.text("["), spacing]), close = BytePattern.text("]")
         if maximum == 0 { return .sequence([open, close]) }
-        let more = BytePattern.repetition(.sequence([.text(","), item]), minimum: max(minimum - 1, 0), maximum: maximum.map { $0 - 1 })
-        let list = BytePattern.sequence([item, more])
+        let spaced = BytePattern.sequence([item, spacing])
+        let more = BytePattern.repetition(.sequence([.text(","), spacing, spaced]), minimum: max(minimum - 1, 0), maximum: maximum.map { $0 - 1 })
+        let list = BytePattern.sequence([spaced, more])
         return .sequence([open, minimum == 0 ? .optional(list) : list, close])
     }
 
@@ -305,7 +319,7 @@ enum JSONSchemaCompiler {
             members.append(.init(key: name, value: try compile(value, at: path + "/properties/" + name),
                                  isRequired: required.contains(name)))
         }
-        return .object(members)
+        return .object(members, spacing: spacing)
     }
 
     /// A schema object's keywords.
