@@ -261,27 +261,8 @@ struct EvalExtractCommand: AsyncParsableCommand {
         return examples
     }
 
-    /// The text from the first `{` to its matching `}` (free text often wraps JSON in prose or a code fence).
-    static func firstJSONObject(_ text: String) -> String? {
-        guard let start = text.firstIndex(of: "{") else { return nil }
-        var depth = 0, inString = false, escaped = false
-        var index = start
-        while index < text.endIndex {
-            let character = text[index]
-            if inString {
-                if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { inString = false }
-            } else if character == "\"" {
-                inString = true
-            } else if character == "{" {
-                depth += 1
-            } else if character == "}" {
-                depth -= 1
-                if depth == 0 { return String(text[start...index]) }
-            }
-            index = text.index(after: index)
-        }
-        return nil
-    }
+    /// The text from the first `{` to its matching `}`: the extractor's reading of free text.
+    static func firstJSONObject(_ text: String) -> String? { NoteExtractor.firstJSONObject(text) }
 
     /// A value as compact JSON in its own key order.
     static func compact(_ value: JSONValue) -> String {
