@@ -285,15 +285,8 @@ struct ByteNFA: Sendable {
     /// The fewest bytes that complete `bytes` to an accepted string (following the distances down
     /// to acceptance, the lowest byte at each step); nil when `bytes` is no prefix of one.
     func shortestCompletion(after bytes: [UInt8]) -> [UInt8]? {
-        var states = closure([start])
-        for byte in bytes {
-            var next: [Int32] = []
-            for state in states {
-                for edge in edges[Int(state)] where edge.low <= byte && byte <= edge.high { next.append(edge.target) }
-            }
-            states = closure(next)
-            if states.isEmpty { return nil }
-        }
+        var states = self.states(after: bytes)
+        if states.isEmpty { return nil }
         var completion: [UInt8] = []
         while !states.contains(accept) {
             guard let nearest = states.map({ distance[Int($0)] }).min(), nearest != Self.unreachable, nearest > 0 else { return nil }
@@ -306,9 +299,9 @@ struct ByteNFA: Sendable {
         return completion
     }
 
-    /// Whether the automaton accepts `bytes` as a whole (`wholeMatch`) or as a prefix of some
-    /// accepted string — by direct simulation, the reference the deterministic tables are checked against.
-    func accepts(_ bytes: [UInt8], wholeMatch: Bool) -> Bool {
+    /// The states the automaton can be in after reading `bytes` (ε-closed); empty when `bytes` is
+    /// no prefix of an accepted string.
+    func states(after bytes: [UInt8]) -> [Int32] {
         var states = closure([start])
         for byte in bytes {
             var next: [Int32] = []
@@ -316,8 +309,16 @@ struct ByteNFA: Sendable {
                 for edge in edges[Int(state)] where edge.low <= byte && byte <= edge.high { next.append(edge.target) }
             }
             states = closure(next)
-            if states.isEmpty { return false }
+            if states.isEmpty { return [] }
         }
+        return states
+    }
+
+    /// Whether the automaton accepts `bytes` as a whole (`wholeMatch`) or as a prefix of some
+    /// accepted string — by direct simulation, the reference the deterministic tables are checked against.
+    func accepts(_ bytes: [UInt8], wholeMatch: Bool) -> Bool {
+        let states = self.states(after: bytes)
+        if states.isEmpty { return false }
         return wholeMatch ? states.contains(accept) : !states.isEmpty
     }
 }
