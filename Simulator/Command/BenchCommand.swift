@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
     var roofline = false
 
     @Option(name: .long, help: """
-        The prompt-processing kernel of small interleaved weights: \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")) \
+        The integer kernel of small interleaved weights (prompt batches, and single tokens where the CPU has AVX-512 VBMI): \(PromptKernel.allCases.map(\.rawValue).joined(separator: ", ")) \
         (default: the fastest this CPU runs, \(PromptKernel.detected.rawValue)).
         """)
     var promptKernel: String?

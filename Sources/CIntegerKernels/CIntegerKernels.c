@@ -84,6 +84,119 @@ int32_t integer_kernels_cpu_has_avx512_vnni(void) {
     return avx512f && avx512vnni;
 }
 
+int32_t integer_kernels_cpu_has_one_token_avx512(void) {
+    if (!integer_kernels_cpu_has_avx512_vnni()) return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx512bw = (b >> 30) & 1, avx512vbmi = (c >> 1) & 1;
+    return avx512bw && avx512vbmi;
+}
+
+/// Byte indices for `vpermt2b` over the 128 bytes of four byte positions j ..< j + 4 of a group
+/// block (position k's 32 rows at k · 32): row r's four bytes together, rows 0 ..< 16 (`half` 0) or
+/// 16 ..< 32 (`half` 1).
+__attribute__((target("avx512f,avx512bw")))
+static __m512i quad_indices(int half) {
+    uint8_t indices[64];
+    for (int row = 0; row < 16; row++) {
+        for (int k = 0; k < 4; k++) indices[4 * row + k] = (uint8_t)(k * 32 + half * 16 + row);
+    }
+    return _mm512_loadu_si512((const void *)indices);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi")))
+void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4, const void *activation,
+                                           int64_t first_group, int64_t end_group, float *output, void *workspace) {
+    const __m512i low_rows = quad_indices(0), high_rows = quad_indices(1);
+    const uint8_t *activations = (const uint8_t *)activation;
+    if (is_q4) {
+        // Q4_1 layout (640 bytes a group block): 32 d, 32 m, then byte j of the 32 rows at 128 + j · 32
+        // (element j in the low nibble, j + 16 in the high). Activations Q8_1 (36 bytes: d, s, 32 q).
+        const __m512i nibble = _mm512_set1_epi8(0x0F);
+        for (int64_t group = first_group; group < end_group; group++) {
+            const uint8_t *source = (const uint8_t *)weights + group * blocks * 640;
+            __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();
+            __m512 minimum_low = _mm512_setzero_ps(), minimum_high = _mm512_setzero_ps();
+            for (int64_t block = 0; block < blocks; block++, source += 640) {
+                const uint8_t *a = activations + block * 36;
+                __m512i integer_low = _mm512_setzero_si512(), integer_high = _mm512_setzero_si512();
+                for (int j = 0; j < 16; j += 4) {
+                    __m512i first = _mm512_loadu_si512((const void *)(source + 128 + j * 32));
+                    __m512i second = _mm512_loadu_si512((const void *)(source + 128 + j * 32 + 64));
+                    __m512i rows_low = _mm512_permutex2var_epi8(first, low_rows, second);
+                    __m512i rows_high = _mm512_permutex2var_epi8(first, high_rows, second);
+                    int32_t quants_low, quants_high;
+                    memcpy(&quants_low, a + 4 + j, 4);
+                    memcpy(&quants_high, a + 4 + 16 + j, 4);
+                    __m512i activation_low = _mm512_set1_epi32(quants_low), activation_high = _mm512_set1_epi32(quants_high);
+                    integer_low = _mm512_dpbusd_epi32(integer_low, _mm512_and_si512(rows_low, nibble), activation_low);
+                    integer_low = _mm512_dpbusd_epi32(integer_low, _mm512_and_si512(_mm512_srli_epi16(rows_low, 4), nibble),
+                                                      activation_high);
+                    integer_high = _mm512_dpbusd_epi32(integer_high, _mm512_and_si512(rows_high, nibble), activation_low);
+                    integer_high = _mm512_dpbusd_epi32(integer_high, _mm512_and_si512(_mm512_srli_epi16(rows_high, 4), nibble),
+                                                       activation_high);
+                }
+                uint16_t bits;
+                memcpy(&bits, a, 2);
+                __m512 activation_scale = _mm512_set1_ps(half_to_float(bits));
+                memcpy(&bits, a + 2, 2);
+                __m512 activation_sum = _mm512_set1_ps(half_to_float(bits));
+                __m512 scale_low = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)source));
+                __m512 scale_high = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + 32)));
+                low = _mm512_add_ps(low, _mm512_mul_ps(_mm512_cvtepi32_ps(integer_low), _mm512_mul_ps(scale_low, activation_scale)));
+                high = _mm512_add_ps(high, _mm512_mul_ps(_mm512_cvtepi32_ps(integer_high), _mm512_mul_ps(scale_high, activation_scale)));
+                __m512 weight_minimum_low = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + 64)));
+                __m512 weight_minimum_high = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + 96)));
+                minimum_low = _mm512_add_ps(minimum_low, _mm512_mul_ps(weight_minimum_low, activation_sum));
+                minimum_high = _mm512_add_ps(minimum_high, _mm512_mul_ps(weight_minimum_high, activation_sum));
+            }
+            _mm512_storeu_ps(output + group * 32, _mm512_add_ps(low, minimum_low));
+            _mm512_storeu_ps(output + group * 32 + 16, _mm512_add_ps(high, minimum_high));
+        }
+        return;
+    }
+    // Q8_0 layout (1088 bytes a group block): 32 d, then byte j of the 32 rows at 64 + j · 32, signed.
+    // Activations Q8_0 (34 bytes: d, 32 q). vpdpbusd multiplies unsigned by signed bytes, so the
+    // weights are offset to w + 128 (w XOR 0x80) and 128 · Σ q of each block is taken back.
+    int32_t *offsets = (int32_t *)workspace;
+    for (int64_t block = 0; block < blocks; block++) {
+        const int8_t *quants = (const int8_t *)(activations + block * 34 + 2);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) sum += quants[j];
+        offsets[block] = 128 * sum;
+    }
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    for (int64_t group = first_group; group < end_group; group++) {
+        const uint8_t *source = (const uint8_t *)weights + group * blocks * 1088;
+        __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();
+        for (int64_t block = 0; block < blocks; block++, source += 1088) {
+            const uint8_t *a = activations + block * 34;
+            __m512i offset = _mm512_set1_epi32(-offsets[block]);
+            __m512i integer_low = offset, integer_high = offset;
+            for (int j = 0; j < 32; j += 4) {
+                __m512i first = _mm512_loadu_si512((const void *)(source + 64 + j * 32));
+                __m512i second = _mm512_loadu_si512((const void *)(source + 64 + j * 32 + 64));
+                __m512i rows_low = _mm512_xor_si512(_mm512_permutex2var_epi8(first, low_rows, second), sign);
+                __m512i rows_high = _mm512_xor_si512(_mm512_permutex2var_epi8(first, high_rows, second), sign);
+                int32_t quants;
+                memcpy(&quants, a + 2 + j, 4);
+                __m512i activation_quad = _mm512_set1_epi32(quants);
+                integer_low = _mm512_dpbusd_epi32(integer_low, rows_low, activation_quad);
+                integer_high = _mm512_dpbusd_epi32(integer_high, rows_high, activation_quad);
+            }
+            uint16_t bits;
+            memcpy(&bits, a, 2);
+            __m512 activation_scale = _mm512_set1_ps(half_to_float(bits));
+            __m512 scale_low = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)source));
+            __m512 scale_high = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + 32)));
+            low = _mm512_add_ps(low, _mm512_mul_ps(_mm512_cvtepi32_ps(integer_low), _mm512_mul_ps(scale_low, activation_scale)));
+            high = _mm512_add_ps(high, _mm512_mul_ps(_mm512_cvtepi32_ps(integer_high), _mm512_mul_ps(scale_high, activation_scale)));
+        }
+        _mm512_storeu_ps(output + group * 32, low);
+        _mm512_storeu_ps(output + group * 32 + 16, high);
+    }
+}
+
 /// Unpacks one group's weights into `quads` (per block and row, the row's 32 elements as unsigned
 /// bytes in order: Q4_1 nibbles, or decoded Q5_0 plus 16), `scales` and `minimums` (Float, per
 /// block and row).
@@ -318,6 +431,16 @@ void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t su
     // Callers check integer_kernels_cpu_has_avx512_vnni(), which is 0 on this architecture.
     (void)weights; (void)super_blocks; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
     (void)output; (void)rows; (void)workspace;
+    __builtin_trap();
+}
+
+int32_t integer_kernels_cpu_has_one_token_avx512(void) { return 0; }
+
+void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4, const void *activation,
+                                           int64_t first_group, int64_t end_group, float *output, void *workspace) {
+    // Callers check integer_kernels_cpu_has_one_token_avx512(), which is 0 on this architecture.
+    (void)weights; (void)blocks; (void)is_q4; (void)activation; (void)first_group; (void)end_group; (void)output;
+    (void)workspace;
     __builtin_trap();
 }
 

@@ -239,10 +239,22 @@ public final class InterleavedWeights: @unchecked Sendable {
                                   tokens: product.tokens, firstToken: firstToken, output: product.output)
     }
 
+    /// The layouts the C one-token kernel (`integer_kernels_one_token_avx512_vnni`) multiplies.
+    enum IntegerRows: Int32, Sendable {
+        /// Q4_1's layout with Q8_1 activations (`multiplyQ4_1`).
+        case q4_1 = 1
+        /// Q8_0's layout with Q8_0 activations, one integer sum per block (`multiplyBlockSums`).
+        case q8_0BlockSums = 0
+    }
+
+    /// Whether this CPU runs the C one-token kernel: AVX-512 VNNI, BW and VBMI (byte permutes).
+    static let hasIntegerRowKernel = integer_kernels_cpu_has_one_token_avx512() != 0
+
     /// The product over Q4_1's or Q8_0's layout: large batches of small weights with tokens in the
     /// vector lanes, other batches through the tiled kernel, the last tokens one by one with
-    /// `tokenRows` (bit-identical sums every way).
-    static func smallWeights(_ tokenRows: @escaping TokenRows) -> Multiply {
+    /// `tokenRows`, or with the C kernel of `integerRows` when the AVX-512 VNNI kernels are chosen
+    /// and the CPU has byte permutes (bit-identical sums every way).
+    static func smallWeights(_ tokenRows: @escaping TokenRows, integerRows: IntegerRows?) -> Multiply {
         { weights, product in
             let columns = weights.columns, tokens = product.tokens, pool = product.pool, scratch = product.scratch
             let groups = weights.rows / rowGroup
@@ -275,13 +287,22 @@ public final class InterleavedWeights: @unchecked Sendable {
                 return
             }
             let tiled = weights.supportsTiles ? tokens / tokenTile * tokenTile : 0
-            pool.parallelFor(groups) { range, _ in
+            let blocks = columns / blockElements
+            let integerLayout = product.promptKernel == .avx512VNNI && hasIntegerRowKernel
+                && blocks * MemoryLayout<Int32>.size <= ThreadPool.workspaceBytes ? integerRows : nil
+            pool.parallelFor(groups) { range, thread in
                 if tiled > 0 {
                     weights.multiplyTiled(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
                                           tokens: tiled, output: product.output)
                 }
                 guard tiled < tokens else { return }
-                tokenRows(weights, range, product, tiled)
+                guard let integerLayout else { return tokenRows(weights, range, product, tiled) }
+                for token in tiled..<tokens {
+                    integer_kernels_one_token_avx512_vnni(weights.storage, Int64(blocks), integerLayout.rawValue,
+                                                          product.activations + token * product.activationRowBytes,
+                                                          Int64(range.lowerBound), Int64(range.upperBound),
+                                                          product.output + token * weights.rows, pool.workspace(thread))
+                }
             }
         }
     }

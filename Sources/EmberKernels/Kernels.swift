@@ -181,7 +181,8 @@ public enum Kernels {
 
     /// `matmul` over weights interleaved at load time (see `InterleavedWeights`): the activations
     /// quantized, then the product the weights resolved when they were rearranged.
-    /// `promptKernel` multiplies large batches (the same bits whichever it is).
+    /// `promptKernel` multiplies large batches, and single tokens over Q4_1's and Q8_0's layouts
+    /// when it is AVX-512 VNNI and the CPU has byte permutes (the same bits whichever it is).
     public static func matmul(interleaved weights: InterleavedWeights, input: UnsafePointer<Float>, tokens: Int,
                               output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
                               promptKernel: PromptKernel = .current) {

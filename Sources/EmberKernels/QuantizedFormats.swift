@@ -65,14 +65,13 @@ public struct QuantizedFormat: Sendable {
                         dequantize: { VectorKernels.dequantizeQ4_1($0, $1, $2 / 32) }),
         // Q5_0 is decoded to signed bytes in Q8_0's interleaved layout.
         QuantizedFormat(.q5_0, activation: .q8_0, kernel: Q5_0Dot.self, sequentialDot: { _ in SequentialDot.q5_0 },
-                        interleaving: .q8_0Layout(multipliedAs: .q5_0, rearrange: InterleavedWeights.decodeQ5_0) { _ in InterleavedWeights.rowsBlockSums },
+                        interleaving: .q8_0Layout(multipliedAs: .q5_0, rearrange: InterleavedWeights.decodeQ5_0) { _ in false },
                         laneScratchBytes: tokenLaneScratchBytes),
         QuantizedFormat(.q5_1, activation: .q8_1, kernel: Q5_1Dot.self),
         QuantizedFormat(.q8_0, activation: .q8_0, kernel: Q8_0Dot.self, followsLlamaCpp: true,
                         sequentialDot: { $0 ? SequentialDot.q8_0 : SequentialDot.q8_0Blocks },
-                        interleaving: .q8_0Layout(multipliedAs: .q8_0, rearrange: InterleavedWeights.copyQ8_0) {
-                            $0 ? InterleavedWeights.rowsQ8_0InLlamaOrder : InterleavedWeights.rowsBlockSums
-                        }, dequantize: { VectorKernels.dequantizeQ8_0($0, $1, $2 / 32) }),
+                        interleaving: .q8_0Layout(multipliedAs: .q8_0, rearrange: InterleavedWeights.copyQ8_0) { $0 },
+                        dequantize: { VectorKernels.dequantizeQ8_0($0, $1, $2 / 32) }),
         // Q4_K is rewritten as Q4_1 sub-blocks (and multiplied as Q4_1 once interleaved).
         QuantizedFormat(.q4_K, activation: .q8_K, kernel: Q4_KDot.self,
                         interleaving: .q4_1Layout(rearrange: InterleavedWeights.rewriteQ4_K), laneScratchBytes: tokenLaneScratchBytes),
@@ -135,14 +134,19 @@ struct Interleaving: Sendable {
     /// Q4_1's layout (Q4_K's sub-blocks rewritten into it), multiplied as Q4_1.
     static func q4_1Layout(rearrange: @escaping InterleavedWeights.Rearrange) -> Interleaving {
         Interleaving(layoutType: .q4_1, multipliedAs: .q4_1, groupBlockBytes: Q4_1GroupBlock.bytes, rearrange: rearrange,
-                     multiply: { _ in InterleavedWeights.smallWeights(InterleavedWeights.rowsQ4_1) })
+                     multiply: { _ in InterleavedWeights.smallWeights(InterleavedWeights.rowsQ4_1, integerRows: .q4_1) })
     }
 
-    /// Q8_0's layout (Q5_0 decoded into it), its last tokens multiplied one by one with `tokenRows`.
+    /// Q8_0's layout (Q5_0 decoded into it), its last tokens multiplied one by one in llama.cpp's
+    /// order when `inLlamaOrder` says so for the model's choice, else by one integer sum per block.
     static func q8_0Layout(multipliedAs: TensorType, rearrange: @escaping InterleavedWeights.Rearrange,
-                           tokenRows: @escaping @Sendable (_ llamaOrder: Bool) -> InterleavedWeights.TokenRows) -> Interleaving {
+                           inLlamaOrder: @escaping @Sendable (_ llamaOrder: Bool) -> Bool) -> Interleaving {
         Interleaving(layoutType: .q8_0, multipliedAs: multipliedAs, groupBlockBytes: Q8_0GroupBlock.bytes, rearrange: rearrange,
-                     multiply: { InterleavedWeights.smallWeights(tokenRows($0)) })
+                     multiply: { llamaOrder in
+                         inLlamaOrder(llamaOrder)
+                             ? InterleavedWeights.smallWeights(InterleavedWeights.rowsQ8_0InLlamaOrder, integerRows: nil)
+                             : InterleavedWeights.smallWeights(InterleavedWeights.rowsBlockSums, integerRows: .q8_0BlockSums)
+                     })
     }
 }
 

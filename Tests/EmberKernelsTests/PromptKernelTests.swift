@@ -53,6 +53,70 @@ struct PromptKernelTests {
         }
     }
 
+    /// Decode steps and short batches (the tiled kernel's tokens plus one-token remainders): the C
+    /// one-token kernel over Q4_1's layout (Q4_1, Q4_K) and Q8_0's (Q8_0 by block sums, decoded
+    /// Q5_0) gives the portable kernel's bits; `extreme` fills the quants with the largest
+    /// magnitudes both signs allow (−128 and 127 for Q8_0, 15 for the nibbles) to reach the
+    /// largest sums and the offset the kernel takes back.
+    @Test("One-token kernels equal the portable kernel bit for bit",
+          arguments: [(TensorType.q4_1, 1, 576, false), (.q4_1, 5, 512, true), (.q4_K, 3, 2048, false), (.q5_0, 1, 640, false),
+                      (.q5_0, 6, 640, true), (.q8_0, 1, 640, false), (.q8_0, 3, 2048, true), (.q8_0, 1, 4864, false)])
+    func oneTokenKernelsAgree(type: TensorType, tokens: Int, columns: Int, extreme: Bool) throws {
+        var random = KernelRandom(state: 9001 &+ UInt64(tokens) &+ UInt64(columns))
+        let rows = 96
+        var weights = randomBlocks(type, elements: rows * columns, random: &random)
+        var input = random.floats(tokens * columns)
+        if extreme {
+            let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
+            for b in 0..<(weights.count / blockBytes) {
+                for i in quantStart..<blockBytes {
+                    // Q8_0: −128 and 127 mixed; the packed formats: every nibble and high bit set.
+                    weights[b * blockBytes + i] = type != .q8_0 ? 0xFF : (b + i) % 3 == 0 ? 0x80 : 0x7F
+                }
+            }
+            input = input.enumerated().map { $0.offset % 5 == 0 ? -0.5 : 0.5 }
+        }
+        let pool = ThreadPool(threadCount: 2)
+        let interleaved = try #require(weights.withUnsafeBytes {
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool, llamaOrder: false)
+        })
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: interleaved.type, columns: columns, tokens: tokens),
+                                                       alignment: 64)
+        defer { scratch.deallocate() }
+        func product(_ kernel: PromptKernel) -> [Float] {
+            var output = [Float](repeating: .nan, count: rows * tokens)
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    Kernels.matmul(interleaved: interleaved, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, scratch: scratch,
+                                   pool: pool, promptKernel: kernel)
+                }
+            }
+            return output
+        }
+        let portable = product(.portable)
+        // The portable kernel against the float product of the dequantized weights (loosely: the
+        // activations are quantized to 8 bits), so that agreeing kernels cannot both be wrong.
+        var dequantized = [Float](repeating: 0, count: rows * columns)
+        weights.withUnsafeBytes { w in
+            dequantized.withUnsafeMutableBufferPointer { Kernels.dequantize(type, source: w.baseAddress!, into: $0.baseAddress!, count: rows * columns) }
+        }
+        for token in 0..<tokens {
+            for row in 0..<rows {
+                var exact: Float = 0, magnitude: Float = 0
+                for column in 0..<columns {
+                    exact += dequantized[row * columns + column] * input[token * columns + column]
+                    magnitude += abs(dequantized[row * columns + column] * input[token * columns + column])
+                }
+                #expect(abs(portable[token * rows + row] - exact) <= 0.02 * magnitude + 1e-3, "row \(row) token \(token)")
+            }
+        }
+        for kernel in PromptKernel.allCases.filter(\.isAvailable) {
+            let output = product(kernel)
+            let mismatches = (0..<(rows * tokens)).filter { output[$0].bitPattern != portable[$0].bitPattern }
+            #expect(mismatches.isEmpty, "\(kernel) \(type): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
+        }
+    }
+
     /// Q6_K batches: one padded 16-token vector, whole ones, 9 super-blocks (an incomplete last
     /// four), and 4,864 columns (19 super-blocks, wider than the C kernel's workspace holds).
     @Test("Q6_K batch kernels equal the row kernel bit for bit", arguments: [(70, 2048), (64, 2304), (81, 1024), (64, 4864)])

@@ -54,4 +54,17 @@ void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t su
                                        int64_t first_group, int64_t end_group, float *output, int64_t rows,
                                        void *workspace);
 
+/// 1 when this CPU also has AVX-512 BW and VBMI (byte permutes), which the one-token kernel needs.
+int32_t integer_kernels_cpu_has_one_token_avx512(void);
+
+/// One token's outputs `output[g * 32 + r]` of interleaved-weight groups `g` in
+/// `first_group ..< end_group`: `is_q4` ? Q4_1's layout (640 bytes a group block) with a Q8_1
+/// activation row : Q8_0's layout (1088 bytes; Q8_0, or Q5_0 decoded to signed bytes) with a Q8_0
+/// activation row. Four byte positions of the 32 rows are permuted into row quads (`vpermt2b`) and
+/// summed by `vpdpbusd`; each block's integer sum is exact, and the floating-point steps are those of
+/// `InterleavedWeights.multiplyQ4_1` / `multiplyBlockSums` in the same order, so the same bits.
+/// `workspace`: 4 · `blocks` bytes, 4-byte aligned (Q8_0's layout keeps each block's 128 · Σ q there).
+void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4, const void *activation,
+                                           int64_t first_group, int64_t end_group, float *output, void *workspace);
+
 #endif
