@@ -84,6 +84,11 @@ int32_t integer_kernels_cpu_has_avx512_vnni(void) {
     return avx512f && avx512vnni;
 }
 
+/// How far ahead of the loads the one-token kernel prefetches its weight stream: the hardware
+/// prefetcher alone leaves decode about an eighth slower (measured on Gemma 3 at one thread; 2 and
+/// 4 KiB ahead measured alike, 1 KiB less).
+enum { prefetch_distance = 4096 };
+
 int32_t integer_kernels_cpu_has_one_token_avx512(void) {
     if (!integer_kernels_cpu_has_avx512_vnni()) return 0;
     unsigned a, b, c, d;
@@ -121,6 +126,8 @@ void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, 
                 const uint8_t *a = activations + block * 36;
                 __m512i integer_low = _mm512_setzero_si512(), integer_high = _mm512_setzero_si512();
                 for (int j = 0; j < 16; j += 4) {
+                    _mm_prefetch((const char *)(source + prefetch_distance + j * 32), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(source + prefetch_distance + j * 32 + 64), _MM_HINT_T0);
                     __m512i first = _mm512_loadu_si512((const void *)(source + 128 + j * 32));
                     __m512i second = _mm512_loadu_si512((const void *)(source + 128 + j * 32 + 64));
                     __m512i rows_low = _mm512_permutex2var_epi8(first, low_rows, second);
@@ -174,6 +181,8 @@ void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, 
             __m512i offset = _mm512_set1_epi32(-offsets[block]);
             __m512i integer_low = offset, integer_high = offset;
             for (int j = 0; j < 32; j += 4) {
+                _mm_prefetch((const char *)(source + prefetch_distance + j * 32), _MM_HINT_T0);
+                _mm_prefetch((const char *)(source + prefetch_distance + j * 32 + 64), _MM_HINT_T0);
                 __m512i first = _mm512_loadu_si512((const void *)(source + 64 + j * 32));
                 __m512i second = _mm512_loadu_si512((const void *)(source + 64 + j * 32 + 64));
                 __m512i rows_low = _mm512_xor_si512(_mm512_permutex2var_epi8(first, low_rows, second), sign);
