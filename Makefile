@@ -12,7 +12,7 @@ EMBER = .build/release/ember
 SWIFT_FLAGS := $(shell scripts/swift_flags.sh)
 PROMPT = Give me three tips for a long battery life on a phone.
 
-.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example fuzz cabi cabi-test
+.PHONY: bootstrap demo test build bench clean policy-table rouge-table lint example fuzz cabi cabi-test test-portable
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -26,6 +26,11 @@ demo: bootstrap
 # C ABI's two foreign clients.
 test: bootstrap lint cabi-test
 	EMBER_REQUIRE_MODELS=1 swift test -c release $(SWIFT_FLAGS)
+
+# The same tests on the baseline build (EMBER_PORTABLE=1: no -target-cpu native, no run-time AVX-512
+# C kernels), in its own build folder: the portable Swift kernels give the same results.
+test-portable: bootstrap
+	EMBER_PORTABLE=1 EMBER_REQUIRE_MODELS=1 swift test -c release --scratch-path .build-portable $$(EMBER_PORTABLE=1 scripts/swift_flags.sh)
 
 # Library targets (Sources/) use only what iOS and Android offer (scripts/lint_platform.sh).
 lint:

@@ -2,7 +2,7 @@
 # The compiler flags of every Ember build and test run, printed as `swift build` arguments.
 #
 # Release builds target the CPU they are built on (AVX-512 or AVX2 FMA on x86-64, NEON/dot-product
-# on ARM) unless EMBER_PORTABLE=1 asks for the baseline ISA; EMBER_TARGET_CPU names another CPU
+# on ARM) unless EMBER_PORTABLE=1 asks for the baseline ISA (and no run-time AVX-512 C kernels); EMBER_TARGET_CPU names another CPU
 # (scripts/instructions.sh builds for haswell). Exclusivity checks are off in the hot loops' modules
 # as they always were. The flags live here, not in Package.swift: a package with `unsafeFlags`
 # cannot be used as a versioned dependency (Examples/ChatExample depends on Ember that way).
@@ -13,5 +13,9 @@ set -euo pipefail
 flags=(-Xswiftc -enforce-exclusivity=unchecked)
 if [ "${EMBER_PORTABLE:-0}" != "1" ]; then
     flags+=(-Xswiftc -target-cpu -Xswiftc "${EMBER_TARGET_CPU:-native}")
+else
+    # The baseline build also leaves out the C kernels chosen at run time by CPU feature (AVX-512
+    # VNNI), so that it runs and tests the portable Swift kernels on any CPU.
+    flags+=(-Xcc -DEMBER_BASELINE_CPU -Xswiftc -DEMBER_BASELINE_CPU)
 fi
 echo "${flags[*]}"

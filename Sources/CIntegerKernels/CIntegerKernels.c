@@ -72,6 +72,9 @@ int64_t integer_kernels_q6k_max_super_blocks(int64_t workspace_bytes) {
 #include <cpuid.h>
 
 int32_t integer_kernels_cpu_has_avx512_vnni(void) {
+#if defined(EMBER_BASELINE_CPU)
+    return 0;  // the baseline build (scripts/swift_flags.sh, EMBER_PORTABLE=1) runs the portable kernels
+#endif
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
     unsigned low, high;
