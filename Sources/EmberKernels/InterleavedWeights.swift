@@ -290,7 +290,8 @@ public final class InterleavedWeights: @unchecked Sendable {
             let blocks = columns / blockElements
             let integerLayout = product.promptKernel == .avx512VNNI && hasIntegerRowKernel
                 && blocks * MemoryLayout<Int32>.size <= ThreadPool.workspaceBytes ? integerRows : nil
-            pool.parallelFor(groups) { range, thread in
+            // Eight chunks a thread, claimed as threads free up (`parallelFor(_:grain:_:)`).
+            pool.parallelFor(groups, grain: max(1, groups / (8 * pool.threadCount))) { range, thread in
                 if tiled > 0 {
                     weights.multiplyTiled(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
                                           tokens: tiled, output: product.output)

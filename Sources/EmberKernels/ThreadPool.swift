@@ -73,6 +73,34 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `body(range, thread)` over `0..<count` in chunks of at most `grain` items that the
+    /// threads claim one after another until none is left; returns when every chunk is done.
+    ///
+    /// For loops whose items cost the same but whose threads may not run alike: a thread that is
+    /// descheduled, runs on a slower core (a phone's efficiency cores) or waits longer for memory
+    /// leaves its share to the others instead of holding up the call. `body` is called once per
+    /// chunk, so its per-call work should be small beside a chunk's.
+    public func parallelFor(_ count: Int, grain: Int, _ body: (_ range: Range<Int>, _ thread: Int) -> Void) {
+        guard count > 0 else { return }
+        let grain = max(1, grain)
+        let threads = min(activeThreadCount, threadCount)
+        if threads == 1 || count <= grain {
+            for start in stride(from: 0, to: count, by: grain) { body(start..<min(count, start + grain), 0) }
+            return
+        }
+        shared.cursor.store(0, ordering: .relaxed)
+        let shared = self.shared
+        withoutActuallyEscaping(body) { escapable in
+            shared.run(count: threads) { _, thread in
+                while true {
+                    let start = shared.cursor.add(grain, ordering: .relaxed).oldValue
+                    guard start < count else { return }
+                    escapable(start..<min(count, start + grain), thread)
+                }
+            }
+        }
+    }
+
     /// The part of `0..<count` that thread `index` of `threads` runs.
     @inline(__always)
     static func range(of index: Int, threads: Int, count: Int) -> Range<Int> {
@@ -95,6 +123,8 @@ public final class ThreadPool: @unchecked Sendable {
         let sleepers = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
         let active: Atomic<Int>
+        /// The next unclaimed item of `parallelFor(_:grain:_:)`.
+        let cursor = Atomic<Int>(0)
         let condition = NSCondition()
         var body: ((Range<Int>, Int) -> Void)?
         var count = 0

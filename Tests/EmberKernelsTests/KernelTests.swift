@@ -1,4 +1,5 @@
 import EmberCore
+import Foundation
 import EmberKernels
 import Testing
 
@@ -224,6 +225,34 @@ struct ThreadPoolTests {
                 }
                 #expect((0..<count).allSatisfy { hits[$0] == 1 })
                 hits.deallocate()
+            }
+        }
+    }
+
+    /// Chunks claimed as threads free up: every index once, whatever the grain (1, uneven, larger
+    /// than the count) and however unevenly the threads run (one of them stalls on its first chunk).
+    @Test("Claimed chunks cover every index exactly once", arguments: [1, 2, 3])
+    func claimedChunks(threads: Int) {
+        let pool = ThreadPool(threadCount: threads)
+        for count in [1, 2, 7, 64, 1000] {
+            for grain in [1, 3, 16, 2000] {
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: count)
+                hits.initialize(repeating: 0, count: count)
+                let chunks = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+                chunks.initialize(repeating: 0, count: threads)
+                pool.parallelFor(count, grain: grain) { range, thread in
+                    precondition(thread >= 0 && thread < threads && range.count <= grain)
+                    if thread == threads - 1 && chunks[thread] == 0 && threads > 1 { usleep(2_000) }
+                    chunks[thread] += 1
+                    for index in range { hits[index] += 1 }
+                }
+                #expect((0..<count).allSatisfy { hits[$0] == 1 }, "count \(count) grain \(grain)")
+                if threads > 1 && count >= 64 && grain <= 3 {
+                    // The stalled thread's share went to the others.
+                    #expect(chunks[threads - 1] < (count / grain) / threads, "count \(count) grain \(grain)")
+                }
+                hits.deallocate()
+                chunks.deallocate()
             }
         }
     }
