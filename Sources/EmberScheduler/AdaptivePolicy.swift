@@ -131,8 +131,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
     private var prefillRate: Double?
-    /// Prompt tokens per second of the first, boosted chunk on the default threads.
+    /// Prompt tokens per second of the latest boosted chunk on the default threads: what a racing
+    /// runtime gets.
     private var referencePrefillRate: Double?
+    /// The thermal status when `referencePrefillRate` was measured; nil before any measurement.
+    private var referenceStatus: ThermalStatus?
+    /// Whether the step last decided is a boosted chunk that measures the reference.
+    private var measuringReference = false
     private var chosenThreads: Int?
     private var calibrationStep = 0
     /// Earliest time of the next token, per request.
@@ -175,7 +180,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
             guard outcome.seconds > 0 else { return }
             let rate = Double(outcome.tokens) / outcome.seconds
             prefillRate = prefillRate.map { 0.7 * $0 + 0.3 * rate } ?? rate
-            if referencePrefillRate == nil { referencePrefillRate = rate }
+            if measuringReference || referencePrefillRate == nil { referencePrefillRate = rate }
+            measuringReference = false
         }
     }
 
@@ -352,10 +358,20 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// ADPF target of `speed` × that reference, so the OS can lower the clocks — more cores at
     /// lower voltage do the same work for less energy.
     ///
+    /// A reference measured while the phone was warmer than now (a higher thermal status: the OS
+    /// was capping the clocks) is a throttled phone's speed, and a cooler phone's prompts would
+    /// keep running at it — a first token several times later than a racing runtime's. So the
+    /// first chunk after the status falls below the reference's is boosted again and measures
+    /// the reference anew.
+    ///
     /// Background chunks are short while the screen is on, so an interactive request that arrives
     /// waits little; with the screen off they are full size (fewer weight reads).
-    private func prefill(_ request: RequestSnapshot, _ context: SchedulingContext, maximum: Int, speed: Double) -> SchedulingDecision {
-        guard let reference = referencePrefillRate else { return .run(id: request.id, threads: maximum, hint: .boost) }
+    private mutating func prefill(_ request: RequestSnapshot, _ context: SchedulingContext, maximum: Int, speed: Double) -> SchedulingDecision {
+        guard let reference = referencePrefillRate, referenceStatus.map({ context.thermalStatus >= $0 }) ?? true else {
+            measuringReference = true
+            referenceStatus = context.thermalStatus
+            return .run(id: request.id, threads: maximum, hint: .boost)
+        }
         let short = request.requestClass == .background && context.isScreenOn
         let sized = max(configuration.minimumBackgroundStepTokens, Int(configuration.backgroundStepSeconds * reference * speed))
         let limit = short ? min(sized, context.prefillChunkTokens) : context.prefillChunkTokens

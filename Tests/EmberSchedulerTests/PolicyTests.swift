@@ -91,6 +91,38 @@ extension AdaptivePolicy {
         #expect(abs(seconds - 40 / (200 * policy.configuration.interactivePrefillSpeed)) < 1e-9)
     }
 
+    /// A reference prompt speed measured while the OS was capping the clocks (a hot phone) is a
+    /// throttled phone's speed: once the phone is cooler, the next prompt is boosted again and
+    /// measures it anew, else a cool phone's prompts keep running at the hot speed.
+    @Test func aReferenceMeasuredHotIsMeasuredAgainWhenThePhoneIsCooler() {
+        var policy = AdaptivePolicy()
+        var hot = ScriptedPlatform()
+        hot.thermalStatus = .moderate
+        #expect(policy.decide(context(0, [chat], hot)) == .run(id: 1, threads: 4, hint: .boost))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 2))  // 50 tokens/s, throttled
+        // Still hot: the reference holds.
+        guard case .run(_, _, .target(let hotSeconds), let hotChunk) = policy.decide(context(2, [chat], hot)) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(hotSeconds - Double(hotChunk ?? 0) / 50) < 1e-9)
+        // Cooler: boosted again, and the new speed is the reference.
+        #expect(policy.decide(context(60, [chat])) == .run(id: 1, threads: 4, hint: .boost))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 0.5))  // 200 tokens/s
+        guard case .run(_, _, .target(let coolSeconds), let coolChunk) = policy.decide(context(61, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(coolSeconds - Double(coolChunk ?? 0) / 200) < 1e-9)
+        // A later prompt step's speed (targeted) does not replace the reference.
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 8, tokens: 40, seconds: 1))
+        guard case .run(_, _, .target(let laterSeconds), let laterChunk) = policy.decide(context(62, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(laterSeconds - Double(laterChunk ?? 0) / 200) < 1e-9)
+    }
+
     @Test func calibrationKeepsTheFewestThreadsWithinTolerance() {
         let policy = calibratedAdaptive()
         #expect(policy.decodeThreads == 2)
