@@ -12,7 +12,9 @@ import EmberCore
 ///   on one thread; background work waits for cool periods. Heat is attributed: the policy
 ///   compares the forecast with the environment's alone (the phone without its work) and holds
 ///   nothing back for heat it does not cause. With the environment alone hot, interactive replies
-///   still run, at the lowest-power setting; only CRITICAL pauses them, briefly, re-checking, and
+///   still run, at the lowest-power setting — or, with the environment alone just below the
+///   SEVERE line, at the paced rate (seconds above the line last as long as the work does); only
+///   CRITICAL pauses them, briefly, re-checking, and
 ///   only what the person is not waiting for (a reply ahead of its reader; a prompt or a caught-up
 ///   reader only at imminent shutdown); the app's own heat at the edge of SEVERE pauses a reply
 ///   only while its reader is behind it.
@@ -44,6 +46,15 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// Headroom (now) from which interactive work pauses while its reader is behind, when the
         /// heat is the app's own (the environment alone is below `pauseHeadroom − attributionMargin`).
         public var pauseHeadroom = 0.96
+        /// Forecast headroom of the environment alone just below the SEVERE line (headroom 1),
+        /// where the idle skin hovers under it: any work's heat then holds the skin above the line
+        /// for as long as the work runs, whatever its power, and replies run at the paced rate
+        /// (`interactiveTokensPerSecond`, or the warm rate past `cautionHeadroom`), not at reading
+        /// speed on one thread. In `ember sim fuzz`, replies at reading speed on one thread in
+        /// rooms that held an idle phone near the line spread over 10–28 s what race did in
+        /// 2.5–6 s, and spent 3–5 s more at SEVERE. At or above the line the rule holds
+        /// (the lowest-power setting: the skin is past the line with or without the work).
+        public var environmentAtLine = 0.96..<1.0
         /// How far below `pauseHeadroom` the environment alone must be for pausing to help.
         public var attributionMargin = 0.04
         /// A pause at CRITICAL lasts this long before the policy looks again. At CRITICAL only a
@@ -304,7 +315,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
         var rate = configuration.interactiveTokensPerSecond
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
-        let hot = environmentHot || headroom >= configuration.hotHeadroom
+        // The environment alone just below the SEVERE line: any heat holds the skin above the
+        // line for as long as the work runs, whatever its power, so the seconds at SEVERE are set
+        // by how long the reply runs, not by its peak. It runs at the paced rate, each token at
+        // the clocks of least energy, and ends sooner. (At or above the line, the skin is past it
+        // with or without the work: the lowest power.)
+        let environmentAtLine = configuration.environmentAtLine.contains(environment)
+        let hot = !environmentAtLine && (environmentHot || headroom >= configuration.hotHeadroom)
         if hot {
             // The least heat: one thread at reading pace, each token at the clocks of least energy
             // per token — the skin, with a time constant of minutes, warms by the energy it gets,

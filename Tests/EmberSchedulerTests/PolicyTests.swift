@@ -183,10 +183,10 @@ extension AdaptivePolicy {
 
     @Test func environmentCausedSevereStillServesInteractiveAtTheLowestPower() {
         var policy = calibratedAdaptive()
-        // A car mount on a hot day: the idle phone alone is past SEVERE.
-        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        // A car mount on a hot day: the idle phone alone is well past SEVERE.
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.3, headroomForecast: 1.32)
         var decoding = context(100, [chatDecoding], hotCar)
-        decoding.environmentHeadroom = 1.08
+        decoding.environmentHeadroom = 1.28
         let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
         #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: leastHeat))
         // Served at reading pace: the next token waits a tenth of a second, never longer.
@@ -199,7 +199,7 @@ extension AdaptivePolicy {
         // A new question's prompt is processed too, with a target duration, and no slower than
         // when cool: the person waits for it, and the heat is not the app's.
         var prompt = context(101, [chat], hotCar)
-        prompt.environmentHeadroom = 1.08
+        prompt.environmentHeadroom = 1.28
         guard case .run(1, _, .target(let hotSeconds), let hotChunk) = policy.decide(prompt) else {
             Issue.record("expected the prompt to run with a target duration")
             return
@@ -209,6 +209,40 @@ extension AdaptivePolicy {
             return
         }
         #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
+    }
+
+    /// The environment alone just below the SEVERE line (a warm room, a charging phone): any heat
+    /// holds the skin above the line for as long as the work runs, so a reply runs at the warm
+    /// pace (each token at the clocks of least energy) and ends sooner, not at reading speed on
+    /// one thread, which would keep the skin above the line several times as long.
+    @Test func aReplyWithTheEnvironmentJustBelowTheSevereLineEndsSooner() {
+        var policy = calibratedAdaptive()
+        let atLine = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.0, headroomForecast: 1.01)
+        var decoding = context(100, [chatDecoding], atLine)
+        decoding.environmentHeadroom = 0.99
+        // The warm pace (the forecast is past the caution line), not reading speed.
+        let configuration = policy.configuration
+        let warm = 2 / (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond)
+        // Two threads (the calibrated count), at twice the fastest token seen there (4.2 ms).
+        let efficient = PerformanceHint.target(seconds: configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(decoding) == .run(id: 1, threads: 2, hint: efficient))
+        var next = decoding
+        next.time = 100.001
+        #expect(policy.decide(next) == .idle(until: 100 + warm, reason: .pacing))
+        // At or above the line (the skin is past it with or without the work): the lowest power.
+        var above = context(150, [chatDecoding], atLine)
+        above.environmentHeadroom = 1.02
+        guard case .run(1, 1, _, _) = policy.decide(above) else {
+            Issue.record("expected one thread at reading pace")
+            return
+        }
+        // Clearly below the line the environment leaves room: reading pace on one thread.
+        var below = context(200, [chatDecoding], atLine)
+        below.environmentHeadroom = 0.9
+        guard case .run(1, 1, _, _) = policy.decide(below) else {
+            Issue.record("expected one thread at reading pace")
+            return
+        }
     }
 
     @Test func aReplyItsReaderCaughtUpWithRunsWithoutAGap() {
