@@ -12,7 +12,9 @@ import EmberCore
 ///   on one thread; background work waits for cool periods. Heat is attributed: the policy
 ///   compares the forecast with the environment's alone (the phone without its work) and holds
 ///   nothing back for heat it does not cause. With the environment alone hot, interactive replies
-///   still run, at the lowest-power setting; only CRITICAL pauses them, briefly, re-checking, and
+///   still run, at the lowest-power setting — or, with the environment alone just below the
+///   SEVERE line, at the paced rate (seconds above the line last as long as the work does); only
+///   CRITICAL pauses them, briefly, re-checking, and
 ///   only what the person is not waiting for (a reply ahead of its reader; a prompt or a caught-up
 ///   reader only at imminent shutdown); the app's own heat at the edge of SEVERE pauses a reply
 ///   only while its reader is behind it.
@@ -44,6 +46,15 @@ public struct AdaptivePolicy: SchedulingPolicy {
         /// Headroom (now) from which interactive work pauses while its reader is behind, when the
         /// heat is the app's own (the environment alone is below `pauseHeadroom − attributionMargin`).
         public var pauseHeadroom = 0.96
+        /// Forecast headroom of the environment alone just below the SEVERE line (headroom 1),
+        /// where the idle skin hovers under it: any work's heat then holds the skin above the line
+        /// for as long as the work runs, whatever its power, and replies run at the paced rate
+        /// (`interactiveTokensPerSecond`, or the warm rate past `cautionHeadroom`), not at reading
+        /// speed on one thread. In `ember sim fuzz`, replies at reading speed on one thread in
+        /// rooms that held an idle phone near the line spread over 10–28 s what race did in
+        /// 2.5–6 s, and spent 3–5 s more at SEVERE. At or above the line the rule holds
+        /// (the lowest-power setting: the skin is past the line with or without the work).
+        public var environmentAtLine = 0.96..<1.0
         /// How far below `pauseHeadroom` the environment alone must be for pausing to help.
         public var attributionMargin = 0.04
         /// A pause at CRITICAL lasts this long before the policy looks again. At CRITICAL only a
@@ -131,8 +142,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
     private var latestDecodeSeconds: [Int: Double] = [:]
     /// Prompt tokens per second (moving average).
     private var prefillRate: Double?
-    /// Prompt tokens per second of the first, boosted chunk on the default threads.
+    /// Prompt tokens per second of the latest boosted chunk on the default threads: what a racing
+    /// runtime gets.
     private var referencePrefillRate: Double?
+    /// The thermal status when `referencePrefillRate` was measured; nil before any measurement.
+    private var referenceStatus: ThermalStatus?
+    /// Whether the step last decided is a boosted chunk that measures the reference.
+    private var measuringReference = false
     private var chosenThreads: Int?
     private var calibrationStep = 0
     /// Earliest time of the next token, per request.
@@ -175,7 +191,8 @@ public struct AdaptivePolicy: SchedulingPolicy {
             guard outcome.seconds > 0 else { return }
             let rate = Double(outcome.tokens) / outcome.seconds
             prefillRate = prefillRate.map { 0.7 * $0 + 0.3 * rate } ?? rate
-            if referencePrefillRate == nil { referencePrefillRate = rate }
+            if measuringReference || referencePrefillRate == nil { referencePrefillRate = rate }
+            measuringReference = false
         }
     }
 
@@ -298,7 +315,13 @@ public struct AdaptivePolicy: SchedulingPolicy {
         var rate = configuration.interactiveTokensPerSecond
         var threads = chosenThreads ?? maximum
         var hint = PerformanceHint.none
-        let hot = environmentHot || headroom >= configuration.hotHeadroom
+        // The environment alone just below the SEVERE line: any heat holds the skin above the
+        // line for as long as the work runs, whatever its power, so the seconds at SEVERE are set
+        // by how long the reply runs, not by its peak. It runs at the paced rate, each token at
+        // the clocks of least energy, and ends sooner. (At or above the line, the skin is past it
+        // with or without the work: the lowest power.)
+        let environmentAtLine = configuration.environmentAtLine.contains(environment)
+        let hot = !environmentAtLine && (environmentHot || headroom >= configuration.hotHeadroom)
         if hot {
             // The least heat: one thread at reading pace, each token at the clocks of least energy
             // per token — the skin, with a time constant of minutes, warms by the energy it gets,
@@ -352,10 +375,20 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// ADPF target of `speed` × that reference, so the OS can lower the clocks — more cores at
     /// lower voltage do the same work for less energy.
     ///
+    /// A reference measured while the phone was warmer than now (a higher thermal status: the OS
+    /// was capping the clocks) is a throttled phone's speed, and a cooler phone's prompts would
+    /// keep running at it — a first token several times later than a racing runtime's. So the
+    /// first chunk after the status falls below the reference's is boosted again and measures
+    /// the reference anew.
+    ///
     /// Background chunks are short while the screen is on, so an interactive request that arrives
     /// waits little; with the screen off they are full size (fewer weight reads).
-    private func prefill(_ request: RequestSnapshot, _ context: SchedulingContext, maximum: Int, speed: Double) -> SchedulingDecision {
-        guard let reference = referencePrefillRate else { return .run(id: request.id, threads: maximum, hint: .boost) }
+    private mutating func prefill(_ request: RequestSnapshot, _ context: SchedulingContext, maximum: Int, speed: Double) -> SchedulingDecision {
+        guard let reference = referencePrefillRate, referenceStatus.map({ context.thermalStatus >= $0 }) ?? true else {
+            measuringReference = true
+            referenceStatus = context.thermalStatus
+            return .run(id: request.id, threads: maximum, hint: .boost)
+        }
         let short = request.requestClass == .background && context.isScreenOn
         let sized = max(configuration.minimumBackgroundStepTokens, Int(configuration.backgroundStepSeconds * reference * speed))
         let limit = short ? min(sized, context.prefillChunkTokens) : context.prefillChunkTokens

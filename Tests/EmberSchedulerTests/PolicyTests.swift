@@ -91,6 +91,38 @@ extension AdaptivePolicy {
         #expect(abs(seconds - 40 / (200 * policy.configuration.interactivePrefillSpeed)) < 1e-9)
     }
 
+    /// A reference prompt speed measured while the OS was capping the clocks (a hot phone) is a
+    /// throttled phone's speed: once the phone is cooler, the next prompt is boosted again and
+    /// measures it anew, else a cool phone's prompts keep running at the hot speed.
+    @Test func aReferenceMeasuredHotIsMeasuredAgainWhenThePhoneIsCooler() {
+        var policy = AdaptivePolicy()
+        var hot = ScriptedPlatform()
+        hot.thermalStatus = .moderate
+        #expect(policy.decide(context(0, [chat], hot)) == .run(id: 1, threads: 4, hint: .boost))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 2))  // 50 tokens/s, throttled
+        // Still hot: the reference holds.
+        guard case .run(_, _, .target(let hotSeconds), let hotChunk) = policy.decide(context(2, [chat], hot)) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(hotSeconds - Double(hotChunk ?? 0) / 50) < 1e-9)
+        // Cooler: boosted again, and the new speed is the reference.
+        #expect(policy.decide(context(60, [chat])) == .run(id: 1, threads: 4, hint: .boost))
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 4, tokens: 100, seconds: 0.5))  // 200 tokens/s
+        guard case .run(_, _, .target(let coolSeconds), let coolChunk) = policy.decide(context(61, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(coolSeconds - Double(coolChunk ?? 0) / 200) < 1e-9)
+        // A later prompt step's speed (targeted) does not replace the reference.
+        policy.record(StepOutcome(id: 1, kind: .prefill, threads: 8, tokens: 40, seconds: 1))
+        guard case .run(_, _, .target(let laterSeconds), let laterChunk) = policy.decide(context(62, [chat])) else {
+            Issue.record("expected a prompt step with a target duration")
+            return
+        }
+        #expect(abs(laterSeconds - Double(laterChunk ?? 0) / 200) < 1e-9)
+    }
+
     @Test func calibrationKeepsTheFewestThreadsWithinTolerance() {
         let policy = calibratedAdaptive()
         #expect(policy.decodeThreads == 2)
@@ -151,10 +183,10 @@ extension AdaptivePolicy {
 
     @Test func environmentCausedSevereStillServesInteractiveAtTheLowestPower() {
         var policy = calibratedAdaptive()
-        // A car mount on a hot day: the idle phone alone is past SEVERE.
-        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.1, headroomForecast: 1.12)
+        // A car mount on a hot day: the idle phone alone is well past SEVERE.
+        let hotCar = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.3, headroomForecast: 1.32)
         var decoding = context(100, [chatDecoding], hotCar)
-        decoding.environmentHeadroom = 1.08
+        decoding.environmentHeadroom = 1.28
         let leastHeat = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0055)
         #expect(policy.decide(decoding) == .run(id: 1, threads: 1, hint: leastHeat))
         // Served at reading pace: the next token waits a tenth of a second, never longer.
@@ -167,7 +199,7 @@ extension AdaptivePolicy {
         // A new question's prompt is processed too, with a target duration, and no slower than
         // when cool: the person waits for it, and the heat is not the app's.
         var prompt = context(101, [chat], hotCar)
-        prompt.environmentHeadroom = 1.08
+        prompt.environmentHeadroom = 1.28
         guard case .run(1, _, .target(let hotSeconds), let hotChunk) = policy.decide(prompt) else {
             Issue.record("expected the prompt to run with a target duration")
             return
@@ -177,6 +209,40 @@ extension AdaptivePolicy {
             return
         }
         #expect(hotSeconds / Double(hotChunk ?? 1) <= coolSeconds / Double(coolChunk ?? 1) + 1e-12)
+    }
+
+    /// The environment alone just below the SEVERE line (a warm room, a charging phone): any heat
+    /// holds the skin above the line for as long as the work runs, so a reply runs at the warm
+    /// pace (each token at the clocks of least energy) and ends sooner, not at reading speed on
+    /// one thread, which would keep the skin above the line several times as long.
+    @Test func aReplyWithTheEnvironmentJustBelowTheSevereLineEndsSooner() {
+        var policy = calibratedAdaptive()
+        let atLine = ScriptedPlatform(thermalStatus: .severe, headroomNow: 1.0, headroomForecast: 1.01)
+        var decoding = context(100, [chatDecoding], atLine)
+        decoding.environmentHeadroom = 0.99
+        // The warm pace (the forecast is past the caution line), not reading speed.
+        let configuration = policy.configuration
+        let warm = 2 / (configuration.interactiveTokensPerSecond + configuration.readingTokensPerSecond)
+        // Two threads (the calibrated count), at twice the fastest token seen there (4.2 ms).
+        let efficient = PerformanceHint.target(seconds: configuration.efficientTokenSlowdown * 0.0042)
+        #expect(policy.decide(decoding) == .run(id: 1, threads: 2, hint: efficient))
+        var next = decoding
+        next.time = 100.001
+        #expect(policy.decide(next) == .idle(until: 100 + warm, reason: .pacing))
+        // At or above the line (the skin is past it with or without the work): the lowest power.
+        var above = context(150, [chatDecoding], atLine)
+        above.environmentHeadroom = 1.02
+        guard case .run(1, 1, _, _) = policy.decide(above) else {
+            Issue.record("expected one thread at reading pace")
+            return
+        }
+        // Clearly below the line the environment leaves room: reading pace on one thread.
+        var below = context(200, [chatDecoding], atLine)
+        below.environmentHeadroom = 0.9
+        guard case .run(1, 1, _, _) = policy.decide(below) else {
+            Issue.record("expected one thread at reading pace")
+            return
+        }
     }
 
     @Test func aReplyItsReaderCaughtUpWithRunsWithoutAGap() {
