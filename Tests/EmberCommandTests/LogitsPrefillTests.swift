@@ -34,7 +34,7 @@ struct LogitsPrefillTests {
 
     @Test("--prefill outside 0...ids is one error line", arguments: ["3", "-1"])
     func outOfRange(prefill: String) throws {
-        let line = try ModelInputTests.errorLine(["logits", "--model", "smollm2", "--ids", "1,2", "--prefill", prefill])
+        let line = try ModelInputTests.errorLine(["logits", "--model", "smollm2", "--ids", "1,2", "--prefill=\(prefill)"])
         #expect(line.contains("--prefill must be between 0 and the 2 ids"), "\(line)")
     }
 }
