@@ -329,7 +329,8 @@ enum ReferenceKernels {
             }
             return sum
         case .q4_K, .q5_K:
-            var sum: Float = 0
+            // Q4_K: ggml's repacked x86 order (two running fused sums, mins subtracted at the end).
+            var sum: Float = 0, accumulated: Float = 0, minimums: Float = 0
             for b in 0..<blocks {
                 let w = weights + b * size, a = activation + b * Q8_KBlock.bytes
                 let scales = w + Q4_KBlock.scales
@@ -347,9 +348,14 @@ enum ReferenceKernels {
                         + Int(a.loadUnaligned(fromByteOffset: Q8_KBlock.sums + 2 + 4 * sub, as: Int16.self))
                     minimumSum += Int(minimum) * blockSum
                 }
-                sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+                if type == .q4_K {
+                    accumulated.addProduct(Float(isum), loadHalf(w, Q4_KBlock.scale) * d)
+                    minimums.addProduct(Float(minimumSum), loadHalf(w, Q4_KBlock.minimumScale) * d)
+                } else {
+                    sum += d * loadHalf(w, 0) * Float(isum) - d * loadHalf(w, 2) * Float(minimumSum)
+                }
             }
-            return sum
+            return type == .q4_K ? accumulated - minimums : sum
         case .q6_K:
             var sum: Float = 0
             for b in 0..<blocks {

@@ -256,9 +256,15 @@ enum VectorKernels {
 
     /// Q4_K · Q8_K: per 32-element sub-block an integer sum times its 6-bit scale, minus the
     /// sub-block's 6-bit min times the activation sums (`bsums`), as ggml computes it.
+    ///
+    /// The float order is that of ggml's x86 kernel (`ggml_gemv_q4_K_8x8_q8_K`, the repacked
+    /// layout llama.cpp gives Q4_K on AVX2/AVX-512, and its gemm): per super-block the exact integer
+    /// sums (quants × 6-bit scales, Q8_K's 16-sums × mins) are fused-multiply-added into two running
+    /// sums with `d · d_activation` and `dmin · d_activation`, and the second is subtracted at the end.
     @inline(__always)
     static func dotQ4_K(weights: UnsafeRawPointer, activation: UnsafeRawPointer, blocks: Int) -> Float {
-        sumBlocks(blocks) { b in
+        var accumulated: Float = 0, minimums: Float = 0
+        for b in 0..<blocks {
             let w = weights + b * Q4_KBlock.bytes, a = activation + b * Q8_KBlock.bytes
             let scales = w + Q4_KBlock.scales
             let packed = (w + Q4_KBlock.quants).assumingMemoryBound(to: UInt8.self)
@@ -280,8 +286,10 @@ enum VectorKernels {
                 minimumSum &+= Int32(min1) &* (Int32(blockSums[4 * group + 2]) &+ Int32(blockSums[4 * group + 3]))
             }
             let d = a.loadUnaligned(as: Float.self)
-            return d * loadHalf(w, Q4_KBlock.scale) * Float(isum) - d * loadHalf(w, Q4_KBlock.minimumScale) * Float(minimumSum)
+            accumulated.addProduct(Float(isum), loadHalf(w, Q4_KBlock.scale) * d)
+            minimums.addProduct(Float(minimumSum), loadHalf(w, Q4_KBlock.minimumScale) * d)
         }
+        return accumulated - minimums
     }
 
     /// Q6_K · Q8_K: 16-element groups, each an integer sum times its 8-bit scale.
