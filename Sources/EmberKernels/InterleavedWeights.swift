@@ -36,6 +36,9 @@ public final class InterleavedWeights: @unchecked Sendable {
     public let byteCount: Int
     /// The product over this layout, resolved from the format's row when the weights were rearranged.
     let multiply: Multiply
+    /// One token's product over a range of groups (what `multiply` does for one token), so that
+    /// several matrices of the same input share one dispatch (`Kernels.matmulOneToken`).
+    let oneToken: OneToken
 
     /// Bytes of one group's block in Q4_1's layout (`Q4_1GroupBlock`).
     static let q4_1GroupBlockBytes = Q4_1GroupBlock.bytes
@@ -88,6 +91,7 @@ public final class InterleavedWeights: @unchecked Sendable {
         self.rows = rows
         self.columns = columns
         multiply = interleaving.multiply(llamaOrder)
+        oneToken = interleaving.oneToken(llamaOrder)
         let groupBlock = interleaving.groupBlockBytes
         byteCount = rows / Self.rowGroup * (columns / Self.blockElements) * groupBlock
         storage = .allocate(byteCount: byteCount, alignment: 64)
@@ -221,22 +225,51 @@ public final class InterleavedWeights: @unchecked Sendable {
 
     // MARK: Products over the layouts
 
-    /// A one-token kernel over groups of rows of Q4_1's or Q8_0's layout, from token `firstToken` on.
-    typealias TokenRows = @Sendable (_ weights: InterleavedWeights, _ groups: Range<Int>, _ product: Product, _ firstToken: Int) -> Void
+    /// A one-token kernel over groups of rows of Q4_1's or Q8_0's layout, for tokens `firstToken ..< tokens`
+    /// of `activations` (rows of `activationRowBytes`).
+    typealias TokenRows = @Sendable (_ weights: InterleavedWeights, _ groups: Range<Int>, _ activations: UnsafeRawPointer,
+                                     _ activationRowBytes: Int, _ tokens: Int, _ firstToken: Int,
+                                     _ output: UnsafeMutablePointer<Float>) -> Void
 
-    static let rowsQ4_1: TokenRows = { weights, groups, product, firstToken in
-        weights.multiplyQ4_1(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
-                             tokens: product.tokens, firstToken: firstToken, output: product.output)
+    static let rowsQ4_1: TokenRows = { weights, groups, activations, activationRowBytes, tokens, firstToken, output in
+        weights.multiplyQ4_1(groups: groups, activations: activations, activationRowBytes: activationRowBytes, tokens: tokens,
+                             firstToken: firstToken, output: output)
     }
 
-    static let rowsQ8_0InLlamaOrder: TokenRows = { weights, groups, product, firstToken in
-        weights.multiplyQ8_0(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
-                             tokens: product.tokens, firstToken: firstToken, output: product.output)
+    static let rowsQ8_0InLlamaOrder: TokenRows = { weights, groups, activations, activationRowBytes, tokens, firstToken, output in
+        weights.multiplyQ8_0(groups: groups, activations: activations, activationRowBytes: activationRowBytes, tokens: tokens,
+                             firstToken: firstToken, output: output)
     }
 
-    static let rowsBlockSums: TokenRows = { weights, groups, product, firstToken in
-        weights.multiplyBlockSums(groups: groups, activations: product.activations, activationRowBytes: product.activationRowBytes,
-                                  tokens: product.tokens, firstToken: firstToken, output: product.output)
+    static let rowsBlockSums: TokenRows = { weights, groups, activations, activationRowBytes, tokens, firstToken, output in
+        weights.multiplyBlockSums(groups: groups, activations: activations, activationRowBytes: activationRowBytes, tokens: tokens,
+                                  firstToken: firstToken, output: output)
+    }
+
+    /// One token's product over `groups`, from its activations (quantized for `type`) into
+    /// `output` (the token's row of outputs), with thread `thread`'s pool workspace.
+    typealias OneToken = @Sendable (_ weights: InterleavedWeights, _ groups: Range<Int>, _ activations: UnsafeRawPointer,
+                                    _ output: UnsafeMutablePointer<Float>, _ promptKernel: PromptKernel,
+                                    _ workspace: UnsafeMutableRawPointer) -> Void
+
+    /// One token over Q4_1's or Q8_0's layout: the C kernel of `integerRows` when the AVX-512 VNNI
+    /// kernels are chosen and the CPU has byte permutes, else `tokenRows` (the same bits).
+    static func oneTokenOfSmallWeights(_ tokenRows: @escaping TokenRows, integerRows: IntegerRows?) -> OneToken {
+        { weights, groups, activations, output, promptKernel, workspace in
+            let blocks = weights.columns / blockElements
+            if let integerRows, promptKernel == .avx512VNNI, hasIntegerRowKernel,
+               blocks * MemoryLayout<Int32>.size <= ThreadPool.workspaceBytes {
+                integer_kernels_one_token_avx512_vnni(weights.storage, Int64(blocks), integerRows.rawValue, activations,
+                                                      Int64(groups.lowerBound), Int64(groups.upperBound), output, workspace)
+            } else {
+                tokenRows(weights, groups, activations, 0, 1, 0, output)
+            }
+        }
+    }
+
+    /// One token over Q6_K's layout.
+    static let oneTokenQ6_K: OneToken = { weights, groups, activations, output, _, _ in
+        weights.multiplyQ6_KOneToken(groups: groups, activations: activations, output: output)
     }
 
     /// The layouts the C one-token kernel (`integer_kernels_one_token_avx512_vnni`) multiplies.
@@ -252,9 +285,8 @@ public final class InterleavedWeights: @unchecked Sendable {
 
     /// The product over Q4_1's or Q8_0's layout: large batches of small weights with tokens in the
     /// vector lanes, other batches through the tiled kernel, the last tokens one by one with
-    /// `tokenRows`, or with the C kernel of `integerRows` when the AVX-512 VNNI kernels are chosen
-    /// and the CPU has byte permutes (bit-identical sums every way).
-    static func smallWeights(_ tokenRows: @escaping TokenRows, integerRows: IntegerRows?) -> Multiply {
+    /// `oneToken` (bit-identical sums every way).
+    static func smallWeights(_ oneToken: @escaping OneToken) -> Multiply {
         { weights, product in
             let columns = weights.columns, tokens = product.tokens, pool = product.pool, scratch = product.scratch
             let groups = weights.rows / rowGroup
@@ -287,22 +319,15 @@ public final class InterleavedWeights: @unchecked Sendable {
                 return
             }
             let tiled = weights.supportsTiles ? tokens / tokenTile * tokenTile : 0
-            let blocks = columns / blockElements
-            let integerLayout = product.promptKernel == .avx512VNNI && hasIntegerRowKernel
-                && blocks * MemoryLayout<Int32>.size <= ThreadPool.workspaceBytes ? integerRows : nil
             // Eight chunks a thread, claimed as threads free up (`parallelFor(_:grain:_:)`).
             pool.parallelFor(groups, grain: max(1, groups / (8 * pool.threadCount))) { range, thread in
                 if tiled > 0 {
                     weights.multiplyTiled(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
                                           tokens: tiled, output: product.output)
                 }
-                guard tiled < tokens else { return }
-                guard let integerLayout else { return tokenRows(weights, range, product, tiled) }
                 for token in tiled..<tokens {
-                    integer_kernels_one_token_avx512_vnni(weights.storage, Int64(blocks), integerLayout.rawValue,
-                                                          product.activations + token * product.activationRowBytes,
-                                                          Int64(range.lowerBound), Int64(range.upperBound),
-                                                          product.output + token * weights.rows, pool.workspace(thread))
+                    oneToken(weights, range, product.activations + token * product.activationRowBytes, product.output + token * weights.rows,
+                             product.promptKernel, pool.workspace(thread))
                 }
             }
         }

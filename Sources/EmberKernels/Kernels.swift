@@ -179,6 +179,41 @@ public enum Kernels {
         }
     }
 
+    /// One token through several matrices of the same input, each rearranged at load
+    /// (`InterleavedWeights`) and multiplied with activations of `activationType` (checked by
+    /// `canMultiplyOneTokenTogether`): the input quantized once and every matrix's groups handed out
+    /// in one dispatch, so a decode step synchronises its threads once for all of them. The same
+    /// bits as one `matmul` each.
+    public static func matmulOneToken(_ parts: [(weights: InterleavedWeights, output: UnsafeMutablePointer<Float>)],
+                                      input: UnsafePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
+                                      promptKernel: PromptKernel = .current) {
+        guard let first = parts.first?.weights else { return }
+        precondition(canMultiplyOneTokenTogether(parts.map(\.weights)))
+        quantize(input, count: first.columns, as: activationType(for: first.type), into: scratch)
+        let groupCounts = parts.map { $0.weights.rows / InterleavedWeights.rowGroup }
+        let total = groupCounts.reduce(0, +)
+        let activations = UnsafeRawPointer(scratch)
+        pool.parallelFor(total, grain: max(1, total / (8 * pool.threadCount))) { range, thread in
+            var start = 0
+            for (index, part) in parts.enumerated() {
+                let end = start + groupCounts[index]
+                let lower = max(range.lowerBound, start), upper = min(range.upperBound, end)
+                if lower < upper {
+                    part.weights.oneToken(part.weights, (lower - start)..<(upper - start), activations, part.output, promptKernel,
+                                          pool.workspace(thread))
+                }
+                start = end
+            }
+        }
+    }
+
+    /// Whether `matmulOneToken` takes these matrices together: the same columns and activation type.
+    public static func canMultiplyOneTokenTogether(_ weights: [InterleavedWeights]) -> Bool {
+        guard let first = weights.first else { return false }
+        let activation = activationType(for: first.type)
+        return weights.allSatisfy { $0.columns == first.columns && activationType(for: $0.type) == activation }
+    }
+
     /// `matmul` over weights interleaved at load time (see `InterleavedWeights`): the activations
     /// quantized, then the product the weights resolved when they were rearranged.
     /// `promptKernel` multiplies large batches, and single tokens over Q4_1's and Q8_0's layouts

@@ -80,7 +80,8 @@ public struct QuantizedFormat: Sendable {
         QuantizedFormat(.q6_K, activation: .q8_K, kernel: Q6_KDot.self,
                         interleaving: Interleaving(layoutType: .q6_K, multipliedAs: .q6_K,
                                                    groupBlockBytes: InterleavedWeights.q6SuperBlockBytes / (TensorType.q6_K.blockSize / InterleavedWeights.blockElements),
-                                                   rearrange: InterleavedWeights.rearrangeQ6_K, multiply: { _ in InterleavedWeights.multiplyQ6_KLayout }),
+                                                   rearrange: InterleavedWeights.rearrangeQ6_K, multiply: { _ in InterleavedWeights.multiplyQ6_KLayout },
+                                                   oneToken: { _ in InterleavedWeights.oneTokenQ6_K }),
                         laneScratchBytes: { InterleavedWeights.q6_KLaneScratchBytes(columns: $0, tokens: $1) }),
     ]
 
@@ -130,11 +131,13 @@ struct Interleaving: Sendable {
     /// The product over the rearranged weights, given whether Q8_0 follows llama.cpp's order
     /// (resolved once per matrix, when it is rearranged).
     let multiply: @Sendable (_ llamaOrder: Bool) -> InterleavedWeights.Multiply
+    /// One token's product over a range of groups, given the same choice.
+    let oneToken: @Sendable (_ llamaOrder: Bool) -> InterleavedWeights.OneToken
 
     /// Q4_1's layout (Q4_K's sub-blocks rewritten into it), multiplied as Q4_1.
     static func q4_1Layout(rearrange: @escaping InterleavedWeights.Rearrange) -> Interleaving {
         Interleaving(layoutType: .q4_1, multipliedAs: .q4_1, groupBlockBytes: Q4_1GroupBlock.bytes, rearrange: rearrange,
-                     multiply: { _ in InterleavedWeights.smallWeights(InterleavedWeights.rowsQ4_1, integerRows: .q4_1) })
+                     multiply: { _ in InterleavedWeights.smallWeights(oneTokenQ4_1) }, oneToken: { _ in oneTokenQ4_1 })
     }
 
     /// Q8_0's layout (Q5_0 decoded into it), its last tokens multiplied one by one in llama.cpp's
@@ -142,12 +145,17 @@ struct Interleaving: Sendable {
     static func q8_0Layout(multipliedAs: TensorType, rearrange: @escaping InterleavedWeights.Rearrange,
                            inLlamaOrder: @escaping @Sendable (_ llamaOrder: Bool) -> Bool) -> Interleaving {
         Interleaving(layoutType: .q8_0, multipliedAs: multipliedAs, groupBlockBytes: Q8_0GroupBlock.bytes, rearrange: rearrange,
-                     multiply: { llamaOrder in
-                         inLlamaOrder(llamaOrder)
-                             ? InterleavedWeights.smallWeights(InterleavedWeights.rowsQ8_0InLlamaOrder, integerRows: nil)
-                             : InterleavedWeights.smallWeights(InterleavedWeights.rowsBlockSums, integerRows: .q8_0BlockSums)
-                     })
+                     multiply: { InterleavedWeights.smallWeights(inLlamaOrder($0) ? oneTokenQ8_0InLlamaOrder : oneTokenBlockSums) },
+                     oneToken: { inLlamaOrder($0) ? oneTokenQ8_0InLlamaOrder : oneTokenBlockSums })
     }
+
+    /// The one-token products of the small-weight layouts: the C kernel where it runs, else the
+    /// Swift row kernels (`InterleavedWeights.oneTokenOfSmallWeights`).
+    private static let oneTokenQ4_1 = InterleavedWeights.oneTokenOfSmallWeights(InterleavedWeights.rowsQ4_1, integerRows: .q4_1)
+    private static let oneTokenBlockSums = InterleavedWeights.oneTokenOfSmallWeights(InterleavedWeights.rowsBlockSums,
+                                                                                    integerRows: .q8_0BlockSums)
+    private static let oneTokenQ8_0InLlamaOrder = InterleavedWeights.oneTokenOfSmallWeights(InterleavedWeights.rowsQ8_0InLlamaOrder,
+                                                                                           integerRows: nil)
 }
 
 // MARK: Block layouts

@@ -168,6 +168,22 @@ final class ForwardBlocks {
                                output: output, scratch: matmulScratch, pool: pool, rowByRow: rowByRow)
     }
 
+    /// `project` of several matrices over the same input (Q/K/V, gate/up): for one token whose
+    /// matrices were all rearranged at load with one activation type, a single dispatch for all of
+    /// them (`Kernels.matmulOneToken`: the threads synchronise once, not once a matrix); otherwise
+    /// one `project` each. The same outputs either way.
+    func project(together parts: [(matrix: WeightMatrix, output: UnsafeMutablePointer<Float>)], input: UnsafePointer<Float>,
+                 tokens: Int) {
+        if tokens == 1, parts.allSatisfy({ $0.matrix.sliceRows == nil && $0.matrix.interleaved != nil }) {
+            let interleaved = parts.map { (weights: $0.matrix.interleaved!, output: $0.output) }
+            if Kernels.canMultiplyOneTokenTogether(interleaved.map(\.weights)) {
+                Kernels.matmulOneToken(interleaved, input: input, scratch: matmulScratch, pool: pool)
+                return
+            }
+        }
+        for part in parts { project(part.matrix, input: input, tokens: tokens, output: part.output) }
+    }
+
     /// `project` of a streamed matrix `sliceRows` rows at a time (at most `ScratchLayout.logitGroupSize`
     /// tokens): each slice's pages are asked for ahead of use and dropped after, its products go
     /// to `sliceOutput`, then to their rows of `output` (the same sums as the whole matrix).
@@ -347,8 +363,7 @@ final class ForwardBlocks {
     func feedForward(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix, activation: ArchitectureTraits.FeedForwardActivation, input: UnsafePointer<Float>,
                      tokens: Int, gateRows: UnsafeMutablePointer<Float>, upRows: UnsafeMutablePointer<Float>,
                      output: UnsafeMutablePointer<Float>) {
-        project(gate, input: input, tokens: tokens, output: gateRows)
-        project(up, input: input, tokens: tokens, output: upRows)
+        project(together: [(gate, gateRows), (up, upRows)], input: input, tokens: tokens)
         activate(activation, gate: gateRows, up: upRows, rows: tokens, width: gate.rows)
         project(down, input: gateRows, tokens: tokens, output: output)
     }

@@ -278,9 +278,7 @@ public final class InferenceSession {
                                        scale: traits.attentionScale, cacheLayer: layerIndex)
             // Attention block.
             blocks.normalizeRows(hiddenState, weight: layer.attentionNorm, output: normalized, rows: count, length: embedding)
-            blocks.project(layer.query, input: normalized, tokens: count, output: queries)
-            blocks.project(layer.key, input: normalized, tokens: count, output: keys)
-            blocks.project(layer.value, input: normalized, tokens: count, output: values)
+            blocks.project(together: [(layer.query, queries), (layer.key, keys), (layer.value, values)], input: normalized, tokens: count)
             if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
                 blocks.normalizeRows(queries, weight: queryNorm, output: queries, rows: count * c.headCount, length: c.keyLength)
                 blocks.normalizeRows(keys, weight: keyNorm, output: keys, rows: count * c.keyValueHeadCount, length: c.keyLength)
