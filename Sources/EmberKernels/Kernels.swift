@@ -180,23 +180,26 @@ public enum Kernels {
     }
 
     /// One token through several matrices of the same input, each rearranged at load
-    /// (`InterleavedWeights`) and multiplied with activations of `activationType` (checked by
-    /// `canMultiplyOneTokenTogether`): the input quantized once and every matrix's groups handed out
-    /// in one dispatch, so a decode step synchronises its threads once for all of them. The same
-    /// bits as one `matmul` each.
+    /// (`InterleavedWeights`): when they share their columns and activation type, the input is
+    /// quantized once and every matrix's groups are handed out in one dispatch, so a decode step
+    /// synchronises its threads once for all of them (the same bits as one `matmul` each), and the
+    /// call returns true; otherwise it does nothing and returns false.
     public static func matmulOneToken(_ parts: [(weights: InterleavedWeights, output: UnsafeMutablePointer<Float>)],
                                       input: UnsafePointer<Float>, scratch: UnsafeMutableRawPointer, pool: ThreadPool,
-                                      promptKernel: PromptKernel = .current) {
-        guard let first = parts.first?.weights else { return }
-        precondition(canMultiplyOneTokenTogether(parts.map(\.weights)))
-        quantize(input, count: first.columns, as: activationType(for: first.type), into: scratch)
-        let groupCounts = parts.map { $0.weights.rows / InterleavedWeights.rowGroup }
-        let total = groupCounts.reduce(0, +)
+                                      promptKernel: PromptKernel = .current) -> Bool {
+        guard let first = parts.first?.weights else { return false }
+        let activation = activationType(for: first.type)
+        var total = 0
+        for part in parts {
+            guard part.weights.columns == first.columns, activationType(for: part.weights.type) == activation else { return false }
+            total += part.weights.rows / InterleavedWeights.rowGroup
+        }
+        quantize(input, count: first.columns, as: activation, into: scratch)
         let activations = UnsafeRawPointer(scratch)
         pool.parallelFor(total, grain: max(1, total / (8 * pool.threadCount))) { range, thread in
             var start = 0
-            for (index, part) in parts.enumerated() {
-                let end = start + groupCounts[index]
+            for part in parts {
+                let end = start + part.weights.rows / InterleavedWeights.rowGroup
                 let lower = max(range.lowerBound, start), upper = min(range.upperBound, end)
                 if lower < upper {
                     part.weights.oneToken(part.weights, (lower - start)..<(upper - start), activations, part.output, promptKernel,
@@ -205,13 +208,7 @@ public enum Kernels {
                 start = end
             }
         }
-    }
-
-    /// Whether `matmulOneToken` takes these matrices together: the same columns and activation type.
-    public static func canMultiplyOneTokenTogether(_ weights: [InterleavedWeights]) -> Bool {
-        guard let first = weights.first else { return false }
-        let activation = activationType(for: first.type)
-        return weights.allSatisfy { $0.columns == first.columns && activationType(for: $0.type) == activation }
+        return true
     }
 
     /// `matmul` over weights interleaved at load time (see `InterleavedWeights`): the activations

@@ -174,12 +174,10 @@ final class ForwardBlocks {
     /// one `project` each. The same outputs either way.
     func project(together parts: [(matrix: WeightMatrix, output: UnsafeMutablePointer<Float>)], input: UnsafePointer<Float>,
                  tokens: Int) {
-        if tokens == 1, parts.allSatisfy({ $0.matrix.sliceRows == nil && $0.matrix.interleaved != nil }) {
-            let interleaved = parts.map { (weights: $0.matrix.interleaved!, output: $0.output) }
-            if Kernels.canMultiplyOneTokenTogether(interleaved.map(\.weights)) {
-                Kernels.matmulOneToken(interleaved, input: input, scratch: matmulScratch, pool: pool)
-                return
-            }
+        if tokens == 1, parts.allSatisfy({ $0.matrix.sliceRows == nil && $0.matrix.interleaved != nil }),
+           Kernels.matmulOneToken(parts.map { (weights: $0.matrix.interleaved!, output: $0.output) }, input: input,
+                                  scratch: matmulScratch, pool: pool) {
+            return
         }
         for part in parts { project(part.matrix, input: input, tokens: tokens, output: part.output) }
     }
