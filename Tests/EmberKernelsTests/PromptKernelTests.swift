@@ -17,10 +17,7 @@ struct PromptKernelTests {
         var weights = randomBlocks(type, elements: rows * columns, random: &random)
         var input = random.floats(tokens * columns)
         if extreme {
-            let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
-            for b in 0..<(weights.count / blockBytes) {
-                for i in quantStart..<blockBytes { weights[b * blockBytes + i] = 0xFF }
-            }
+            setLargestQuants(&weights, type: type)
             input = input.map { $0 < 0 ? -0.5 : 0.5 }
         }
         let pool = ThreadPool(threadCount: 2)
@@ -67,13 +64,7 @@ struct PromptKernelTests {
         var weights = randomBlocks(type, elements: rows * columns, random: &random)
         var input = random.floats(tokens * columns)
         if extreme {
-            let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
-            for b in 0..<(weights.count / blockBytes) {
-                for i in quantStart..<blockBytes {
-                    // Q8_0: −128 and 127 mixed; the packed formats: every nibble and high bit set.
-                    weights[b * blockBytes + i] = type != .q8_0 ? 0xFF : (b + i) % 3 == 0 ? 0x80 : 0x7F
-                }
-            }
+            setLargestQuants(&weights, type: type)
             input = input.enumerated().map { $0.offset % 5 == 0 ? -0.5 : 0.5 }
         }
         let pool = ThreadPool(threadCount: 2)
@@ -213,5 +204,16 @@ struct PromptKernelTests {
         #expect(PromptKernel.detected == .portable)
         #endif
         #expect(PromptKernel.portable.isAvailable)
+    }
+}
+
+/// Every quant byte of `weights` (blocks of `type`: Q4_1, Q5_0 or Q8_0) set to the largest
+/// magnitudes: for Q8_0, −128 and 127 mixed; for the packed formats, every nibble and high bit set.
+private func setLargestQuants(_ weights: inout [UInt8], type: TensorType) {
+    let blockBytes = type.bytesPerBlock, quantStart = type == .q4_1 ? 4 : 2
+    for b in 0..<(weights.count / blockBytes) {
+        for i in quantStart..<blockBytes {
+            weights[b * blockBytes + i] = type != .q8_0 ? 0xFF : (b + i) % 3 == 0 ? 0x80 : 0x7F
+        }
     }
 }
