@@ -67,6 +67,22 @@ int64_t integer_kernels_q6k_max_super_blocks(int64_t workspace_bytes) {
     return workspace_bytes < q6_tile_bytes ? 0 : (workspace_bytes - q6_tile_bytes) / q6_unpacked_bytes;
 }
 
+/// Q4_K's interleaved super-block (`Q4_KGroupSuperBlock` in Q4KInterleaved.swift): 32 rows' d and dmin
+/// halves, per sub-block the rows' scale bytes and minimum bytes, then per sub-block 512 bytes of
+/// packed quants (byte j of the 32 rows at j · 32: element j low, j + 16 high).
+enum {
+    q4k_super_block_bytes = 4736, q4k_scales = 0, q4k_minimum_scales = 64, q4k_sub_scales = 128, q4k_sub_minimums = 384,
+    q4k_quants = 640, q4k_sub_quant_bytes = 512, q8k_block_bytes = 292, q8k_sums = 260
+};
+
+/// Bytes of one Q4_K super-block unpacked for the batch kernel: 32 rows × 256 nibble values,
+/// 32 rows × 8 Int32 scales and 8 Int32 minimums, 32 Float d and 32 Float dmin.
+enum { q4_unpacked_bytes = 32 * 256 + 2 * 32 * 8 * 4 + 2 * 32 * 4, q4_tile_bytes = 32 * 16 * 4 };
+
+int64_t integer_kernels_q4k_max_super_blocks(int64_t workspace_bytes) {
+    return workspace_bytes < q4_tile_bytes ? 0 : (workspace_bytes - q4_tile_bytes) / q4_unpacked_bytes;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <cpuid.h>
@@ -423,6 +439,175 @@ void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t su
     }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi")))
+void integer_kernels_q4k_one_token_avx512_vnni(const void *weights, int64_t super_blocks, const void *activation,
+                                               int64_t first_group, int64_t end_group, float *output) {
+    const __m512i low_rows = quad_indices(0), high_rows = quad_indices(1);
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    for (int64_t group = first_group; group < end_group; group++) {
+        const uint8_t *source = (const uint8_t *)weights + group * super_blocks * q4k_super_block_bytes;
+        __m512 sum_low = _mm512_setzero_ps(), sum_high = _mm512_setzero_ps();
+        __m512 minimum_low = _mm512_setzero_ps(), minimum_high = _mm512_setzero_ps();
+        for (int64_t super_block = 0; super_block < super_blocks; super_block++, source += q4k_super_block_bytes) {
+            const uint8_t *a = (const uint8_t *)activation + super_block * q8k_block_bytes;
+            __m512i integer_low = _mm512_setzero_si512(), integer_high = _mm512_setzero_si512();
+            __m512i minimum_sum_low = _mm512_setzero_si512(), minimum_sum_high = _mm512_setzero_si512();
+            for (int sub = 0; sub < 8; sub++) {
+                const uint8_t *packed = source + q4k_quants + sub * q4k_sub_quant_bytes;
+                const uint8_t *quants = a + 4 + sub * 32;
+                __m512i sub_low = _mm512_setzero_si512(), sub_high = _mm512_setzero_si512();
+                for (int j = 0; j < 16; j += 4) {
+                    _mm_prefetch((const char *)(packed + prefetch_distance + j * 32), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(packed + prefetch_distance + j * 32 + 64), _MM_HINT_T0);
+                    __m512i first = _mm512_loadu_si512((const void *)(packed + j * 32));
+                    __m512i second = _mm512_loadu_si512((const void *)(packed + j * 32 + 64));
+                    __m512i rows_low = _mm512_permutex2var_epi8(first, low_rows, second);
+                    __m512i rows_high = _mm512_permutex2var_epi8(first, high_rows, second);
+                    int32_t quants_low, quants_high;
+                    memcpy(&quants_low, quants + j, 4);
+                    memcpy(&quants_high, quants + 16 + j, 4);
+                    __m512i activation_low = _mm512_set1_epi32(quants_low), activation_high = _mm512_set1_epi32(quants_high);
+                    sub_low = _mm512_dpbusd_epi32(sub_low, _mm512_and_si512(rows_low, nibble), activation_low);
+                    sub_low = _mm512_dpbusd_epi32(sub_low, _mm512_and_si512(_mm512_srli_epi16(rows_low, 4), nibble), activation_high);
+                    sub_high = _mm512_dpbusd_epi32(sub_high, _mm512_and_si512(rows_high, nibble), activation_low);
+                    sub_high = _mm512_dpbusd_epi32(sub_high, _mm512_and_si512(_mm512_srli_epi16(rows_high, 4), nibble), activation_high);
+                }
+                const uint8_t *scales = source + q4k_sub_scales + sub * 32;
+                integer_low = _mm512_add_epi32(integer_low,
+                                               _mm512_mullo_epi32(sub_low, _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)scales))));
+                integer_high = _mm512_add_epi32(integer_high,
+                                                _mm512_mullo_epi32(sub_high, _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(scales + 16)))));
+                int16_t sums[2];
+                memcpy(sums, a + q8k_sums + 4 * sub, 4);
+                __m512i block_sum = _mm512_set1_epi32((int32_t)sums[0] + (int32_t)sums[1]);
+                const uint8_t *minimums = source + q4k_sub_minimums + sub * 32;
+                minimum_sum_low = _mm512_add_epi32(minimum_sum_low,
+                                                   _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)minimums)), block_sum));
+                minimum_sum_high = _mm512_add_epi32(minimum_sum_high,
+                                                    _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(minimums + 16))),
+                                                                       block_sum));
+            }
+            float d;
+            memcpy(&d, a, 4);
+            __m512 activation_scale = _mm512_set1_ps(d);
+            sum_low = _mm512_fmadd_ps(_mm512_cvtepi32_ps(integer_low),
+                                      _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + q4k_scales))), activation_scale),
+                                      sum_low);
+            sum_high = _mm512_fmadd_ps(_mm512_cvtepi32_ps(integer_high),
+                                       _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + q4k_scales + 32))),
+                                                     activation_scale),
+                                       sum_high);
+            minimum_low = _mm512_fmadd_ps(_mm512_cvtepi32_ps(minimum_sum_low),
+                                          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + q4k_minimum_scales))),
+                                                        activation_scale),
+                                          minimum_low);
+            minimum_high = _mm512_fmadd_ps(_mm512_cvtepi32_ps(minimum_sum_high),
+                                           _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const void *)(source + q4k_minimum_scales + 32))),
+                                                         activation_scale),
+                                           minimum_high);
+        }
+        _mm512_storeu_ps(output + group * 32, _mm512_sub_ps(sum_low, minimum_low));
+        _mm512_storeu_ps(output + group * 32 + 16, _mm512_sub_ps(sum_high, minimum_high));
+    }
+}
+
+/// Unpacks one Q4_K super-block of a group (`Q4KInterleaved.swift`'s layout) into `out`.
+static void unpack_q4k(const uint8_t *source, uint8_t *out) {
+    uint8_t *quants = out;                                        // [row][256] nibble values
+    int32_t *scales = (int32_t *)(out + 32 * 256);                // [row][8]
+    int32_t *minimums = scales + 32 * 8;                          // [row][8]
+    float *d = (float *)(minimums + 32 * 8);                      // [row]
+    float *dmin = d + 32;                                         // [row]
+    for (int row = 0; row < 32; row++) {
+        uint16_t bits;
+        memcpy(&bits, source + q4k_scales + 2 * row, 2);
+        d[row] = half_to_float(bits);
+        memcpy(&bits, source + q4k_minimum_scales + 2 * row, 2);
+        dmin[row] = half_to_float(bits);
+        for (int sub = 0; sub < 8; sub++) {
+            scales[row * 8 + sub] = source[q4k_sub_scales + sub * 32 + row];
+            minimums[row * 8 + sub] = source[q4k_sub_minimums + sub * 32 + row];
+        }
+    }
+    for (int sub = 0; sub < 8; sub++) {
+        const uint8_t *packed = source + q4k_quants + sub * q4k_sub_quant_bytes;
+        for (int j = 0; j < 16; j++) {
+            for (int row = 0; row < 32; row++) {
+                uint8_t byte = packed[j * 32 + row];
+                quants[row * 256 + sub * 32 + j] = byte & 0x0F;
+                quants[row * 256 + sub * 32 + j + 16] = byte >> 4;
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vnni")))
+void integer_kernels_q4k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                                 int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                                 void *workspace) {
+    const int64_t vectors = (tokens + 15) / 16;
+    uint8_t *unpacked = (uint8_t *)workspace;
+    float *tile = (float *)(unpacked + super_blocks * q4_unpacked_bytes);  // [row][16 tokens]
+    for (int64_t group = first_group; group < end_group; group++) {
+        for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
+            unpack_q4k((const uint8_t *)weights + (group * super_blocks + super_block) * q4k_super_block_bytes,
+                       unpacked + super_block * q4_unpacked_bytes);
+        }
+        for (int64_t vector = 0; vector < vectors; vector++) {
+            const uint8_t *activations = (const uint8_t *)lanes + vector * super_blocks * EMBER_Q6K_LANE_BLOCK_BYTES;
+            for (int first_row = 0; first_row < 32; first_row += 4) {
+                __m512 sums[4], minimums[4];
+                for (int i = 0; i < 4; i++) { sums[i] = _mm512_setzero_ps(); minimums[i] = _mm512_setzero_ps(); }
+                for (int64_t super_block = 0; super_block < super_blocks; super_block++) {
+                    const uint8_t *a = activations + super_block * EMBER_Q6K_LANE_BLOCK_BYTES;
+                    const uint8_t *u = unpacked + super_block * q4_unpacked_bytes;
+                    const uint8_t *w = u + first_row * 256;
+                    const int32_t *scales = (const int32_t *)(u + 32 * 256) + first_row * 8;
+                    const int32_t *minimum_values = (const int32_t *)(u + 32 * 256) + 32 * 8 + first_row * 8;
+                    const float *d = (const float *)(u + 32 * 256 + 2 * 32 * 8 * 4) + first_row;
+                    const float *dmin = d + 32;
+                    __m512i integer[4], minimum_sums[4];
+                    for (int i = 0; i < 4; i++) { integer[i] = _mm512_setzero_si512(); minimum_sums[i] = _mm512_setzero_si512(); }
+                    for (int sub = 0; sub < 8; sub++) {
+                        __m512i dot[4];
+                        for (int i = 0; i < 4; i++) dot[i] = _mm512_setzero_si512();
+                        for (int k = 0; k < 8; k++) {
+                            __m512i x = _mm512_loadu_si512((const void *)(a + (sub * 8 + k) * 64));
+                            for (int i = 0; i < 4; i++) {
+                                int32_t quad;
+                                memcpy(&quad, w + i * 256 + sub * 32 + k * 4, 4);
+                                dot[i] = _mm512_dpbusd_epi32(dot[i], _mm512_set1_epi32(quad), x);
+                            }
+                        }
+                        // The tokens' Σ q of the sub-block: its two 16-element sums, stored as 32 · Σ q.
+                        __m512i block_sum = _mm512_srai_epi32(_mm512_add_epi32(_mm512_loadu_si512((const void *)(a + 4160 + (2 * sub) * 64)),
+                                                                               _mm512_loadu_si512((const void *)(a + 4160 + (2 * sub + 1) * 64))),
+                                                              5);
+                        for (int i = 0; i < 4; i++) {
+                            integer[i] = _mm512_add_epi32(integer[i], _mm512_mullo_epi32(dot[i], _mm512_set1_epi32(scales[i * 8 + sub])));
+                            minimum_sums[i] = _mm512_add_epi32(minimum_sums[i],
+                                                               _mm512_mullo_epi32(block_sum, _mm512_set1_epi32(minimum_values[i * 8 + sub])));
+                        }
+                    }
+                    __m512 scale = _mm512_loadu_ps((const void *)(a + 4096));
+                    for (int i = 0; i < 4; i++) {
+                        sums[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(integer[i]), _mm512_mul_ps(_mm512_set1_ps(d[i]), scale), sums[i]);
+                        minimums[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(minimum_sums[i]), _mm512_mul_ps(_mm512_set1_ps(dmin[i]), scale),
+                                                      minimums[i]);
+                    }
+                }
+                for (int i = 0; i < 4; i++) _mm512_storeu_ps(tile + (first_row + i) * 16, _mm512_sub_ps(sums[i], minimums[i]));
+            }
+            int64_t first_token = vector * 16;
+            int64_t count = tokens - first_token < 16 ? tokens - first_token : 16;
+            for (int64_t t = 0; t < count; t++) {
+                float *destination = output + (first_token + t) * rows + group * 32;
+                for (int row = 0; row < 32; row++) destination[row] = tile[row * 16 + t];
+            }
+        }
+    }
+}
+
 #else
 
 int32_t integer_kernels_cpu_has_avx512_vnni(void) { return 0; }
@@ -447,6 +632,22 @@ void integer_kernels_q6k_token_lanes_avx512_vnni(const void *weights, int64_t su
 }
 
 int32_t integer_kernels_cpu_has_one_token_avx512(void) { return 0; }
+
+void integer_kernels_q4k_one_token_avx512_vnni(const void *weights, int64_t super_blocks, const void *activation,
+                                               int64_t first_group, int64_t end_group, float *output) {
+    // Callers check integer_kernels_cpu_has_one_token_avx512(), which is 0 on this architecture.
+    (void)weights; (void)super_blocks; (void)activation; (void)first_group; (void)end_group; (void)output;
+    __builtin_trap();
+}
+
+void integer_kernels_q4k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                                 int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                                 void *workspace) {
+    // Callers check integer_kernels_cpu_has_avx512_vnni(), which is 0 on this architecture.
+    (void)weights; (void)super_blocks; (void)lanes; (void)tokens; (void)first_group; (void)end_group;
+    (void)output; (void)rows; (void)workspace;
+    __builtin_trap();
+}
 
 void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4, const void *activation,
                                            int64_t first_group, int64_t end_group, float *output, void *workspace) {

@@ -10,11 +10,12 @@ import EmberCore
 /// lanes until the row ends.
 ///
 /// Layouts, per group of 32 rows and per 32-element block:
-/// - Q4_1 (and Q4_K, rewritten as Q4_1 sub-blocks, 11 % larger than the file): 32 `d` halves,
+/// - Q4_1: 32 `d` halves,
 ///   32 `m` halves, then for j in 0..<16 the 32 rows' packed byte j (low nibble = element j,
 ///   high nibble = element j + 16). Same bytes as the file for Q4_1.
 /// - Q8_0 (and Q5_0, decoded to signed bytes, 55 % larger than the file): 32 `d` halves, then for
 ///   j in 0..<32 the 32 rows' byte j.
+/// - Q4_K, per 256 elements (3 % larger than the file): see `interleaveQ4_K`.
 /// - Q6_K, per 256 elements (the same size as the file): see `interleaveQ6_K`.
 ///
 /// `@unchecked Sendable`: the buffer is written once in `init` and only read afterwards.
@@ -23,8 +24,6 @@ public final class InterleavedWeights: @unchecked Sendable {
     /// Elements of the blocks the layouts interleave (a 256-element super-block is eight of them).
     static let blockElements = 32
     public let type: TensorType
-    /// The file's type (Q4_K and Q5_0 are stored in another type's layout).
-    public let sourceType: TensorType
     /// For Q8_0: add up in llama.cpp's order (eight partial sums a row, `multiplyQ8_0`), which makes
     /// a model whose every matrix has such a kernel give llama.cpp's logits bit for bit; false
     /// keeps one integer sum per block (`multiplyBlockSums`), about a third faster, for models
@@ -86,8 +85,7 @@ public final class InterleavedWeights: @unchecked Sendable {
                  llamaOrder: Bool = true, release: (UnsafeRawPointer, Int) -> Void = { _, _ in }) {
         guard Self.supports(type, rows: rows, columns: columns), let interleaving = QuantizedFormat.format(type)?.interleaving else { return nil }
         self.llamaOrder = llamaOrder
-        self.type = interleaving.multipliedAs
-        self.sourceType = type
+        self.type = type
         self.rows = rows
         self.columns = columns
         multiply = interleaving.multiply(llamaOrder)
@@ -140,36 +138,6 @@ public final class InterleavedWeights: @unchecked Sendable {
                 for j in 0..<quantBytes {
                     let out = quants + j * lanes
                     for lane in 0..<lanes { out[lane] = sourceBytes[lane * rowBytes + j] }
-                }
-            }
-        }
-    }
-
-    /// Q4_K's 32-element sub-blocks as Q4_1 blocks with d = d·scale and m = −dmin·min (each
-    /// rounded to half precision, a relative change below 0.05 %); 11 % more bytes than the file,
-    /// and the fast Q4_1 kernel with 32-element activation blocks.
-    static let rewriteQ4_K: Rearrange = { source, range in
-        let lanes = InterleavedWeights.rowGroup
-        let blocks = source.columns / InterleavedWeights.blockElements
-        let subBlocks = TensorType.q4_K.blockSize / InterleavedWeights.blockElements
-        for group in range {
-            for block in 0..<blocks {
-                let superBlock = block / subBlocks, sub = block % subBlocks
-                let destination = source.storage + (group * blocks + block) * source.groupBlockBytes
-                for lane in 0..<lanes {
-                    let row = source.data + (group * lanes + lane) * source.rowBytes + superBlock * Q4_KBlock.bytes
-                    let d = loadHalf(row, Q4_KBlock.scale), dmin = loadHalf(row, Q4_KBlock.minimumScale)
-                    let (scale, minimum) = ReferenceKernels.scaleAndMinK4(sub, row + Q4_KBlock.scales)
-                    storeHalf(d * Float(scale), destination, Q4_1GroupBlock.scales + 2 * lane)
-                    storeHalf(-dmin * Float(minimum), destination, Q4_1GroupBlock.minimums + 2 * lane)
-                    // Sub-block `sub` is the low (even) or high (odd) nibbles of bytes 32·(sub/2) ..< +32.
-                    let quants = row + Q4_KBlock.quants + (sub / 2) * 32
-                    let shift: UInt8 = sub % 2 == 0 ? 0 : 4
-                    for j in 0..<16 {
-                        let first = (quants.load(fromByteOffset: j, as: UInt8.self) >> shift) & 0x0F
-                        let second = (quants.load(fromByteOffset: j + 16, as: UInt8.self) >> shift) & 0x0F
-                        destination.storeBytes(of: first | (second << 4), toByteOffset: Q4_1GroupBlock.quants + j * lanes + lane, as: UInt8.self)
-                    }
                 }
             }
         }
@@ -357,13 +325,6 @@ public final class InterleavedWeights: @unchecked Sendable {
             weights.multiplyQ6_K(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
                                  tokens: tokens, output: product.output)
         }
-    }
-
-    /// Scratch for Q6_K's token vectors: batches on AVX-512 VNNI transpose the activations into
-    /// 16-token vectors (0 otherwise).
-    static func q6_KLaneScratchBytes(columns: Int, tokens: Int) -> Int {
-        guard PromptKernel.detected == .avx512VNNI, tokens >= tokenLaneMinimum else { return 0 }
-        return (tokens + 15) / 16 * (columns / TensorType.q6_K.blockSize) * Int(EMBER_Q6K_LANE_BLOCK_BYTES)
     }
 
     /// Q6_K rows in groups (`interleaveQ6_K`).

@@ -33,7 +33,7 @@ public struct MatrixKernel: Sendable {
 
     /// The kernel of weights rearranged at load (`InterleavedWeights`).
     public init(interleaved: InterleavedWeights) {
-        type = interleaved.sourceType
+        type = interleaved.type
         path = .interleaved(interleaved)
     }
 

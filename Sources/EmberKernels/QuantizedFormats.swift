@@ -65,29 +65,36 @@ public struct QuantizedFormat: Sendable {
                         dequantize: { VectorKernels.dequantizeQ4_1($0, $1, $2 / 32) }),
         // Q5_0 is decoded to signed bytes in Q8_0's interleaved layout.
         QuantizedFormat(.q5_0, activation: .q8_0, kernel: Q5_0Dot.self, sequentialDot: { _ in SequentialDot.q5_0 },
-                        interleaving: .q8_0Layout(multipliedAs: .q5_0, rearrange: InterleavedWeights.decodeQ5_0) { _ in false },
+                        interleaving: .q8_0Layout(rearrange: InterleavedWeights.decodeQ5_0) { _ in false },
                         laneScratchBytes: tokenLaneScratchBytes),
         QuantizedFormat(.q5_1, activation: .q8_1, kernel: Q5_1Dot.self),
         QuantizedFormat(.q8_0, activation: .q8_0, kernel: Q8_0Dot.self, followsLlamaCpp: true,
                         sequentialDot: { $0 ? SequentialDot.q8_0 : SequentialDot.q8_0Blocks },
-                        interleaving: .q8_0Layout(multipliedAs: .q8_0, rearrange: InterleavedWeights.copyQ8_0) { $0 },
+                        interleaving: .q8_0Layout(rearrange: InterleavedWeights.copyQ8_0) { $0 },
                         dequantize: { VectorKernels.dequantizeQ8_0($0, $1, $2 / 32) }),
-        // Q4_K is rewritten as Q4_1 sub-blocks (and multiplied as Q4_1 once interleaved).
+        // Q4_K keeps its own numbers, 3 % larger than the file (`interleaveQ4_K`).
         QuantizedFormat(.q4_K, activation: .q8_K, kernel: Q4_KDot.self,
-                        interleaving: .q4_1Layout(rearrange: InterleavedWeights.rewriteQ4_K), laneScratchBytes: tokenLaneScratchBytes),
+                        interleaving: .superBlockLayout(.q4_K, superBlockBytes: Q4_KGroupSuperBlock.bytes,
+                                                        rearrange: InterleavedWeights.interleaveQ4_K,
+                                                        multiply: InterleavedWeights.multiplyQ4_KLayout, oneToken: InterleavedWeights.oneTokenQ4_K),
+                        laneScratchBytes: superBlockLaneScratchBytes),
         QuantizedFormat(.q5_K, activation: .q8_K, kernel: Q5_KDot.self),
         // Q6_K keeps the file's size, per 256 elements (`interleaveQ6_K`).
         QuantizedFormat(.q6_K, activation: .q8_K, kernel: Q6_KDot.self,
-                        interleaving: Interleaving(layoutType: .q6_K, multipliedAs: .q6_K,
-                                                   groupBlockBytes: InterleavedWeights.q6SuperBlockBytes / (TensorType.q6_K.blockSize / InterleavedWeights.blockElements),
-                                                   rearrange: InterleavedWeights.rearrangeQ6_K, multiply: { _ in InterleavedWeights.multiplyQ6_KLayout },
-                                                   oneToken: { _ in InterleavedWeights.oneTokenQ6_K }),
-                        laneScratchBytes: { InterleavedWeights.q6_KLaneScratchBytes(columns: $0, tokens: $1) }),
+                        interleaving: .superBlockLayout(.q6_K, superBlockBytes: InterleavedWeights.q6SuperBlockBytes,
+                                                        rearrange: InterleavedWeights.rearrangeQ6_K,
+                                                        multiply: InterleavedWeights.multiplyQ6_KLayout, oneToken: InterleavedWeights.oneTokenQ6_K),
+                        laneScratchBytes: superBlockLaneScratchBytes),
     ]
 
     /// Token vectors of the small-weight prompt kernels (`InterleavedWeights.multiplyTokenLanes`).
     private static let tokenLaneScratchBytes: @Sendable (Int, Int) -> Int = {
         InterleavedWeights.tokenLaneScratchBytes(columns: $0, tokens: $1)
+    }
+
+    /// Q8_K token vectors of the super-block prompt kernels (Q4_K, Q6_K).
+    private static let superBlockLaneScratchBytes: @Sendable (Int, Int) -> Int = {
+        InterleavedWeights.superBlockLaneScratchBytes(columns: $0, tokens: $1)
     }
 
     /// The row of `type`, nil for a type Ember does not multiply by.
@@ -121,9 +128,6 @@ public struct QuantizedFormat: Sendable {
 struct Interleaving: Sendable {
     /// The type whose block layout the interleaved block holds (Q5_0 is decoded into Q8_0's).
     let layoutType: TensorType
-    /// The type the rearranged weights are multiplied as (Q4_K as Q4_1); activations are
-    /// quantized for it.
-    let multipliedAs: TensorType
     /// Bytes of one group's block: `InterleavedWeights.rowGroup` rows of one 32-element block.
     let groupBlockBytes: Int
     /// Writes groups of rows of the file's layout into the interleaved one.
@@ -134,17 +138,27 @@ struct Interleaving: Sendable {
     /// One token's product over a range of groups, given the same choice.
     let oneToken: @Sendable (_ llamaOrder: Bool) -> InterleavedWeights.OneToken
 
-    /// Q4_1's layout (Q4_K's sub-blocks rewritten into it), multiplied as Q4_1.
+    /// A layout of whole 256-element super-blocks (`superBlockBytes` a group's), multiplied as
+    /// `type` with Q8_K activations.
+    static func superBlockLayout(_ type: TensorType, superBlockBytes: Int, rearrange: @escaping InterleavedWeights.Rearrange,
+                                 multiply: @escaping InterleavedWeights.Multiply,
+                                 oneToken: @escaping InterleavedWeights.OneToken) -> Interleaving {
+        Interleaving(layoutType: type,
+                     groupBlockBytes: superBlockBytes / (TensorType.q8_K.blockSize / InterleavedWeights.blockElements),
+                     rearrange: rearrange, multiply: { _ in multiply }, oneToken: { _ in oneToken })
+    }
+
+    /// Q4_1's layout, multiplied as Q4_1.
     static func q4_1Layout(rearrange: @escaping InterleavedWeights.Rearrange) -> Interleaving {
-        Interleaving(layoutType: .q4_1, multipliedAs: .q4_1, groupBlockBytes: Q4_1GroupBlock.bytes, rearrange: rearrange,
+        Interleaving(layoutType: .q4_1, groupBlockBytes: Q4_1GroupBlock.bytes, rearrange: rearrange,
                      multiply: { _ in InterleavedWeights.smallWeights(oneTokenQ4_1) }, oneToken: { _ in oneTokenQ4_1 })
     }
 
     /// Q8_0's layout (Q5_0 decoded into it), its last tokens multiplied one by one in llama.cpp's
     /// order when `inLlamaOrder` says so for the model's choice, else by one integer sum per block.
-    static func q8_0Layout(multipliedAs: TensorType, rearrange: @escaping InterleavedWeights.Rearrange,
+    static func q8_0Layout(rearrange: @escaping InterleavedWeights.Rearrange,
                            inLlamaOrder: @escaping @Sendable (_ llamaOrder: Bool) -> Bool) -> Interleaving {
-        Interleaving(layoutType: .q8_0, multipliedAs: multipliedAs, groupBlockBytes: Q8_0GroupBlock.bytes, rearrange: rearrange,
+        Interleaving(layoutType: .q8_0, groupBlockBytes: Q8_0GroupBlock.bytes, rearrange: rearrange,
                      multiply: { InterleavedWeights.smallWeights(inLlamaOrder($0) ? oneTokenQ8_0InLlamaOrder : oneTokenBlockSums) },
                      oneToken: { inLlamaOrder($0) ? oneTokenQ8_0InLlamaOrder : oneTokenBlockSums })
     }
@@ -226,7 +240,7 @@ enum Q6_KBlock {
 
 // Interleaved blocks: one 32-element block of `InterleavedWeights.rowGroup` rows.
 
-/// Q4_1's interleaved block (Q4_K's sub-blocks too): the rows' `d` halves, their `m` halves, then
+/// Q4_1's interleaved block: the rows' `d` halves, their `m` halves, then
 /// for j in 0..<16 the rows' packed byte j.
 enum Q4_1GroupBlock {
     static let scales = 0

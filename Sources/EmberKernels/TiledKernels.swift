@@ -16,7 +16,7 @@ extension InterleavedWeights {
     static let tokenSuperTile = 16
 
     /// Whether `multiplyTiled` applies: the weights fit the Int16 partial sums.
-    public var supportsTiles: Bool { type == .q4_1 || sourceType == .q5_0 }
+    public var supportsTiles: Bool { type == .q4_1 || type == .q5_0 }
 
     /// `output[t * rows + r]` for the rows of groups `groupRange` and tokens `0..<tokens`
     /// (a multiple of `tokenTile`), as `multiplyQ4_1` / `multiplyDecodedQ5_0` compute them.

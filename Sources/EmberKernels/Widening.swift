@@ -73,6 +73,18 @@ enum Widening {
         return result
     }
 
+    /// Sixteen unsigned bytes at `source` as 32-bit integers.
+    @inline(__always)
+    static func unsignedBytes32(_ source: UnsafeRawPointer) -> SIMD16<Int32> {
+        var result = SIMD16<Int32>()
+        withUnsafeMutableBytes(of: &result) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            let bytes = source.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<16 { out[i] = Int32(bytes[i]) }
+        }
+        return result
+    }
+
     /// For 32 lanes, `w[2i] · a[2i] + w[2i + 1] · a[2i + 1]` of unsigned weight bytes at `weights`
     /// and signed activation bytes, saturated to 16 bits: the shape LLVM lowers to one `vpmaddubsw`
     /// (the callers keep every sum far below saturation, so it is the exact sum).

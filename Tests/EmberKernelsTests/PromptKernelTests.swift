@@ -6,7 +6,7 @@ import Testing
 @Suite("Prompt kernels: every kernel this CPU runs gives the one-token kernel's bits")
 struct PromptKernelTests {
     /// Batches of ≥ `tokenLaneMinimum` tokens (one padded token vector, whole ones), Q4_1, Q4_K
-    /// (as Q4_1) and decoded Q5_0; the extreme weights and activations reach the largest sums;
+    /// and decoded Q5_0; the extreme weights and activations reach the largest sums;
     /// 4,864 columns are wider than the C kernel's workspace holds (the Swift kernel takes them).
     @Test("Token-lane kernels equal the one-token kernel bit for bit",
           arguments: [(TensorType.q4_1, 70, 512, false), (.q4_1, 96, 576, false), (.q5_0, 70, 512, false), (.q4_K, 64, 512, false),
@@ -51,7 +51,7 @@ struct PromptKernelTests {
     }
 
     /// Decode steps and short batches (the tiled kernel's tokens plus one-token remainders): the C
-    /// one-token kernel over Q4_1's layout (Q4_1, Q4_K) and Q8_0's (Q8_0 by block sums, decoded
+    /// one-token kernels over Q4_1's layout, Q4_K's and Q8_0's (Q8_0 by block sums, decoded
     /// Q5_0) gives the portable kernel's bits; `extreme` fills the quants with the largest
     /// magnitudes both signs allow (−128 and 127 for Q8_0, 15 for the nibbles) to reach the
     /// largest sums and the offset the kernel takes back.
@@ -108,26 +108,39 @@ struct PromptKernelTests {
         }
     }
 
-    /// Q6_K batches: one padded 16-token vector, whole ones, 9 super-blocks (an incomplete last
-    /// four), and 4,864 columns (19 super-blocks, wider than the C kernel's workspace holds).
-    @Test("Q6_K batch kernels equal the row kernel bit for bit", arguments: [(70, 2048), (64, 2304), (81, 1024), (64, 4864)])
-    func q6KernelsAgree(tokens: Int, columns: Int) throws {
+    /// The super-block layouts (Q4_K, Q6_K) against the row kernel over the file's bytes
+    /// (`VectorKernels.dotQ4_K`, llama.cpp's order, and `dotQ6_K`): one token and short batches
+    /// (one token at a time), one padded 16-token vector, whole ones, 9 super-blocks (an incomplete
+    /// last four), and 4,864 columns (19 super-blocks, wider than the C kernels' workspace holds);
+    /// `extreme` sets every quant, scale and minimum to its largest value.
+    @Test("Super-block kernels equal the row kernel bit for bit",
+          arguments: [(TensorType.q6_K, 70, 2048, false), (.q6_K, 64, 2304, false), (.q6_K, 81, 1024, false), (.q6_K, 64, 4864, false),
+                      (.q4_K, 1, 1024, false), (.q4_K, 3, 2048, false), (.q4_K, 70, 2048, false), (.q4_K, 64, 2304, false),
+                      (.q4_K, 1, 4864, false), (.q4_K, 64, 4864, false), (.q4_K, 1, 2048, true), (.q4_K, 66, 1024, true)])
+    func superBlockKernelsAgree(type: TensorType, tokens: Int, columns: Int, extreme: Bool) throws {
         var random = KernelRandom(state: 777 &+ UInt64(tokens) &+ UInt64(columns))
         let rows = 64
-        let weights = randomBlocks(.q6_K, elements: rows * columns, random: &random)
-        let input = random.floats(tokens * columns)
+        var weights = randomBlocks(type, elements: rows * columns, random: &random)
+        var input = random.floats(tokens * columns)
+        if extreme {
+            // Q4_K: d and dmin kept, every scale, minimum and nibble at its largest.
+            for b in 0..<(weights.count / Q4_KBlock.bytes) {
+                for i in Q4_KBlock.scales..<Q4_KBlock.bytes { weights[b * Q4_KBlock.bytes + i] = 0xFF }
+            }
+            input = input.enumerated().map { $0.offset % 7 == 0 ? -0.5 : 0.5 }
+        }
         let pool = ThreadPool(threadCount: 2)
         let interleaved = try #require(weights.withUnsafeBytes {
-            InterleavedWeights(type: .q6_K, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
+            InterleavedWeights(type: type, data: $0.baseAddress!, rows: rows, columns: columns, pool: pool)
         })
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: .q6_K, columns: columns, tokens: tokens),
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Kernels.matmulScratchBytes(type: type, columns: columns, tokens: tokens),
                                                        alignment: 64)
         defer { scratch.deallocate() }
         var expected = [Float](repeating: .nan, count: rows * tokens)
         weights.withUnsafeBytes { w in
             input.withUnsafeBufferPointer { x in
                 expected.withUnsafeMutableBufferPointer { y in
-                    Kernels.matmul(weights: w.baseAddress!, type: .q6_K, rows: rows, columns: columns, input: x.baseAddress!, tokens: tokens,
+                    Kernels.matmul(weights: w.baseAddress!, type: type, rows: rows, columns: columns, input: x.baseAddress!, tokens: tokens,
                                    output: y.baseAddress!, scratch: scratch, pool: pool)
                 }
             }
@@ -141,7 +154,7 @@ struct PromptKernelTests {
                 }
             }
             let mismatches = (0..<(rows * tokens)).filter { batched[$0].bitPattern != expected[$0].bitPattern }
-            #expect(mismatches.isEmpty, "\(kernel): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
+            #expect(mismatches.isEmpty, "\(kernel) \(type): \(mismatches.count) outputs differ, first at \(mismatches.first ?? 0)")
         }
     }
 

@@ -67,4 +67,24 @@ int32_t integer_kernels_cpu_has_one_token_avx512(void);
 void integer_kernels_one_token_avx512_vnni(const void *weights, int64_t blocks, int32_t is_q4, const void *activation,
                                            int64_t first_group, int64_t end_group, float *output, void *workspace);
 
+/// Super-blocks (256 columns each) of the widest Q4_K matrix `integer_kernels_q4k_token_lanes_avx512_vnni`
+/// takes in a workspace of `workspace_bytes`.
+int64_t integer_kernels_q4k_max_super_blocks(int64_t workspace_bytes);
+
+/// Outputs `output[t * rows + g * 32 + r]` of Q4_K interleaved groups (`Q4KInterleaved.swift`,
+/// 4736 bytes a group's super-block) `first_group ..< end_group` for tokens `t < tokens`, from Q8_K
+/// activations transposed by `integer_kernels_q6k_transpose_activations`: per super-block the exact
+/// integer sums Σ scale · Σ q · y and Σ minimum · Σ y, then `InterleavedWeights.multiplyQ4_KOneToken`'s
+/// floating-point steps in its order (two running fused multiply-adds, one subtraction), so the same bits.
+void integer_kernels_q4k_token_lanes_avx512_vnni(const void *weights, int64_t super_blocks, const void *lanes, int64_t tokens,
+                                                 int64_t first_group, int64_t end_group, float *output, int64_t rows,
+                                                 void *workspace);
+
+/// One token's outputs `output[g * 32 + r]` of Q4_K interleaved groups `first_group ..< end_group`
+/// from a Q8_K activation row (292 bytes a super-block): nibbles permuted into row quads and summed by
+/// `vpdpbusd` as in `integer_kernels_one_token_avx512_vnni`, and the floating-point steps of
+/// `InterleavedWeights.multiplyQ4_KOneToken`, so the same bits. Needs `integer_kernels_cpu_has_one_token_avx512`.
+void integer_kernels_q4k_one_token_avx512_vnni(const void *weights, int64_t super_blocks, const void *activation,
+                                               int64_t first_group, int64_t end_group, float *output);
+
 #endif
