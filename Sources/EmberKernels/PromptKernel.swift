@@ -2,10 +2,10 @@ import CIntegerKernels
 import Synchronization
 
 /// The implementation that multiplies prompt batches (`InterleavedWeights.tokenLaneMinimum` tokens
-/// or more) by interleaved weights: Q4_1, Q4_K rewritten as Q4_1 and Q5_0 decoded (tokens in the
-/// vector lanes, `TokenLaneKernels.swift`), and Q6_K (`Q6KInterleaved.swift`; tokens in the lanes
-/// with AVX-512 VNNI, the tiled Swift kernel otherwise). With AVX-512 VNNI it also multiplies single
-/// tokens (decode steps) over Q4_1's and Q8_0's layouts when the CPU has AVX-512 VBMI byte permutes
+/// or more) by interleaved weights: Q4_1 and Q5_0 decoded (tokens in the vector lanes,
+/// `TokenLaneKernels.swift`), and Q4_K and Q6_K (`Q4KInterleaved.swift`, `Q6KInterleaved.swift`;
+/// tokens in the lanes with AVX-512 VNNI, tiled Swift kernels otherwise). With AVX-512 VNNI it also
+/// multiplies single tokens (decode steps) over Q4_1's, Q4_K's and Q8_0's layouts when the CPU has AVX-512 VBMI byte permutes
 /// (`integer_kernels_one_token_avx512_vnni`; Ice Lake, Sapphire Rapids and Zen 4 on have them).
 ///
 /// Both give the same bits: the block sums are exact integers either way, and the floating-point

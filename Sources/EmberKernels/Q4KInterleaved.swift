@@ -50,7 +50,8 @@ extension InterleavedWeights {
 
     /// The product over Q4_K's layout: batches of `tokenLaneMinimum` tokens or more in 16-token
     /// vectors with AVX-512 VNNI (`integer_kernels_q4k_token_lanes_avx512_vnni`), every other
-    /// token one at a time (`oneTokenQ4_K`); the same bits every way.
+    /// other batches four tokens at a time (`multiplyQ4_KTiled`) and the last tokens one at a time
+    /// (`oneTokenQ4_K`); the same bits every way.
     static let multiplyQ4_KLayout: Multiply = { weights, product in
         let tokens = product.tokens, pool = product.pool, scratch = product.scratch
         let superBlocks = weights.columns / TensorType.q4_K.blockSize
@@ -68,8 +69,13 @@ extension InterleavedWeights {
             }
             return
         }
+        let tiled = tokens / tokenTile * tokenTile
         pool.parallelFor(groups, grain: max(1, groups / (8 * pool.threadCount))) { range, thread in
-            for token in 0..<tokens {
+            if tiled > 0 {
+                weights.multiplyQ4_KTiled(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
+                                          tokens: tiled, output: product.output)
+            }
+            for token in tiled..<tokens {
                 oneTokenQ4_K(weights, range, product.activations + token * product.activationRowBytes, product.output + token * weights.rows,
                              product.promptKernel, pool.workspace(thread))
             }
@@ -138,6 +144,84 @@ extension InterleavedWeights {
             let destination = UnsafeMutableRawPointer(output + group * Self.rowGroup)
             destination.storeBytes(of: sumLow - minimumLow, as: SIMD16<Float>.self)
             destination.storeBytes(of: sumHigh - minimumHigh, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    }
+
+    /// `output[t * rows + r]` for groups `groupRange` and tokens `0..<tokens` (a multiple of
+    /// `tokenTile`), as `multiplyQ4_KOneToken` computes them: each sub-block's 32 × 32 nibbles
+    /// widened to Int16 once for up to 16 tokens (`tileSums`: sixteen products of 15 · 128 fit).
+    func multiplyQ4_KTiled(groups groupRange: Range<Int>, activations: UnsafeRawPointer, activationRowBytes: Int, tokens: Int,
+                           output: UnsafeMutablePointer<Float>) {
+        precondition(tokens % Self.tokenTile == 0)
+        let superBlocks = columns / TensorType.q4_K.blockSize
+        let lanes = Self.rowGroup, superTile = Self.tokenSuperTile
+        withUnsafeTemporaryAllocation(byteCount: 16384, alignment: 64) { buffer in
+            let base = buffer.baseAddress!
+            let wide = base.assumingMemoryBound(to: Int16.self)                     // 32 × 32 Int16: 2048 bytes
+            let widened = (base + 2048).assumingMemoryBound(to: Int16.self)        // 16 × 32 Int16: 1024
+            let partials = (base + 3072).assumingMemoryBound(to: Int16.self)       // 4 × 32 Int16: 256
+            let sums = (base + 3328).assumingMemoryBound(to: Int32.self)           // 4 × 32 Int32: 512
+            let integers = (base + 3840).assumingMemoryBound(to: Int32.self)       // 16 × 32 Int32: 2048
+            let minimumSums = (base + 5888).assumingMemoryBound(to: Int32.self)    // 16 × 32 Int32: 2048
+            let accumulators = (base + 7936).assumingMemoryBound(to: Float.self)   // 16 × 32 Float: 2048
+            let minimums = (base + 9984).assumingMemoryBound(to: Float.self)       // 16 × 32 Float: 2048 (ends 12032)
+            for group in groupRange {
+                var first = 0
+                while first < tokens {
+                    let count = min(superTile, tokens - first)
+                    for i in 0..<(count * lanes) {
+                        accumulators[i] = 0
+                        minimums[i] = 0
+                    }
+                    for superBlock in 0..<superBlocks {
+                        let source = storage + (group * superBlocks + superBlock) * Q4_KGroupSuperBlock.bytes
+                        for i in 0..<(count * lanes) {
+                            integers[i] = 0
+                            minimumSums[i] = 0
+                        }
+                        for sub in 0..<8 {
+                            Self.widenNibbles(source + Q4_KGroupSuperBlock.quants + sub * Q4_KGroupSuperBlock.subBlockQuantBytes, into: wide)
+                            let scales = (source + Q4_KGroupSuperBlock.subBlockScales + sub * lanes).assumingMemoryBound(to: UInt8.self)
+                            let minimumValues = (source + Q4_KGroupSuperBlock.subBlockMinimums + sub * lanes).assumingMemoryBound(to: UInt8.self)
+                            for t in 0..<count {
+                                let activation = activations + (first + t) * activationRowBytes + superBlock * Q8_KBlock.bytes
+                                let quants = (activation + Q8_KBlock.quants + sub * 32).assumingMemoryBound(to: Int8.self)
+                                for k in 0..<32 { widened[t * 32 + k] = Int16(quants[k]) }
+                                let blockSums = (activation + Q8_KBlock.sums).assumingMemoryBound(to: Int16.self)
+                                let blockSum = Int32(blockSums[2 * sub]) &+ Int32(blockSums[2 * sub + 1])
+                                let minimumSum = minimumSums + t * lanes
+                                for lane in 0..<lanes { minimumSum[lane] &+= Int32(minimumValues[lane]) &* blockSum }
+                            }
+                            var tile = 0
+                            while tile < count {
+                                Self.tileSums(wide: wide, activations: widened + tile * 32, partials: partials, sums: sums)
+                                for t in 0..<Self.tokenTile {
+                                    let integer = integers + (tile + t) * lanes, sum = sums + t * lanes
+                                    for lane in 0..<lanes { integer[lane] &+= sum[lane] &* Int32(scales[lane]) }
+                                }
+                                tile += Self.tokenTile
+                            }
+                        }
+                        let d = (source + Q4_KGroupSuperBlock.scales).assumingMemoryBound(to: Float16.self)
+                        let dmin = (source + Q4_KGroupSuperBlock.minimumScales).assumingMemoryBound(to: Float16.self)
+                        for t in 0..<count {
+                            let scale = (activations + (first + t) * activationRowBytes + superBlock * Q8_KBlock.bytes)
+                                .loadUnaligned(fromByteOffset: Q8_KBlock.scale, as: Float.self)
+                            let accumulator = accumulators + t * lanes, minimum = minimums + t * lanes
+                            let integer = integers + t * lanes, minimumSum = minimumSums + t * lanes
+                            for lane in 0..<lanes {
+                                accumulator[lane].addProduct(Float(integer[lane]), Float(d[lane]) * scale)
+                                minimum[lane].addProduct(Float(minimumSum[lane]), Float(dmin[lane]) * scale)
+                            }
+                        }
+                    }
+                    for t in 0..<count {
+                        let destination = output + (first + t) * rows + group * lanes
+                        for lane in 0..<lanes { destination[lane] = accumulators[t * lanes + lane] - minimums[t * lanes + lane] }
+                    }
+                    first += count
+                }
+            }
         }
     }
 

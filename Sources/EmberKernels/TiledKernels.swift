@@ -4,7 +4,7 @@
 /// per token. For a batch, this kernel widens a group's block of 32 × 32 weights to Int16 once and
 /// multiplies it by four tokens at a time, each token's running sums in a vector register, so the
 /// per-product work is one multiply and one add. Weights must be small (|w| ≤ 16: Q4_1 nibbles,
-/// Q4_K rewritten as Q4_1, Q5_0 decoded to signed bytes) so that sixteen products of |w| · 127 fit
+/// Q5_0 decoded to signed bytes; Q4_K's nibbles in `multiplyQ4_KTiled`) so that sixteen products of |w| · 127 fit
 /// in Int16 (16 · 16 · 127 = 32512).
 ///
 /// The integer block sums are the same integers as the one-token kernels', and the floating-point
@@ -97,15 +97,21 @@ extension InterleavedWeights {
     @inline(__always)
     static func widen(_ source: UnsafeRawPointer, isQ4: Bool, into wide: UnsafeMutablePointer<Int16>) {
         if isQ4 {
-            // Byte j of each lane holds element j (low nibble) and element j + 16 (high nibble).
-            let packed = (source + 128).assumingMemoryBound(to: UInt8.self)
-            for i in 0..<512 {
-                wide[i] = Int16(packed[i] & 0x0F)
-                wide[512 + i] = Int16(packed[i] >> 4)
-            }
+            widenNibbles(source + Q4_1GroupBlock.quants, into: wide)
         } else {
             let quants = (source + 64).assumingMemoryBound(to: Int8.self)
             for i in 0..<1024 { wide[i] = Int16(quants[i]) }
+        }
+    }
+
+    /// 32 rows' packed bytes j in 0..<16 (element j in the low nibble, j + 16 in the high) as
+    /// Int16, element-major: `wide[k * 32 + lane]`.
+    @inline(__always)
+    static func widenNibbles(_ packed: UnsafeRawPointer, into wide: UnsafeMutablePointer<Int16>) {
+        let bytes = packed.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<512 {
+            wide[i] = Int16(bytes[i] & 0x0F)
+            wide[512 + i] = Int16(bytes[i] >> 4)
         }
     }
 

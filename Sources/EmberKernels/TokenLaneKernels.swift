@@ -1,7 +1,7 @@
 import EmberCore
 
 /// Prompt processing with tokens in the vector lanes: for batches of `tokenLaneMinimum` tokens or
-/// more over small interleaved weights (Q4_1, Q4_K rewritten as Q4_1, Q5_0 decoded).
+/// more over small interleaved weights (Q4_1, Q5_0 decoded).
 ///
 /// The activations are transposed once per multiplication into token vectors: per 32 tokens and
 /// 32-element block, pair p of elements (2p, 2p + 1) of all 32 tokens in 64 bytes. Each weight

@@ -109,13 +109,13 @@ struct PromptKernelTests {
     }
 
     /// The super-block layouts (Q4_K, Q6_K) against the row kernel over the file's bytes
-    /// (`VectorKernels.dotQ4_K`, llama.cpp's order, and `dotQ6_K`): one token and short batches
-    /// (one token at a time), one padded 16-token vector, whole ones, 9 super-blocks (an incomplete
+    /// (`VectorKernels.dotQ4_K`, llama.cpp's order, and `dotQ6_K`): one token, short batches (four
+    /// tokens at a time and one-token remainders), one padded 16-token vector, whole ones, 9 super-blocks (an incomplete
     /// last four), and 4,864 columns (19 super-blocks, wider than the C kernels' workspace holds);
     /// `extreme` sets every quant, scale and minimum to its largest value.
     @Test("Super-block kernels equal the row kernel bit for bit",
           arguments: [(TensorType.q6_K, 70, 2048, false), (.q6_K, 64, 2304, false), (.q6_K, 81, 1024, false), (.q6_K, 64, 4864, false),
-                      (.q4_K, 1, 1024, false), (.q4_K, 3, 2048, false), (.q4_K, 70, 2048, false), (.q4_K, 64, 2304, false),
+                      (.q4_K, 1, 1024, false), (.q4_K, 3, 2048, false), (.q4_K, 21, 1024, false), (.q4_K, 70, 2048, false), (.q4_K, 64, 2304, false),
                       (.q4_K, 1, 4864, false), (.q4_K, 64, 4864, false), (.q4_K, 1, 2048, true), (.q4_K, 66, 1024, true)])
     func superBlockKernelsAgree(type: TensorType, tokens: Int, columns: Int, extreme: Bool) throws {
         var random = KernelRandom(state: 777 &+ UInt64(tokens) &+ UInt64(columns))
