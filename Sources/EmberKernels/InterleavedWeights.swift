@@ -305,23 +305,12 @@ public final class InterleavedWeights: @unchecked Sendable {
     /// products, CIntegerKernels), the tiled Swift kernel for batches and one token alike otherwise
     /// (bit-identical to the row kernel).
     static let multiplyQ6_KLayout: Multiply = { weights, product in
-        let tokens = product.tokens, pool = product.pool, scratch = product.scratch
-        let superBlocks = weights.columns / TensorType.q6_K.blockSize
-        let groups = weights.rows / rowGroup
-        if tokens >= tokenLaneMinimum && product.promptKernel == .avx512VNNI
-            && superBlocks <= Int(integer_kernels_q6k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
-            let lanes = scratch + Kernels.laneScratchOffset(product.activationRowBytes * tokens)
-            pool.parallelFor((tokens + 15) / 16) { range, _ in
-                integer_kernels_q6k_transpose_activations(scratch, Int64(product.activationRowBytes), Int64(superBlocks), Int64(tokens),
-                                                          Int64(range.lowerBound), Int64(range.upperBound), lanes)
-            }
-            pool.parallelFor(groups) { range, thread in
-                integer_kernels_q6k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
-                                                            Int64(range.upperBound), product.output, Int64(weights.rows), pool.workspace(thread))
-            }
+        if multiplySuperBlockTokenLanes(weights, product, maximumSuperBlocks: integer_kernels_q6k_max_super_blocks,
+                                        kernel: integer_kernels_q6k_token_lanes_avx512_vnni) {
             return
         }
-        pool.parallelFor(groups) { range, _ in
+        let tokens = product.tokens, pool = product.pool
+        pool.parallelFor(weights.rows / rowGroup) { range, _ in
             weights.multiplyQ6_K(groups: range, activations: product.activations, activationRowBytes: product.activationRowBytes,
                                  tokens: tokens, output: product.output)
         }

@@ -49,26 +49,16 @@ extension InterleavedWeights {
     }
 
     /// The product over Q4_K's layout: batches of `tokenLaneMinimum` tokens or more in 16-token
-    /// vectors with AVX-512 VNNI (`integer_kernels_q4k_token_lanes_avx512_vnni`), every other
-    /// other batches four tokens at a time (`multiplyQ4_KTiled`) and the last tokens one at a time
+    /// vectors with AVX-512 VNNI (`integer_kernels_q4k_token_lanes_avx512_vnni`), other batches
+    /// four tokens at a time (`multiplyQ4_KTiled`) and the last tokens one at a time
     /// (`oneTokenQ4_K`); the same bits every way.
     static let multiplyQ4_KLayout: Multiply = { weights, product in
-        let tokens = product.tokens, pool = product.pool, scratch = product.scratch
-        let superBlocks = weights.columns / TensorType.q4_K.blockSize
-        let groups = weights.rows / rowGroup
-        if tokens >= tokenLaneMinimum && product.promptKernel == .avx512VNNI
-            && superBlocks <= Int(integer_kernels_q4k_max_super_blocks(Int64(ThreadPool.workspaceBytes))) {
-            let lanes = scratch + Kernels.laneScratchOffset(product.activationRowBytes * tokens)
-            pool.parallelFor((tokens + 15) / 16) { range, _ in
-                integer_kernels_q6k_transpose_activations(scratch, Int64(product.activationRowBytes), Int64(superBlocks), Int64(tokens),
-                                                          Int64(range.lowerBound), Int64(range.upperBound), lanes)
-            }
-            pool.parallelFor(groups) { range, thread in
-                integer_kernels_q4k_token_lanes_avx512_vnni(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound),
-                                                            Int64(range.upperBound), product.output, Int64(weights.rows), pool.workspace(thread))
-            }
+        if multiplySuperBlockTokenLanes(weights, product, maximumSuperBlocks: integer_kernels_q4k_max_super_blocks,
+                                        kernel: integer_kernels_q4k_token_lanes_avx512_vnni) {
             return
         }
+        let tokens = product.tokens, pool = product.pool
+        let groups = weights.rows / rowGroup
         let tiled = tokens / tokenTile * tokenTile
         pool.parallelFor(groups, grain: max(1, groups / (8 * pool.threadCount))) { range, thread in
             if tiled > 0 {
@@ -223,6 +213,34 @@ extension InterleavedWeights {
                 }
             }
         }
+    }
+
+    /// The C kernel of a super-block layout over 16-token vectors (`integer_kernels_q4k_token_lanes_avx512_vnni`,
+    /// `integer_kernels_q6k_token_lanes_avx512_vnni`): weights, super-blocks, token vectors, tokens,
+    /// first and end group, output, rows, workspace.
+    typealias SuperBlockLaneKernel = (UnsafeRawPointer?, Int64, UnsafeRawPointer?, Int64, Int64, Int64, UnsafeMutablePointer<Float>?,
+                                      Int64, UnsafeMutableRawPointer?) -> Void
+
+    /// A batch of `tokenLaneMinimum` tokens or more over a super-block layout with AVX-512 VNNI:
+    /// the Q8_K activations transposed into 16-token vectors, then `kernel` over every group.
+    /// False, having done nothing, when the batch is smaller, another kernel is chosen, or the
+    /// matrix is wider than `maximumSuperBlocks` allows in a thread's workspace.
+    static func multiplySuperBlockTokenLanes(_ weights: InterleavedWeights, _ product: Product, maximumSuperBlocks: (Int64) -> Int64,
+                                             kernel: SuperBlockLaneKernel) -> Bool {
+        let tokens = product.tokens, pool = product.pool, scratch = product.scratch
+        let superBlocks = weights.columns / TensorType.q8_K.blockSize
+        guard tokens >= tokenLaneMinimum, product.promptKernel == .avx512VNNI,
+              superBlocks <= Int(maximumSuperBlocks(Int64(ThreadPool.workspaceBytes))) else { return false }
+        let lanes = scratch + Kernels.laneScratchOffset(product.activationRowBytes * tokens)
+        pool.parallelFor((tokens + 15) / 16) { range, _ in
+            integer_kernels_q6k_transpose_activations(scratch, Int64(product.activationRowBytes), Int64(superBlocks), Int64(tokens),
+                                                      Int64(range.lowerBound), Int64(range.upperBound), lanes)
+        }
+        pool.parallelFor(weights.rows / rowGroup) { range, thread in
+            kernel(weights.storage, Int64(superBlocks), lanes, Int64(tokens), Int64(range.lowerBound), Int64(range.upperBound), product.output,
+                   Int64(weights.rows), pool.workspace(thread))
+        }
+        return true
     }
 
     /// Scratch for batches over the super-block layouts (Q4_K, Q6_K): on AVX-512 VNNI the Q8_K
