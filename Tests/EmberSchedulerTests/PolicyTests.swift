@@ -293,13 +293,47 @@ extension AdaptivePolicy {
         // The chat's token runs without the efficient-clock target: CPU time spent slowly would be
         // taken from the deadlines.
         #expect(policy.decide(overloaded(15)) == .run(id: 1, threads: 2, hint: .none))
-        // In its pacing gap the late notes run, decoded together, unpaced on every default thread.
-        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 4, hint: .none))
+        // In its pacing gap the late notes run, decoded together, unpaced on the decode threads
+        // (2: within 8 % of 4's speed; decoding is memory-bound).
+        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 2, hint: .none))
         // Without the late notes the reply's tokens (ahead of its reader) target the efficient clocks again.
         let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
         let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
                                     prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
         #expect(policy.decide(context(16, [ahead])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
+    @Test func aBatchOfNotesIsLateWhenTheNotesAtTheBackWouldBe() {
+        // Eight notes due together (calibrated: 256 prompt tokens/s, 4 KV caches): each note's own
+        // work (600 prompt tokens, 80 tokens at 15 steps/s) × 1.5 is 11.5 s, but the eighth
+        // finishes after the prompts of all eight and its share of their decode steps: 44 s × 1.5.
+        var policy = calibratedAdaptive()
+        func batch(dueIn seconds: Double, at time: Double) -> SchedulingContext {
+            let notes = (2...9).map { id in
+                RequestSnapshot(id: id, requestClass: .background, arrival: 0, deadline: time + seconds, promptTokens: 600, maxTokens: 80)
+            }
+            var result = context(time, notes)
+            result.maximumDecodeBatch = 4
+            return result
+        }
+        let ownWork = (600 / 256.0 + 80 / policy.configuration.backgroundTokensPerSecond) * policy.configuration.deadlineSafetyFactor
+        let queueWork = (8 * 600 / 256.0 + 8 * 80 / 4 / policy.configuration.backgroundTokensPerSecond) * policy.configuration.deadlineSafetyFactor
+        // Due in 30 s: time for any one note alone, not for the eighth behind the other seven. The
+        // first note is out of slack (the work ahead of a late note must run now): its prompt runs
+        // as race's would, a whole chunk on the default threads without a hint.
+        let tight = 30.0
+        #expect(ownWork < tight && tight < queueWork)
+        let late = batch(dueIn: tight, at: 10)
+        #expect(policy.decide(late) == .run(id: 2, threads: 4, hint: .none, chunk: 128))
+        // Due in a minute there is time for all eight: the prompt runs at the background pace
+        // (short steps with a target duration, the screen being on).
+        #expect(queueWork < 60)
+        let loose = batch(dueIn: 60, at: 20)
+        guard case .run(2, _, .target, let chunk) = policy.decide(loose) else {
+            Issue.record("expected a paced background prompt step")
+            return
+        }
+        #expect((chunk ?? 128) < 128)
     }
 
     @Test func interactivePromptsRunAtTheReferenceSpeed() {
@@ -428,9 +462,10 @@ extension AdaptivePolicy {
             return
         }
         #expect(until <= 180 + policy.configuration.criticalPauseSeconds)
-        // The note's deadline no longer allows waiting: it runs while the reply is held.
+        // The note's deadline no longer allows waiting: it runs while the reply is held, unpaced
+        // on the calibrated decode threads.
         let nearDeadline = 200 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
-        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 4, hint: .none))
+        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 2, hint: .none))
         // Aging: a note without a deadline that has waited `maximumWaitSeconds` runs in a pacing gap.
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
@@ -458,11 +493,12 @@ extension AdaptivePolicy {
         screenOff.isScreenOn = false
         #expect(policy.decide(screenOff) == .run(id: 2, threads: 1, hint: .none))
         #expect(policy.decide(context(300, [noteDecoding], low)) == .run(id: 2, threads: 1, hint: .none))
-        // 79 tokens at the background pace, × the safety factor, no longer fit before the deadline.
+        // 79 tokens at the background pace, × the safety factor, no longer fit before the deadline:
+        // unpaced, on the calibrated decode threads.
         let nearDeadline = 3600 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
         var late = context(nearDeadline, [noteDecoding], warm)
         late.environmentHeadroom = 0.5
-        #expect(policy.decide(late) == .run(id: 2, threads: 4, hint: .none))
+        #expect(policy.decide(late) == .run(id: 2, threads: 2, hint: .none))
     }
 
     @Test func aShortQuestionGoesBeforeALongPromptAndARepliesAheadOfItsReader() {
