@@ -312,7 +312,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
         // phone fell below the pace): the person waits for this token, as for a first one. It runs
         // now, without a pacing gap, until the reply is ahead again — else every later question in
-        // the conversation comes later too: at full speed on the decode threads when cool, at the
+        // the conversation comes later too: at full speed on the default threads when cool, at the
         // least-heat setting when hot.
         let readerWaiting = isReaderWaiting(request, context)
         if !readerWaiting, let next = nextTokenTime[request.id], context.time < next - 1e-9 {
@@ -349,7 +349,17 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // spent for nothing.
         // Unless background work is out of slack: then the token runs at full speed and its gap
         // goes to that work.
-        if hint == .none, !overloaded, !readerWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // Nor while another person waits for a first token: the reply's time at the efficient
+        // clocks is taken from that prompt, which runs only while the reply is ahead of its reader.
+        let promptWaiting = context.pending.contains { $0.requestClass == .interactive && $0.id != request.id && !$0.isPrefilled }
+        if hint == .none, !overloaded, !readerWaiting, !promptWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // A person waiting (this reply's reader, or another's first token): when cool, race's
+        // threads. The calibrated decode threads are the fewest within `threadTolerance` of the
+        // fastest, for energy, and were measured maybe under other conditions: at 5 % battery,
+        // under the peak-power limit, one thread decoded 6 tokens/s against 12–13 on the default
+        // threads (`ember sim fuzz` seed 643: a question waited 22.7 s for its first token behind a
+        // reply its reader had caught up with, race's 15.3 s).
+        if !hot, readerWaiting || promptWaiting { threads = maximum }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
     }

@@ -255,9 +255,10 @@ extension AdaptivePolicy {
         let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
         #expect(policy.decide(context(20, [reply(1)])) == .run(id: 1, threads: 2, hint: efficient))
         // …but 8 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
-        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full speed.
-        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
-        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
+        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full
+        // speed, on the default threads (the calibrated fewest threads are for energy, not speed).
+        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 4, hint: .none))
+        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 4, hint: .none))
         // Ahead of its reader again, it is paced as before.
         guard case .idle(_, .pacing) = policy.decide(context(28.002, [reply(80)])) else {
             Issue.record("expected the reply ahead of its reader to be paced")
@@ -276,6 +277,27 @@ extension AdaptivePolicy {
         #expect(hotPolicy.decide(inCar(20.01, 1)) == .idle(until: 20 + 1 / hotPolicy.configuration.readingTokensPerSecond, reason: .pacing))
         #expect(hotPolicy.decide(inCar(28, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
         #expect(hotPolicy.decide(inCar(28.001, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
+    }
+
+    @Test func aReplyNotAheadOfItsReaderRunsAtFullSpeedWhileAnotherPersonWaitsForAFirstToken() {
+        // A reply whose first token came at 20 s has 11 tokens at 21.79 s: its reader (5.7 tokens/s)
+        // has read 10.2 — not waiting yet, and not ahead by more than a token, so a waiting prompt
+        // runs only once the reply is ahead again. Alone, its token is paced at the clocks of least
+        // energy on the calibrated threads; with another question's prompt waiting, the reply's time
+        // at low clocks is taken from that person's first token: full speed, default threads.
+        func reply(_ generated: Int) -> RequestSnapshot {
+            RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                            prefilledTokens: 40, generatedTokens: generated, maxTokens: 400)
+        }
+        let question = RequestSnapshot(id: 3, requestClass: .interactive, priority: 10, arrival: 21, promptTokens: 300, maxTokens: 200)
+        let time = 20 + 10.2 / Reader.tokensPerSecond
+        var alone = calibratedAdaptive()
+        seeFirstToken(&alone, at: 20)
+        let efficient = PerformanceHint.target(seconds: alone.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(alone.decide(context(time, [reply(11)])) == .run(id: 1, threads: 2, hint: efficient))
+        var beside = calibratedAdaptive()
+        seeFirstToken(&beside, at: 20)
+        #expect(beside.decide(context(time, [reply(11), question])) == .run(id: 1, threads: 4, hint: .none))
     }
 
     @Test func overloadRunsEveryStepAtFullSpeedAndDecodesLateRequestsTogether() {
