@@ -529,9 +529,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// after its own work alone. A batch of notes with one deadline used to count each note's own
     /// work: every note had slack until all of them had none, too late for the notes at the back
     /// (`ember sim fuzz` seed 100 on the low-end phone: the 15th of 19 notes due in 108 s missed
-    /// its deadline, race met it). And a request runs only after those ahead of it, so the slack of each is also at most
-    /// that of every request behind it (the work ahead of a late request must run now: earliest
-    /// deadline first's feasibility test). Without deadlines, infinite.
+    /// its deadline, race met it). And a request runs only after those ahead of it, so the slack
+    /// of each is also at most that of every request behind it (the work ahead of a late request
+    /// must run now: earliest deadline first's feasibility test). Without deadlines, infinite.
     func queueSlacks(_ background: [RequestSnapshot], time: Double, batch: Int) -> [Int: Double] {
         let ordered = urgencyOrder(background)
         var slacks: [Double] = []
