@@ -26,7 +26,8 @@ import EmberCore
 ///   interactive replies: every paced token already runs at the clocks of least energy per token
 ///   (an ADPF target of `efficientTokenSlowdown` × its fastest time), and a slower pace would only
 ///   finish the reply later.
-/// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions.
+/// - Deadlines: background work whose slack runs out runs unpaced, whatever the conditions. The
+///   slack is queue-aware: a request's counts the work of the background requests ahead of it.
 /// - Background replies are decoded together, up to `backgroundBatch` at a time: a decode step
 ///   reads every weight whatever the number of sequences, so a batch of four costs the memory
 ///   traffic of one token for four.
@@ -168,6 +169,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
     /// work than time, and every step runs at full speed — CPU time spent at the efficient
     /// clocks is taken from a deadline.
     private var overloaded = false
+    /// Each pending background request's queue-aware slack (`queueSlacks`), as of `queueSlackTime`.
+    private var queueSlack: [Int: Double] = [:]
+    private var queueSlackTime = -Double.infinity
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -223,6 +227,9 @@ public struct AdaptivePolicy: SchedulingPolicy {
         let environment = environmentHeadroom(context)
         let interactive = context.pending.filter { $0.requestClass == .interactive }
         let background = context.pending.filter { $0.requestClass == .background }
+        queueSlack = queueSlacks(background, time: context.time,
+                                 batch: min(configuration.backgroundBatch, context.maximumDecodeBatch))
+        queueSlackTime = context.time
         overloaded = background.contains { slack($0, context) < 0 }
         for reply in interactive where reply.generatedTokens > 0 && firstTokenSeen[reply.id] == nil {
             firstTokenSeen[reply.id] = context.time
@@ -305,7 +312,7 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // The reader has caught up with the reply (long prompts ran in its gaps, or the throttled
         // phone fell below the pace): the person waits for this token, as for a first one. It runs
         // now, without a pacing gap, until the reply is ahead again — else every later question in
-        // the conversation comes later too: at full speed on the decode threads when cool, at the
+        // the conversation comes later too: at full speed on the default threads when cool, at the
         // least-heat setting when hot.
         let readerWaiting = isReaderWaiting(request, context)
         if !readerWaiting, let next = nextTokenTime[request.id], context.time < next - 1e-9 {
@@ -342,7 +349,17 @@ public struct AdaptivePolicy: SchedulingPolicy {
         // spent for nothing.
         // Unless background work is out of slack: then the token runs at full speed and its gap
         // goes to that work.
-        if hint == .none, !overloaded, !readerWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // Nor while another person waits for a first token: the reply's time at the efficient
+        // clocks is taken from that prompt, which runs only while the reply is ahead of its reader.
+        let promptWaiting = context.pending.contains { $0.requestClass == .interactive && $0.id != request.id && !$0.isPrefilled }
+        if hint == .none, !overloaded, !readerWaiting, !promptWaiting { hint = efficientHint(threads: threads, gap: 1 / rate) }
+        // A person waiting (this reply's reader, or another's first token): when cool, race's
+        // threads. The calibrated decode threads are the fewest within `threadTolerance` of the
+        // fastest, for energy, and were measured maybe under other conditions: at 5 % battery,
+        // under the peak-power limit, one thread decoded 6 tokens/s against 12–13 on the default
+        // threads (`ember sim fuzz` seed 643: a question waited 22.7 s for its first token behind a
+        // reply its reader had caught up with, race's 15.3 s).
+        if !hot, readerWaiting || promptWaiting { threads = maximum }
         nextTokenTime[request.id] = context.time + 1 / rate
         return .run(id: request.id, threads: threads, hint: hint)
     }
@@ -415,17 +432,29 @@ public struct AdaptivePolicy: SchedulingPolicy {
             }
         }
         if !request.isPrefilled {
+            // Out of slack: a racing runtime's prompt step, whole chunks on the default threads
+            // without a hint. Spread over every core with a target, as when there is time, a
+            // phone throttled at its clock cap ran every core at the cap: more power than race,
+            // heat sooner (`ember sim fuzz` seed 334, a 15-note batch in a 42.5 °C room on the
+            // low-end phone: 1.7 s more at SEVERE than race).
+            if urgent, referencePrefillRate != nil {
+                let chunk = min(context.prefillChunkTokens, request.promptTokens - request.prefilledTokens)
+                return .run(id: request.id, threads: maximum, hint: .none, chunk: chunk)
+            }
             return prefill(request, context, maximum: maximum, speed: urgent ? 1 : backgroundPace(context).prefill)
         }
         if let calibration = calibrationThreads(maximum: maximum) { return .run(id: request.id, threads: calibration, hint: .none) }
         if urgent {
-            // Out of slack: unpaced on every default thread, with the other prefilled requests out
-            // of slack decoded in the same step (a step reads the weights once for all of them).
+            // Out of slack: unpaced on the decode threads (the fewest within `threadTolerance` of
+            // the fastest: decoding is memory-bound, more threads add power, not speed), with the
+            // other prefilled requests out of slack decoded in the same step (a step reads the
+            // weights once for all of them).
             let limit = max(1, min(configuration.backgroundBatch, context.maximumDecodeBatch))
             let late = context.pending.filter { $0.requestClass == .background && $0.id != request.id && $0.isPrefilled && self.slack($0, context) < 0 }
             let together = [request] + urgencyOrder(late).prefix(limit - 1)
-            if together.count == 1 { return .run(id: request.id, threads: maximum, hint: .none) }
-            return .decodeBatch(ids: together.map(\.id), threads: maximum, hint: .none)
+            let decodeThreads = chosenThreads ?? maximum
+            if together.count == 1 { return .run(id: request.id, threads: decodeThreads, hint: .none) }
+            return .decodeBatch(ids: together.map(\.id), threads: decodeThreads, hint: .none)
         }
         // The batch: the most urgent background requests, as many as the engine holds. Their
         // prompts are processed first (one after another), then their tokens come together.
@@ -480,16 +509,53 @@ public struct AdaptivePolicy: SchedulingPolicy {
     }
 
     /// Seconds to spare before the deadline if the rest of the work started now at the paced rate
-    /// (infinite without a deadline).
+    /// (infinite without a deadline), counting the work queued ahead: see `queueSlacks`. A request
+    /// not among `context.pending` counts its own work only.
     func slack(_ request: RequestSnapshot, _ context: SchedulingContext) -> Double {
+        if let slack = queueSlack[request.id], queueSlackTime == context.time { return slack }
         guard let deadline = request.deadline else { return .infinity }
         return deadline - context.time - estimatedSeconds(request) * configuration.deadlineSafetyFactor
     }
 
     /// The latest time the request can start and still meet its deadline (with the safety factor).
     func latestStart(_ request: RequestSnapshot, _ context: SchedulingContext) -> Double {
-        guard let deadline = request.deadline else { return .infinity }
-        return max(context.time, deadline - estimatedSeconds(request) * configuration.deadlineSafetyFactor)
+        let slack = self.slack(request, context)
+        return slack.isFinite ? context.time + max(0, slack) : .infinity
+    }
+
+    /// Each background request's slack, queue-aware: background work runs most urgent first
+    /// (`urgencyOrder`), so a request finishes after the work of every request ahead of it —
+    /// their prompts one after another, their tokens decoded together in batches of `batch` — not
+    /// after its own work alone. A batch of notes with one deadline used to count each note's own
+    /// work: every note had slack until all of them had none, too late for the notes at the back
+    /// (`ember sim fuzz` seed 100 on the low-end phone: the 15th of 19 notes due in 108 s missed
+    /// its deadline, race met it). And a request runs only after those ahead of it, so the slack
+    /// of each is also at most that of every request behind it (the work ahead of a late request
+    /// must run now: earliest deadline first's feasibility test). Without deadlines, infinite.
+    func queueSlacks(_ background: [RequestSnapshot], time: Double, batch: Int) -> [Int: Double] {
+        let ordered = urgencyOrder(background)
+        var slacks: [Double] = []
+        var promptSeconds = 0.0, tokensAhead = 0.0
+        let prefillRate = self.prefillRate ?? 100
+        for request in ordered {
+            promptSeconds += Double(max(0, request.promptTokens - request.prefilledTokens)) / prefillRate
+            let tokensLeft = Double(max(0, request.maxTokens - request.generatedTokens))
+            tokensAhead += tokensLeft
+            // Its own tokens, or its share of the decode steps of everything ahead, if longer.
+            let decodeSeconds = max(tokensLeft, tokensAhead / Double(max(1, batch))) / configuration.backgroundTokensPerSecond
+            guard let deadline = request.deadline else {
+                slacks.append(.infinity)
+                continue
+            }
+            slacks.append(deadline - time - (promptSeconds + decodeSeconds) * configuration.deadlineSafetyFactor)
+        }
+        var result: [Int: Double] = [:]
+        var behind = Double.infinity
+        for index in ordered.indices.reversed() {
+            behind = min(behind, slacks[index])
+            result[ordered[index].id] = behind
+        }
+        return result
     }
 
     /// Seconds the rest of `request` takes at the background pace.

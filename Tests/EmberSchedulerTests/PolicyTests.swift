@@ -255,9 +255,10 @@ extension AdaptivePolicy {
         let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
         #expect(policy.decide(context(20, [reply(1)])) == .run(id: 1, threads: 2, hint: efficient))
         // …but 8 s later the reply has 20 tokens (long prompts ran in its gaps) and its reader, at
-        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full speed.
-        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
-        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 2, hint: .none))
+        // 5.7 tokens/s, has read them all: the person waits, so the tokens run back to back at full
+        // speed, on the default threads (the calibrated fewest threads are for energy, not speed).
+        #expect(policy.decide(context(28, [reply(20)])) == .run(id: 1, threads: 4, hint: .none))
+        #expect(policy.decide(context(28.001, [reply(20)])) == .run(id: 1, threads: 4, hint: .none))
         // Ahead of its reader again, it is paced as before.
         guard case .idle(_, .pacing) = policy.decide(context(28.002, [reply(80)])) else {
             Issue.record("expected the reply ahead of its reader to be paced")
@@ -278,6 +279,27 @@ extension AdaptivePolicy {
         #expect(hotPolicy.decide(inCar(28.001, 20)) == .run(id: 1, threads: 1, hint: leastHeat))
     }
 
+    @Test func aReplyNotAheadOfItsReaderRunsAtFullSpeedWhileAnotherPersonWaitsForAFirstToken() {
+        // A reply whose first token came at 20 s has 11 tokens at 21.79 s: its reader (5.7 tokens/s)
+        // has read 10.2 — not waiting yet, and not ahead by more than a token, so a waiting prompt
+        // runs only once the reply is ahead again. Alone, its token is paced at the clocks of least
+        // energy on the calibrated threads; with another question's prompt waiting, the reply's time
+        // at low clocks is taken from that person's first token: full speed, default threads.
+        func reply(_ generated: Int) -> RequestSnapshot {
+            RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
+                            prefilledTokens: 40, generatedTokens: generated, maxTokens: 400)
+        }
+        let question = RequestSnapshot(id: 3, requestClass: .interactive, priority: 10, arrival: 21, promptTokens: 300, maxTokens: 200)
+        let time = 20 + 10.2 / Reader.tokensPerSecond
+        var alone = calibratedAdaptive()
+        seeFirstToken(&alone, at: 20)
+        let efficient = PerformanceHint.target(seconds: alone.configuration.efficientTokenSlowdown * 0.0042)
+        #expect(alone.decide(context(time, [reply(11)])) == .run(id: 1, threads: 2, hint: efficient))
+        var beside = calibratedAdaptive()
+        seeFirstToken(&beside, at: 20)
+        #expect(beside.decide(context(time, [reply(11), question])) == .run(id: 1, threads: 4, hint: .none))
+    }
+
     @Test func overloadRunsEveryStepAtFullSpeedAndDecodesLateRequestsTogether() {
         var policy = calibratedAdaptive()
         // Two notes whose remaining tokens (× the safety factor) no longer fit before their deadlines.
@@ -293,13 +315,47 @@ extension AdaptivePolicy {
         // The chat's token runs without the efficient-clock target: CPU time spent slowly would be
         // taken from the deadlines.
         #expect(policy.decide(overloaded(15)) == .run(id: 1, threads: 2, hint: .none))
-        // In its pacing gap the late notes run, decoded together, unpaced on every default thread.
-        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 4, hint: .none))
+        // In its pacing gap the late notes run, decoded together, unpaced on the decode threads
+        // (2: within 8 % of 4's speed; decoding is memory-bound).
+        #expect(policy.decide(overloaded(15.001)) == .decodeBatch(ids: [2, 3], threads: 2, hint: .none))
         // Without the late notes the reply's tokens (ahead of its reader) target the efficient clocks again.
         let efficient = PerformanceHint.target(seconds: policy.configuration.efficientTokenSlowdown * 0.0042)
         let ahead = RequestSnapshot(id: 1, requestClass: .interactive, priority: 10, arrival: 0, promptTokens: 40,
                                     prefilledTokens: 40, generatedTokens: 40, maxTokens: 100)
         #expect(policy.decide(context(16, [ahead])) == .run(id: 1, threads: 2, hint: efficient))
+    }
+
+    @Test func aBatchOfNotesIsLateWhenTheNotesAtTheBackWouldBe() {
+        // Eight notes due together (calibrated: 256 prompt tokens/s, 4 KV caches): each note's own
+        // work (600 prompt tokens, 80 tokens at 15 steps/s) × 1.5 is 11.5 s, but the eighth
+        // finishes after the prompts of all eight and its share of their decode steps: 44 s × 1.5.
+        var policy = calibratedAdaptive()
+        func batch(dueIn seconds: Double, at time: Double) -> SchedulingContext {
+            let notes = (2...9).map { id in
+                RequestSnapshot(id: id, requestClass: .background, arrival: 0, deadline: time + seconds, promptTokens: 600, maxTokens: 80)
+            }
+            var result = context(time, notes)
+            result.maximumDecodeBatch = 4
+            return result
+        }
+        let ownWork = (600 / 256.0 + 80 / policy.configuration.backgroundTokensPerSecond) * policy.configuration.deadlineSafetyFactor
+        let queueWork = (8 * 600 / 256.0 + 8 * 80 / 4 / policy.configuration.backgroundTokensPerSecond) * policy.configuration.deadlineSafetyFactor
+        // Due in 30 s: time for any one note alone, not for the eighth behind the other seven. The
+        // first note is out of slack (the work ahead of a late note must run now): its prompt runs
+        // as race's would, a whole chunk on the default threads without a hint.
+        let tight = 30.0
+        #expect(ownWork < tight && tight < queueWork)
+        let late = batch(dueIn: tight, at: 10)
+        #expect(policy.decide(late) == .run(id: 2, threads: 4, hint: .none, chunk: 128))
+        // Due in a minute there is time for all eight: the prompt runs at the background pace
+        // (short steps with a target duration, the screen being on).
+        #expect(queueWork < 60)
+        let loose = batch(dueIn: 60, at: 20)
+        guard case .run(2, _, .target, let chunk) = policy.decide(loose) else {
+            Issue.record("expected a paced background prompt step")
+            return
+        }
+        #expect((chunk ?? 128) < 128)
     }
 
     @Test func interactivePromptsRunAtTheReferenceSpeed() {
@@ -428,9 +484,10 @@ extension AdaptivePolicy {
             return
         }
         #expect(until <= 180 + policy.configuration.criticalPauseSeconds)
-        // The note's deadline no longer allows waiting: it runs while the reply is held.
+        // The note's deadline no longer allows waiting: it runs while the reply is held, unpaced
+        // on the calibrated decode threads.
         let nearDeadline = 200 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
-        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 4, hint: .none))
+        #expect(policy.decide(held(nearDeadline)) == .run(id: 2, threads: 2, hint: .none))
         // Aging: a note without a deadline that has waited `maximumWaitSeconds` runs in a pacing gap.
         let undated = RequestSnapshot(id: 3, requestClass: .background, arrival: 0, promptTokens: 600, prefilledTokens: 600,
                                       generatedTokens: 1, maxTokens: 80)
@@ -458,11 +515,12 @@ extension AdaptivePolicy {
         screenOff.isScreenOn = false
         #expect(policy.decide(screenOff) == .run(id: 2, threads: 1, hint: .none))
         #expect(policy.decide(context(300, [noteDecoding], low)) == .run(id: 2, threads: 1, hint: .none))
-        // 79 tokens at the background pace, × the safety factor, no longer fit before the deadline.
+        // 79 tokens at the background pace, × the safety factor, no longer fit before the deadline:
+        // unpaced, on the calibrated decode threads.
         let nearDeadline = 3600 - 79 / policy.configuration.backgroundTokensPerSecond * policy.configuration.deadlineSafetyFactor + 1
         var late = context(nearDeadline, [noteDecoding], warm)
         late.environmentHeadroom = 0.5
-        #expect(policy.decide(late) == .run(id: 2, threads: 4, hint: .none))
+        #expect(policy.decide(late) == .run(id: 2, threads: 2, hint: .none))
     }
 
     @Test func aShortQuestionGoesBeforeALongPromptAndARepliesAheadOfItsReader() {

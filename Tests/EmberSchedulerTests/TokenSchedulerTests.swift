@@ -51,6 +51,59 @@ struct DecisionCounter<Wrapped: SchedulingPolicy>: SchedulingPolicy {
     mutating func record(_ outcome: StepOutcome) { wrapped.record(outcome) }
 }
 
+/// A monotonic clock that stands still while the model works: to a policy reading it every step
+/// takes no time, as on a machine of any speed. Whether a token runs before its pacing gap is over,
+/// or a reader has caught up with a reply, then depends on the policy's decisions alone, not on how
+/// fast (or how loaded) the test machine is: a machine decoding slower than the pace leaves no gap
+/// on the wall clock, and a scheduler that paces nothing would pass a test of pacing there.
+final class ModelTimeExcludingClock: Sendable {
+    private struct State {
+        var excluded = 0.0
+        var stepStart: Double?
+    }
+
+    private let state = Mutex(State())
+    private static var wall: Double { Double(MonotonicClock.nanoseconds()) / 1e9 }
+
+    /// Wall-clock seconds spent outside the model's steps.
+    var now: Double {
+        state.withLock { state in
+            let wall = Self.wall
+            return wall - state.excluded - (state.stepStart.map { wall - $0 } ?? 0)
+        }
+    }
+
+    func stepBegins() { state.withLock { $0.stepStart = $0.stepStart ?? Self.wall } }
+
+    func stepEnds() {
+        state.withLock { state in
+            guard let start = state.stepStart else { return }
+            state.excluded += Self.wall - start
+            state.stepStart = nil
+        }
+    }
+}
+
+/// The policy it wraps, telling `clock` when each step it picks begins (its decision) and ends
+/// (its outcome recorded).
+struct ModelTimeExcluded<Wrapped: SchedulingPolicy>: SchedulingPolicy {
+    var wrapped: Wrapped
+    let clock: ModelTimeExcludingClock
+    var name: String { wrapped.name }
+
+    mutating func decide(_ context: SchedulingContext) -> SchedulingDecision {
+        clock.stepEnds()  // a step that recorded no outcome (its request ended)
+        let decision = wrapped.decide(context)
+        if case .idle = decision {} else { clock.stepBegins() }
+        return decision
+    }
+
+    mutating func record(_ outcome: StepOutcome) {
+        clock.stepEnds()
+        wrapped.record(outcome)
+    }
+}
+
 @Suite(.serialized) struct TokenSchedulerTests {
     @Test func adaptiveSchedulerPacesDefersAndFinishesEveryRequest() async throws {
         let model = try LanguageModel(path: modelPath())
@@ -58,14 +111,14 @@ struct DecisionCounter<Wrapped: SchedulingPolicy>: SchedulingPolicy {
         // Cool before the app works; its chat warms the phone (the heat is the app's own, so
         // background work must wait for it to go).
         platform.setForecast(0.3)
-        // A slow interactive pace (6 tokens/s) so pacing shows however busy the test machine is, for a
-        // slower reader (2 tokens/s): tokens a reader has caught up with run without a gap, so the
-        // pace must be above the reader's for any gap to show.
-        var configuration = AdaptivePolicy.Configuration()
-        configuration.interactiveTokensPerSecond = 6
-        configuration.readerTokensPerSecond = 2
-        let scheduler = TokenScheduler(model: model, policy: AdaptivePolicy(configuration: configuration), thermal: platform,
-                                       power: platform, threadCount: 2)
+        // The shipped policy on a clock that stands still while the model works: its steps take no
+        // time, so every token after the thread calibration comes before its pacing gap is over and
+        // the reply stays ahead of its reader (tokens a reader has caught up with run without a gap),
+        // however slow the test machine is. The wall clock put machine speed into the test: decoding
+        // slower than the pace left no gap to pace.
+        let clock = ModelTimeExcludingClock()
+        let scheduler = TokenScheduler(model: model, policy: ModelTimeExcluded(wrapped: AdaptivePolicy(), clock: clock),
+                                       thermal: platform, power: platform, threadCount: 2, clock: { clock.now })
         let chat = scheduler.submit(ScheduledRequest(prompt: .chat([.init(role: .user, content: "Name three colours.")]), maxTokens: 16,
                                                      sampling: .greedy, requestClass: .interactive, ignoreEndOfGeneration: true))
         var background: AsyncThrowingStream<ScheduledEvent, any Error>?

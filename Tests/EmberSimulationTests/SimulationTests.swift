@@ -512,6 +512,53 @@ enum SimulationSupport {
         #expect(adaptive.prefillJoules <= race.prefillJoules * 1.001)
     }
 
+    /// A batch of 19 notes due in 108 s, long chat prompts arriving beside it, on the low-end
+    /// phone: with each note's slack counting its own work only, every note had time until none
+    /// had, and the 15th missed its deadline where race met it. The slack counts the notes ahead.
+    @Test func aBatchOfNotesCountsTheNotesAheadOfEachInItsSlack() throws {
+        let (race, adaptive, failures) = try Self.properties("""
+            {"name":"notes-and-chats","description":"","duration_s":590,
+             "start":{"ambient_c":-9,"battery_pct":29,"plugged_in":true,"screen_on":true,"skin_c":30,"soc_c":33.5},
+             "events":[{"at_s":55,"type":"summarize","notes":19,"prompt_tokens":741,"response_tokens":115,"deadline_s":108,"max_tokens":512},
+                       {"at_s":61,"type":"chat","prompt_tokens":1796,"response_tokens":140,"repeat_every_s":150,"count":3,"max_tokens":512},
+                       {"at_s":77,"type":"chat","prompt_tokens":120,"response_tokens":314,"back_to_back":true,"think_s":13,"until_s":309,"max_tokens":512},
+                       {"at_s":115,"type":"memory_pressure","level":"critical"},
+                       {"at_s":147,"type":"summarize","notes":11,"prompt_tokens":647,"response_tokens":52,"deadline_s":102,"max_tokens":512},
+                       {"at_s":167,"type":"unplug"},{"at_s":429,"type":"plug"}]}
+            """, profile: "low-end-android")
+        #expect(failures[.deadlines] == nil, "\(failures)")
+        #expect(adaptive.requests.filter(\.missedDeadline).count <= race.requests.filter(\.missedDeadline).count)
+    }
+
+    /// A 15-note batch that is out of slack from its arrival (race misses three of its deadlines)
+    /// in a 42.5 °C room: its prompts run as race's steps, not spread over every core with a target
+    /// the throttled phone cannot meet (every core at the clock cap: SEVERE sooner than race).
+    @Test func aBatchOutOfSlackInAHotRoomRunsAtRacesSettings() throws {
+        let (race, adaptive, failures) = try Self.properties("""
+            {"name":"hot-room-notes","description":"","duration_s":440,
+             "start":{"ambient_c":42.5,"battery_pct":91,"plugged_in":true,"screen_on":true,"skin_c":42,"soc_c":43.5},
+             "events":[{"at_s":122,"type":"summarize","notes":15,"prompt_tokens":545,"response_tokens":80,"deadline_s":303,"max_tokens":512},
+                       {"at_s":189,"type":"low_power_mode","on":true},{"at_s":239,"type":"low_power_mode","on":true}]}
+            """, profile: "low-end-android")
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(adaptive.requests.filter(\.missedDeadline).count <= race.requests.filter(\.missedDeadline).count)
+    }
+
+    /// Two chat bursts on the low-end phone at 5 % battery: a reply its reader had caught up with
+    /// ran on the one calibrated thread (6 tokens/s under the battery's peak-power limit, race's
+    /// four threads 12–13), and a question behind it waited 22.7 s for its first token (race 15.3 s).
+    @Test func aReplyWhosePersonWaitsRunsOnRacesThreads() throws {
+        let (_, _, failures) = try Self.properties("""
+            {"name":"low-battery-chats","description":"","duration_s":970,
+             "start":{"ambient_c":2.5,"battery_pct":5,"plugged_in":false,"screen_on":true,"skin_c":10,"soc_c":12},
+             "events":[{"at_s":232,"type":"chat","prompt_tokens":235,"response_tokens":217,"repeat_every_s":87,"count":8,"max_tokens":512},
+                       {"at_s":562,"type":"chat","prompt_tokens":280,"response_tokens":168,"repeat_every_s":72,"count":7,"max_tokens":512},
+                       {"at_s":726,"type":"summarize","notes":8,"prompt_tokens":372,"response_tokens":111,"deadline_s":7038,"max_tokens":512},
+                       {"at_s":738,"type":"background","prompt_tokens":662,"response_tokens":211,"max_tokens":512}]}
+            """, profile: "low-end-android")
+        #expect(failures.isEmpty, "\(failures)")
+    }
+
     /// Seconds at SEVERE are compared to one thermal poll: a phone reports its thermal status once
     /// a poll, so two runs whose SEVERE episodes differ by less cannot be told apart on it.
     @Test func severeSecondsAreComparedToOneThermalPoll() throws {

@@ -35,24 +35,32 @@ struct ChatEventsTests {
         #expect(try await again.respond(to: "What is the capital of France?") == tokens.map(\.1).joined())
     }
 
-    @Test("a critical phone pauses the turn: paced events say thermal pause, and the turn ends once cool")
+    @Test("a phone about to shut down pauses the turn: paced events say thermal pause, and the turn ends once cool")
     func thermalPause() async throws {
         let engine = try Engine(EngineModel.configuration(context: 512, paced: true))
         let chat = engine.chat(options: ChatOptions(maxTokens: 8, sampling: .greedy))
-        // The app works on a cool phone first, then the phone reaches CRITICAL: the heat is (in part)
-        // the app's, so pausing lets it cool. (Heat the environment alone causes pauses nothing:
+        // The app works on a cool phone first, then the phone reaches EMERGENCY (shutdown imminent):
+        // the heat is (in part) the app's, so pausing lets it cool. There every step pauses, the
+        // prompt's first, whatever the machine's speed. (At CRITICAL only a reply ahead of its
+        // reader pauses, one streaming faster than a person reads: a slow or loaded test machine
+        // never gets ahead, so the pause there depends on the machine's speed; `AdaptivePolicyTests`
+        // checks that rule on a scripted clock. Heat the environment alone causes pauses nothing:
         // the policy serves the reply at its lowest-power setting instead.)
         _ = try await chat.respond(to: "Hi")
-        engine.update(PlatformState(thermalStatus: .critical, thermalHeadroom: 0.99, batteryPercent: 50, isCharging: false))
+        engine.update(PlatformState(thermalStatus: .emergency, thermalHeadroom: 0.99, batteryPercent: 50, isCharging: false))
         let reasons = Mutex<[IdleReason]>([])
+        let tokensBeforePause = Mutex<Int?>(nil)
         let turn = try chat.startTurn(to: "Name a river.")
         let reader = Task {
             var finished = false
+            var tokens = 0
             for try await event in turn.events {
                 if case .paced(let seconds, let reason) = event {
                     #expect(seconds > 0)
                     reasons.withLock { $0.append(reason) }
+                    if reason == .thermalPause { tokensBeforePause.withLock { $0 = $0 ?? tokens } }
                 }
+                if case .token = event { tokens += 1 }
                 if case .finished = event { finished = true }
             }
             return finished
@@ -64,6 +72,8 @@ struct ChatEventsTests {
         #expect(reasons.withLock { $0.contains(.thermalPause) }, "\(reasons.withLock { $0 })")
         engine.update(.nominal)
         #expect(try await reader.value)
+        // The prompt paused before any token: nothing of the turn ran at EMERGENCY.
+        #expect(tokensBeforePause.withLock { $0 } == 0)
     }
 
     @Test("a background turn on a phone warm from the app's own work waits to cool; cancelling it ends the stream and leaves no trace")
