@@ -339,19 +339,7 @@ public final class InterleavedWeights: @unchecked Sendable {
                     let activation = activationRow + block * 36
                     let quants = (activation + 4).assumingMemoryBound(to: Int8.self)
                     let packed = source + 128
-                    var integerLow = SIMD16<Int32>(), integerHigh = SIMD16<Int32>()
-                    // Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in 16 bits.
-                    for half in 0..<2 {
-                        var partial = SIMD32<Int16>()
-                        for j in (half * 8)..<(half * 8 + 8) {
-                            let (first, second) = Widening.nibbles(packed + j * 32)
-                            partial &+= first &* SIMD32<Int16>(repeating: Int16(quants[j]))
-                                &+ second &* SIMD32<Int16>(repeating: Int16(quants[j + 16]))
-                        }
-                        let (partialLow, partialHigh) = Widening.words(partial)
-                        integerLow &+= partialLow
-                        integerHigh &+= partialHigh
-                    }
+                    let (integerLow, integerHigh) = Self.nibbleBlockSums(packed, quants)
                     let activationScale = loadHalf(activation, 0)
                     let activationSum = loadHalf(activation, 2)
                     low += Widening.floats(integerLow) * (Widening.halves(source) * activationScale)
@@ -364,6 +352,25 @@ public final class InterleavedWeights: @unchecked Sendable {
                 destination.storeBytes(of: high + minimumHigh, toByteOffset: 64, as: SIMD16<Float>.self)
             }
         }
+    }
+
+    /// The integer sums of one 32-element block of 32 rows' packed nibbles (byte j of the rows at
+    /// `packed + j * 32`: element j low, j + 16 high) with 32 activation quants: rows 0..<16 and
+    /// 16..<32. Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in 16 bits.
+    @inline(__always)
+    static func nibbleBlockSums(_ packed: UnsafeRawPointer, _ quants: UnsafePointer<Int8>) -> (low: SIMD16<Int32>, high: SIMD16<Int32>) {
+        var low = SIMD16<Int32>(), high = SIMD16<Int32>()
+        for half in 0..<2 {
+            var partial = SIMD32<Int16>()
+            for j in (half * 8)..<(half * 8 + 8) {
+                let (first, second) = Widening.nibbles(packed + j * 32)
+                partial &+= first &* SIMD32<Int16>(repeating: Int16(quants[j])) &+ second &* SIMD32<Int16>(repeating: Int16(quants[j + 16]))
+            }
+            let (partialLow, partialHigh) = Widening.words(partial)
+            low &+= partialLow
+            high &+= partialHigh
+        }
+        return (low, high)
     }
 
     /// `output[t * rows + r]` for Q8_0 weights and Q8_0 activations, in llama.cpp's order (see

@@ -103,19 +103,7 @@ extension InterleavedWeights {
                     let quants = (activation + Q8_KBlock.quants + sub * 32).assumingMemoryBound(to: Int8.self)
                     let packed = source + Q4_KGroupSuperBlock.quants + sub * Q4_KGroupSuperBlock.subBlockQuantBytes
                     ember_prefetch(packed + 4096)
-                    var subLow = SIMD16<Int32>(), subHigh = SIMD16<Int32>()
-                    // Eight byte positions at a time: 8 × 2 products of at most 15 · 128 fit in 16 bits.
-                    for half in 0..<2 {
-                        var partial = SIMD32<Int16>()
-                        for j in (half * 8)..<(half * 8 + 8) {
-                            let (first, second) = Widening.nibbles(packed + j * 32)
-                            partial &+= first &* SIMD32<Int16>(repeating: Int16(quants[j]))
-                                &+ second &* SIMD32<Int16>(repeating: Int16(quants[j + 16]))
-                        }
-                        let (partialLow, partialHigh) = Widening.words(partial)
-                        subLow &+= partialLow
-                        subHigh &+= partialHigh
-                    }
+                    let (subLow, subHigh) = Self.nibbleBlockSums(packed, quants)
                     let scales = source + Q4_KGroupSuperBlock.subBlockScales + sub * 32
                     integerLow &+= subLow &* Widening.unsignedBytes32(scales)
                     integerHigh &+= subHigh &* Widening.unsignedBytes32(scales + 16)
